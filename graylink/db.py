@@ -1,0 +1,307 @@
+"""The SQLite database: peewee models, forward migrations, dirty marks, metadata.
+
+Paths are stored as BLOBs holding the exact bytes the filesystem gave us,
+relative to the source root (the root itself is ``b""``). Names that are not
+valid UTF-8 or that contain newlines therefore round-trip exactly; a subtree
+is a byte range (``p`` or ``p/...``), which SQLite answers from the index.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import sqlite3
+import time
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+
+import peewee as pw
+
+from graylink.errors import DatabaseError
+
+log = logging.getLogger(__name__)
+
+
+# ------------------------------------------------------------------- models
+
+
+class _Base(pw.Model):
+    class Meta:
+        legacy_table_names = False
+
+
+class MetaValue(_Base):
+    key = pw.TextField(primary_key=True)
+    value = pw.TextField()
+
+
+class AppliedMigration(_Base):
+    name = pw.TextField(primary_key=True)
+    applied_at = pw.FloatField()
+
+
+class Directory(_Base):
+    path = pw.BlobField(unique=True)
+    mtime_ns = pw.BigIntegerField(default=0)
+    fingerprint = pw.BlobField(null=True)
+    listed_ns = pw.BigIntegerField(default=0)
+
+
+class IndexedFile(_Base):
+    directory = pw.ForeignKeyField(Directory, on_delete="CASCADE", column_name="dir_id", index=False)
+    name = pw.BlobField()
+    size = pw.BigIntegerField()
+    mtime_ns = pw.BigIntegerField()
+
+    class Meta:
+        table_name = "file"
+        indexes = ((("directory", "name"), True),)
+
+
+class DirtyMark(_Base):
+    path = pw.BlobField(index=True)
+    reason = pw.TextField()
+    marked_at = pw.FloatField()
+    recursive = pw.BooleanField(default=True)
+    indexed = pw.BooleanField(default=False)
+
+    class Meta:
+        table_name = "dirty"
+
+
+class OwnedLink(_Base):
+    dir = pw.BlobField()
+    name = pw.BlobField()
+    target = pw.BlobField()
+    source = pw.BlobField()
+
+    class Meta:
+        table_name = "link"
+        primary_key = pw.CompositeKey("dir", "name")
+
+
+class LinkDir(_Base):
+    path = pw.BlobField(primary_key=True)
+
+    class Meta:
+        table_name = "link_dir"
+
+
+MODELS: list[type[pw.Model]] = [MetaValue, AppliedMigration, Directory, IndexedFile, DirtyMark, OwnedLink, LinkDir]
+
+
+# --------------------------------------------------------------- migrations
+
+
+def _m0001_initial(db: pw.SqliteDatabase) -> None:
+    db.create_tables([Directory, IndexedFile, DirtyMark, OwnedLink, LinkDir])
+
+
+# Forward migrations, applied in order, each once, by name. Append only: a
+# database records the names it has, so a newer graylink knows what to add and
+# an older one can tell that a database is newer than itself.
+MIGRATIONS: list[tuple[str, Callable[[pw.SqliteDatabase], None]]] = [
+    ("0001_initial", _m0001_initial),
+]
+
+SCHEMA_VERSION = len(MIGRATIONS)
+
+
+# -------------------------------------------------------------- path ranges
+
+
+def subtree_bounds(path: bytes) -> tuple[bytes, bytes]:
+    """The half-open byte range ``[lo, hi)`` of every path strictly below ``path``."""
+    if not path:
+        return b"", b"\xff" * 8  # the root: every non-empty relative path
+    return path + b"/", path + b"0"  # '0' is the byte after '/'
+
+
+def parent_of(path: bytes) -> bytes:
+    head, _, _ = path.rpartition(b"/")
+    return head
+
+
+def join(parent: bytes, name: bytes) -> bytes:
+    return parent + b"/" + name if parent else name
+
+
+def normalize_rel(path: bytes) -> bytes:
+    """``a//b/./c/`` → ``a/b/c``; refuses ``..`` so a mark can never leave the root."""
+    parts = [p for p in path.split(b"/") if p and p != b"."]
+    if b".." in parts:
+        raise ValueError(f"path leaves the root: {path!r}")
+    return b"/".join(parts)
+
+
+# -------------------------------------------------------------------- marks
+
+
+@dataclass(frozen=True, slots=True)
+class Mark:
+    """A dirty subtree: ``recursive`` covers everything below ``path``, else
+    only its direct entries; ``indexed`` says the index is already fresh for it."""
+
+    path: bytes
+    reason: str
+    recursive: bool = True
+    indexed: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class StoredMark:
+    id: int
+    path: bytes
+    reason: str
+    marked_at: float
+    recursive: bool
+    indexed: bool
+
+
+# -------------------------------------------------------------------- store
+
+
+class Store:
+    """One open graylink database."""
+
+    def __init__(self, path: str, *, readonly: bool = False) -> None:
+        self.path = path
+        self.readonly = readonly
+        self.db = pw.SqliteDatabase(None)
+        self._open()
+
+    # -- lifecycle
+
+    def _open(self) -> None:
+        if self.readonly:
+            if not os.path.exists(self.path):
+                raise DatabaseError(f"no database at {self.path}: run 'graylink reconcile' first")
+        else:
+            parent = os.path.dirname(self.path)
+            try:
+                os.makedirs(parent, exist_ok=True)
+            except OSError as exc:
+                raise DatabaseError(f"cannot create database folder {parent}: {exc.strerror}") from None
+        pragmas = {"foreign_keys": 1, "busy_timeout": 10000, "cache_size": -16000}
+        if not self.readonly:
+            pragmas.update({"journal_mode": "wal", "synchronous": "normal"})
+        try:
+            self.db.init(self.path, pragmas=pragmas, check_same_thread=False)
+            self.db.bind(MODELS, bind_refs=False, bind_backrefs=False)
+            self.db.connect()
+            self.db.execute_sql("SELECT count(*) FROM sqlite_master").fetchone()
+        except (pw.DatabaseError, sqlite3.DatabaseError) as exc:
+            self._close_quietly()
+            raise DatabaseError(
+                f"{self.path} is not a usable graylink database ({exc}); "
+                "restore a backup with 'graylink db restore FILE' or move it away to rebuild by a full scan"
+            ) from None
+        except pw.OperationalError as exc:  # pragma: no cover - covered by the DatabaseError branch on most builds
+            self._close_quietly()
+            raise DatabaseError(f"cannot open database {self.path}: {exc}") from None
+        self.migrate()
+
+    def _close_quietly(self) -> None:
+        try:
+            self.db.close()
+        except pw.PeeweeException:
+            pass
+
+    def close(self) -> None:
+        if not self.db.is_closed():
+            self.db.close()
+
+    def __enter__(self) -> Store:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # -- migrations
+
+    def applied_migrations(self) -> list[str]:
+        if not self.db.table_exists("applied_migration"):
+            return []
+        return [row[0] for row in self.db.execute_sql("SELECT name FROM applied_migration")]
+
+    def migrate(self) -> None:
+        applied = set(self.applied_migrations())
+        known = [name for name, _ in MIGRATIONS]
+        unknown = applied - set(known)
+        if unknown:
+            raise DatabaseError(
+                f"{self.path} was written by a newer graylink (schema {sorted(unknown)[-1]}); upgrade graylink"
+            )
+        pending = [(name, fn) for name, fn in MIGRATIONS if name not in applied]
+        if not pending:
+            return
+        if self.readonly:
+            raise DatabaseError(f"{self.path} needs an upgrade: run 'graylink reconcile' once")
+        with self.db.atomic():
+            self.db.create_tables([MetaValue, AppliedMigration])
+            for name, fn in pending:
+                log.debug("applying migration %s", name)
+                fn(self.db)
+                AppliedMigration.insert(name=name, applied_at=time.time()).execute()
+            self.db.execute_sql(f"PRAGMA user_version = {len(known)}")
+
+    @property
+    def schema_version(self) -> int:
+        return len(self.applied_migrations())
+
+    # -- transactions
+
+    @contextmanager
+    def atomic(self) -> Iterator[None]:
+        with self.db.atomic():
+            yield
+
+    def execute(self, sql: str, params: tuple[object, ...] | list[object] = ()) -> sqlite3.Cursor:
+        cursor: sqlite3.Cursor = self.db.execute_sql(sql, params)
+        return cursor
+
+    def executemany(self, sql: str, rows: Iterable[tuple[object, ...]]) -> None:
+        self.db.connection().executemany(sql, rows)
+
+    # -- metadata
+
+    def get_meta(self, key: str, default: str | None = None) -> str | None:
+        row = self.execute("SELECT value FROM meta_value WHERE key = ?", (key,)).fetchone()
+        return default if row is None else str(row[0])
+
+    def set_meta(self, key: str, value: str) -> None:
+        self.execute("INSERT OR REPLACE INTO meta_value (key, value) VALUES (?, ?)", (key, value))
+
+    # -- dirty marks
+
+    def add_marks(self, marks: Iterable[Mark]) -> int:
+        now = time.time()
+        rows = [(m.path, m.reason, now, int(m.recursive), int(m.indexed)) for m in marks]
+        if rows:
+            self.executemany(
+                "INSERT INTO dirty (path, reason, marked_at, recursive, indexed) VALUES (?, ?, ?, ?, ?)", rows
+            )
+        return len(rows)
+
+    def pending_marks(self) -> list[StoredMark]:
+        cursor = self.execute("SELECT id, path, reason, marked_at, recursive, indexed FROM dirty ORDER BY id")
+        return [
+            StoredMark(row[0], bytes(row[1]), row[2], row[3], bool(row[4]), bool(row[5])) for row in cursor
+        ]
+
+    def set_marks_indexed(self, ids: Iterable[int]) -> None:
+        self.executemany("UPDATE dirty SET indexed = 1 WHERE id = ?", ((i,) for i in ids))
+
+    def clear_marks(self, ids: Iterable[int]) -> None:
+        self.executemany("DELETE FROM dirty WHERE id = ?", ((i,) for i in ids))
+
+    # -- counts
+
+    def count(self, table: str) -> int:
+        if table not in {"directory", "file", "dirty", "link", "link_dir"}:
+            raise ValueError(table)
+        return int(self.execute(f"SELECT count(*) FROM {table}").fetchone()[0])
+
+    def is_empty(self) -> bool:
+        return self.execute("SELECT 1 FROM directory LIMIT 1").fetchone() is None
