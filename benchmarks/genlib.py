@@ -36,12 +36,14 @@ VIDEO_EXTS = (".mkv", ".mp4", ".avi", ".ts", ".m4v", ".rmvb", ".wmv")
 _VIDEO_WEIGHTS = (70, 18, 4, 3, 2, 2, 1)
 
 _EN_WORDS = (
-    "Silent River Dark Night Last Summer Iron Crown Broken Arrow Golden Hour Lost City Red Horizon Cold "
-    "Fire Hidden Garden Winter Light Black Water Long Road Distant Star Glass House Wild Heart Paper Moon "
-    "Storm Empire Secret Shadow Blue Velvet Midnight Train Savage Kingdom Quiet Storm Crimson Tide Northern "
-    "Lights Falling Sky Steel Rain Electric Dream Burning Bridge Hollow Point Endless Ocean First Contact "
-    "Final Frontier Morning Glory Twisted Fate Perfect Stranger Silver Lining Desert Rose"
-).split()
+    "Silent", "River", "Dark", "Night", "Last", "Summer", "Iron", "Crown", "Broken", "Arrow", "Golden", "Hour",
+    "Lost", "City", "Red", "Horizon", "Cold", "Fire", "Hidden", "Garden", "Winter", "Light", "Black", "Water",
+    "Long", "Road", "Distant", "Star", "Glass", "House", "Wild", "Heart", "Paper", "Moon", "Storm", "Empire",
+    "Secret", "Shadow", "Blue", "Velvet", "Midnight", "Train", "Savage", "Kingdom", "Quiet", "Crimson", "Tide",
+    "Northern", "Lights", "Falling", "Sky", "Steel", "Rain", "Electric", "Dream", "Burning", "Bridge", "Hollow",
+    "Point", "Endless", "Ocean", "First", "Contact", "Final", "Frontier", "Morning", "Glory", "Twisted", "Fate",
+    "Perfect", "Stranger", "Silver", "Lining", "Desert", "Rose",
+)  # fmt: skip
 _EN_PATTERNS = ("{a} {b}", "The {a} {b}", "{a} of the {b}", "{a} {b} {c}", "A {a} {b}", "{a}'s {b}")
 
 _JA_WORDS = (
