@@ -96,6 +96,8 @@ class _Names:
     def __init__(self, rng: random.Random) -> None:
         self.rng = rng
         self.seen: set[str] = set()
+        # Every awkward name shows up early, so even a small smoke library has them all.
+        self.odd = list(_ODD_TITLES)
 
     def _unique(self, base: str) -> str:
         name, n = base, 2
@@ -110,7 +112,9 @@ class _Names:
         return pattern.format(a=a, b=b, c=c)
 
     def english(self) -> str:
-        if self.rng.random() < 0.01:
+        if self.odd:
+            base = self.odd.pop(0)
+        elif self.rng.random() < 0.01:
             base = self.rng.choice(_ODD_TITLES)
         else:
             base = self._fill(self.rng.choice(_EN_PATTERNS), _EN_WORDS)
