@@ -47,6 +47,7 @@ sys.path.insert(0, HERE)
 import genlib  # noqa: E402  (a sibling script, not a package)
 
 MB = 1024 * 1024
+RACY_WAIT_S = 1.5
 SNAPSHOT_CODE = (
     "import sys\n"
     "from watchdog.utils.dirsnapshot import DirectorySnapshot\n"
@@ -314,6 +315,10 @@ class Bench:
             "fs": fs_type(self.src),
             "generated_s": round(self.stats.seconds, 2),
         }
+        # graylink re-lists a folder modified within a second of its last
+        # listing (the same timestamp tick may hide a second change); a real
+        # library is not being written that second, so let the clock move on.
+        time.sleep(RACY_WAIT_S)
         self.target = os.path.join(work, "links")
         self.db = os.path.join(work, "graylink.db")
         self.trusted = Graylink(write_ini(os.path.join(work, "trusted.ini"), self.src, self.target, self.db, "yes"))
@@ -598,7 +603,11 @@ class Bench:
         )
         self.report.check("the new file got its link", os.path.islink(link), link)
         if self.supports_loop():
-            self.new_file_in_loop(season, snap)
+            try:
+                self.new_file_in_loop(season, snap)
+            except BenchError as exc:
+                reason = str(exc).strip().splitlines()[-1]
+                self.report.add(Row("4d", "new file → link in the loop", "unavailable", reason[:120]))
 
     def supports_loop(self) -> bool:
         return "--loop" in self.trusted("reconcile", "--help").stdout
