@@ -48,10 +48,14 @@ import genlib  # noqa: E402  (a sibling script, not a package)
 
 MB = 1024 * 1024
 RACY_WAIT_S = 1.5
+# The reference polling observer, in its own process: its wall time, its peak
+# RSS, and (printed) the time of the snapshot alone.
 SNAPSHOT_CODE = (
-    "import sys\n"
+    "import sys, time\n"
     "from watchdog.utils.dirsnapshot import DirectorySnapshot\n"
+    "start = time.perf_counter()\n"
     "DirectorySnapshot(sys.argv[1], recursive=True)\n"
+    "print(time.perf_counter() - start)\n"
 )
 
 
@@ -81,21 +85,46 @@ class BenchError(Exception):
     """A benchmark step could not run (graylink failed, a tool is missing)."""
 
 
+# Measured processes are started by this small launcher, not by the harness:
+# a child's ru_maxrss starts from its parent's RSS at fork, and the harness
+# grows with the library; the launcher (no site, a few MB) does not. It times
+# fork to exit itself, so its own start-up is not counted either.
+LAUNCHER = """
+import os, sys, time
+start = time.perf_counter()
+pid = os.fork()
+if pid == 0:
+    try:
+        os.execvp(sys.argv[2], sys.argv[2:])
+    finally:
+        os._exit(127)
+_, status, usage = os.wait4(pid, 0)
+seconds = time.perf_counter() - start
+with open(sys.argv[1], "w") as out:
+    out.write("%r %d" % (seconds, usage.ru_maxrss))
+code = os.waitstatus_to_exitcode(status)
+sys.exit(code if code >= 0 else 128 - code)
+"""
+
+
 def run(argv: list[str], env: dict[str, str] | None = None, check: bool = True) -> Proc:
-    """Run one process; wall time and its own peak RSS (wait4, not the running max of RUSAGE_CHILDREN)."""
-    with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
-        start = time.perf_counter()
-        proc = subprocess.Popen(argv, stdout=out, stderr=err, stdin=subprocess.DEVNULL, env=env)
-        _, status, usage = os.wait4(proc.pid, 0)
-        seconds = time.perf_counter() - start
-        proc.returncode = os.waitstatus_to_exitcode(status)
+    """Run one process: its wall time and its own peak RSS."""
+    with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err, tempfile.TemporaryDirectory() as tmp:
+        measured = os.path.join(tmp, "measured")
+        launcher = [sys.executable, "-S", "-c", LAUNCHER, measured, *argv]
+        rc = subprocess.run(launcher, stdout=out, stderr=err, stdin=subprocess.DEVNULL, env=env, check=False).returncode
+        try:
+            with open(measured, encoding="ascii") as handle:
+                seconds_text, maxrss_kib = handle.read().split()
+        except OSError:
+            raise BenchError(f"could not start {argv[0]}") from None
         out.seek(0)
         err.seek(0)
         result = Proc(
             argv=argv,
-            rc=proc.returncode,
-            seconds=seconds,
-            maxrss=usage.ru_maxrss * 1024,  # Linux reports KiB
+            rc=rc,
+            seconds=float(seconds_text),
+            maxrss=int(maxrss_kib) * 1024,  # Linux reports KiB
             stdout=out.read().decode("utf-8", "replace"),
             stderr=err.read().decode("utf-8", "replace"),
         )
@@ -142,16 +171,16 @@ def write_ini(path: str, source: str, target: str, database: str, trust: str, in
 # ---------------------------------------------------------------- references
 
 
-def snapshot_in_process(root: str) -> float:
-    from watchdog.utils.dirsnapshot import DirectorySnapshot
+@dataclass
+class Snapshot:
+    process_s: float  # the whole process
+    inner_s: float  # the snapshot alone, as a polling observer pays it each poll
+    maxrss: int
 
-    start = time.perf_counter()
-    DirectorySnapshot(root, recursive=True)
-    return time.perf_counter() - start
 
-
-def snapshot_process(root: str) -> Proc:
-    return run([sys.executable, "-c", SNAPSHOT_CODE, root])
+def snapshot(root: str) -> Snapshot:
+    proc = run([sys.executable, "-c", SNAPSHOT_CODE, root])
+    return Snapshot(proc.seconds, float(proc.stdout.strip()), proc.maxrss)
 
 
 def find_process(root: str) -> Proc:
@@ -325,13 +354,12 @@ class Bench:
         self.untrusted = Graylink(write_ini(os.path.join(work, "untrusted.ini"), self.src, self.target, self.db, "no"))
         self.first_rss: list[int] = []
         self.nochange_rss: list[int] = []
-        self.snapshot_rss: list[int] = []
-        self.snapshot_s: list[float] = []
+        self.snapshots: list[Snapshot] = []
 
     def snapshot_median(self) -> float:
-        if not self.snapshot_s:
-            self.snapshot_s = [snapshot_in_process(self.src) for _ in range(self.repeat)]
-        return median(self.snapshot_s)
+        if not self.snapshots:
+            self.snapshots = [snapshot(self.src) for _ in range(self.repeat)]
+        return median([s.inner_s for s in self.snapshots])
 
     # 1
     def first_run(self) -> None:
@@ -400,10 +428,9 @@ class Bench:
                 listed.append(int(doc["stats"]["dirs_listed"]))
                 planned.append(sum(int(v) for v in doc["counts"].values()))
                 self.nochange_rss.append(proc.maxrss)
-                snap = snapshot_process(self.src)
-                ref_proc_s.append(snap.seconds)
-                self.snapshot_rss.append(snap.maxrss)
-                self.snapshot_s.append(snapshot_in_process(self.src))
+                snap = snapshot(self.src)
+                ref_proc_s.append(snap.process_s)
+                self.snapshots.append(snap)
         finally:
             version.close()
         loop_ratio = median(loop_s) / self.snapshot_median()
@@ -648,7 +675,7 @@ class Bench:
     # 5
     def memory(self) -> None:
         peak = max(self.nochange_rss)
-        ref = max(self.snapshot_rss)
+        ref = max(s.maxrss for s in self.snapshots)
         at = f"at {self.stats.files} files" + ("" if self.stats.files >= 1_000_000 else "; target is for 1M")
         self.report.add(
             Row(
@@ -819,9 +846,9 @@ def main(argv: list[str] | None = None) -> int:
             bench = Bench(work, args.files, args.repeat, report)
             steps: list[tuple[str, Callable[[], None]]] = [
                 ("first run", bench.first_run),
+                ("start-up", bench.startup),
                 ("no-change, trusted", bench.no_change_trusted),
                 ("no-change, untrusted", bench.no_change_untrusted),
-                ("start-up", bench.startup),
                 ("new file", bench.new_file),
                 ("memory", bench.memory),
             ]
