@@ -253,31 +253,51 @@ def fs_type(path: str) -> str:
     return kind
 
 
+def inodes_needed(files: int) -> int:
+    # The library, graylink's links and folders, and one cp -rs copy at a time.
+    return int(files * 2.6) + 20_000
+
+
 @contextlib.contextmanager
-def workspace(requested: str | None, keep: bool) -> Iterator[str]:
-    """A fresh folder on tmpfs: the one asked for, else /dev/shm, else a tmpfs mounted for the run."""
+def workspace(requested: str | None, keep: bool, files: int) -> Iterator[str]:
+    """A fresh folder: the one asked for, else on /dev/shm when it has room, else on a tmpfs mounted for the run."""
     mounted = ""
+    need = inodes_needed(files)
     if requested:
         os.makedirs(requested, exist_ok=True)
         base = requested
-    elif os.path.isdir("/dev/shm") and fs_type("/dev/shm") == "tmpfs" and os.access("/dev/shm", os.W_OK):
+    elif fs_type("/dev/shm") == "tmpfs" and os.access("/dev/shm", os.W_OK) and free_inodes("/dev/shm") > need:
         base = "/dev/shm"
     else:
+        # /dev/shm is missing or too full (tmpfs limits inodes too): a tmpfs of our own.
         mounted = tempfile.mkdtemp(prefix="graylink-bench-tmpfs-")
-        if subprocess.run(["mount", "-t", "tmpfs", "-o", "size=8g", "tmpfs", mounted], check=False).returncode:
-            raise BenchError("no tmpfs: /dev/shm is missing and mounting one failed (run as root or pass --workdir)")
+        options = f"size={max(1, need // 200_000)}g,nr_inodes={need + need // 5},mode=0700"
+        if subprocess.run(["mount", "-t", "tmpfs", "-o", options, "tmpfs", mounted], check=False).returncode:
+            os.rmdir(mounted)
+            raise BenchError(
+                f"no tmpfs with room for {need} inodes: /dev/shm has {free_inodes('/dev/shm')} free "
+                "and mounting one failed (run as root, or pass --workdir)"
+            )
         base = mounted
     work = tempfile.mkdtemp(prefix="graylink-bench-", dir=base)
     try:
         yield work
     finally:
-        if keep:
+        if keep and not mounted:
             print(f"kept {work}", file=sys.stderr)
         else:
             shutil.rmtree(work, ignore_errors=True)
         if mounted:
             subprocess.run(["umount", mounted], check=False)
-            os.rmdir(mounted)
+            with contextlib.suppress(OSError):
+                os.rmdir(mounted)
+
+
+def free_inodes(path: str) -> int:
+    try:
+        return os.statvfs(path).f_favail
+    except OSError:
+        return 0
 
 
 def machine_info() -> dict[str, str]:
@@ -832,7 +852,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--rclone", action="store_true", help="also measure through a real rclone mount of the tree")
     parser.add_argument("--json", metavar="FILE", help="also write the results as JSON")
     parser.add_argument("--workdir", metavar="DIR", help="where to build (default: a folder on /dev/shm)")
-    parser.add_argument("--keep", action="store_true", help="keep the library, links and DB afterwards")
+    parser.add_argument(
+        "--keep", action="store_true", help="keep the library, links and DB afterwards (not on a tmpfs of its own)"
+    )
     args = parser.parse_args(argv)
     if not 1 <= args.files <= genlib.MAX_FILES:
         parser.error(f"--files must be between 1 and {genlib.MAX_FILES}")
@@ -841,7 +863,7 @@ def main(argv: list[str] | None = None) -> int:
 
     report = Report(machine=machine_info(), library={}, repeat=args.repeat)
     try:
-        with workspace(args.workdir, args.keep) as work:
+        with workspace(args.workdir, args.keep, args.files) as work:
             print(f"building a {args.files}-file library in {work} ...", file=sys.stderr, flush=True)
             bench = Bench(work, args.files, args.repeat, report)
             steps: list[tuple[str, Callable[[], None]]] = [
