@@ -18,6 +18,8 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from operator import itemgetter
+from typing import Any
 
 from graylink.config import Config
 from graylink.db import Mark, Store, StoredMark, join, parent_of, subtree_bounds
@@ -123,11 +125,10 @@ def collapse(items: list[tuple[bytes, bool]]) -> list[Scope]:
     return scopes
 
 
-def _grouped(
-    rows: Iterator[tuple[bytes, bytes, bytes]], tag: int
-) -> Iterator[tuple[bytes, int, list[tuple[bytes, bytes]]]]:
-    for key, group in itertools.groupby(rows, key=lambda row: row[0]):
-        yield key, tag, [(row[1], row[2]) for row in group]
+def _grouped(rows: Iterator[tuple[Any, ...]], tag: int) -> Iterator[tuple[bytes, int, list[tuple[Any, ...]]]]:
+    """Rows sorted by their first column, as (that column, tag, rows) per value."""
+    for key, group in itertools.groupby(rows, key=itemgetter(0)):
+        yield key, tag, list(group)
 
 
 def owned_rows(store: Store, scope: Scope) -> Iterator[tuple[bytes, bytes, bytes]]:
@@ -147,29 +148,33 @@ def plan_scope(store: Store, space: LinkSpace, rules: Rules, scope: Scope) -> li
     """Plan one scope, directory by directory, streaming the index and the link table."""
     index = Index(store)
     target_dirs = walk_dirs(space.target, scope.path) if scope.recursive else [scope.path]
-    desired_rows = ((r.dir, r.name, b"") for r in index.files_under(scope.path, scope.recursive))
     streams = [
-        _grouped(desired_rows, 0),
+        _grouped(index.files_under(scope.path, scope.recursive), 0),
         _grouped(owned_rows(store, scope), 1),
         ((d, 2, []) for d in target_dirs),
     ]
     actions: list[Action] = []
-    merged = heapq.merge(*streams, key=lambda item: item[0])
-    for rel_dir, items in itertools.groupby(merged, key=lambda item: item[0]):
+    wants_file = rules.wants_file
+    merged = heapq.merge(*streams, key=itemgetter(0))
+    for rel_dir, items in itertools.groupby(merged, key=itemgetter(0)):
         desired: dict[bytes, Desired] = {}
         owned: dict[bytes, bytes] = {}
         on_disk = False
         for _, tag, rows in items:
-            if tag == 0 and rules.wants_dir(rel_dir):
-                for name, _unused in rows:
-                    if rules.wants_file(name):
-                        rel = join(rel_dir, name)
-                        desired[name] = Desired(space.link_target(rel), rel)
+            if tag == 0:
+                if rules.wants_dir(rel_dir):
+                    for row in rows:
+                        name = row[1]
+                        if wants_file(name):
+                            rel = join(rel_dir, name)
+                            desired[name] = Desired(space.link_target(rel), rel)
             elif tag == 1:
-                owned.update(rows)
-            elif tag == 2:
+                owned.update((row[1], row[2]) for row in rows)
+            else:
                 on_disk = True
-        if not desired and not owned and not on_disk:
+        if not on_disk and not owned and scope.recursive:
+            # Nothing on disk and nothing recorded: every wanted link is a create.
+            actions.extend(Action(Op.CREATE, d.source, d.target, d.source) for d in desired.values())
             continue
         actual = read_dir(space.target, rel_dir) if on_disk or not scope.recursive else {}
         actions.extend(plan_dir(space, rel_dir, desired, actual, owned))

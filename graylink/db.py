@@ -179,7 +179,7 @@ class Store:
             if not os.path.exists(self.path):
                 raise DatabaseError(f"no database at {self.path}: run 'graylink reconcile' first")
         else:
-            parent = os.path.dirname(self.path)
+            parent = os.path.dirname(os.path.abspath(self.path))
             try:
                 os.makedirs(parent, exist_ok=True)
             except OSError as exc:
