@@ -100,7 +100,7 @@ class FakeMediaServer:
             def _path(self) -> str:
                 path = self.path.split("?", 1)[0]
                 if server.kind == "emby" and path.lower().startswith("/emby/"):
-                    path = path[len("/emby"):]
+                    path = path[len("/emby") :]
                 return path
 
             def _record(self, body: Any) -> None:

@@ -245,9 +245,7 @@ def test_collapsed_deletions_say_deleted_only_when_the_folder_is_gone(tmp_path: 
     kept, gone = tmp_path / "kept", tmp_path / "gone"
     kept.mkdir()
     updates = {os.fsencode(f"{d}/e{i}.mkv"): DELETED for d in (kept, gone) for i in range(21)}
-    entries = build_entries(
-        updates, 20, (), floors=[os.fsencode(tmp_path)], is_gone=lambda p: not os.path.lexists(p)
-    )
+    entries = build_entries(updates, 20, (), floors=[os.fsencode(tmp_path)], is_gone=lambda p: not os.path.lexists(p))
     assert {(e.path, e.update_type) for e in entries} == {(str(kept), MODIFIED), (str(gone), DELETED)}
 
 
@@ -496,3 +494,99 @@ def test_doctor_reports_refused_key_and_unreachable_server(tmp_path: Path, jelly
 def test_doctor_without_url_is_fine(tmp_path: Path) -> None:
     [check] = doctor_checks(full_config(tmp_path, emby_config("")))
     assert check.ok
+
+
+# ------------------------------------------------------- the reconcile cycle
+
+
+def make_source(root: Path) -> None:
+    for rel in ("Movies/A (2001)/A.mkv", "TV/Show/Season 1/e1.mkv", "TV/Show/Season 1/e2.mkv", "TV/Show/notes.txt"):
+        path = root / rel
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(b"video")
+
+
+def cycle_config(tmp_path: Path, url: str, **emby: str) -> Config:
+    raw = {
+        "paths": {
+            "source": str(tmp_path / "src"),
+            "target": str(tmp_path / "links"),
+            "database": str(tmp_path / "db" / "g.db"),
+        },
+        "emby": {"url": url, "api_key": KEY, "path_map": f"{tmp_path / 'links'}=/media", **emby},
+    }
+    return parse_raw(raw)
+
+
+def test_reconcile_sends_one_request_for_its_changes(tmp_path: Path, emby: FakeMediaServer) -> None:
+    from graylink.cycle import CycleOptions, run_cycle
+
+    make_source(tmp_path / "src")
+    config = cycle_config(tmp_path, emby.url)
+    with Store(config.paths.database) as store:
+        first = run_cycle(config, store, CycleOptions())
+        assert first.exit_code == 0 and first.emby is not None and first.emby.sent == 3
+        assert os.path.islink(tmp_path / "links" / "TV" / "Show" / "Season 1" / "e1.mkv")
+        assert sorted((u["Path"], u["UpdateType"]) for u in updates_of(emby)[0]) == [
+            ("/media/Movies/A (2001)/A.mkv", "Created"),
+            ("/media/TV/Show/Season 1/e1.mkv", "Created"),
+            ("/media/TV/Show/Season 1/e2.mkv", "Created"),
+        ]
+
+        unchanged = run_cycle(config, store, CycleOptions())
+        assert unchanged.emby is not None and unchanged.emby.mode == "none"
+        assert len(emby.posts()) == 1
+
+        (tmp_path / "src" / "TV" / "Show" / "Season 1" / "e2.mkv").unlink()
+        run_cycle(config, store, CycleOptions())
+        assert updates_of(emby)[-1] == [{"Path": "/media/TV/Show/Season 1/e2.mkv", "UpdateType": "Deleted"}]
+
+        dry = run_cycle(config, store, CycleOptions(dry_run=True))
+        assert dry.emby is None and len(emby.posts()) == 2
+
+
+def test_reconcile_without_url_queues_nothing(tmp_path: Path) -> None:
+    from graylink.cycle import CycleOptions, run_cycle
+
+    make_source(tmp_path / "src")
+    config = cycle_config(tmp_path, "")
+    with Store(config.paths.database) as store:
+        result = run_cycle(config, store, CycleOptions())
+        assert result.exit_code == 0 and result.emby is None and result.plan.counts()["create"] == 3
+        assert queue_status(store)["pending"] == 0
+
+
+def test_reconcile_cli_exits_1_while_the_server_is_down_then_delivers(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    make_source(tmp_path / "src")
+    repo = Path(__file__).resolve().parents[1]
+    env = {
+        **os.environ,
+        "PYTHONPATH": str(repo),
+        "GRAYLINK_PATHS_SOURCE": str(tmp_path / "src"),
+        "GRAYLINK_PATHS_TARGET": str(tmp_path / "links"),
+        "GRAYLINK_PATHS_DATABASE": str(tmp_path / "db" / "g.db"),
+        "GRAYLINK_EMBY_URL": dead_url(),
+        "GRAYLINK_EMBY_API_KEY": KEY,
+        "GRAYLINK_EMBY_SERVER": "emby",
+    }
+    env.pop("GRAYLINK_CONFIG", None)
+    command = [sys.executable, "-m", "graylink", "reconcile", "--json"]
+    # Three refused connections and two backoff pauses (1 s + 2 s) of the real sleep.
+    down = subprocess.run(command, env=env, cwd=tmp_path, capture_output=True, text=True, timeout=60)
+    assert down.returncode == 1, down.stderr
+    assert "links themselves are done" in down.stderr
+    assert KEY not in down.stderr + down.stdout
+    document = json.loads(down.stdout)
+    assert document["emby"]["ok"] is False and document["emby"]["pending"] == 3
+    assert os.path.islink(tmp_path / "links" / "Movies" / "A (2001)" / "A.mkv")
+
+    with FakeMediaServer("emby", KEY) as server:
+        up = subprocess.run(
+            command, env={**env, "GRAYLINK_EMBY_URL": server.url}, cwd=tmp_path, capture_output=True, text=True
+        )
+        assert up.returncode == 0, up.stderr
+        assert json.loads(up.stdout)["emby"]["sent"] == 3
+        assert len(updates_of(server)) == 1 and len(updates_of(server)[0]) == 3

@@ -360,9 +360,7 @@ def _send(
             wait = BACKOFF[min(attempt, len(BACKOFF) - 1)]
             if exc.retry_after is not None:
                 if exc.retry_after > MAX_RETRY_AFTER:
-                    result.error = (
-                        f"media server at {url} asked to wait {exc.retry_after:.0f} s ({exc.reason}); {kept}"
-                    )
+                    result.error = f"media server at {url} asked to wait {exc.retry_after:.0f} s ({exc.reason}); {kept}"
                     return
                 wait = max(wait, exc.retry_after)
             log.info("media server at %s: %s; trying again in %.0f s", url, exc.reason, wait)

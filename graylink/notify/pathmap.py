@@ -30,7 +30,7 @@ def map_path(path: str, pairs: PathMap) -> str:
         src = src.rstrip("/") or "/"
         if not _under(path, src):
             continue
-        rest = path[len(src):] if src != "/" else path[1:]
+        rest = path[len(src) :] if src != "/" else path[1:]
         rest = rest.lstrip("/")
         base = dst.rstrip("/") or "/"
         if not rest:
