@@ -10,10 +10,12 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from graylink.config import Config, EmbyConfig, parse_raw
 from graylink.db import Store
-from graylink.notify.batch import CREATED, DELETED, MODIFIED, build_entries, collapse, merge
+from graylink.notify.batch import CREATED, DELETED, MODIFIED, QUEUED_OPS, build_entries, collapse, merge
 from graylink.notify.emby import (
     DeliveryResult,
     deliver,
@@ -590,3 +592,27 @@ def test_reconcile_cli_exits_1_while_the_server_is_down_then_delivers(tmp_path: 
         assert up.returncode == 0, up.stderr
         assert json.loads(up.stdout)["emby"]["sent"] == 3
         assert len(updates_of(server)) == 1 and len(updates_of(server)[0]) == 3
+
+
+# ------------------------------------------------------------ properties
+
+_names = st.sampled_from(["a", "b", "c", "Season 1", "é"])
+_rel_paths = st.lists(_names, min_size=1, max_size=4).map("/".join)
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    changes=st.lists(st.tuples(_rel_paths, st.sampled_from(list(QUEUED_OPS))), min_size=1, max_size=60),
+    threshold=st.integers(min_value=1, max_value=5),
+)
+def test_every_change_is_covered_by_exactly_the_entries_sent(changes: list[tuple[str, Op]], threshold: int) -> None:
+    rows = [(f"/srv/links/{rel}".encode(), op) for rel, op in changes]
+    entries = build_entries(merge(rows), threshold, (("/srv/links", "/media"),), floors=[b"/srv/links"])
+    paths = [e.path for e in entries]
+    assert len(paths) == len(set(paths)) <= len({p for p, _ in rows})
+    for path in paths:
+        assert path.startswith("/media/")  # never the root itself, never unmapped
+        assert not any(path.startswith(other + "/") for other in paths)  # no entry inside another
+    for rel, _ in changes:
+        mapped = f"/media/{rel}"
+        assert any(mapped == p or mapped.startswith(p + "/") for p in paths)
