@@ -10,6 +10,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from emby_server import Answer, FakeMediaServer
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -25,7 +26,6 @@ from graylink.notify.emby import (
 )
 from graylink.notify.pathmap import map_path
 from graylink.reconciler import Op
-from tests.emby_server import Answer, FakeMediaServer
 
 KEY = "made-up-key-5f3a9c0e"
 UPDATED = "/Library/Media/Updated"
