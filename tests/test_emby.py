@@ -311,6 +311,13 @@ def test_retry_after_is_honoured(store: Store, emby: FakeMediaServer) -> None:
     assert len(emby.posts()) == 3
 
 
+def test_retry_after_as_an_http_date(store: Store, emby: FakeMediaServer) -> None:
+    emby.answer(Answer(503, {"Retry-After": "Wed, 21 Oct 2015 07:28:00 GMT"}))  # already past
+    queue(store, (Op.CREATE, "/links/Movies/a.mkv"))
+    sleeps = Sleeps()
+    assert deliver(emby_config(emby.url), store, sleep=sleeps).ok and sleeps == [1.0]
+
+
 def test_a_long_retry_after_is_left_for_the_next_run(store: Store, emby: FakeMediaServer) -> None:
     emby.answer(Answer(429, {"Retry-After": "3600"}))
     queue(store, (Op.CREATE, "/links/Movies/a.mkv"))

@@ -39,10 +39,6 @@ def map_path(path: str, pairs: PathMap) -> str:
     return path
 
 
-def is_mapped(path: str, pairs: PathMap) -> bool:
-    return any(_under(path, src.rstrip("/") or "/") for src, _ in pairs)
-
-
 def is_under(path: str, folder: str) -> bool:
     """Whether ``path`` is ``folder`` or lies below it, by whole components."""
     return _under(path.rstrip("/") or "/", folder.rstrip("/") or "/")
