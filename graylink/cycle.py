@@ -29,7 +29,9 @@ from graylink.index import Index
 from graylink.links import Applier, ApplyResult
 from graylink.linktree import read_dir, walk_dirs
 from graylink.listing import MountGone
+from graylink.notify.emby import DeliveryResult, deliver, enqueue
 from graylink.reconciler import (
+    TEMP_RE,
     Action,
     Desired,
     LinkSpace,
@@ -75,11 +77,13 @@ class CycleResult:
     failures: list[str] = field(default_factory=list)
     stopped: str = ""
     applied: ApplyResult | None = None
+    emby: DeliveryResult | None = None  # None when no [emby] url is set (or a dry run)
 
     @property
     def exit_code(self) -> int:
         counts = self.plan.counts()
-        return 1 if counts["conflict"] or counts["braked"] or self.failures or self.stopped else 0
+        undelivered = self.emby is not None and not self.emby.ok
+        return 1 if counts["conflict"] or counts["braked"] or self.failures or self.stopped or undelivered else 0
 
 
 @dataclass(frozen=True)
@@ -231,6 +235,8 @@ class Cycle:
             log.error("prune brake: %s", plan.brake_reason)
         if not self.options.dry_run:
             self._apply_and_record(plan, marks, result)
+            if self.config.emby.url:
+                result.emby = self._notify()
         self.stats.duration_s = round(time.monotonic() - started, 6)
         return result
 
@@ -318,6 +324,25 @@ class Cycle:
             if self.full and not keep and not result.failures:
                 store.set_meta(META_LAST_FULL, str(time.time()))
 
+    def _notify(self) -> DeliveryResult:
+        """Tell the media server what changed: this run's changes and any still queued."""
+        delivery = deliver(self.config.emby, self.store, tree_root=self.config.paths.target)
+        if not delivery.ok:
+            log.warning(
+                "the links themselves are done; %d media server updates stay queued for the next run",
+                delivery.pending,
+            )
+        return delivery
+
+    def _emby_changes(self, applied: ApplyResult) -> list[tuple[Op, bytes]]:
+        """The changes the media server must hear about: not conflicts, not leftovers of a killed run."""
+        root = os.fsencode(self.config.paths.target).rstrip(b"/")
+        return [
+            (a.op, root + b"/" + a.link)
+            for a in applied.done
+            if a.op in (Op.CREATE, Op.REPAIR, Op.PRUNE) and not TEMP_RE.match(a.link.rpartition(b"/")[2])
+        ]
+
     def _marks_to_keep(self, plan: Plan, marks: list[StoredMark], applied: ApplyResult) -> set[int]:
         """Marks whose work is unfinished: withheld prunes, failures, an early stop."""
         if applied.stopped:
@@ -344,6 +369,9 @@ class Cycle:
         store.executemany("INSERT OR REPLACE INTO link (dir, name, target, source) VALUES (?, ?, ?, ?)", upserts)
         store.executemany("INSERT OR IGNORE INTO link_dir (path) VALUES (?)", ((d,) for d in applied.made_dirs))
         store.executemany("DELETE FROM link_dir WHERE path = ?", ((d,) for d in applied.removed_dirs))
+        if self.config.emby.url:
+            # Same transaction as the link table: a change is recorded and queued, or neither.
+            enqueue(store, self._emby_changes(applied))
 
     def _is_made_dir(self, rel: bytes) -> bool:
         return self.store.execute("SELECT 1 FROM link_dir WHERE path = ?", (rel,)).fetchone() is not None
