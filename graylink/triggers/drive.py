@@ -340,6 +340,7 @@ def marks_for_change(change: Change, resolver: Resolver) -> set[Mark]:
             old_paths = [join(p, encode_name(change.title)) for p in old_parents if p is not None]
             if cached_old is not None:
                 old_paths.append(cached_old)
+            resolver.cache.drop_subtree(change.item_id, cached_old)
             for old in old_paths:
                 resolver.cache.drop_subtree(change.item_id, old)
                 subtree(old)
@@ -351,18 +352,21 @@ def marks_for_change(change: Change, resolver: Resolver) -> set[Mark]:
                 file_dir(resolver.folder_path(new_parent))
         return marks
 
-    current = resolver.current_path(change.item_id)
     if change.kind == "rename" and change.is_folder:
         olds = {cached_old} if cached_old is not None else set()
+        resolver.cache.drop_subtree(change.item_id, cached_old)  # so the lookup below is fresh
+        current = resolver.current_path(change.item_id)
         if current is not None and change.old_title:
             olds.add(join(_parent(current), encode_name(change.old_title)))
-        for old in olds:
+        for old in olds - {current}:
             resolver.cache.drop_subtree(change.item_id, old)
             subtree(old)
         subtree(current)
         if current is not None:
-            resolver.cache.put(change.item_id, current)  # freshly resolved: keep it
+            resolver.cache.put(change.item_id, current)
         return marks
+
+    current = resolver.current_path(change.item_id)
 
     if change.is_folder and change.kind in ("delete", "create", "restore"):
         if change.kind == "delete" and current is not None:
@@ -598,19 +602,22 @@ def _poll(config: Config, store: Store, cache: CredentialCache | None) -> DriveP
     root_id = _root_id(store, clients, remote, config.drive)
     started_ms = _now_ms()
     cursor_text = store.get_meta(META_CURSOR)
+    overlap_ms = int(config.drive.overlap * 1000)
     if cursor_text is None:
-        # The first poll starts now (the first full scan covers the past); the
-        # query still runs, so a missing scope shows at once.
-        for _ in fetch_activities(clients, root_id, started_ms):
-            pass
+        # The first poll starts now (the first full scan covers the past). What
+        # the next poll's overlap will see again is recorded as handled, and the
+        # query itself shows a missing scope at once.
+        past = [parse_activity(a) for a in fetch_activities(clients, root_id, started_ms - overlap_ms)]
         result = DrivePollResult(0, 0)
         with store.atomic():
+            store.executemany(
+                "INSERT OR IGNORE INTO drive_activity (key, time_ms) VALUES (?, ?)", [(a.key, a.time_ms) for a in past]
+            )
             store.set_meta(META_CURSOR, str(started_ms))
             _record(store, result)
         log.info("drive feed: started, watching changes from now on")
         return result
     cursor = int(cursor_text)
-    overlap_ms = int(config.drive.overlap * 1000)
     fetched = [parse_activity(a) for a in fetch_activities(clients, root_id, cursor - overlap_ms)]
     keys = [a.key for a in fetched]
     handled = _handled_keys(store, keys)
