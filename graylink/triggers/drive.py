@@ -23,6 +23,7 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
+from graylink.checks import Check
 from graylink.config import Config, DriveConfig
 from graylink.db import Mark, Store, join, subtree_bounds
 from graylink.errors import ConfigError
@@ -663,7 +664,7 @@ def _handled_keys(store: Store, keys: list[str]) -> set[str]:
     for start in range(0, len(keys), 500):
         chunk = keys[start : start + 500]
         marks = ",".join("?" * len(chunk))
-        rows = store.execute(f"SELECT key FROM drive_activity WHERE key IN ({marks})", list(chunk))  # noqa: S608
+        rows = store.execute(f"SELECT key FROM drive_activity WHERE key IN ({marks})", list(chunk))
         found.update(str(r[0]) for r in rows)
     return found
 
@@ -688,3 +689,68 @@ def drive_status(store: Store) -> dict[str, Any]:
         "root_id": store.get_meta(META_ROOT_ID),
         "cached_folders": int(store.execute("SELECT count(*) FROM drive_folder").fetchone()[0]),
     }
+
+
+# ------------------------------------------------------------------- doctor
+
+
+def doctor_checks(config: Config) -> list[Check]:
+    """Remote, credential refresh, activity scope, root folder: each with a hint, never a secret."""
+    if not config.drive.enabled:
+        return []
+    checks: list[Check] = []
+    try:
+        remote = read_remote(config.drive)
+    except ConfigError as exc:
+        return [Check("drive remote", False, str(exc), "fix [drive] remote / rclone_config (see 'rclone listremotes')")]
+    where = f"[{remote.name}]" + (f" path {remote.path!r}" if remote.path else "")
+    checks.append(Check("drive remote", True, f"rclone remote {where} in {config.drive.rclone_config}"))
+    try:
+        creds = load_credentials(config.drive, remote)
+        clients = build_clients(config.drive, creds)
+        _ensure_fresh(creds)
+    except (ConfigError, DriveAuthError) as exc:
+        checks.append(Check("drive credentials", False, str(exc), "run 'graylink drive auth'"))
+        return checks
+    except Exception as exc:
+        message, _ = _runtime_error(exc)
+        checks.append(Check("drive credentials", False, message, "run 'graylink drive auth'"))
+        return checks
+    checks.append(Check("drive credentials", True, f"token from {_SOURCE_NAMES[creds.source]} is valid"))
+    try:
+        start, path = root_spec(config.drive, remote)
+        root_id = resolve_root(clients, remote, start, path)
+        checks.append(Check("drive root folder", True, f"the mount root is Drive folder {root_id}"))
+    except DriveAuthError as exc:
+        checks.append(Check("drive root folder", False, str(exc), "check [drive] folder_id and the remote's path"))
+        return checks
+    except Exception as exc:
+        message, _ = _runtime_error(exc)
+        checks.append(Check("drive root folder", False, message, "check [drive] folder_id and the remote's path"))
+        return checks
+    try:
+        for _ in fetch_activities(clients, root_id, _now_ms()):
+            pass
+        checks.append(Check("drive activity scope", True, "the Drive Activity API answers"))
+    except Exception as exc:
+        message, scope = _runtime_error(exc)
+        hint = "see docs/google-drive.md" if scope else "check the network and the Drive Activity API in the console"
+        checks.append(Check("drive activity scope", False, message, hint))
+    return checks
+
+
+_SOURCE_NAMES = {
+    "token_file": "graylink's token file",
+    "rclone": "the rclone remote",
+    "service_account": "the service account",
+}
+
+
+def _ensure_fresh(creds: DriveCredentials) -> None:
+    """Refresh now when the token is expired (or absent), so a refused refresh shows up here."""
+    if creds.credentials.valid or not creds.refreshable:
+        return
+    import google_auth_httplib2
+    import httplib2
+
+    creds.credentials.refresh(google_auth_httplib2.Request(httplib2.Http(timeout=HTTP_TIMEOUT)))
