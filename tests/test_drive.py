@@ -355,17 +355,18 @@ def test_refused_scope_is_one_clear_error(tmp_path, google, drive, caplog):
     assert google.calls("activity.query") == 1
 
 
-def test_expired_access_token_is_refreshed(tmp_path, google, drive):
-    write_rclone_conf(tmp_path / "rclone.conf", google, expires_in=-60, root_folder_id=drive.root)
+def test_expired_access_token_is_refreshed(tmp_path, google, drive, caplog):
+    old_access = write_rclone_conf(tmp_path / "rclone.conf", google, expires_in=-60, root_folder_id=drive.root)
     config = make_config(tmp_path, google)
     cache = CredentialCache()
-    with Store(config.paths.database) as store:
+    with Store(config.paths.database) as store, caplog.at_level(logging.DEBUG):
         assert poll_drive(config, store, cache).error is None
         assert google.calls("token") == 1
         drive.file("b.mkv")
         assert poll_drive(config, store, cache).error is None
         assert google.calls("token") == 1  # kept in memory between polls
-    assert REFRESH in (tmp_path / "rclone.conf").read_text()  # rclone.conf untouched
+    assert old_access in (tmp_path / "rclone.conf").read_text()  # rclone.conf untouched
+    assert not any(s in caplog.text for s in (*SECRETS, "fake-access"))  # not even at debug level
 
 
 def test_revoked_refresh_token_is_a_runtime_error(tmp_path, google, drive):
@@ -447,3 +448,17 @@ def test_status_reports_the_feed(setup, drive):
     assert status["last_result"] == "ok" and status["last_marks"] == 1 and status["total_marks"] == 1
     assert status["cursor_age_s"] is not None and status["root_id"] == drive.root
     assert not any(s in json.dumps(status) for s in SECRETS)
+
+
+def test_shared_drive_root_is_the_team_drive(tmp_path, google):
+    shared = google.add("Team Media", "", folder=True, record=False, item_id="0ASharedDriveId")
+    google.state.items[shared].parents = []  # a shared drive's root has no parent
+    write_rclone_conf(tmp_path / "rclone.conf", google, extra="team_drive = 0ASharedDriveId\n")  # in [gdrive]
+    config = make_config(tmp_path, google)
+    with Store(config.paths.database) as store:
+        start(config, store)
+        assert store.get_meta("drive.root_id") == shared
+        season = google.add("Season 1", shared, folder=True, record=False)
+        google.add("e1.mkv", season)
+        assert poll_drive(config, store).error is None
+        assert marks(store) == {(b"Season 1", False)}
