@@ -286,3 +286,40 @@ def reconcile(
                     log.error("conflict at %s: %s", display(action.link), action.detail)
         click.echo(summary_line(result))
     sys.exit(result.exit_code)
+
+
+# ------------------------------------------------------------------- drive
+
+
+@cli.group()
+def drive() -> None:
+    """The Google Drive Activity feed."""
+
+
+@drive.command("auth")
+@click.option(
+    "--port",
+    type=click.IntRange(0, 65535),
+    default=0,
+    show_default=True,
+    help="Loopback port for Google's answer (0: any free port; fix one to forward it with ssh -L).",
+)
+@click.option("--timeout", "timeout_text", default="10m", show_default=True, help="How long to wait for the answer.")
+@click.pass_obj
+@handle_errors
+def drive_auth(app: AppContext, port: int, timeout_text: str) -> None:
+    """Grant graylink the Drive Activity scope with the rclone remote's OAuth client.
+
+    Prints a consent URL; the answer comes back to a loopback port, or paste the
+    address the browser ends on (for a browser on another machine). The token is
+    stored in [drive] token_file, readable by you only.
+    """
+    from graylink.config import parse_duration
+    from graylink.drive_auth import run_auth
+
+    try:
+        timeout = parse_duration(timeout_text)
+    except ValueError as exc:
+        raise ConfigError(f"--timeout: {exc}") from None
+    path = run_auth(app.config, port=port, timeout=timeout, echo=click.echo, prompt=sys.stdin)
+    click.echo(f"Drive token stored in {path}; the feed now uses it.")

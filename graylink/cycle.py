@@ -43,6 +43,7 @@ from graylink.reconciler import (
 )
 from graylink.rules import Rules
 from graylink.scanner import ProgressFn, Scanner
+from graylink.triggers.drive import DrivePollResult, poll_drive
 from graylink.triggers.walk import walk
 
 log = logging.getLogger(__name__)
@@ -78,6 +79,7 @@ class CycleResult:
     stopped: str = ""
     applied: ApplyResult | None = None
     emby: DeliveryResult | None = None  # None when no [emby] url is set (or a dry run)
+    drive: DrivePollResult | None = None  # the Drive feed's poll, when it ran
 
     @property
     def exit_code(self) -> int:
@@ -221,6 +223,7 @@ class Cycle:
     def run(self) -> CycleResult:
         started = time.monotonic()
         self._check_source()
+        drive = self._poll_drive()
         marks = self._collect_marks()
         scopes = collapse([(m.path, m.recursive) for m in marks])
         self._refresh(marks)
@@ -230,7 +233,7 @@ class Cycle:
         owned_total = self.store.count("link")
         if not self.options.force:
             apply_prune_brake(plan, owned_total, self.config.reconcile.max_prune_fraction)
-        result = CycleResult(plan, self.stats, self.options.dry_run, self.full, self.failures)
+        result = CycleResult(plan, self.stats, self.options.dry_run, self.full, self.failures, drive=drive)
         if plan.brake_reason:
             log.error("prune brake: %s", plan.brake_reason)
         if not self.options.dry_run:
@@ -246,6 +249,17 @@ class Cycle:
         source = self.config.paths.source
         if not os.path.isdir(source):
             raise ConfigError(f"[paths] source {source} is not a directory (or does not exist)")
+
+    def _poll_drive(self) -> DrivePollResult | None:
+        """One poll of the Drive feed, before the walk: its marks (indexed=False) make
+        the refresh re-list exactly the folders it names, even where the walk skips.
+        A failed poll is reported and the cycle goes on with the walk."""
+        if not self.config.drive.enabled or self.options.paths:
+            return None
+        result = poll_drive(self.config, self.store)
+        if result.error is not None:
+            self.failures.append(f"drive feed: {result.error}")
+        return result
 
     def _collect_marks(self) -> list[StoredMark]:
         store = self.store
