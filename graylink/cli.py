@@ -98,3 +98,27 @@ def main() -> None:
         cli.main(prog_name="graylink", standalone_mode=True)
     except ConfigError as exc:  # raised while click resolves a lazy config
         fail(str(exc), exc.exit_code)
+
+
+@cli.command()
+@click.option(
+    "-o",
+    "--output",
+    metavar="FILE.html",
+    help="Where to write the page (default: [snapshot] path, else graylink-snapshot.html beside the database).",
+)
+@click.pass_obj
+@handle_errors
+def snapshot(app: AppContext, output: str | None) -> None:
+    """Write a single-file HTML page of the index, to browse and search it offline."""
+    from graylink.db import Store
+    from graylink.snapshot import default_snapshot_path, write_snapshot
+
+    config = app.config
+    # Read-only, so it runs beside a live 'graylink reconcile --loop'.
+    with Store(config.paths.database, readonly=True) as store:
+        stats = write_snapshot(config, store, output or default_snapshot_path(config))
+    click.echo(
+        f"{stats.path}: {stats.folders} folders, {stats.files} files "
+        f"({stats.videos} videos, {stats.linked} linked), {stats.bytes_written} bytes"
+    )

@@ -28,6 +28,7 @@ import importlib.resources
 import json
 import logging
 import os
+import sqlite3
 import stat
 import tempfile
 import time
@@ -36,11 +37,12 @@ from dataclasses import dataclass
 from typing import IO
 
 import jinja2
+import peewee as pw
 
 from graylink import __version__
 from graylink.config import Config
 from graylink.db import Store, parent_of
-from graylink.errors import GraylinkError
+from graylink.errors import DatabaseError, GraylinkError
 from graylink.rules import Rules
 
 log = logging.getLogger(__name__)
@@ -310,6 +312,9 @@ def write_snapshot(config: Config, store: Store, out_path: str) -> SnapshotStats
     except OSError as exc:
         _unlink_quietly(tmp)
         raise GraylinkError(f"cannot write snapshot to {out_path}: {exc.strerror or exc}") from None
+    except (pw.DatabaseError, sqlite3.DatabaseError) as exc:
+        _unlink_quietly(tmp)
+        raise DatabaseError(f"cannot read the index from {store.path}: {exc}") from None
     except BaseException:
         _unlink_quietly(tmp)
         raise
