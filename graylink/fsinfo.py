@@ -1,0 +1,83 @@
+"""What kind of filesystem holds a path, read from /proc/self/mountinfo.
+
+Directory mtimes are only a reliable change signal on local filesystems; on
+an rclone FUSE mount they do not move when files are added (ARCHITECTURE §4).
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from dataclasses import dataclass
+
+MOUNTINFO = "/proc/self/mountinfo"
+
+# Local filesystems whose directory mtime changes whenever an entry is added,
+# removed or renamed.
+TRUSTED_FS = frozenset({"ext2", "ext3", "ext4", "xfs", "btrfs", "zfs", "f2fs", "tmpfs", "overlay", "ramfs", "jfs"})
+
+_OCTAL = re.compile(r"\\([0-7]{3})")
+
+
+@dataclass(frozen=True)
+class MountEntry:
+    mount_point: str
+    fs_type: str
+    source: str
+
+
+def _unescape(field: str) -> str:
+    return _OCTAL.sub(lambda m: chr(int(m.group(1), 8)), field)
+
+
+def parse_mountinfo(text: str) -> list[MountEntry]:
+    entries = []
+    for line in text.splitlines():
+        left, sep, right = line.partition(" - ")
+        if not sep:
+            continue
+        fields = left.split(" ")
+        tail = right.split(" ")
+        if len(fields) < 5 or len(tail) < 2:
+            continue
+        entries.append(MountEntry(_unescape(fields[4]), tail[0], _unescape(tail[1])))
+    return entries
+
+
+def mount_of(path: str, mountinfo: str | None = None) -> MountEntry | None:
+    """The deepest mount holding ``path`` (the last one mounted wins on ties)."""
+    if mountinfo is None:
+        try:
+            with open(MOUNTINFO, encoding="utf-8", errors="surrogateescape") as handle:
+                mountinfo = handle.read()
+        except OSError:
+            return None
+    real = os.path.realpath(path)
+    best: MountEntry | None = None
+    for entry in parse_mountinfo(mountinfo):
+        mp = entry.mount_point
+        inside = real == mp or mp == "/" or real.startswith(mp.rstrip("/") + "/")
+        if inside and (best is None or len(mp) >= len(best.mount_point)):
+            best = entry
+    return best
+
+
+def fs_type(path: str, mountinfo: str | None = None) -> str:
+    entry = mount_of(path, mountinfo)
+    return entry.fs_type if entry else "unknown"
+
+
+def mtime_trusted(path: str, setting: str = "auto", mountinfo: str | None = None) -> bool:
+    """Whether an unchanged directory mtime proves an unchanged listing."""
+    if setting == "yes":
+        return True
+    if setting == "no":
+        return False
+    return fs_type(path, mountinfo) in TRUSTED_FS
+
+
+def is_mountpoint(path: str) -> bool:
+    try:
+        return os.path.ismount(path)
+    except OSError:
+        return False
