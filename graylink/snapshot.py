@@ -26,8 +26,10 @@ import functools
 import hashlib
 import importlib.resources
 import json
+import json.encoder
 import logging
 import os
+import re
 import sqlite3
 import stat
 import tempfile
@@ -69,6 +71,8 @@ LEFT JOIN link AS l ON l.source =
 ORDER BY d.path, f.name
 """
 
+_encode_json_string = json.encoder.encode_basestring
+_JS_UNSAFE_RE = re.compile("[<>&\u2028\u2029]")
 _JS_UNSAFE = {
     ord("<"): "\\u003c",
     ord(">"): "\\u003e",
@@ -108,7 +112,12 @@ def js_string(text: str) -> str:
     open a comment; U+2028/2029 so the literal is valid JavaScript as well as
     JSON. Other non-ASCII text stays as UTF-8, which keeps CJK names compact.
     """
-    return json.dumps(text, ensure_ascii=False).translate(_JS_UNSAFE)
+    # The C encoder, and a translate only for the rare name that needs it: this
+    # runs once per file of the library.
+    literal = _encode_json_string(text)
+    if _JS_UNSAFE_RE.search(literal):
+        literal = literal.translate(_JS_UNSAFE)
+    return literal
 
 
 def js_value(value: object) -> str:
