@@ -377,8 +377,7 @@ def test_cli_runs_while_another_graylink_holds_a_write_transaction(
     assert page_data((tmp_path / "live.html").read_text("utf-8"))[2]["files"] == sum(len(f) for f in LIBRARY.values())
 
 
-def test_snapshot_of_a_real_reconcile(tmp_path: Path) -> None:
-    src = tmp_path / "src"
+def test_snapshot_of_a_real_reconcile(lib: Any) -> None:
     for rel, size in [
         ("Movies/Heat (1995)/Heat.mkv", 300),
         ("Movies/Heat (1995)/Heat.nfo", 2),
@@ -386,18 +385,18 @@ def test_snapshot_of_a_real_reconcile(tmp_path: Path) -> None:
         ("TV/Show/Season 1/Show S01E02.mp4", 100),
         ("Disc/BDMV/STREAM/00000.m2ts", 50),
     ]:
-        path = src / rel
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_bytes(b"v" * size)
-    ini = write_ini(tmp_path)
-    done = run_cli("-c", str(ini), "reconcile", cwd=tmp_path)
+        lib.add(rel, b"v" * size)
+    lib.add(b"Odd/\xff <b>.mkv", b"v")
+    done = lib.run("reconcile")
     assert done.returncode == 0, done.stderr
-    done = run_cli("-c", str(ini), "snapshot", "-o", str(tmp_path / "s.html"), cwd=tmp_path)
-    assert done.returncode == 0, done.stderr
-    files, _, meta = page_data((tmp_path / "s.html").read_text("utf-8"))
-    assert (meta["files"], meta["videos"], meta["linked"], meta["size"]) == (5, 3, 3, 552)
+    result = lib.cli("snapshot")  # in-process, beside the database by default
+    assert result.exit_code == 0, result.output
+    page = lib.database.parent / "graylink-snapshot.html"
+    files, _, meta = page_data(page.read_text("utf-8"))
+    assert (meta["files"], meta["videos"], meta["linked"], meta["size"]) == (6, 4, 4, 553)
     names = files_by_name(files)
     assert names["Heat.mkv"][2] == 3
+    assert names["\\xff <b>.mkv"][2] == 3
     assert names["Heat.nfo"][2] == 0
     assert names["00000.m2ts"][2] == 0
 
