@@ -98,3 +98,190 @@ def main() -> None:
         cli.main(prog_name="graylink", standalone_mode=True)
     except ConfigError as exc:  # raised while click resolves a lazy config
         fail(str(exc), exc.exit_code)
+
+
+# ------------------------------------------------------------------ reconcile
+
+
+def display(name: bytes) -> str:
+    """A path for one line of human output: undecodable bytes and control characters escaped."""
+    text = name.decode("utf-8", "backslashreplace")
+    if any(ch < " " or ch == "\x7f" for ch in text):
+        text = "".join(ch if ch >= " " and ch != "\x7f" else f"\\x{ord(ch):02x}" for ch in text)
+    return text
+
+
+def resolve_subtree(config: Config, given: str) -> bytes:
+    """``--path`` as a subtree relative to the source: absolute in the source or the
+    link tree, or relative to the source."""
+    import os
+
+    from graylink.db import normalize_rel
+
+    raw = os.fsencode(given)
+    if raw.startswith(b"/"):
+        path = os.path.normpath(raw)
+        for root in (config.paths.source, config.paths.target):
+            base = os.fsencode(root).rstrip(b"/")
+            if path == base:
+                return b""
+            if path.startswith(base + b"/"):
+                return path[len(base) + 1 :]
+        raise ConfigError(f"--path {given} is neither inside the source nor inside the target")
+    try:
+        return normalize_rel(raw)
+    except ValueError:
+        raise ConfigError(f"--path {given} leaves the source") from None
+
+
+class Progress:
+    """A one-line counter on a terminal, for long first scans."""
+
+    def __init__(self) -> None:
+        self.last = 0.0
+
+    def __call__(self, dirs: int, files: int) -> None:
+        import time
+
+        now = time.monotonic()
+        if now - self.last >= 0.2:
+            self.last = now
+            click.echo(f"\rscanning: {dirs} folders, {files} files", err=True, nl=False)
+
+    def done(self) -> None:
+        if self.last:
+            click.echo("\r\033[K", err=True, nl=False)
+
+
+def plan_document(result: Any, config: Config) -> dict[str, Any]:
+    import os
+
+    from graylink.reconciler import Op
+
+    target = config.paths.target.rstrip("/")
+    actions = [
+        {"op": a.op.value, "link": target + "/" + os.fsdecode(a.link), "target": os.fsdecode(a.target)}
+        | ({"detail": a.detail} if a.detail else {})
+        for a in result.plan.visible()
+    ]
+    actions += [
+        {
+            "op": Op.PRUNE.value,
+            "link": target + "/" + os.fsdecode(a.link),
+            "target": os.fsdecode(a.target),
+            "braked": True,
+        }
+        for a in result.plan.braked
+    ]
+    stats = result.stats
+    return {
+        "dry_run": result.dry_run,
+        "counts": result.plan.counts(),
+        "actions": actions,
+        "stats": {
+            "dirs_statted": stats.dirs_statted,
+            "dirs_listed": stats.dirs_listed,
+            "files_indexed": stats.files_indexed,
+            "duration_s": stats.duration_s,
+        },
+        "failures": result.failures,
+    }
+
+
+def print_plan(result: Any) -> None:
+    symbols = {"create": "+", "repair": "~", "prune": "-", "conflict": "!"}
+    for action in result.plan.visible():
+        line = f"{symbols[action.op.value]} {display(action.link)}"
+        if action.op.value in ("create", "repair"):
+            line += f" -> {display(action.target)}"
+        if action.detail:
+            line += f"  ({action.detail})"
+        click.echo(line)
+    for action in result.plan.braked:
+        click.echo(f"- {display(action.link)}  (withheld: {result.plan.brake_reason.split(';')[0]})")
+
+
+def summary_line(result: Any) -> str:
+    counts = result.plan.counts()
+    verb = "would be" if result.dry_run else ""
+    parts = [
+        f"{counts['create']} created",
+        f"{counts['repair']} repaired",
+        f"{counts['prune']} pruned",
+        f"{counts['conflict']} conflicts",
+    ]
+    if counts["braked"]:
+        parts.append(f"{counts['braked']} prunes withheld")
+    stats = result.stats
+    head = "dry run: " if result.dry_run else ""
+    text = f"{head}{', '.join(parts)}{' (' + verb.strip() + ')' if verb else ''}"
+    return (
+        f"{text} in {stats.duration_s:.2f}s; {stats.dirs_statted} folders checked, "
+        f"{stats.dirs_listed} listed, {stats.files_indexed} files indexed"
+    )
+
+
+@cli.command()
+@click.option(
+    "--path",
+    "paths",
+    multiple=True,
+    metavar="P",
+    help="Reconcile only this subtree (absolute, or relative to the source). Repeatable.",
+)
+@click.option(
+    "--dry-run", is_flag=True, help="Print the plan (+ create, ~ repair, - prune, ! conflict); change nothing."
+)
+@click.option("--loop", is_flag=True, help="Run as a service: walk, poll and reconcile on a schedule.")
+@click.option("--force", is_flag=True, help="Prune even when the prune brake would withhold it.")
+@click.option("--full", is_flag=True, help="Verify everything now (list every folder, check every link).")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON document (the plan with counts) on stdout.")
+@click.pass_obj
+@handle_errors
+def reconcile(
+    app: AppContext, paths: tuple[str, ...], dry_run: bool, loop: bool, force: bool, full: bool, as_json: bool
+) -> None:
+    """Bring the link tree in line with the source (the main job)."""
+    import json
+    import os
+
+    from graylink.cycle import CycleOptions, run_cycle
+    from graylink.db import Store
+    from graylink.listing import MountGone
+
+    config = app.config
+    if loop:
+        from graylink.service import run_loop
+
+        sys.exit(run_loop(app))
+    subtrees = tuple(resolve_subtree(config, p) for p in paths)
+    progress = Progress() if sys.stderr.isatty() and not as_json and app.verbosity >= 0 else None
+    options = CycleOptions(paths=subtrees, dry_run=dry_run, force=force, full=full, progress=progress)
+    try:
+        if dry_run:
+            db_exists = os.path.exists(config.paths.database)
+            store = Store(config.paths.database, readonly=True) if db_exists else None
+            try:
+                result = run_cycle(config, store, options)
+            finally:
+                if store is not None:
+                    store.close()
+        else:
+            with Store(config.paths.database) as store:
+                result = run_cycle(config, store, options)
+    except MountGone as exc:
+        raise GraylinkError(f"the source is not readable ({exc.strerror}); nothing was pruned") from None
+    finally:
+        if progress is not None:
+            progress.done()
+    if as_json:
+        click.echo(json.dumps(plan_document(result, config), indent=2))
+    else:
+        if dry_run:
+            print_plan(result)
+        else:
+            for action in result.plan.visible():
+                if action.op.value == "conflict":
+                    log.error("conflict at %s: %s", display(action.link), action.detail)
+        click.echo(summary_line(result))
+    sys.exit(result.exit_code)

@@ -384,7 +384,7 @@ def read_raw(path: str, environ: Mapping[str, str]) -> dict[str, dict[str, str]]
     for name, value in environ.items():
         if not name.startswith(ENV_PREFIX):
             continue
-        section, _, key = name[len(ENV_PREFIX):].lower().partition("_")
+        section, _, key = name[len(ENV_PREFIX) :].lower().partition("_")
         if section not in SCHEMA:
             continue  # e.g. GRAYLINK_CONFIG, which names the file itself
         if key not in SCHEMA[section]:

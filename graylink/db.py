@@ -13,7 +13,7 @@ import os
 import sqlite3
 import time
 from collections.abc import Callable, Iterable, Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 
 import peewee as pw
@@ -43,6 +43,7 @@ class AppliedMigration(_Base):
 
 class Directory(_Base):
     path = pw.BlobField(unique=True)
+    parent_id = pw.IntegerField(null=True, index=True)
     mtime_ns = pw.BigIntegerField(default=0)
     fingerprint = pw.BlobField(null=True)
     listed_ns = pw.BigIntegerField(default=0)
@@ -183,7 +184,7 @@ class Store:
                 os.makedirs(parent, exist_ok=True)
             except OSError as exc:
                 raise DatabaseError(f"cannot create database folder {parent}: {exc.strerror}") from None
-        pragmas = {"foreign_keys": 1, "busy_timeout": 10000, "cache_size": -16000}
+        pragmas: dict[str, object] = {"foreign_keys": 1, "busy_timeout": 10000, "cache_size": -16000}
         if not self.readonly:
             pragmas.update({"journal_mode": "wal", "synchronous": "normal"})
         try:
@@ -203,10 +204,8 @@ class Store:
         self.migrate()
 
     def _close_quietly(self) -> None:
-        try:
+        with suppress(pw.PeeweeException):
             self.db.close()
-        except pw.PeeweeException:
-            pass
 
     def close(self) -> None:
         if not self.db.is_closed():
@@ -286,9 +285,7 @@ class Store:
 
     def pending_marks(self) -> list[StoredMark]:
         cursor = self.execute("SELECT id, path, reason, marked_at, recursive, indexed FROM dirty ORDER BY id")
-        return [
-            StoredMark(row[0], bytes(row[1]), row[2], row[3], bool(row[4]), bool(row[5])) for row in cursor
-        ]
+        return [StoredMark(row[0], bytes(row[1]), row[2], row[3], bool(row[4]), bool(row[5])) for row in cursor]
 
     def set_marks_indexed(self, ids: Iterable[int]) -> None:
         self.executemany("UPDATE dirty SET indexed = 1 WHERE id = ?", ((i,) for i in ids))

@@ -11,12 +11,12 @@ import os
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from enum import Enum
+from enum import StrEnum
 
 from graylink.db import join
 
 
-class Op(str, Enum):
+class Op(StrEnum):
     CREATE = "create"  # no entry where a link should be
     REPAIR = "repair"  # a link of ours (or into the source) points at the wrong place
     PRUNE = "prune"  # a link of ours whose source is gone

@@ -59,6 +59,8 @@ class Rules:
 
     def fingerprint(self) -> str:
         """Changes when the rules change, so a changed rule set re-plans everything."""
-        return ",".join(sorted(e.decode("utf-8", "surrogateescape") for e in self.extensions)) + "|" + ",".join(
-            sorted(d.decode("utf-8", "surrogateescape") for d in self.excluded_dirs)
+        return (
+            ",".join(sorted(e.decode("utf-8", "surrogateescape") for e in self.extensions))
+            + "|"
+            + ",".join(sorted(d.decode("utf-8", "surrogateescape") for d in self.excluded_dirs))
         )

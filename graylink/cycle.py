@@ -1,0 +1,359 @@
+"""One reconcile cycle: triggers → index → plan → apply → record.
+
+The walk (a trigger) marks dirty subtrees; the reconciler refreshes the index
+where a mark says it is stale, plans every marked subtree, applies the plan
+and records what it did in the same transaction that clears the marks. A
+cycle killed at any point leaves its marks, so the next one redoes the work.
+"""
+
+from __future__ import annotations
+
+import heapq
+import itertools
+import logging
+import os
+import sqlite3
+import tempfile
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+
+from graylink.config import Config
+from graylink.db import Mark, Store, StoredMark, join, parent_of, subtree_bounds
+from graylink.errors import ConfigError
+from graylink.fsinfo import mtime_trusted
+from graylink.index import Index
+from graylink.links import Applier, ApplyResult
+from graylink.linktree import read_dir, walk_dirs
+from graylink.listing import MountGone
+from graylink.reconciler import (
+    Action,
+    Desired,
+    LinkSpace,
+    Op,
+    Plan,
+    apply_prune_brake,
+    plan_dir,
+    withhold_prunes,
+)
+from graylink.rules import Rules
+from graylink.scanner import ProgressFn, Scanner
+from graylink.triggers.walk import walk
+
+log = logging.getLogger(__name__)
+
+META_LAST_FULL = "last_full_verify"
+META_SETTINGS = "plan_settings"
+
+
+@dataclass(frozen=True)
+class CycleOptions:
+    paths: tuple[bytes, ...] = ()  # subtrees relative to the source; empty = walk and everything dirty
+    dry_run: bool = False
+    force: bool = False
+    full: bool = False  # verify everything now
+    progress: ProgressFn | None = None
+
+
+@dataclass
+class CycleStats:
+    dirs_statted: int = 0
+    dirs_listed: int = 0
+    files_indexed: int = 0
+    duration_s: float = 0.0
+
+
+@dataclass
+class CycleResult:
+    plan: Plan
+    stats: CycleStats
+    dry_run: bool
+    full: bool = False
+    failures: list[str] = field(default_factory=list)
+    stopped: str = ""
+    applied: ApplyResult | None = None
+
+    @property
+    def exit_code(self) -> int:
+        counts = self.plan.counts()
+        return 1 if counts["conflict"] or counts["braked"] or self.failures or self.stopped else 0
+
+
+@dataclass(frozen=True)
+class Scope:
+    path: bytes
+    recursive: bool
+
+
+# ----------------------------------------------------------------- helpers
+
+
+def link_space(config: Config) -> LinkSpace:
+    return LinkSpace(
+        source=os.fsencode(config.paths.source),
+        target=os.fsencode(config.paths.target),
+        link_root=os.fsencode(config.link_root),
+        relative=config.paths.relative_links,
+    )
+
+
+def rules_of(config: Config) -> Rules:
+    return Rules.build(config.rules.extensions, config.rules.exclude_dirs)
+
+
+def settings_fingerprint(config: Config) -> str:
+    return f"{rules_of(config).fingerprint()}|{config.link_root}|{config.paths.relative_links}"
+
+
+def covers(scope: Scope, path: bytes, recursive: bool) -> bool:
+    """Whether ``scope`` includes everything a mark at ``path`` asks for."""
+    if scope.recursive:
+        return not scope.path or path == scope.path or path.startswith(scope.path + b"/")
+    return not recursive and path == scope.path
+
+
+def collapse(items: list[tuple[bytes, bool]]) -> list[Scope]:
+    """The fewest scopes that cover every (path, recursive) pair."""
+    ordered = sorted(set(items), key=lambda item: (item[0].count(b"/") if item[0] else -1, not item[1], item[0]))
+    scopes: list[Scope] = []
+    for path, recursive in ordered:
+        if not any(covers(s, path, recursive) for s in scopes):
+            scopes.append(Scope(path, recursive))
+    return scopes
+
+
+def _grouped(
+    rows: Iterator[tuple[bytes, bytes, bytes]], tag: int
+) -> Iterator[tuple[bytes, int, list[tuple[bytes, bytes]]]]:
+    for key, group in itertools.groupby(rows, key=lambda row: row[0]):
+        yield key, tag, [(row[1], row[2]) for row in group]
+
+
+def owned_rows(store: Store, scope: Scope) -> Iterator[tuple[bytes, bytes, bytes]]:
+    if scope.recursive:
+        lo, hi = subtree_bounds(scope.path)
+        cursor = store.execute(
+            "SELECT dir, name, target FROM link WHERE dir = ? OR (dir >= ? AND dir < ?) ORDER BY dir",
+            (scope.path, lo, hi),
+        )
+    else:
+        cursor = store.execute("SELECT dir, name, target FROM link WHERE dir = ?", (scope.path,))
+    for d, name, target in cursor:
+        yield bytes(d), bytes(name), bytes(target)
+
+
+def plan_scope(store: Store, space: LinkSpace, rules: Rules, scope: Scope) -> list[Action]:
+    """Plan one scope, directory by directory, streaming the index and the link table."""
+    index = Index(store)
+    target_dirs = walk_dirs(space.target, scope.path) if scope.recursive else [scope.path]
+    desired_rows = ((r.dir, r.name, b"") for r in index.files_under(scope.path, scope.recursive))
+    streams = [
+        _grouped(desired_rows, 0),
+        _grouped(owned_rows(store, scope), 1),
+        ((d, 2, []) for d in target_dirs),
+    ]
+    actions: list[Action] = []
+    merged = heapq.merge(*streams, key=lambda item: item[0])
+    for rel_dir, items in itertools.groupby(merged, key=lambda item: item[0]):
+        desired: dict[bytes, Desired] = {}
+        owned: dict[bytes, bytes] = {}
+        on_disk = False
+        for _, tag, rows in items:
+            if tag == 0 and rules.wants_dir(rel_dir):
+                for name, _unused in rows:
+                    if rules.wants_file(name):
+                        rel = join(rel_dir, name)
+                        desired[name] = Desired(space.link_target(rel), rel)
+            elif tag == 1:
+                owned.update(rows)
+            elif tag == 2:
+                on_disk = True
+        if not desired and not owned and not on_disk:
+            continue
+        actual = read_dir(space.target, rel_dir) if on_disk or not scope.recursive else {}
+        actions.extend(plan_dir(space, rel_dir, desired, actual, owned))
+    return actions
+
+
+@contextmanager
+def scratch_copy(store: Store | None) -> Iterator[Store]:
+    """A throw-away copy of the database for a dry run (the real one is never written)."""
+    with tempfile.TemporaryDirectory(prefix="graylink-dry-run-") as tmp:
+        path = os.path.join(tmp, "dry-run.db")
+        if store is not None:
+            dst = sqlite3.connect(path)
+            try:
+                store.db.connection().backup(dst)
+            finally:
+                dst.close()
+        copy = Store(path)
+        try:
+            yield copy
+        finally:
+            copy.close()
+
+
+# ------------------------------------------------------------------ cycle
+
+
+class Cycle:
+    def __init__(self, config: Config, store: Store, options: CycleOptions) -> None:
+        self.config = config
+        self.store = store
+        self.options = options
+        self.space = link_space(config)
+        self.rules = rules_of(config)
+        self.root = os.fsencode(config.paths.source)
+        self.stats = CycleStats()
+        self.failures: list[str] = []
+        self.full = False
+
+    def run(self) -> CycleResult:
+        started = time.monotonic()
+        self._check_source()
+        marks = self._collect_marks()
+        scopes = collapse([(m.path, m.recursive) for m in marks])
+        self._refresh(marks)
+        plan = Plan()
+        for scope in scopes:
+            plan.actions.extend(plan_scope(self.store, self.space, self.rules, scope))
+        owned_total = self.store.count("link")
+        if not self.options.force:
+            apply_prune_brake(plan, owned_total, self.config.reconcile.max_prune_fraction)
+        result = CycleResult(plan, self.stats, self.options.dry_run, self.full, self.failures)
+        if plan.brake_reason:
+            log.error("prune brake: %s", plan.brake_reason)
+        if not self.options.dry_run:
+            self._apply_and_record(plan, marks, result)
+        self.stats.duration_s = round(time.monotonic() - started, 6)
+        return result
+
+    # -- steps
+
+    def _check_source(self) -> None:
+        source = self.config.paths.source
+        if not os.path.isdir(source):
+            raise ConfigError(f"[paths] source {source} is not a directory (or does not exist)")
+
+    def _collect_marks(self) -> list[StoredMark]:
+        store = self.store
+        if self.options.paths:
+            now = time.time()
+            marks = [StoredMark(0, p, "path", now, True, False) for p in self.options.paths]
+            # Stored marks inside the given subtrees are covered: clear them too.
+            scopes = [Scope(p, True) for p in self.options.paths]
+            marks += [m for m in store.pending_marks() if any(covers(s, m.path, m.recursive) for s in scopes)]
+            return marks
+        with store.atomic():
+            if store.is_empty():
+                store.add_marks([Mark(b"", "first-run")])
+            elif self.options.full or self._full_verify_due():
+                store.add_marks([Mark(b"", "full-verify")])
+            settings = settings_fingerprint(self.config)
+            if store.get_meta(META_SETTINGS) not in (None, settings):
+                log.info("link rules or link targets changed: re-planning every link")
+                store.add_marks([Mark(b"", "settings", indexed=True)])
+            store.set_meta(META_SETTINGS, settings)
+        pending = store.pending_marks()
+        if not any(m.path == b"" and m.recursive and not m.indexed for m in pending):
+            walked = walk(
+                store,
+                self.root,
+                trusted=mtime_trusted(self.config.paths.source, self.config.scan.trust_dir_mtime),
+                workers=self.config.scan.workers,
+                progress=self.options.progress,
+            )
+            self.stats.dirs_statted += walked.dirs_statted
+            if walked.scan:
+                self._add_scan_stats(walked.scan.dirs_listed, walked.scan.files_seen, walked.scan.errors)
+            pending = store.pending_marks()
+        return pending
+
+    def _full_verify_due(self) -> bool:
+        last = self.store.get_meta(META_LAST_FULL)
+        return last is None or time.time() - float(last) >= self.config.scan.full_verify
+
+    def _add_scan_stats(self, listed: int, files: int, errors: list[str]) -> None:
+        self.stats.dirs_listed += listed
+        self.stats.files_indexed += files
+        self.failures.extend(errors)
+
+    def _refresh(self, marks: list[StoredMark]) -> None:
+        stale = [m for m in marks if not m.indexed]
+        if not stale:
+            return
+        self.full = any(m.path == b"" and m.recursive for m in stale)
+        scopes = collapse([(m.path, m.recursive) for m in stale])
+        scanner = Scanner(
+            self.store, self.root, self.config.scan.workers, make_marks=False, progress=self.options.progress
+        )
+        scanner.refresh_trees([s.path for s in scopes if s.recursive])
+        scanner.refresh_dirs([s.path for s in scopes if not s.recursive])
+        self._add_scan_stats(scanner.stats.dirs_listed, scanner.stats.files_seen, scanner.stats.errors)
+        stored = [m.id for m in stale if m.id]
+        if stored:
+            with self.store.atomic():
+                self.store.set_marks_indexed(stored)
+
+    def _apply_and_record(self, plan: Plan, marks: list[StoredMark], result: CycleResult) -> None:
+        store = self.store
+        applier = Applier(self.space.target, self._is_made_dir)
+        applied = applier.apply(plan.actions)
+        result.applied = applied
+        result.stopped = applied.stopped
+        for action, reason in applied.failed:
+            result.failures.append(f"{action.op.value} {os.fsdecode(action.link)}: {reason}")
+        keep = self._marks_to_keep(plan, marks, applied)
+        with store.atomic():
+            self._record(applied)
+            store.clear_marks(m.id for m in marks if m.id and m.id not in keep)
+            if self.full and not keep and not result.failures:
+                store.set_meta(META_LAST_FULL, str(time.time()))
+
+    def _marks_to_keep(self, plan: Plan, marks: list[StoredMark], applied: ApplyResult) -> set[int]:
+        """Marks whose work is unfinished: withheld prunes, failures, an early stop."""
+        if applied.stopped:
+            return {m.id for m in marks}
+        unfinished = [a.link for a in plan.braked] + [a.link for a, _ in applied.failed if a.op is not Op.CONFLICT]
+        keep: set[int] = set()
+        for mark in marks:
+            scope = Scope(mark.path, mark.recursive)
+            if any(covers(scope, parent_of(link), False) or covers(scope, link, False) for link in unfinished):
+                keep.add(mark.id)
+        return keep
+
+    def _record(self, applied: ApplyResult) -> None:
+        store = self.store
+        upserts = [
+            (parent_of(a.link), a.link.rpartition(b"/")[2], a.target, a.source)
+            for a in applied.done
+            if a.op in (Op.CREATE, Op.REPAIR, Op.ADOPT)
+        ]
+        deletes = [
+            (parent_of(a.link), a.link.rpartition(b"/")[2]) for a in applied.done if a.op in (Op.PRUNE, Op.FORGET)
+        ]
+        store.executemany("DELETE FROM link WHERE dir = ? AND name = ?", deletes)
+        store.executemany("INSERT OR REPLACE INTO link (dir, name, target, source) VALUES (?, ?, ?, ?)", upserts)
+        store.executemany("INSERT OR IGNORE INTO link_dir (path) VALUES (?)", ((d,) for d in applied.made_dirs))
+        store.executemany("DELETE FROM link_dir WHERE path = ?", ((d,) for d in applied.removed_dirs))
+
+    def _is_made_dir(self, rel: bytes) -> bool:
+        return self.store.execute("SELECT 1 FROM link_dir WHERE path = ?", (rel,)).fetchone() is not None
+
+
+def run_cycle(config: Config, store: Store | None, options: CycleOptions) -> CycleResult:
+    """Run one cycle. With ``dry_run`` it works on a scratch copy of the database
+    (``store`` may then be None: no database yet) and changes nothing on disk."""
+    if options.dry_run:
+        with scratch_copy(store) as scratch:
+            return Cycle(config, scratch, options).run()
+    if store is None:
+        raise ValueError("a real run needs a database")
+    try:
+        return Cycle(config, store, options).run()
+    except MountGone:
+        raise
+
+
+__all__ = ["CycleOptions", "CycleResult", "CycleStats", "Scope", "collapse", "run_cycle", "withhold_prunes"]

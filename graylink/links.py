@@ -1,0 +1,153 @@
+"""Applying a plan to the link tree: the only code that changes it.
+
+Links are created with one symlink(2) (atomic on its own) and replaced via a
+temporary symlink and rename(2), so a reader never sees a half state. Nothing
+is created outside the target root: every parent directory is checked to be a
+real directory, never a symlink, before anything goes into it.
+"""
+
+from __future__ import annotations
+
+import errno
+import logging
+import os
+import secrets
+import stat
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from graylink.db import join, parent_of
+from graylink.reconciler import TEMP_PREFIX, Action, Op
+
+log = logging.getLogger(__name__)
+
+# Errors after which nothing more can be written: stop cleanly, keep the marks.
+FATAL_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EROFS})
+
+
+class Blocked(Exception):
+    """Something that is not a directory stands where a directory must be."""
+
+
+@dataclass
+class ApplyResult:
+    done: list[Action] = field(default_factory=list)
+    failed: list[tuple[Action, str]] = field(default_factory=list)
+    made_dirs: list[bytes] = field(default_factory=list)
+    removed_dirs: list[bytes] = field(default_factory=list)
+    stopped: str = ""  # why applying stopped early (disk full, read-only)
+
+
+class Applier:
+    def __init__(self, target_root: bytes, is_made_dir: Callable[[bytes], bool]) -> None:
+        self.root = target_root.rstrip(b"/") or b"/"
+        self.is_made_dir = is_made_dir
+        self.result = ApplyResult()
+        self._dirs_ok: set[bytes] = {b""}
+
+    def _abs(self, rel: bytes) -> bytes:
+        return self.root + b"/" + rel if rel else self.root
+
+    def apply(self, actions: list[Action]) -> ApplyResult:
+        os.makedirs(self.root, exist_ok=True)
+        first = [a for a in actions if a.op is not Op.PRUNE]
+        prunes = [a for a in actions if a.op is Op.PRUNE]
+        for action in first + prunes:
+            try:
+                self._apply_one(action)
+            except Blocked as exc:
+                self._fail(action, str(exc))
+            except OSError as exc:
+                reason = f"{exc.strerror or exc}"
+                if exc.errno in FATAL_ERRNOS:
+                    self.result.stopped = f"stopped: {reason} in {os.fsdecode(self.root)}"
+                    log.error("%s; what was done so far is recorded", self.result.stopped)
+                    break
+                self._fail(action, reason)
+        self._remove_emptied_dirs(prunes)
+        return self.result
+
+    def _fail(self, action: Action, reason: str) -> None:
+        log.error("cannot %s %s: %s", action.op.value, os.fsdecode(action.link), reason)
+        self.result.failed.append((action, reason))
+
+    def _apply_one(self, action: Action) -> None:
+        if action.op is Op.CREATE:
+            self._create(action)
+        elif action.op is Op.REPAIR:
+            self._repair(action)
+        elif action.op is Op.PRUNE:
+            self._prune(action)
+        elif action.op in (Op.ADOPT, Op.FORGET):
+            self.result.done.append(action)  # database only
+
+    def _ensure_dir(self, rel_dir: bytes) -> None:
+        if rel_dir in self._dirs_ok:
+            return
+        self._ensure_dir(parent_of(rel_dir))
+        path = self._abs(rel_dir)
+        try:
+            st = os.lstat(path)
+        except FileNotFoundError:
+            os.mkdir(path, 0o755)
+            self.result.made_dirs.append(rel_dir)
+            self._dirs_ok.add(rel_dir)
+            return
+        if not stat.S_ISDIR(st.st_mode):
+            kind = "a symlink" if stat.S_ISLNK(st.st_mode) else "a file"
+            raise Blocked(f"{os.fsdecode(rel_dir)} is {kind}, not a directory; left alone")
+        self._dirs_ok.add(rel_dir)
+
+    def _create(self, action: Action) -> None:
+        self._ensure_dir(parent_of(action.link))
+        path = self._abs(action.link)
+        try:
+            os.symlink(action.target, path)
+        except FileExistsError:
+            # Something appeared since planning: a correct link is fine, anything else is not ours.
+            if os.path.islink(path) and os.readlink(path) == action.target:
+                self.result.done.append(Action(Op.ADOPT, action.link, action.target, action.source))
+                return
+            raise Blocked("something appeared at the link path while applying; left alone") from None
+        self.result.done.append(action)
+
+    def _repair(self, action: Action) -> None:
+        self._ensure_dir(parent_of(action.link))
+        path = self._abs(action.link)
+        temp = self._abs(join(parent_of(action.link), TEMP_PREFIX + secrets.token_hex(6).encode() + b".tmp"))
+        os.symlink(action.target, temp)
+        try:
+            st = os.lstat(path)
+            if not stat.S_ISLNK(st.st_mode):
+                raise Blocked("no longer a symlink; left alone")
+            os.replace(temp, path)
+        except BaseException:
+            os.unlink(temp)
+            raise
+        self.result.done.append(action)
+
+    def _prune(self, action: Action) -> None:
+        path = self._abs(action.link)
+        try:
+            st = os.lstat(path)
+        except FileNotFoundError:
+            self.result.done.append(action)
+            return
+        if not stat.S_ISLNK(st.st_mode) or os.readlink(path) != action.target:
+            raise Blocked("changed since it was planned; left alone")
+        os.unlink(path)
+        self.result.done.append(action)
+
+    def _remove_emptied_dirs(self, prunes: list[Action]) -> None:
+        if self.result.stopped:
+            return
+        candidates = {parent_of(a.link) for a in prunes}
+        made = set(self.result.made_dirs)
+        for rel in sorted(candidates, key=len, reverse=True):
+            while rel and (rel in made or self.is_made_dir(rel)):
+                try:
+                    os.rmdir(self._abs(rel))
+                except OSError:
+                    break
+                self.result.removed_dirs.append(rel)
+                rel = parent_of(rel)

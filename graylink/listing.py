@@ -1,0 +1,115 @@
+"""Reading directories of the source: one listing per directory, bytes names.
+
+This is the only code that lists the source. It runs on worker threads
+(listing through FUSE parallelises) and never touches the database.
+"""
+
+from __future__ import annotations
+
+import errno
+import hashlib
+import logging
+import os
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+from graylink.db import join
+
+log = logging.getLogger(__name__)
+
+# errnos that mean "the mount is gone", not "this folder is gone".
+MOUNT_ERRNOS = frozenset({errno.ENOTCONN, errno.EIO, errno.ESTALE, errno.EHOSTDOWN, errno.ENODEV})
+
+
+class MountGone(OSError):
+    """Listing failed in a way that says the whole mount is unusable."""
+
+
+@dataclass(slots=True)
+class Listing:
+    """One directory as read from disk.
+
+    ``files`` is None when the caller already knew this fingerprint: the names
+    are unchanged, so the files were not stat'ed (the expensive part on FUSE).
+    """
+
+    rel: bytes
+    mtime_ns: int
+    fingerprint: bytes
+    dirs: list[bytes]
+    files: dict[bytes, tuple[int, int]] | None
+    listed_ns: int = 0  # wall clock just before the listing began
+    error: str = ""  # non-empty: the directory could not be listed (e.g. EACCES)
+    missing: bool = False  # the directory no longer exists
+
+
+def fingerprint(dirs: list[bytes], files: list[bytes]) -> bytes:
+    """A digest of the names (and kinds) in a directory, independent of order."""
+    digest = hashlib.blake2b(digest_size=16)
+    digest.update(b"\0".join(sorted(dirs)))
+    digest.update(b"\1")
+    digest.update(b"\0".join(sorted(files)))
+    return digest.digest()
+
+
+def list_dir(root: bytes, rel: bytes, known_fingerprint: bytes | None = None) -> Listing:
+    """List one directory; stat its files unless the fingerprint is ``known_fingerprint``."""
+    path = root + b"/" + rel if rel else root
+    listed_ns = time.time_ns()
+    try:
+        # The mtime is read before the listing: a change during the listing
+        # then shows as a newer mtime next time.
+        mtime_ns = os.stat(path).st_mtime_ns if not rel else os.lstat(path).st_mtime_ns
+        with os.scandir(path) as entries:
+            dirs: list[bytes] = []
+            file_entries: list[os.DirEntry[bytes]] = []
+            for entry in entries:
+                try:
+                    if entry.is_dir(follow_symlinks=False):
+                        dirs.append(entry.name)
+                    elif entry.is_file(follow_symlinks=False):
+                        file_entries.append(entry)
+                    # Symlinks inside the source are never followed: they could
+                    # loop or lead out of the source.
+                except OSError:
+                    continue
+    except FileNotFoundError:
+        return Listing(rel, 0, b"", [], {}, missing=True)
+    except NotADirectoryError:
+        return Listing(rel, 0, b"", [], {}, missing=True)
+    except OSError as exc:
+        if exc.errno in MOUNT_ERRNOS:
+            raise MountGone(exc.errno, f"cannot list {os.fsdecode(path)}: {exc.strerror}") from None
+        return Listing(rel, 0, b"", [], None, error=exc.strerror or str(exc))
+    names = [e.name for e in file_entries]
+    fp = fingerprint(dirs, names)
+    if known_fingerprint is not None and fp == known_fingerprint:
+        return Listing(rel, mtime_ns, fp, dirs, None, listed_ns)
+    files: dict[bytes, tuple[int, int]] = {}
+    for entry in file_entries:
+        try:
+            st = entry.stat(follow_symlinks=False)
+        except OSError as exc:
+            if exc.errno in MOUNT_ERRNOS:
+                raise MountGone(exc.errno, f"cannot stat in {os.fsdecode(path)}: {exc.strerror}") from None
+            continue  # vanished between listing and stat
+        files[entry.name] = (st.st_size, st.st_mtime_ns)
+    return Listing(rel, mtime_ns, fp, dirs, files, listed_ns)
+
+
+def list_tree(root: bytes, rel: bytes, known: Mapping[bytes, bytes] | None = None) -> list[Listing]:
+    """List ``rel`` and every directory below it, parents before children."""
+    out: list[Listing] = []
+    stack = [rel]
+    while stack:
+        current = stack.pop()
+        listing = list_dir(root, current, known.get(current) if known else None)
+        out.append(listing)
+        stack.extend(join(current, name) for name in reversed(sorted(listing.dirs)))
+    return out
+
+
+def list_many(root: bytes, rels: list[tuple[bytes, bytes | None]]) -> list[Listing]:
+    """List each of several directories, each with its known fingerprint."""
+    return [list_dir(root, rel, fp) for rel, fp in rels]

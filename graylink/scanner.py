@@ -1,0 +1,229 @@
+"""Bring the index up to date with listings of the source.
+
+Listing happens on a pool of ``[scan] workers`` threads, in tasks of whole
+subtrees or batches of directories; comparing with the index and writing to
+it happens on the calling thread only (SQLite has one writer).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Callable, Iterable
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from dataclasses import dataclass, field
+
+from graylink.db import Mark, Store, join, parent_of
+from graylink.index import DirUpdate, FileDiff, Index, compare_files
+from graylink.listing import Listing, list_many, list_tree
+
+log = logging.getLogger(__name__)
+
+# A task lists directories on a worker thread; the flag says whether it
+# listed whole subtrees (then new subdirectories are already in its result).
+Task = Callable[[], tuple[bool, list[Listing]]]
+ProgressFn = Callable[[int, int], None]  # (dirs listed, files seen)
+
+_FLUSH_DIRS = 2000
+_FLUSH_FILES = 50000
+_BATCH_DIRS = 64  # directories per listing task when listing known directories
+
+
+@dataclass
+class ScanStats:
+    dirs_listed: int = 0
+    files_seen: int = 0
+    dirs_changed: int = 0
+    errors: list[str] = field(default_factory=list)
+
+
+class Scanner:
+    """Lists source directories and writes what changed to the index."""
+
+    def __init__(
+        self,
+        store: Store,
+        root: bytes,
+        workers: int,
+        *,
+        make_marks: bool,
+        reason: str = "walk",
+        progress: ProgressFn | None = None,
+    ) -> None:
+        self.store = store
+        self.index = Index(store)
+        self.root = root
+        self.workers = max(1, workers)
+        self.make_marks = make_marks
+        self.reason = reason
+        self.progress = progress
+        self.stats = ScanStats()
+        self._ids: dict[bytes, int] = {}  # directories seen in this scan → id
+        self._new_dirs: set[bytes] = set()  # directories first indexed by this scan
+        self._pending: list[DirUpdate] = []
+        self._pending_files = 0
+        self._marks: list[Mark] = []
+
+    # ------------------------------------------------------------ entry points
+
+    def refresh_trees(self, rels: Iterable[bytes]) -> ScanStats:
+        """List each subtree completely and make the index match it."""
+        self._run([self._tree_task(rel) for rel in rels])
+        return self.stats
+
+    def refresh_dirs(self, rels: Iterable[bytes]) -> ScanStats:
+        """List each directory (not its known subdirectories) and update the index."""
+        self.list_known((rel, None) for rel in rels)
+        return self.stats
+
+    def list_known(self, dirs: Iterable[tuple[bytes, bytes | None]]) -> ScanStats:
+        """List known directories, each with the fingerprint the index holds (or None)."""
+        tasks: list[Task] = []
+        batch: list[tuple[bytes, bytes | None]] = []
+        for item in dirs:
+            batch.append(item)
+            if len(batch) >= _BATCH_DIRS:
+                tasks.append(self._many_task(batch))
+                batch = []
+        if batch:
+            tasks.append(self._many_task(batch))
+        self._run(tasks)
+        return self.stats
+
+    # -------------------------------------------------------------- machinery
+
+    def _tree_task(self, rel: bytes) -> Task:
+        root = self.root
+        return lambda: (True, list_tree(root, rel))
+
+    def _many_task(self, batch: list[tuple[bytes, bytes | None]]) -> Task:
+        root = self.root
+        return lambda: (False, list_many(root, batch))
+
+    def _run(self, tasks: list[Task]) -> None:
+        if not tasks:
+            return
+        if self.workers == 1:
+            self._run_serial(tasks)
+        else:
+            self._run_pool(tasks)
+        self._flush()
+
+    def _run_serial(self, tasks: list[Task]) -> None:
+        queue = list(tasks)
+        while queue:
+            whole_trees, listings = queue.pop()()
+            for listing in listings:
+                queue.extend(self._process(listing, whole_trees))
+
+    def _run_pool(self, tasks: list[Task]) -> None:
+        with ThreadPoolExecutor(max_workers=self.workers, thread_name_prefix="graylink-list") as pool:
+            pending: set[Future[tuple[bool, list[Listing]]]] = {pool.submit(t) for t in tasks}
+            try:
+                while pending:
+                    done, pending = wait(pending, return_when=FIRST_COMPLETED)
+                    for future in done:
+                        whole_trees, listings = future.result()
+                        for listing in listings:
+                            for task in self._process(listing, whole_trees):
+                                pending.add(pool.submit(task))
+            except BaseException:
+                for future in pending:
+                    future.cancel()
+                raise
+
+    def _process(self, listing: Listing, whole_trees: bool) -> list[Task]:
+        """Compare one listing with the index; queue the writes; return follow-up tasks."""
+        stats = self.stats
+        rel = listing.rel
+        stats.dirs_listed += 1
+        if listing.error:
+            shown = os.fsdecode(rel) or "(source root)"
+            message = f"cannot list {shown}: {listing.error}; its index and links are kept"
+            log.error(message)
+            stats.errors.append(message)
+            return []
+        if listing.missing:
+            if rel and self.index.dir_row(rel) is not None:
+                self._queue_removal(rel)
+            return []
+        new_tasks: list[Task] = []
+        if listing.files is None:
+            return new_tasks  # a known directory whose names are unchanged: nothing to write
+        parent = parent_of(rel)
+        parent_new = bool(rel) and parent in self._new_dirs
+        row = None if parent_new else self.index.dir_row(rel)
+        if row is None:
+            dir_id = self.index.allocate_dir_id()
+            parent_id = self._ids.get(parent) if rel else None
+            if rel and parent_id is None:
+                parent_row = self.index.dir_row(parent)
+                parent_id = parent_row.id if parent_row else None
+            self._ids[rel] = dir_id
+            self._new_dirs.add(rel)
+            files = listing.files
+            diff = FileDiff(added=dict(files))
+            update = DirUpdate(
+                rel, dir_id, parent_id, True, listing.mtime_ns, listing.fingerprint, listing.listed_ns, diff
+            )
+            if self.make_marks and not parent_new and rel:
+                self._marks.append(Mark(rel, self.reason, recursive=True, indexed=True))
+            self._queue(update, len(files))
+            stats.files_seen += len(files)
+            stats.dirs_changed += 1
+            if not whole_trees:
+                new_tasks.extend(self._tree_task(join(rel, name)) for name in listing.dirs)
+            return new_tasks
+        self._ids[rel] = row.id
+        stats.files_seen += len(listing.files)
+        diff = compare_files(self.index.files_of(row.id), listing.files)
+        known_children = self.index.child_dirs(row.id)
+        listed_children = set(listing.dirs)
+        removed = [join(rel, name) for name in known_children if name not in listed_children]
+        added = [join(rel, name) for name in listing.dirs if name not in known_children]
+        update = DirUpdate(
+            rel, row.id, None, False, listing.mtime_ns, listing.fingerprint, listing.listed_ns, diff, removed
+        )
+        self._queue(update, len(diff.added) + len(diff.changed) + len(diff.removed))
+        if diff or removed or added:
+            stats.dirs_changed += 1
+            if self.make_marks:
+                if diff or removed:
+                    self._marks.append(Mark(rel, self.reason, recursive=False, indexed=True))
+                self._marks.extend(Mark(sub, self.reason, recursive=True, indexed=True) for sub in removed)
+        if not whole_trees:
+            # A new folder under a known one: list all of it. Its listings
+            # arrive as new rows (no query needed) and its top carries the mark.
+            new_tasks.extend(self._tree_task(sub) for sub in added)
+        return new_tasks
+
+    def _queue_removal(self, rel: bytes) -> None:
+        update = DirUpdate(rel, 0, None, False, 0, b"", 0, FileDiff(), [rel])
+        self._pending.append(update)
+        if self.make_marks:
+            self._marks.append(Mark(rel, self.reason, recursive=True, indexed=True))
+        self.stats.dirs_changed += 1
+
+    def _queue(self, update: DirUpdate, weight: int) -> None:
+        if update.dir_id == 0:
+            return
+        self._pending.append(update)
+        self._pending_files += weight
+        if len(self._pending) >= _FLUSH_DIRS or self._pending_files >= _FLUSH_FILES:
+            self._flush()
+        if self.progress is not None:
+            self.progress(self.stats.dirs_listed, self.stats.files_seen)
+
+    def _flush(self) -> None:
+        if not self._pending and not self._marks:
+            return
+        updates = [u for u in self._pending if u.dir_id != 0]
+        removals = [u for u in self._pending if u.dir_id == 0]
+        with self.store.atomic():
+            for removal in removals:
+                self.index.delete_subtree(removal.rel)
+            self.index.update_database(updates)
+            self.store.add_marks(self._marks)
+        self._pending = []
+        self._pending_files = 0
+        self._marks = []
