@@ -18,7 +18,7 @@ import tempfile
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -27,7 +27,7 @@ import requests
 from graylink import fsinfo
 from graylink.checks import Check
 from graylink.config import Config
-from graylink.db import Store
+from graylink.db import Mark, Store, StoredMark
 
 log = logging.getLogger(__name__)
 
@@ -313,6 +313,74 @@ class Backoff:
         self.next_at = 0.0
 
 
+# ------------------------------------------------------------------- gate
+
+RECOVERED_REASON = "mount-recovered"
+
+
+def ensure_healthy(config: Config, store: Store, *, allow_remount: bool = True) -> Health:
+    """The health gate run before every reconcile (and by the loop's mount check).
+
+    Unhealthy: one ERROR line naming the failed check, the failure kept in the
+    DB, and the remount command run when allowed. Healthy after a remembered
+    drop: the whole tree is marked for verification, since what changed
+    while the mount was down went unseen.
+    """
+    health = check_health(config, store)
+    if not health.ok:
+        log.error(
+            "mount check %s failed: %s; nothing will be pruned and dirty marks are kept",
+            health.failed_check,
+            health.message,
+        )
+        record_health(store, health)
+        if allow_remount and config.mount.remount_command and remount(config, store, health):
+            health = check_health(config, store)
+    if health.ok:
+        if record_health(store, health):
+            log.info("the source is back after a drop: every folder will be verified")
+            store.add_marks([Mark(b"", RECOVERED_REASON)])
+        note_first_index(config, store)
+    return health
+
+
+@dataclass
+class MountWatch:
+    """The loop's mount check: remount attempts spaced by the backoff."""
+
+    backoff: Backoff = field(default_factory=Backoff)
+
+    def tick(self, config: Config, store: Store, now: float | None = None) -> Health:
+        now = time.monotonic() if now is None else now
+        health = ensure_healthy(config, store, allow_remount=self.backoff.ready(now))
+        if health.ok:
+            self.backoff.succeeded()
+        elif config.mount.remount_command and self.backoff.ready(now):
+            wait = self.backoff.failed(now)
+            log.error("the mount is still down; next remount attempt in %gs", wait)
+        return health
+
+
+def refresh_marked(config: Config, marks: list[StoredMark], reason: str = "drive") -> bool:
+    """vfs/refresh the folders that the Drive trigger marked, before they are re-listed.
+
+    A whole-root mark (an activity that could not be resolved) refreshes the
+    root alone: a recursive refresh of a whole Drive would list every folder
+    through the API, which the full walk does anyway.
+    """
+    if not config.mount.rclone_rc:
+        return True
+    wanted = [m for m in marks if m.reason == reason and not m.indexed]
+    flat = sorted({m.path for m in wanted if not m.recursive or not m.path})
+    deep = sorted({m.path for m in wanted if m.recursive and m.path})
+    ok = True
+    if flat:
+        ok = vfs_refresh(config, flat) and ok
+    if deep:
+        ok = vfs_refresh(config, deep, recursive=True) and ok
+    return ok
+
+
 # ------------------------------------------------------------- rclone rc
 
 
@@ -445,7 +513,7 @@ def mount_status(config: Config, store: Store) -> dict[str, Any]:
         "message": health.message,
         "source": source,
         "fs_type": fstype,
-        "trusted_mtimes": fsinfo.is_trusted(fstype),
+        "trusted_mtimes": fsinfo.mtime_trusted(source, config.scan.trust_dir_mtime),
         "is_mountpoint": fsinfo.is_mountpoint(source),
         "must_be_mountpoint": must_be_mountpoint(config, store),
         "down_since": float(down) if down else None,
