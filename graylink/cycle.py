@@ -284,10 +284,12 @@ class Cycle:
             elif self.options.full or self._full_verify_due():
                 store.add_marks([Mark(b"", "full-verify")])
             settings = settings_fingerprint(self.config)
-            if store.get_meta(META_SETTINGS) not in (None, settings):
-                log.info("link rules or link targets changed: re-planning every link")
-                store.add_marks([Mark(b"", "settings", indexed=True)])
-            store.set_meta(META_SETTINGS, settings)
+            recorded = store.get_meta(META_SETTINGS)
+            if recorded != settings:
+                if recorded is not None:
+                    log.info("link rules or link targets changed: re-planning every link")
+                    store.add_marks([Mark(b"", "settings", indexed=True)])
+                store.set_meta(META_SETTINGS, settings)
         pending = store.pending_marks()
         if not any(m.path == b"" and m.recursive and not m.indexed for m in pending):
             walked = walk(
