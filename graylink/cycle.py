@@ -13,6 +13,7 @@ import itertools
 import logging
 import os
 import sqlite3
+import stat
 import tempfile
 import time
 from collections.abc import Iterator
@@ -219,6 +220,11 @@ class Cycle:
 
     def run(self) -> CycleResult:
         started = time.monotonic()
+        if not self._index_has_files():
+            # Nothing indexed yet, so nothing to protect: a missing source is a
+            # bad config. Once indexed, a missing source is a dropped mount
+            # (e.g. the source lies below an unmounted mount point).
+            self._check_source()
         # A dry run may not remount: it changes nothing, the mount included.
         health = ensure_healthy(
             self.config, self.store, allow_remount=self.options.remount and not self.options.dry_run
@@ -264,9 +270,18 @@ class Cycle:
 
     # -- steps
 
+    def _index_has_files(self) -> bool:
+        return self.store.execute("SELECT 1 FROM file LIMIT 1").fetchone() is not None
+
     def _check_source(self) -> None:
         source = self.config.paths.source
-        if not os.path.isdir(source):
+        try:
+            is_dir = stat.S_ISDIR(os.stat(source).st_mode)
+        except (FileNotFoundError, NotADirectoryError):
+            is_dir = False
+        except OSError:
+            return  # a dead or hung mount: the health gate reports it
+        if not is_dir:
             raise ConfigError(f"[paths] source {source} is not a directory (or does not exist)")
 
     def _collect_marks(self) -> list[StoredMark]:

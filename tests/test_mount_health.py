@@ -288,3 +288,13 @@ def test_vfs_prefix_of_a_plain_folder(tmp_path: Path) -> None:
     entry = fsinfo.mount_of(str(tmp_path))
     assert entry is not None
     assert os.path.join(entry.mount_point, prefix) == os.path.realpath(tmp_path)
+
+
+def test_source_gone_after_indexing_is_a_drop_not_bad_config(tmp_path: Path, library: Path) -> None:
+    # source = /mnt/gdrive/Media with /mnt/gdrive unmounted: Media is simply gone.
+    config = make_config(tmp_path)
+    assert reconcile(config)[0] == 0
+    library.rename(tmp_path / "elsewhere")
+    code, failures = reconcile(config, force=True)
+    assert code == 1 and "does not exist" in failures[0]
+    assert links_of(tmp_path) == ALL
