@@ -527,7 +527,7 @@ _HINTS = {
     MOUNTPOINT: "the mount is down: start your rclone mount again, or set [mount] remount_command",
     ANCHOR: "create the anchor file in the remote, or fix [mount] anchor; if the mount is down, start it again",
     NOT_EMPTY: "the mount is probably down: start it again; if the library really is empty now, "
-    "run 'graylink reconcile --force'",
+    "move the database away so graylink starts over",
 }
 
 
