@@ -185,6 +185,7 @@ def plan_document(result: Any, config: Config) -> dict[str, Any]:
             "duration_s": stats.duration_s,
         },
         "failures": result.failures,
+        "emby": result.emby.as_json() if result.emby is not None else None,
     }
 
 

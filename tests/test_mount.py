@@ -310,5 +310,6 @@ def test_doctor_checks_read_the_serving_rclone_flags(rclone_mount: Callable[...,
         checks = mount.doctor_checks(config, store)
     by_name = {c.name: c for c in checks}
     assert by_name["mount"].ok
-    assert by_name["rclone flags"].message.startswith("warning: --dir-cache-time 1s without --poll-interval")
+    assert by_name["rclone flags"].warn
+    assert by_name["rclone flags"].message.startswith("--dir-cache-time 1s without --poll-interval")
     assert by_name["rclone rc"].ok

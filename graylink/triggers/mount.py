@@ -618,7 +618,7 @@ RCLONE_DEFAULT_POLL = 60.0
 
 
 def flag_checks(config: Config, argv: tuple[str, ...]) -> list[Check]:
-    """Warnings about an rclone mount's flags (ok=True: they slow graylink, they do not break it)."""
+    """Warnings about an rclone mount's flags: they make graylink slow or costly, they do not break it."""
     checks: list[Check] = []
     raw_cache = _flag(argv, "--dir-cache-time")
     cache = parse_go_duration(raw_cache) if raw_cache else RCLONE_DEFAULT_DIR_CACHE
@@ -629,20 +629,22 @@ def flag_checks(config: Config, argv: tuple[str, ...]) -> list[Check]:
         checks.append(
             Check(
                 "rclone flags",
-                True,
-                f"warning: --dir-cache-time {raw_cache or '5m (default)'} without --poll-interval: every walk "
+                False,
+                f"--dir-cache-time {raw_cache or '5m (default)'} without --poll-interval: every walk "
                 "re-lists expired folders through the Drive API, which is slow and rate-limited",
                 recommended,
+                warn=True,
             )
         )
     elif poll == 0.0 and cache is not None and cache >= SHORT_DIR_CACHE:
         checks.append(
             Check(
                 "rclone flags",
-                True,
-                f"warning: --poll-interval 0 with --dir-cache-time {raw_cache}: changes on the Drive stay "
+                False,
+                f"--poll-interval 0 with --dir-cache-time {raw_cache}: changes on the Drive stay "
                 "invisible through the mount until the cache expires",
                 recommended,
+                warn=True,
             )
         )
     has_rc = _flag(argv, "--rc") is not None or _flag(argv, "--rc-addr") is not None
@@ -650,9 +652,10 @@ def flag_checks(config: Config, argv: tuple[str, ...]) -> list[Check]:
         checks.append(
             Check(
                 "rclone flags",
-                True,
-                "warning: [mount] rclone_rc is set but the mount runs without --rc: vfs/refresh calls will fail",
+                False,
+                "[mount] rclone_rc is set but the mount runs without --rc: vfs/refresh calls will fail",
                 "add --rc --rc-addr 127.0.0.1:5572 (with --rc-user/--rc-pass, or --rc-no-auth) to the mount",
+                warn=True,
             )
         )
     if not checks:
