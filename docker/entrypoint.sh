@@ -51,7 +51,7 @@ mkdir -p "$CONFIG_DIR"
 # (first start, or PUID changed): a recursive chown of a big /config on every
 # start, or of a user's mounted rclone.conf, would be neither quick nor polite.
 for item in "$CONFIG_DIR" "$CONFIG_DIR"/graylink.db "$CONFIG_DIR"/graylink.db-wal "$CONFIG_DIR"/graylink.db-shm \
-    "$CONFIG_DIR"/drive-token.json; do
+    "$CONFIG_DIR"/graylink.db.lock "$CONFIG_DIR"/drive-token.json; do
     if [ -e "$item" ] && [ "$(stat -c %u:%g "$item")" != "$PUID:$PGID" ]; then
         chown "$PUID:$PGID" "$item"
     fi
