@@ -9,6 +9,7 @@ set -eu
 
 PUID="${PUID:-1000}"
 PGID="${PGID:-1000}"
+# The folder whose graylink files are handed to PUID:PGID (the image keeps all state there).
 CONFIG_DIR="${GRAYLINK_CONFIG_DIR:-/config}"
 EXAMPLE=/usr/share/graylink/graylink.ini.example
 

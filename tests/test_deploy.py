@@ -137,8 +137,14 @@ def test_configuration_reference_documents_every_key() -> None:
 def test_docs_links_resolve() -> None:
     link = re.compile(r"\]\(([^)#\s]+)(?:#[^)]*)?\)")
     pages = [*DOCS.glob("*.md"), ROOT / "CHANGELOG.md"]
-    assert {"index.md", "quickstart.md", "configuration.md", "deployment.md", "troubleshooting.md",
-            "architecture.md"} <= {page.name for page in pages}
+    assert {
+        "index.md",
+        "quickstart.md",
+        "configuration.md",
+        "deployment.md",
+        "troubleshooting.md",
+        "architecture.md",
+    } <= {page.name for page in pages}
     for page in pages:
         for target in link.findall(page.read_text(encoding="utf-8")):
             if "://" in target or target.startswith("mailto:"):
@@ -273,6 +279,43 @@ def test_entrypoint_keeps_the_config_file_and_says_how_to_make_one(tmp_path: Pat
     assert result.stderr == ""  # the hint is for graylink's own commands only
     hinted = run_entrypoint_unprivileged({"GRAYLINK_CONFIG": missing}, "graylink", "--version")
     assert "graylink.ini.example" in hinted.stderr
+
+
+def test_entrypoint_as_root_takes_puid_pgid_and_drops_privileges(tmp_path: Path) -> None:
+    """The container's start, as root, in a private mount namespace over a copy of /etc."""
+    unshare = shutil.which("unshare")
+    if os.geteuid() != 0 or unshare is None:
+        pytest.skip("needs root and unshare to give the entrypoint a private /etc")
+    etc, config = tmp_path / "etc", tmp_path / "config"
+    host_passwd = Path("/etc/passwd").read_text()
+    shutil.copytree("/etc", etc, symlinks=True, ignore_dangling_symlinks=True)
+    config.mkdir()
+    (config / "graylink.db").write_bytes(b"")
+    (config / "rclone.conf").write_bytes(b"")  # the user's file: not graylink's to chown
+    script = (
+        f"mount --bind {etc} /etc"
+        " && groupadd --non-unique --gid 4000 graylink"
+        " && useradd --non-unique --uid 4000 --gid graylink --home-dir /config --no-create-home graylink"
+        f" && exec sh {ENTRYPOINT} id"
+    )
+    env = {
+        "PATH": os.environ.get("PATH", "/usr/sbin:/usr/bin:/sbin:/bin"),
+        "PUID": "4242",
+        "PGID": "4343",
+        "GRAYLINK_CONFIG_DIR": str(config),
+    }
+    result = subprocess.run(
+        [unshare, "--mount", "sh", "-c", script], env=env, capture_output=True, text=True, timeout=60, check=False
+    )
+    if result.returncode != 0 and "unshare" in result.stderr:
+        pytest.skip(f"no private mount namespace here: {result.stderr.strip()}")
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.startswith("uid=4242(graylink) gid=4343(graylink)")
+    assert "groups=4343(graylink)" in result.stdout  # root's groups are not kept
+    assert (config.stat().st_uid, config.stat().st_gid) == (4242, 4343)
+    assert ((config / "graylink.db").stat().st_uid, (config / "graylink.db").stat().st_gid) == (4242, 4343)
+    assert (config / "rclone.conf").stat().st_uid == 0
+    assert Path("/etc/passwd").read_text() == host_passwd, "the entrypoint changed the real /etc"
 
 
 # ------------------------------------------------------------------ workflows
