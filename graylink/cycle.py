@@ -13,11 +13,14 @@ import itertools
 import logging
 import os
 import sqlite3
+import stat
 import tempfile
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from operator import itemgetter
+from typing import Any
 
 from graylink.config import Config
 from graylink.db import Mark, Store, StoredMark, join, parent_of, subtree_bounds
@@ -27,7 +30,9 @@ from graylink.index import Index
 from graylink.links import Applier, ApplyResult
 from graylink.linktree import read_dir, walk_dirs
 from graylink.listing import MountGone
+from graylink.notify.emby import DeliveryResult, deliver, enqueue
 from graylink.reconciler import (
+    TEMP_RE,
     Action,
     Desired,
     LinkSpace,
@@ -39,6 +44,8 @@ from graylink.reconciler import (
 )
 from graylink.rules import Rules
 from graylink.scanner import ProgressFn, Scanner
+from graylink.triggers.drive import DrivePollResult, poll_drive
+from graylink.triggers.mount import Health, check_health, ensure_healthy, record_health, refresh_marked
 from graylink.triggers.walk import walk
 
 log = logging.getLogger(__name__)
@@ -54,6 +61,7 @@ class CycleOptions:
     force: bool = False
     full: bool = False  # verify everything now
     progress: ProgressFn | None = None
+    remount: bool = True  # run [mount] remount_command when the mount is down (the loop paces it itself)
 
 
 @dataclass
@@ -73,11 +81,19 @@ class CycleResult:
     failures: list[str] = field(default_factory=list)
     stopped: str = ""
     applied: ApplyResult | None = None
+    health: Health | None = None  # the mount's health when the cycle ended
+    emby: DeliveryResult | None = None  # None when no [emby] url is set (or a dry run)
+    drive: DrivePollResult | None = None  # the Drive feed's poll, when it ran
+
+    @property
+    def mount_healthy(self) -> bool:
+        return self.health is None or self.health.ok
 
     @property
     def exit_code(self) -> int:
         counts = self.plan.counts()
-        return 1 if counts["conflict"] or counts["braked"] or self.failures or self.stopped else 0
+        undelivered = self.emby is not None and not self.emby.ok
+        return 1 if counts["conflict"] or counts["braked"] or self.failures or self.stopped or undelivered else 0
 
 
 @dataclass(frozen=True)
@@ -123,11 +139,10 @@ def collapse(items: list[tuple[bytes, bool]]) -> list[Scope]:
     return scopes
 
 
-def _grouped(
-    rows: Iterator[tuple[bytes, bytes, bytes]], tag: int
-) -> Iterator[tuple[bytes, int, list[tuple[bytes, bytes]]]]:
-    for key, group in itertools.groupby(rows, key=lambda row: row[0]):
-        yield key, tag, [(row[1], row[2]) for row in group]
+def _grouped(rows: Iterator[tuple[Any, ...]], tag: int) -> Iterator[tuple[bytes, int, list[tuple[Any, ...]]]]:
+    """Rows sorted by their first column, as (that column, tag, rows) per value."""
+    for key, group in itertools.groupby(rows, key=itemgetter(0)):
+        yield key, tag, list(group)
 
 
 def owned_rows(store: Store, scope: Scope) -> Iterator[tuple[bytes, bytes, bytes]]:
@@ -147,29 +162,33 @@ def plan_scope(store: Store, space: LinkSpace, rules: Rules, scope: Scope) -> li
     """Plan one scope, directory by directory, streaming the index and the link table."""
     index = Index(store)
     target_dirs = walk_dirs(space.target, scope.path) if scope.recursive else [scope.path]
-    desired_rows = ((r.dir, r.name, b"") for r in index.files_under(scope.path, scope.recursive))
     streams = [
-        _grouped(desired_rows, 0),
+        _grouped(index.files_under(scope.path, scope.recursive), 0),
         _grouped(owned_rows(store, scope), 1),
         ((d, 2, []) for d in target_dirs),
     ]
     actions: list[Action] = []
-    merged = heapq.merge(*streams, key=lambda item: item[0])
-    for rel_dir, items in itertools.groupby(merged, key=lambda item: item[0]):
+    wants_file = rules.wants_file
+    merged = heapq.merge(*streams, key=itemgetter(0))
+    for rel_dir, items in itertools.groupby(merged, key=itemgetter(0)):
         desired: dict[bytes, Desired] = {}
         owned: dict[bytes, bytes] = {}
         on_disk = False
         for _, tag, rows in items:
-            if tag == 0 and rules.wants_dir(rel_dir):
-                for name, _unused in rows:
-                    if rules.wants_file(name):
-                        rel = join(rel_dir, name)
-                        desired[name] = Desired(space.link_target(rel), rel)
+            if tag == 0:
+                if rules.wants_dir(rel_dir):
+                    for row in rows:
+                        name = row[1]
+                        if wants_file(name):
+                            rel = join(rel_dir, name)
+                            desired[name] = Desired(space.link_target(rel), rel)
             elif tag == 1:
-                owned.update(rows)
-            elif tag == 2:
+                owned.update((row[1], row[2]) for row in rows)
+            else:
                 on_disk = True
-        if not desired and not owned and not on_disk:
+        if not on_disk and not owned and scope.recursive:
+            # Nothing on disk and nothing recorded: every wanted link is a create.
+            actions.extend(Action(Op.CREATE, d.source, d.target, d.source) for d in desired.values())
             continue
         actual = read_dir(space.target, rel_dir) if on_disk or not scope.recursive else {}
         actions.extend(plan_dir(space, rel_dir, desired, actual, owned))
@@ -208,33 +227,89 @@ class Cycle:
         self.stats = CycleStats()
         self.failures: list[str] = []
         self.full = False
+        self.mount_ok = True
 
     def run(self) -> CycleResult:
         started = time.monotonic()
+        if not self._index_has_files():
+            # Nothing indexed yet, so nothing to protect: a missing source is a
+            # bad config. Once indexed, a missing source is a dropped mount
+            # (e.g. the source lies below an unmounted mount point).
+            self._check_source()
+        # A dry run may not remount: it changes nothing, the mount included.
+        health = ensure_healthy(
+            self.config, self.store, allow_remount=self.options.remount and not self.options.dry_run
+        )
+        if not health.ok:
+            # Walking a dropped mount would read "everything deleted" into the
+            # index: touch nothing, keep every mark, report.
+            self.failures.append(f"mount check {health.failed_check} failed: {health.message}")
+            self.stats.duration_s = round(time.monotonic() - started, 6)
+            return CycleResult(Plan(), self.stats, self.options.dry_run, False, self.failures, health=health)
         self._check_source()
-        marks = self._collect_marks()
-        scopes = collapse([(m.path, m.recursive) for m in marks])
-        self._refresh(marks)
+        drive = self._poll_drive()
+        try:
+            marks = self._collect_marks()
+            scopes = collapse([(m.path, m.recursive) for m in marks])
+            refresh_marked(self.config, marks)
+            self._refresh(marks)
+        except MountGone as exc:
+            record_health(self.store, Health(False, "source-listable", str(exc), dead=True))
+            raise
         plan = Plan()
         for scope in scopes:
             plan.actions.extend(plan_scope(self.store, self.space, self.rules, scope))
+        # The mount can drop while we walk; a clean unmount then reads as
+        # deletions, so health is checked again right before any prune.
+        health = check_health(self.config, self.store)
+        if not health.ok:
+            record_health(self.store, health)
+            message = f"mount check {health.failed_check} failed: {health.message}"
+            log.error("%s; nothing was pruned and dirty marks are kept", message)
+            withhold_prunes(plan, message)
+            self.failures.append(message)
+            self.mount_ok = False
         owned_total = self.store.count("link")
         if not self.options.force:
             apply_prune_brake(plan, owned_total, self.config.reconcile.max_prune_fraction)
-        result = CycleResult(plan, self.stats, self.options.dry_run, self.full, self.failures)
-        if plan.brake_reason:
+        result = CycleResult(
+            plan, self.stats, self.options.dry_run, self.full, self.failures, health=health, drive=drive
+        )
+        if plan.brake_reason and health.ok:
             log.error("prune brake: %s", plan.brake_reason)
         if not self.options.dry_run:
             self._apply_and_record(plan, marks, result)
+            if self.config.emby.url:
+                result.emby = self._notify()
         self.stats.duration_s = round(time.monotonic() - started, 6)
         return result
 
     # -- steps
 
+    def _index_has_files(self) -> bool:
+        return self.store.execute("SELECT 1 FROM file LIMIT 1").fetchone() is not None
+
     def _check_source(self) -> None:
         source = self.config.paths.source
-        if not os.path.isdir(source):
+        try:
+            is_dir = stat.S_ISDIR(os.stat(source).st_mode)
+        except (FileNotFoundError, NotADirectoryError):
+            is_dir = False
+        except OSError:
+            return  # a dead or hung mount: the health gate reports it
+        if not is_dir:
             raise ConfigError(f"[paths] source {source} is not a directory (or does not exist)")
+
+    def _poll_drive(self) -> DrivePollResult | None:
+        """One poll of the Drive feed, before the walk: its marks (indexed=False) make
+        the refresh re-list exactly the folders it names, even where the walk skips.
+        A failed poll is reported and the cycle goes on with the walk."""
+        if not self.config.drive.enabled or self.options.paths:
+            return None
+        result = poll_drive(self.config, self.store)
+        if result.error is not None:
+            self.failures.append(f"drive feed: {result.error}")
+        return result
 
     def _collect_marks(self) -> list[StoredMark]:
         store = self.store
@@ -251,10 +326,12 @@ class Cycle:
             elif self.options.full or self._full_verify_due():
                 store.add_marks([Mark(b"", "full-verify")])
             settings = settings_fingerprint(self.config)
-            if store.get_meta(META_SETTINGS) not in (None, settings):
-                log.info("link rules or link targets changed: re-planning every link")
-                store.add_marks([Mark(b"", "settings", indexed=True)])
-            store.set_meta(META_SETTINGS, settings)
+            recorded = store.get_meta(META_SETTINGS)
+            if recorded != settings:
+                if recorded is not None:
+                    log.info("link rules or link targets changed: re-planning every link")
+                    store.add_marks([Mark(b"", "settings", indexed=True)])
+                store.set_meta(META_SETTINGS, settings)
         pending = store.pending_marks()
         if not any(m.path == b"" and m.recursive and not m.indexed for m in pending):
             walked = walk(
@@ -311,9 +388,28 @@ class Cycle:
             if self.full and not keep and not result.failures:
                 store.set_meta(META_LAST_FULL, str(time.time()))
 
+    def _notify(self) -> DeliveryResult:
+        """Tell the media server what changed: this run's changes and any still queued."""
+        delivery = deliver(self.config.emby, self.store, tree_root=self.config.paths.target)
+        if not delivery.ok:
+            log.warning(
+                "the links themselves are done; %d media server updates stay queued for the next run",
+                delivery.pending,
+            )
+        return delivery
+
+    def _emby_changes(self, applied: ApplyResult) -> list[tuple[Op, bytes]]:
+        """The changes the media server must hear about: not conflicts, not leftovers of a killed run."""
+        root = os.fsencode(self.config.paths.target).rstrip(b"/")
+        return [
+            (a.op, root + b"/" + a.link)
+            for a in applied.done
+            if a.op in (Op.CREATE, Op.REPAIR, Op.PRUNE) and not TEMP_RE.match(a.link.rpartition(b"/")[2])
+        ]
+
     def _marks_to_keep(self, plan: Plan, marks: list[StoredMark], applied: ApplyResult) -> set[int]:
         """Marks whose work is unfinished: withheld prunes, failures, an early stop."""
-        if applied.stopped:
+        if applied.stopped or not self.mount_ok:
             return {m.id for m in marks}
         unfinished = [a.link for a in plan.braked] + [a.link for a, _ in applied.failed if a.op is not Op.CONFLICT]
         keep: set[int] = set()
@@ -337,6 +433,9 @@ class Cycle:
         store.executemany("INSERT OR REPLACE INTO link (dir, name, target, source) VALUES (?, ?, ?, ?)", upserts)
         store.executemany("INSERT OR IGNORE INTO link_dir (path) VALUES (?)", ((d,) for d in applied.made_dirs))
         store.executemany("DELETE FROM link_dir WHERE path = ?", ((d,) for d in applied.removed_dirs))
+        if self.config.emby.url:
+            # Same transaction as the link table: a change is recorded and queued, or neither.
+            enqueue(store, self._emby_changes(applied))
 
     def _is_made_dir(self, rel: bytes) -> bool:
         return self.store.execute("SELECT 1 FROM link_dir WHERE path = ?", (rel,)).fetchone() is not None

@@ -89,7 +89,27 @@ class LinkDir(_Base):
         table_name = "link_dir"
 
 
-MODELS: list[type[pw.Model]] = [MetaValue, AppliedMigration, Directory, IndexedFile, DirtyMark, OwnedLink, LinkDir]
+class EmbyQueued(_Base):
+    """A link change the media server has not been told about yet (graylink.notify.emby)."""
+
+    path = pw.BlobField()  # absolute path of the link in the link tree
+    op = pw.TextField()  # create | repair | prune
+    queued_at = pw.FloatField()
+
+    class Meta:
+        table_name = "emby_queue"
+
+
+MODELS: list[type[pw.Model]] = [
+    MetaValue,
+    AppliedMigration,
+    Directory,
+    IndexedFile,
+    DirtyMark,
+    OwnedLink,
+    LinkDir,
+    EmbyQueued,
+]
 
 
 # --------------------------------------------------------------- migrations
@@ -99,11 +119,27 @@ def _m0001_initial(db: pw.SqliteDatabase) -> None:
     db.create_tables([Directory, IndexedFile, DirtyMark, OwnedLink, LinkDir])
 
 
+def _m0002_emby_queue(db: pw.SqliteDatabase) -> None:
+    db.create_tables([EmbyQueued])
+
+
+def _m0002_drive(db: pw.SqliteDatabase) -> None:
+    # The Drive feed's own state: folder ID -> path under the source root (so a
+    # folder costs one files.get, ever), and the keys of activities already
+    # handled (so the overlap of consecutive queries marks nothing twice).
+    db.execute_sql("CREATE TABLE drive_folder (id TEXT PRIMARY KEY, path BLOB NOT NULL)")
+    db.execute_sql("CREATE INDEX drive_folder_path ON drive_folder (path)")
+    db.execute_sql("CREATE TABLE drive_activity (key TEXT PRIMARY KEY, time_ms INTEGER NOT NULL)")
+    db.execute_sql("CREATE INDEX drive_activity_time ON drive_activity (time_ms)")
+
+
 # Forward migrations, applied in order, each once, by name. Append only: a
 # database records the names it has, so a newer graylink knows what to add and
 # an older one can tell that a database is newer than itself.
 MIGRATIONS: list[tuple[str, Callable[[pw.SqliteDatabase], None]]] = [
     ("0001_initial", _m0001_initial),
+    ("0002_emby_queue", _m0002_emby_queue),
+    ("0002_drive", _m0002_drive),
 ]
 
 SCHEMA_VERSION = len(MIGRATIONS)
@@ -179,7 +215,7 @@ class Store:
             if not os.path.exists(self.path):
                 raise DatabaseError(f"no database at {self.path}: run 'graylink reconcile' first")
         else:
-            parent = os.path.dirname(self.path)
+            parent = os.path.dirname(os.path.abspath(self.path))
             try:
                 os.makedirs(parent, exist_ok=True)
             except OSError as exc:
@@ -296,7 +332,7 @@ class Store:
     # -- counts
 
     def count(self, table: str) -> int:
-        if table not in {"directory", "file", "dirty", "link", "link_dir"}:
+        if table not in {"directory", "file", "dirty", "link", "link_dir", "emby_queue"}:
             raise ValueError(table)
         return int(self.execute(f"SELECT count(*) FROM {table}").fetchone()[0])
 
