@@ -824,7 +824,10 @@ def print_report(report: Report, out: Callable[[str], None] = print) -> None:
         )
     out("")
     headers = ("#", "measure", "graylink", "reference", "ratio", "target", "")
-    table = [headers] + [(r.key, r.what, r.graylink, r.reference, r.ratio, r.target, r.verdict) for r in report.rows]
+    table = [headers] + [
+        (r.key, r.what, r.graylink, r.reference, r.ratio, r.target, r.verdict)
+        for r in sorted(report.rows, key=lambda r: r.key)
+    ]
     widths = [max(len(row[i]) for row in table) for i in range(len(headers))]
     for n, row in enumerate(table):
         out("  ".join(cell.ljust(widths[i]) for i, cell in enumerate(row)).rstrip())
