@@ -36,21 +36,17 @@ class AppContext:
     def config(self) -> Config:
         if self._config is None:
             self._config = load_config(self.config_path)
+            from graylink.logsetup import configure_logging
+
+            configure_logging(self._config.log, self.verbosity)
         return self._config
 
 
 def setup_logging(verbosity: int) -> None:
-    level = logging.DEBUG if verbosity > 0 else logging.ERROR if verbosity < 0 else logging.INFO
-    root = logging.getLogger()
-    for handler in list(root.handlers):
-        root.removeHandler(handler)
-    handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s", "%Y-%m-%d %H:%M:%S"))
-    root.addHandler(handler)
-    root.setLevel(level)
-    # Library chatter (HTTP connection pools, Google discovery) stays out of INFO.
-    for noisy in ("urllib3", "googleapiclient", "google", "peewee", "schedule"):
-        logging.getLogger(noisy).setLevel(logging.WARNING if verbosity <= 0 else logging.DEBUG)
+    """Logging to stderr until the config is read (then ``[log]`` applies)."""
+    from graylink.logsetup import configure_logging
+
+    configure_logging(None, verbosity)
 
 
 def fail(message: str, code: int) -> None:

@@ -15,7 +15,7 @@ import os
 import sqlite3
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 
@@ -24,7 +24,7 @@ from graylink.db import Mark, Store, StoredMark, join, parent_of, subtree_bounds
 from graylink.errors import ConfigError
 from graylink.fsinfo import mtime_trusted
 from graylink.index import Index
-from graylink.links import Applier, ApplyResult
+from graylink.links import STOPPED_ON_REQUEST, Applier, ApplyResult
 from graylink.linktree import read_dir, walk_dirs
 from graylink.listing import MountGone
 from graylink.reconciler import (
@@ -38,7 +38,7 @@ from graylink.reconciler import (
     withhold_prunes,
 )
 from graylink.rules import Rules
-from graylink.scanner import ProgressFn, Scanner
+from graylink.scanner import Interrupted, ProgressFn, Scanner
 from graylink.triggers.walk import walk
 
 log = logging.getLogger(__name__)
@@ -54,6 +54,9 @@ class CycleOptions:
     force: bool = False
     full: bool = False  # verify everything now
     progress: ProgressFn | None = None
+    # Asked between directories and between actions (the service's SIGTERM):
+    # true stops the cycle there, with what is done committed and the marks kept.
+    should_stop: Callable[[], bool] | None = None
 
 
 @dataclass
@@ -212,11 +215,16 @@ class Cycle:
     def run(self) -> CycleResult:
         started = time.monotonic()
         self._check_source()
-        marks = self._collect_marks()
-        scopes = collapse([(m.path, m.recursive) for m in marks])
-        self._refresh(marks)
+        try:
+            marks = self._collect_marks()
+            scopes = collapse([(m.path, m.recursive) for m in marks])
+            self._refresh(marks)
+        except Interrupted:
+            return self._stopped(started)
         plan = Plan()
         for scope in scopes:
+            if self._stop_requested():
+                return self._stopped(started)
             plan.actions.extend(plan_scope(self.store, self.space, self.rules, scope))
         owned_total = self.store.count("link")
         if not self.options.force:
@@ -228,6 +236,13 @@ class Cycle:
             self._apply_and_record(plan, marks, result)
         self.stats.duration_s = round(time.monotonic() - started, 6)
         return result
+
+    def _stop_requested(self) -> bool:
+        return self.options.should_stop is not None and self.options.should_stop()
+
+    def _stopped(self, started: float) -> CycleResult:
+        self.stats.duration_s = round(time.monotonic() - started, 6)
+        return CycleResult(Plan(), self.stats, self.options.dry_run, self.full, self.failures, STOPPED_ON_REQUEST)
 
     # -- steps
 
@@ -263,6 +278,7 @@ class Cycle:
                 trusted=mtime_trusted(self.config.paths.source, self.config.scan.trust_dir_mtime),
                 workers=self.config.scan.workers,
                 progress=self.options.progress,
+                should_stop=self.options.should_stop,
             )
             self.stats.dirs_statted += walked.dirs_statted
             if walked.scan:
@@ -286,7 +302,12 @@ class Cycle:
         self.full = any(m.path == b"" and m.recursive for m in stale)
         scopes = collapse([(m.path, m.recursive) for m in stale])
         scanner = Scanner(
-            self.store, self.root, self.config.scan.workers, make_marks=False, progress=self.options.progress
+            self.store,
+            self.root,
+            self.config.scan.workers,
+            make_marks=False,
+            progress=self.options.progress,
+            should_stop=self.options.should_stop,
         )
         scanner.refresh_trees([s.path for s in scopes if s.recursive])
         scanner.refresh_dirs([s.path for s in scopes if not s.recursive])
@@ -298,7 +319,7 @@ class Cycle:
 
     def _apply_and_record(self, plan: Plan, marks: list[StoredMark], result: CycleResult) -> None:
         store = self.store
-        applier = Applier(self.space.target, self._is_made_dir)
+        applier = Applier(self.space.target, self._is_made_dir, self.options.should_stop)
         applied = applier.apply(plan.actions)
         result.applied = applied
         result.stopped = applied.stopped
