@@ -57,6 +57,9 @@ class CycleOptions:
     # Asked between directories and between actions (the service's SIGTERM):
     # true stops the cycle there, with what is done committed and the marks kept.
     should_stop: Callable[[], bool] | None = None
+    # False: reconcile only what is already marked (the service, after the Drive
+    # feed or the mount check marked something), without walking the source.
+    walk: bool = True
 
 
 @dataclass
@@ -271,7 +274,7 @@ class Cycle:
                 store.add_marks([Mark(b"", "settings", indexed=True)])
             store.set_meta(META_SETTINGS, settings)
         pending = store.pending_marks()
-        if not any(m.path == b"" and m.recursive and not m.indexed for m in pending):
+        if self.options.walk and not any(m.path == b"" and m.recursive and not m.indexed for m in pending):
             walked = walk(
                 store,
                 self.root,

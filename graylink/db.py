@@ -89,7 +89,32 @@ class LinkDir(_Base):
         table_name = "link_dir"
 
 
-MODELS: list[type[pw.Model]] = [MetaValue, AppliedMigration, Directory, IndexedFile, DirtyMark, OwnedLink, LinkDir]
+class JobRun(_Base):
+    """The service loop's jobs: the last run of each, and when it runs next (graylink.service)."""
+
+    name = pw.TextField(primary_key=True)
+    last_start = pw.FloatField(null=True)
+    duration_s = pw.FloatField(null=True)
+    ok = pw.BooleanField(null=True)
+    result = pw.TextField(default="")
+    runs = pw.IntegerField(default=0)
+    failures = pw.IntegerField(default=0)
+    next_run = pw.FloatField(null=True)  # NULL while no loop runs
+
+    class Meta:
+        table_name = "job_run"
+
+
+MODELS: list[type[pw.Model]] = [
+    MetaValue,
+    AppliedMigration,
+    Directory,
+    IndexedFile,
+    DirtyMark,
+    OwnedLink,
+    LinkDir,
+    JobRun,
+]
 
 
 # --------------------------------------------------------------- migrations
@@ -99,11 +124,16 @@ def _m0001_initial(db: pw.SqliteDatabase) -> None:
     db.create_tables([Directory, IndexedFile, DirtyMark, OwnedLink, LinkDir])
 
 
+def _m0004_service(db: pw.SqliteDatabase) -> None:
+    db.create_tables([JobRun])
+
+
 # Forward migrations, applied in order, each once, by name. Append only: a
 # database records the names it has, so a newer graylink knows what to add and
 # an older one can tell that a database is newer than itself.
 MIGRATIONS: list[tuple[str, Callable[[pw.SqliteDatabase], None]]] = [
     ("0001_initial", _m0001_initial),
+    ("0004_service", _m0004_service),
 ]
 
 SCHEMA_VERSION = len(MIGRATIONS)

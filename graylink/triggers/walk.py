@@ -62,9 +62,7 @@ def walk(
     should_stop: StopFn | None = None,
 ) -> WalkStats:
     stats = WalkStats()
-    scanner = Scanner(
-        store, root, workers, make_marks=True, reason="walk", progress=progress, should_stop=should_stop
-    )
+    scanner = Scanner(store, root, workers, make_marks=True, reason="walk", progress=progress, should_stop=should_stop)
     if trusted:
         stale = stale_dirs(store, root, stats)
         stats.scan = scanner.list_known((path, None) for path in stale)
