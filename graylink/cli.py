@@ -181,6 +181,7 @@ def plan_document(result: Any, config: Config) -> dict[str, Any]:
             "duration_s": stats.duration_s,
         },
         "failures": result.failures,
+        "emby": result.emby.as_json() if result.emby is not None else None,
     }
 
 
@@ -245,7 +246,7 @@ def reconcile(
     from graylink.db import Store
     from graylink.listing import MountGone
     from graylink.lock import InstanceLock
-    from graylink.status import record_reconcile
+    from graylink.status import eventful, record_reconcile
 
     config = app.config
     if loop:
@@ -267,7 +268,9 @@ def reconcile(
         else:
             with InstanceLock(config.paths.database), Store(config.paths.database) as store:
                 result = run_cycle(config, store, options)
-                record_reconcile(store, result, "cli")
+                # A no-op run writes nothing at all (the service records its every run).
+                if eventful(result):
+                    record_reconcile(store, result, "cli")
     except MountGone as exc:
         raise GraylinkError(f"the source is not readable ({exc.strerror}); nothing was pruned") from None
     finally:

@@ -11,7 +11,7 @@ import configparser
 import os
 import re
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -265,7 +265,7 @@ class MountConfig:
     remount_timeout: float
     rclone_rc: str
     rclone_rc_user: str
-    rclone_rc_pass: str
+    rclone_rc_pass: str = field(repr=False)  # a secret: never in a repr, hence never in a log
 
 
 @dataclass(frozen=True)
@@ -278,7 +278,7 @@ class DriveConfig:
     overlap: float
     token_file: str
     client_id: str
-    client_secret: str
+    client_secret: str = field(repr=False)  # a secret: never in a repr, hence never in a log
     api_endpoint: str
     token_uri: str
     auth_uri: str
@@ -287,7 +287,7 @@ class DriveConfig:
 @dataclass(frozen=True)
 class EmbyConfig:
     url: str
-    api_key: str
+    api_key: str = field(repr=False)  # a secret: never in a repr, hence never in a log
     server: str
     mode: str
     path_map: tuple[tuple[str, str], ...]

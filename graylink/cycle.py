@@ -18,6 +18,8 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from operator import itemgetter
+from typing import Any
 
 from graylink.config import Config
 from graylink.db import Mark, Store, StoredMark, join, parent_of, subtree_bounds
@@ -27,7 +29,9 @@ from graylink.index import Index
 from graylink.links import STOPPED_ON_REQUEST, Applier, ApplyResult
 from graylink.linktree import read_dir, walk_dirs
 from graylink.listing import MountGone
+from graylink.notify.emby import DeliveryResult, deliver, enqueue
 from graylink.reconciler import (
+    TEMP_RE,
     Action,
     Desired,
     LinkSpace,
@@ -79,11 +83,13 @@ class CycleResult:
     failures: list[str] = field(default_factory=list)
     stopped: str = ""
     applied: ApplyResult | None = None
+    emby: DeliveryResult | None = None  # None when no [emby] url is set (or a dry run)
 
     @property
     def exit_code(self) -> int:
         counts = self.plan.counts()
-        return 1 if counts["conflict"] or counts["braked"] or self.failures or self.stopped else 0
+        undelivered = self.emby is not None and not self.emby.ok
+        return 1 if counts["conflict"] or counts["braked"] or self.failures or self.stopped or undelivered else 0
 
 
 @dataclass(frozen=True)
@@ -129,11 +135,10 @@ def collapse(items: list[tuple[bytes, bool]]) -> list[Scope]:
     return scopes
 
 
-def _grouped(
-    rows: Iterator[tuple[bytes, bytes, bytes]], tag: int
-) -> Iterator[tuple[bytes, int, list[tuple[bytes, bytes]]]]:
-    for key, group in itertools.groupby(rows, key=lambda row: row[0]):
-        yield key, tag, [(row[1], row[2]) for row in group]
+def _grouped(rows: Iterator[tuple[Any, ...]], tag: int) -> Iterator[tuple[bytes, int, list[tuple[Any, ...]]]]:
+    """Rows sorted by their first column, as (that column, tag, rows) per value."""
+    for key, group in itertools.groupby(rows, key=itemgetter(0)):
+        yield key, tag, list(group)
 
 
 def owned_rows(store: Store, scope: Scope) -> Iterator[tuple[bytes, bytes, bytes]]:
@@ -153,29 +158,33 @@ def plan_scope(store: Store, space: LinkSpace, rules: Rules, scope: Scope) -> li
     """Plan one scope, directory by directory, streaming the index and the link table."""
     index = Index(store)
     target_dirs = walk_dirs(space.target, scope.path) if scope.recursive else [scope.path]
-    desired_rows = ((r.dir, r.name, b"") for r in index.files_under(scope.path, scope.recursive))
     streams = [
-        _grouped(desired_rows, 0),
+        _grouped(index.files_under(scope.path, scope.recursive), 0),
         _grouped(owned_rows(store, scope), 1),
         ((d, 2, []) for d in target_dirs),
     ]
     actions: list[Action] = []
-    merged = heapq.merge(*streams, key=lambda item: item[0])
-    for rel_dir, items in itertools.groupby(merged, key=lambda item: item[0]):
+    wants_file = rules.wants_file
+    merged = heapq.merge(*streams, key=itemgetter(0))
+    for rel_dir, items in itertools.groupby(merged, key=itemgetter(0)):
         desired: dict[bytes, Desired] = {}
         owned: dict[bytes, bytes] = {}
         on_disk = False
         for _, tag, rows in items:
-            if tag == 0 and rules.wants_dir(rel_dir):
-                for name, _unused in rows:
-                    if rules.wants_file(name):
-                        rel = join(rel_dir, name)
-                        desired[name] = Desired(space.link_target(rel), rel)
+            if tag == 0:
+                if rules.wants_dir(rel_dir):
+                    for row in rows:
+                        name = row[1]
+                        if wants_file(name):
+                            rel = join(rel_dir, name)
+                            desired[name] = Desired(space.link_target(rel), rel)
             elif tag == 1:
-                owned.update(rows)
-            elif tag == 2:
+                owned.update((row[1], row[2]) for row in rows)
+            else:
                 on_disk = True
-        if not desired and not owned and not on_disk:
+        if not on_disk and not owned and scope.recursive:
+            # Nothing on disk and nothing recorded: every wanted link is a create.
+            actions.extend(Action(Op.CREATE, d.source, d.target, d.source) for d in desired.values())
             continue
         actual = read_dir(space.target, rel_dir) if on_disk or not scope.recursive else {}
         actions.extend(plan_dir(space, rel_dir, desired, actual, owned))
@@ -237,6 +246,9 @@ class Cycle:
             log.error("prune brake: %s", plan.brake_reason)
         if not self.options.dry_run:
             self._apply_and_record(plan, marks, result)
+            # On a stop request the queue waits for the next run: no retries with backoff now.
+            if self.config.emby.url and not self._stop_requested():
+                result.emby = self._notify()
         self.stats.duration_s = round(time.monotonic() - started, 6)
         return result
 
@@ -269,10 +281,12 @@ class Cycle:
             elif self.options.full or self._full_verify_due():
                 store.add_marks([Mark(b"", "full-verify")])
             settings = settings_fingerprint(self.config)
-            if store.get_meta(META_SETTINGS) not in (None, settings):
-                log.info("link rules or link targets changed: re-planning every link")
-                store.add_marks([Mark(b"", "settings", indexed=True)])
-            store.set_meta(META_SETTINGS, settings)
+            recorded = store.get_meta(META_SETTINGS)
+            if recorded != settings:
+                if recorded is not None:
+                    log.info("link rules or link targets changed: re-planning every link")
+                    store.add_marks([Mark(b"", "settings", indexed=True)])
+                store.set_meta(META_SETTINGS, settings)
         pending = store.pending_marks()
         if self.options.walk and not any(m.path == b"" and m.recursive and not m.indexed for m in pending):
             walked = walk(
@@ -335,6 +349,25 @@ class Cycle:
             if self.full and not keep and not result.failures:
                 store.set_meta(META_LAST_FULL, str(time.time()))
 
+    def _notify(self) -> DeliveryResult:
+        """Tell the media server what changed: this run's changes and any still queued."""
+        delivery = deliver(self.config.emby, self.store, tree_root=self.config.paths.target)
+        if not delivery.ok:
+            log.warning(
+                "the links themselves are done; %d media server updates stay queued for the next run",
+                delivery.pending,
+            )
+        return delivery
+
+    def _emby_changes(self, applied: ApplyResult) -> list[tuple[Op, bytes]]:
+        """The changes the media server must hear about: not conflicts, not leftovers of a killed run."""
+        root = os.fsencode(self.config.paths.target).rstrip(b"/")
+        return [
+            (a.op, root + b"/" + a.link)
+            for a in applied.done
+            if a.op in (Op.CREATE, Op.REPAIR, Op.PRUNE) and not TEMP_RE.match(a.link.rpartition(b"/")[2])
+        ]
+
     def _marks_to_keep(self, plan: Plan, marks: list[StoredMark], applied: ApplyResult) -> set[int]:
         """Marks whose work is unfinished: withheld prunes, failures, an early stop."""
         if applied.stopped:
@@ -361,6 +394,9 @@ class Cycle:
         store.executemany("INSERT OR REPLACE INTO link (dir, name, target, source) VALUES (?, ?, ?, ?)", upserts)
         store.executemany("INSERT OR IGNORE INTO link_dir (path) VALUES (?)", ((d,) for d in applied.made_dirs))
         store.executemany("DELETE FROM link_dir WHERE path = ?", ((d,) for d in applied.removed_dirs))
+        if self.config.emby.url:
+            # Same transaction as the link table: a change is recorded and queued, or neither.
+            enqueue(store, self._emby_changes(applied))
 
     def _is_made_dir(self, rel: bytes) -> bool:
         return self.store.execute("SELECT 1 FROM link_dir WHERE path = ?", (rel,)).fetchone() is not None

@@ -89,6 +89,17 @@ class LinkDir(_Base):
         table_name = "link_dir"
 
 
+class EmbyQueued(_Base):
+    """A link change the media server has not been told about yet (graylink.notify.emby)."""
+
+    path = pw.BlobField()  # absolute path of the link in the link tree
+    op = pw.TextField()  # create | repair | prune
+    queued_at = pw.FloatField()
+
+    class Meta:
+        table_name = "emby_queue"
+
+
 class JobRun(_Base):
     """The service loop's jobs: the last run of each, and when it runs next (graylink.service)."""
 
@@ -113,6 +124,7 @@ MODELS: list[type[pw.Model]] = [
     DirtyMark,
     OwnedLink,
     LinkDir,
+    EmbyQueued,
     JobRun,
 ]
 
@@ -124,6 +136,10 @@ def _m0001_initial(db: pw.SqliteDatabase) -> None:
     db.create_tables([Directory, IndexedFile, DirtyMark, OwnedLink, LinkDir])
 
 
+def _m0002_emby_queue(db: pw.SqliteDatabase) -> None:
+    db.create_tables([EmbyQueued])
+
+
 def _m0004_service(db: pw.SqliteDatabase) -> None:
     db.create_tables([JobRun])
 
@@ -133,6 +149,7 @@ def _m0004_service(db: pw.SqliteDatabase) -> None:
 # an older one can tell that a database is newer than itself.
 MIGRATIONS: list[tuple[str, Callable[[pw.SqliteDatabase], None]]] = [
     ("0001_initial", _m0001_initial),
+    ("0002_emby_queue", _m0002_emby_queue),
     ("0004_service", _m0004_service),
 ]
 
@@ -209,7 +226,7 @@ class Store:
             if not os.path.exists(self.path):
                 raise DatabaseError(f"no database at {self.path}: run 'graylink reconcile' first")
         else:
-            parent = os.path.dirname(self.path)
+            parent = os.path.dirname(os.path.abspath(self.path))
             try:
                 os.makedirs(parent, exist_ok=True)
             except OSError as exc:
@@ -326,7 +343,7 @@ class Store:
     # -- counts
 
     def count(self, table: str) -> int:
-        if table not in {"directory", "file", "dirty", "link", "link_dir"}:
+        if table not in {"directory", "file", "dirty", "link", "link_dir", "emby_queue"}:
             raise ValueError(table)
         return int(self.execute(f"SELECT count(*) FROM {table}").fetchone()[0])
 

@@ -61,14 +61,6 @@ class DirUpdate:
     removed_subdirs: list[bytes] = field(default_factory=list)
 
 
-@dataclass(slots=True)
-class FileRow:
-    dir: bytes
-    name: bytes
-    size: int
-    mtime_ns: int
-
-
 class Index:
     """Queries and batched writes on the directory and file tables."""
 
@@ -102,17 +94,18 @@ class Index:
         cursor = self.store.execute("SELECT path, id FROM directory WHERE parent_id = ?", (dir_id,))
         return {bytes(path).rpartition(b"/")[2]: dir_id for path, dir_id in cursor}
 
-    def iter_dirs(self) -> Iterator[tuple[bytes, int, int]]:
-        """Every known directory as (path, mtime_ns, listed_ns), streamed."""
-        for path, mtime_ns, listed_ns in self.store.execute("SELECT path, mtime_ns, listed_ns FROM directory"):
-            yield bytes(path), mtime_ns, listed_ns
+    def iter_dir_chunks(self, size: int = 4096) -> Iterator[list[tuple[bytes, int, int]]]:
+        """Every known directory as (path, mtime_ns, listed_ns), streamed in chunks."""
+        cursor = self.store.execute("SELECT path, mtime_ns, listed_ns FROM directory")
+        while chunk := cursor.fetchmany(size):
+            yield chunk
 
     def dir_fingerprints(self) -> list[tuple[bytes, bytes | None]]:
         cursor = self.store.execute("SELECT path, fingerprint FROM directory ORDER BY path")
         return [(bytes(p), None if fp is None else bytes(fp)) for p, fp in cursor]
 
-    def files_under(self, rel: bytes, recursive: bool) -> Iterator[FileRow]:
-        """The files in ``rel`` (and below it when recursive), ordered by directory."""
+    def files_under(self, rel: bytes, recursive: bool) -> Iterator[tuple[bytes, bytes, int, int]]:
+        """The files in ``rel`` (and below it when recursive) as (dir, name, size, mtime_ns), by directory."""
         if recursive:
             lo, hi = subtree_bounds(rel)
             cursor = self.store.execute(
@@ -126,8 +119,8 @@ class Index:
                 "WHERE d.path = ?",
                 (rel,),
             )
-        for dir_path, name, size, mtime_ns in cursor:
-            yield FileRow(bytes(dir_path), bytes(name), size, mtime_ns)
+        # sqlite3 hands BLOBs back as bytes already: rows go out as they come.
+        yield from cursor
 
     def dirs_under(self, rel: bytes) -> Iterator[bytes]:
         lo, hi = subtree_bounds(rel)

@@ -44,11 +44,11 @@ class Rules:
 
     def wants_file(self, name: bytes) -> bool:
         """Whether a file with this name (no folder) gets a link."""
-        low = name.lower()
-        dot = low.rfind(b".")
-        if dot <= 0 or low.startswith(_TEMP_PREFIXES) or low.endswith(_TEMP_SUFFIXES):
+        dot = name.rfind(b".")
+        if dot <= 0 or name[dot:].lower() not in self.extensions:
             return False
-        return low[dot:] in self.extensions
+        low = name.lower()
+        return not (low.startswith(_TEMP_PREFIXES) or low.endswith(_TEMP_SUFFIXES))
 
     def wants_dir(self, rel_dir: bytes) -> bool:
         """Whether files under this folder (relative to the source) may get links."""

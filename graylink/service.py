@@ -229,7 +229,7 @@ class Service:
     # -- what the jobs call
 
     def reconcile(self, trigger: str, options: CycleOptions) -> Outcome:
-        """One cycle, its summary in meta, then one Emby batch."""
+        """One cycle (the cycle sends its one Emby batch), its summary kept in meta."""
         options = CycleOptions(
             paths=options.paths,
             force=options.force,
@@ -244,7 +244,7 @@ class Service:
             log.info("reconcile (%s): %s", trigger, line)
         else:
             log.error("reconcile (%s): %s", trigger, line)
-        return Outcome(result.exit_code == 0, line).then(self.deliver_updates())
+        return Outcome(result.exit_code == 0, line)
 
     def reconcile_if_dirty(self, trigger: str) -> Outcome | None:
         """After a trigger marked something: reconcile those marks (no walk)."""
@@ -254,16 +254,6 @@ class Service:
             return None
         done = self.reconcile(trigger, CycleOptions(walk=False))
         return Outcome(done.ok, "reconciled: " + done.result)
-
-    def deliver_updates(self) -> Outcome | None:
-        """One batched refresh of what the cycle queued (when the Emby piece is installed)."""
-        emby = optional_module("graylink.notify.emby")
-        if emby is None or not self.config.emby.url:
-            return None
-        delivered = emby.deliver(self.config.emby, self.store, tree_root=self.config.paths.target)
-        if not delivered.ok:
-            return Outcome(False, f"emby: {delivered.error}")
-        return Outcome(True, f"emby: {delivered.sent} sent") if delivered.sent else None
 
     # -- config reload
 
@@ -328,7 +318,10 @@ def _cycle_line(result: CycleResult) -> str:
         text += f", {len(result.failures)} failures"
     if result.stopped:
         text += f" ({result.stopped})"
-    return text + f" in {result.stats.duration_s:.2f}s"
+    text += f" in {result.stats.duration_s:.2f}s"
+    if result.emby is not None:
+        text += f"; emby: {result.emby.error}" if not result.emby.ok else f"; emby: {result.emby.sent} sent"
+    return text
 
 
 def _human(seconds: float) -> str:

@@ -35,6 +35,11 @@ def optional_module(name: str) -> ModuleType | None:
 # ------------------------------------------------------------ last reconcile
 
 
+def eventful(result: Any) -> bool:
+    """Whether a cycle did or found anything (a no-op cycle need not be recorded)."""
+    return bool(any(result.plan.counts().values()) or result.exit_code or result.full)
+
+
 def record_reconcile(store: Store, result: Any, trigger: str) -> None:
     """Keep a summary of one finished cycle in meta, for ``status``."""
     summary = {

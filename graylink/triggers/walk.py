@@ -12,6 +12,7 @@ from __future__ import annotations
 import errno
 import logging
 import os
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 from graylink.db import Store
@@ -32,23 +33,46 @@ class WalkStats:
     scan: ScanStats | None = None
 
 
-def stale_dirs(store: Store, root: bytes, stats: WalkStats) -> list[bytes]:
-    """Known directories whose mtime moved (or is too recent to trust)."""
+def _stale_in_chunk(root_fd: int, rows: list[tuple[bytes, int, int]]) -> tuple[list[bytes], list[str]]:
+    """Stat each directory of a chunk (relative to the open source root, no symlinks followed)."""
     stale: list[bytes] = []
+    errors: list[str] = []
     lstat = os.lstat
-    for path, mtime_ns, listed_ns in Index(store).iter_dirs():
-        stats.dirs_statted += 1
+    for path, mtime_ns, listed_ns in rows:
         try:
-            st = lstat(root + b"/" + path) if path else os.stat(root)
+            st_mtime = lstat(path or b".", dir_fd=root_fd).st_mtime_ns
         except FileNotFoundError:
             continue  # its parent's mtime moved too; the parent's listing records the removal
         except OSError as exc:
             if exc.errno in MOUNT_ERRNOS:
                 raise MountGone(exc.errno or errno.EIO, f"cannot stat {os.fsdecode(path)}: {exc.strerror}") from None
-            log.error("cannot stat %s: %s", os.fsdecode(path), exc.strerror)
+            errors.append(f"cannot stat {os.fsdecode(path)}: {exc.strerror}")
             continue
-        if st.st_mtime_ns != mtime_ns or mtime_ns >= listed_ns - RACY_NS:
+        if st_mtime != mtime_ns or mtime_ns >= listed_ns - RACY_NS:
             stale.append(path)
+    return stale, errors
+
+
+def stale_dirs(store: Store, root: bytes, stats: WalkStats, workers: int = 1) -> list[bytes]:
+    """Known directories whose mtime moved (or is too recent to trust).
+
+    stat(2) releases the GIL, so the chunks are checked on ``workers`` threads.
+    """
+    stale: list[bytes] = []
+    root_fd = os.open(root, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        with ThreadPoolExecutor(max_workers=max(1, workers), thread_name_prefix="graylink-stat") as pool:
+            futures = []
+            for chunk in Index(store).iter_dir_chunks():
+                stats.dirs_statted += len(chunk)
+                futures.append(pool.submit(_stale_in_chunk, root_fd, chunk))
+            for future in futures:
+                found, errors = future.result()
+                stale.extend(found)
+                for message in errors:
+                    log.error("%s", message)
+    finally:
+        os.close(root_fd)
     return stale
 
 
@@ -64,7 +88,7 @@ def walk(
     stats = WalkStats()
     scanner = Scanner(store, root, workers, make_marks=True, reason="walk", progress=progress, should_stop=should_stop)
     if trusted:
-        stale = stale_dirs(store, root, stats)
+        stale = stale_dirs(store, root, stats, workers)
         stats.scan = scanner.list_known((path, None) for path in stale)
     else:
         stats.scan = scanner.list_known(Index(store).dir_fingerprints())

@@ -1,0 +1,120 @@
+"""Shared fixtures: a real library on disk, a config file, and ways to run graylink."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner, Result
+
+from graylink.cli import cli
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+@dataclass
+class Library:
+    root: Path
+    source: Path
+    target: Path
+    database: Path
+    ini: Path
+
+    def write_ini(self, **sections: dict[str, str]) -> None:
+        merged: dict[str, dict[str, str]] = {
+            "paths": {"source": str(self.source), "target": str(self.target), "database": str(self.database)},
+        }
+        for name, values in sections.items():
+            merged.setdefault(name, {}).update(values)
+        lines = []
+        for name, values in merged.items():
+            lines.append(f"[{name}]")
+            lines.extend(f"{k} = {v}" for k, v in values.items())
+            lines.append("")
+        self.ini.write_text("\n".join(lines))
+
+    def add(self, rel: str | bytes, content: bytes = b"x") -> Path:
+        raw = rel if isinstance(rel, bytes) else os.fsencode(rel)
+        path = os.path.join(os.fsencode(self.source), raw)
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+        with open(path, "wb") as handle:
+            handle.write(content)
+        return Path(os.fsdecode(path))
+
+    def cli(self, *args: str) -> Result:
+        return CliRunner().invoke(cli, ["-c", str(self.ini), *args], catch_exceptions=False)
+
+    def run(self, *args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+        """graylink as a real process."""
+        full_env = {**os.environ, "PYTHONPATH": str(REPO), **(env or {})}
+        return subprocess.run(
+            [sys.executable, "-m", "graylink", "-c", str(self.ini), *args],
+            capture_output=True,
+            text=True,
+            env=full_env,
+            timeout=120,
+        )
+
+
+@pytest.fixture
+def lib(tmp_path: Path) -> Library:
+    source = tmp_path / "source"
+    source.mkdir()
+    library = Library(
+        tmp_path, source, tmp_path / "links", tmp_path / "state" / "graylink.db", tmp_path / "graylink.ini"
+    )
+    library.write_ini()
+    return library
+
+
+def tree_state(root: Path) -> dict[bytes, tuple[str, bytes, int, int]]:
+    """Every entry under root: kind, link content, inode and mtime (lstat)."""
+    state: dict[bytes, tuple[str, bytes, int, int]] = {}
+    base = os.fsencode(root)
+    if not os.path.isdir(base):
+        return state
+    for dirpath, dirnames, filenames in os.walk(base):
+        for name in dirnames + filenames:
+            full = os.path.join(dirpath, name)
+            st = os.lstat(full)
+            rel = os.path.relpath(full, base)
+            if os.path.islink(full):
+                state[rel] = ("link", os.readlink(full), st.st_ino, st.st_mtime_ns)
+            elif os.path.isdir(full):
+                state[rel] = ("dir", b"", st.st_ino, st.st_mtime_ns)
+            else:
+                state[rel] = ("file", b"", st.st_ino, st.st_mtime_ns)
+    return state
+
+
+def links_in(root: Path) -> dict[bytes, bytes]:
+    """Symlinks under root: relative path → content."""
+    return {rel: content for rel, (kind, content, _, _) in tree_state(root).items() if kind == "link"}
+
+
+VIDEO = {".mkv", ".mp4", ".avi", ".m2ts", ".ts", ".iso", ".rmvb", ".strm", ".webm", ".wmv", ".mov", ".m4v"}
+
+
+def expected_links(source: Path, extra: set[str] | None = None) -> dict[bytes, bytes]:
+    """An independent oracle: video files (by the extensions used in the tests) outside BDMV folders."""
+    exts = VIDEO | (extra or set())
+    base = os.fsencode(source)
+    out: dict[bytes, bytes] = {}
+    for dirpath, dirnames, filenames in os.walk(base):
+        dirnames[:] = [d for d in dirnames if d.lower() != b"bdmv"]
+        for name in filenames:
+            full = os.path.join(dirpath, name)
+            if os.path.islink(full):
+                continue
+            ext = os.path.splitext(name)[1].decode("utf-8", "surrogateescape").lower()
+            if ext in exts and not name.startswith(b"._"):
+                out[os.path.relpath(full, base)] = full
+    return out
+
+
+Runner = Callable[..., Result]

@@ -1,0 +1,377 @@
+"""The reconciler end to end on a real filesystem and a real SQLite file."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import sqlite3
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from conftest import Library, expected_links, links_in, tree_state
+
+
+def reconcile(lib: Library, *args: str, code: int = 0) -> dict[str, Any]:
+    result = lib.cli("reconcile", "--json", *args)
+    assert result.exit_code == code, result.output
+    doc: dict[str, Any] = json.loads(result.stdout)
+    return doc
+
+
+def basic_library(lib: Library) -> None:
+    lib.add("Movies/Alien (1979)/Alien (1979).mkv")
+    lib.add("Movies/Alien (1979)/Alien (1979).nfo")
+    lib.add("Movies/Alien (1979)/poster.jpg")
+    lib.add("Movies/Alien (1979)/Alien (1979).en.srt")
+    lib.add("Movies/Heat (1995)/Heat.MP4")
+    lib.add("Movies/Disc (2010)/BDMV/STREAM/00001.m2ts")
+    lib.add("Movies/Disc (2010)/BDMV/STREAM/00002.m2ts")
+    lib.add("Movies/Other Disc/bdmv/STREAM/00001.m2ts")
+    lib.add("Movies/Deep/x/BdMv/a/b/c.mkv")
+    lib.add("TV/Show/Season 01/Show S01E01.mkv")
+    lib.add("TV/Show/Season 01/Show S01E02.avi")
+    lib.add("TV/Show/Season 01/Show S01E03.mkv.part")
+    lib.add("TV/Show/Season 01/._Show S01E01.mkv")
+    lib.add("Anime/進撃の巨人/第1話.mkv")
+    lib.add("top.ts")
+
+
+def test_first_run_links_exactly_the_videos(lib: Library) -> None:
+    basic_library(lib)
+    doc = reconcile(lib)
+    assert doc["dry_run"] is False
+    assert doc["counts"] == {"create": 6, "repair": 0, "prune": 0, "conflict": 0, "braked": 0}
+    assert links_in(lib.target) == expected_links(lib.source)
+    assert b"Movies/Disc (2010)/BDMV/STREAM/00001.m2ts" not in links_in(lib.target)
+    # absolute links into the source by default
+    for content in links_in(lib.target).values():
+        assert content.startswith(os.fsencode(lib.source) + b"/")
+    assert doc["stats"]["files_indexed"] == 15
+    assert set(doc["stats"]) == {"dirs_statted", "dirs_listed", "files_indexed", "duration_s"}
+    assert all(set(a) >= {"op", "link", "target"} for a in doc["actions"])
+
+
+def test_second_run_plans_nothing_and_touches_nothing(lib: Library) -> None:
+    basic_library(lib)
+    reconcile(lib)
+    before = tree_state(lib.target)
+    doc = reconcile(lib)
+    assert doc["actions"] == []
+    assert sum(doc["counts"].values()) == 0
+    assert tree_state(lib.target) == before
+    dry = reconcile(lib, "--dry-run")
+    assert dry["actions"] == [] and dry["dry_run"] is True
+
+
+def test_no_change_run_lists_nothing_on_trusted_fs(lib: Library) -> None:
+    lib.write_ini(scan={"trust_dir_mtime": "yes"})
+    basic_library(lib)
+    reconcile(lib)
+    old = 1_000_000_000  # make every directory look long settled
+    for dirpath, _, _ in os.walk(lib.source):
+        os.utime(dirpath, ns=(old, old))
+    reconcile(lib, "--full")  # records the settled mtimes
+    doc = reconcile(lib)
+    assert doc["stats"]["dirs_listed"] == 0
+    assert doc["stats"]["dirs_statted"] > 10
+
+
+def test_trusted_mtime_skips_listing_untrusted_lists(lib: Library) -> None:
+    lib.write_ini(scan={"trust_dir_mtime": "yes"})
+    lib.add("TV/Show/Season 01/E01.mkv")
+    reconcile(lib)
+    season = lib.source / "TV/Show/Season 01"
+    settled = 1_000_000_000
+    os.utime(season, ns=(settled, settled))
+    reconcile(lib, "--full")
+    lib.add("TV/Show/Season 01/E02.mkv")
+    os.utime(season, ns=(settled, settled))  # what an rclone mount shows: the mtime does not move
+    doc = reconcile(lib)
+    assert doc["counts"]["create"] == 0, "a trusted, unchanged mtime means the folder is not listed"
+    lib.write_ini(scan={"trust_dir_mtime": "no"})
+    doc = reconcile(lib)
+    assert doc["counts"]["create"] == 1
+    assert doc["stats"]["dirs_listed"] >= 4
+    assert b"TV/Show/Season 01/E02.mkv" in links_in(lib.target)
+    doc = reconcile(lib)
+    assert doc["counts"]["create"] == 0 and doc["stats"]["files_indexed"] == 0
+
+
+def test_untrusted_walk_writes_nothing_when_nothing_changed(lib: Library) -> None:
+    lib.write_ini(scan={"trust_dir_mtime": "no"})
+    basic_library(lib)
+    reconcile(lib)
+    digest = hashlib.sha256(lib.database.read_bytes()).hexdigest()
+    wal = lib.database.with_name(lib.database.name + "-wal")
+    wal_size = wal.stat().st_size if wal.exists() else 0
+    doc = reconcile(lib)
+    assert doc["stats"]["dirs_listed"] > 0 and doc["stats"]["files_indexed"] == 0
+    assert hashlib.sha256(lib.database.read_bytes()).hexdigest() == digest
+    assert (wal.stat().st_size if wal.exists() else 0) == wal_size
+
+
+@pytest.mark.parametrize("trust", ["yes", "no"])
+def test_add_delete_rename_files_and_folders(lib: Library, trust: str) -> None:
+    lib.write_ini(scan={"trust_dir_mtime": trust})
+    basic_library(lib)
+    reconcile(lib)
+    lib.add("TV/Show/Season 01/Show S01E04.mkv")  # new file in a known folder
+    lib.add("TV/New Show/Season 01/New S01E01.mkv")  # new folder tree
+    (lib.source / "Movies/Heat (1995)/Heat.MP4").unlink()  # deleted file
+    os.rename(lib.source / "Anime/進撃の巨人", lib.source / "Anime/Attack on Titan")  # renamed folder
+    os.rename(lib.source / "top.ts", lib.source / "top renamed.ts")  # renamed file
+    doc = reconcile(lib)
+    assert links_in(lib.target) == expected_links(lib.source)
+    assert doc["counts"]["create"] == 4 and doc["counts"]["prune"] == 3
+    # the emptied folders graylink made are gone, the others stay
+    assert not (lib.target / "Movies/Heat (1995)").exists()
+    assert not (lib.target / "Anime/進撃の巨人").exists()
+    assert (lib.target / "Anime/Attack on Titan").is_dir()
+    # a deleted folder tree
+    import shutil
+
+    shutil.rmtree(lib.source / "TV")
+    doc = reconcile(lib)
+    assert links_in(lib.target) == expected_links(lib.source)
+    assert not (lib.target / "TV").exists()
+    assert reconcile(lib)["actions"] == []
+
+
+def test_awkward_names_round_trip(lib: Library) -> None:
+    names = [
+        b"Movies/Spaces  and  tabs\t(2000)/film.mkv",
+        b"Movies/-leading dash/-rf.mkv",
+        b"Movies/new\nline/ep\n1.mkv",
+        b"Movies/bad \xff\xfe utf8/\xe9t\xe9.mkv",
+        "Movies/Émilie ☃ 🎬/电影.mkv".encode(),
+        b'Movies/quote\'s "and" <tags> & amp/a.mkv',
+        b"Movies/" + b"n" * 250 + b".mkv",
+    ]
+    for name in names:
+        lib.add(name)
+    doc = reconcile(lib)
+    assert doc["counts"]["create"] == len(names)
+    found = links_in(lib.target)
+    for name in names:
+        assert found[name] == os.fsencode(lib.source) + b"/" + name
+        assert os.path.exists(os.path.join(os.fsencode(lib.target), name))
+    json.dumps(doc)  # the document stays valid JSON with undecodable names
+    assert reconcile(lib)["actions"] == []
+    # the dry-run diff shows one line per action, escaped
+    os.unlink(os.path.join(os.fsencode(lib.target), names[2]))
+    result = lib.cli("reconcile", "--dry-run", "--full")
+    lines = [line for line in result.stdout.splitlines() if line.startswith("+ ")]
+    assert lines == [f"+ Movies/new\\x0aline/ep\\x0a1.mkv -> {lib.source}/Movies/new\\x0aline/ep\\x0a1.mkv"]
+
+
+def test_conflicts_are_reported_and_never_touched(lib: Library) -> None:
+    lib.add("Movies/A/A.mkv")
+    lib.add("Movies/B/B.mkv")
+    lib.add("Movies/C/C.mkv")
+    (lib.target / "Movies/A").mkdir(parents=True)
+    (lib.target / "Movies/A/A.mkv").write_bytes(b"my own file")
+    (lib.target / "Movies/B").mkdir(parents=True)
+    os.symlink("/somewhere/else.mkv", lib.target / "Movies/B/B.mkv")
+    (lib.target / "Movies/C/C.mkv").mkdir(parents=True)
+    doc = reconcile(lib, code=1)
+    assert doc["counts"]["conflict"] == 3
+    assert (lib.target / "Movies/A/A.mkv").read_bytes() == b"my own file"
+    assert os.readlink(lib.target / "Movies/B/B.mkv") == "/somewhere/else.mkv"
+    assert (lib.target / "Movies/C/C.mkv").is_dir()
+    result = lib.cli("reconcile", "--dry-run", "--full")
+    assert result.exit_code == 1
+    assert "! Movies/A/A.mkv" in result.stdout
+
+
+def test_foreign_entries_are_left_alone(lib: Library) -> None:
+    lib.add("Movies/A/A.mkv")
+    (lib.target / "Movies/A").mkdir(parents=True)
+    (lib.target / "Movies/A/notes.txt").write_text("mine")
+    os.symlink("/etc/hostname", lib.target / "Movies/A/other-link")
+    (lib.target / "Mine").mkdir()
+    reconcile(lib)
+    (lib.source / "Movies/A/A.mkv").unlink()
+    reconcile(lib)
+    assert (lib.target / "Movies/A/notes.txt").read_text() == "mine"
+    assert os.readlink(lib.target / "Movies/A/other-link") == "/etc/hostname"
+    assert (lib.target / "Mine").is_dir()
+    assert not (lib.target / "Movies/A/A.mkv").exists()
+
+
+def test_repair_wrong_and_dangling_links(lib: Library) -> None:
+    lib.add("Movies/A/A.mkv")
+    lib.add("Movies/B/B.mkv")
+    reconcile(lib)
+    a = lib.target / "Movies/A/A.mkv"
+    a.unlink()
+    os.symlink(lib.source / "Movies/B/B.mkv", a)  # ours, pointing at the wrong file
+    b = lib.target / "Movies/B/B.mkv"
+    b.unlink()
+    os.symlink(lib.source / "gone/missing.mkv", b)  # into the source, dangling
+    doc = reconcile(lib, "--full")
+    assert doc["counts"]["repair"] == 2
+    assert links_in(lib.target) == expected_links(lib.source)
+    assert not [p for p in os.listdir(lib.target / "Movies/A") if p.startswith(".graylink-")]
+
+
+def test_existing_correct_links_are_skipped_and_adopted(lib: Library) -> None:
+    lib.add("Movies/A/A.mkv")
+    (lib.target / "Movies/A").mkdir(parents=True)
+    os.symlink(lib.source / "Movies/A/A.mkv", lib.target / "Movies/A/A.mkv")
+    before = os.lstat(lib.target / "Movies/A/A.mkv")
+    doc = reconcile(lib)
+    assert doc["counts"]["create"] == 0
+    assert os.lstat(lib.target / "Movies/A/A.mkv").st_ino == before.st_ino
+    (lib.source / "Movies/A/A.mkv").unlink()
+    assert reconcile(lib)["counts"]["prune"] == 1  # adopted, so graylink owns it now
+
+
+def test_prune_brake_and_force(lib: Library) -> None:
+    for i in range(30):
+        lib.add(f"Movies/M{i:02d}/M{i:02d}.mkv")
+    reconcile(lib)
+    for i in range(25):
+        (lib.source / f"Movies/M{i:02d}/M{i:02d}.mkv").unlink()
+    lib.add("Movies/New/New.mkv")
+    doc = reconcile(lib, code=1)
+    assert doc["counts"]["braked"] == 25 and doc["counts"]["prune"] == 0
+    assert doc["counts"]["create"] == 1, "creates still happen"
+    assert len(links_in(lib.target)) == 31
+    # the marks are kept: the next run still wants to prune, and --force does it
+    doc = reconcile(lib, code=1)
+    assert doc["counts"]["braked"] == 25
+    doc = reconcile(lib, "--force")
+    assert doc["counts"]["prune"] == 25
+    assert links_in(lib.target) == expected_links(lib.source)
+
+
+def test_small_prunes_are_not_braked(lib: Library) -> None:
+    for i in range(10):
+        lib.add(f"Movies/M{i}/M{i}.mkv")
+    reconcile(lib)
+    for i in range(8):  # 80% of the links, but only 8: under the absolute minimum
+        (lib.source / f"Movies/M{i}/M{i}.mkv").unlink()
+    assert reconcile(lib)["counts"]["prune"] == 8
+
+
+def test_path_reconciles_only_that_subtree(lib: Library) -> None:
+    lib.write_ini(scan={"trust_dir_mtime": "yes"})
+    lib.add("Movies/A/A.mkv")
+    lib.add("TV/S/E1.mkv")
+    reconcile(lib)
+    lib.add("Movies/A/A2.mkv")
+    lib.add("TV/S/E2.mkv")
+    doc = reconcile(lib, "--path", "Movies")
+    assert [a["link"] for a in doc["actions"]] == [f"{lib.target}/Movies/A/A2.mkv"]
+    assert doc["stats"]["dirs_statted"] == 0
+    doc = reconcile(lib, "--path", str(lib.source / "TV/S"))
+    assert [a["link"] for a in doc["actions"]] == [f"{lib.target}/TV/S/E2.mkv"]
+    (lib.target / "TV/S/E2.mkv").unlink()
+    doc = reconcile(lib, "--path", str(lib.target / "TV"))  # a path in the link tree works too
+    assert doc["counts"]["create"] == 1
+    result = lib.cli("reconcile", "--path", "/etc")
+    assert result.exit_code == 2 and "neither inside the source nor inside the target" in result.output
+    result = lib.cli("reconcile", "--path", "../x")
+    assert result.exit_code == 2
+
+
+def test_dry_run_changes_nothing(lib: Library) -> None:
+    basic_library(lib)
+    result = lib.cli("reconcile", "--dry-run")
+    assert result.exit_code == 0
+    assert "+ Movies/Alien (1979)/Alien (1979).mkv -> " in result.stdout
+    assert not lib.target.exists(), "dry run creates no target"
+    assert not lib.database.exists(), "dry run creates no database"
+    reconcile(lib)
+    lib.add("Movies/New/New.mkv")
+    (lib.source / "top.ts").unlink()
+    db_before = lib.database.read_bytes()
+    tree_before = tree_state(lib.target)
+    doc = reconcile(lib, "--dry-run")
+    assert doc["counts"]["create"] == 1 and doc["counts"]["prune"] == 1
+    assert lib.database.read_bytes() == db_before
+    assert tree_state(lib.target) == tree_before
+    doc_real = reconcile(lib)
+    assert [(a["op"], a["link"]) for a in doc_real["actions"]] == [(a["op"], a["link"]) for a in doc["actions"]]
+
+
+def test_relative_links(lib: Library) -> None:
+    lib.write_ini(paths={"relative_links": "yes"})
+    lib.add("Movies/A/A.mkv")
+    reconcile(lib)
+    link = lib.target / "Movies/A/A.mkv"
+    assert not os.readlink(link).startswith("/")
+    assert link.resolve() == (lib.source / "Movies/A/A.mkv").resolve()
+    lib.write_ini(paths={"relative_links": "no"})
+    doc = reconcile(lib)  # a change of link style re-plans every link
+    assert doc["counts"]["repair"] == 1
+    assert os.readlink(link) == str(lib.source / "Movies/A/A.mkv")
+
+
+def test_link_root_and_extra_extensions(lib: Library) -> None:
+    lib.write_ini(paths={"link_root": "/media/gdrive"}, rules={"extensions": ".srt, ass"})
+    lib.add("Movies/A/A.mkv")
+    lib.add("Movies/A/A.srt")
+    lib.add("Movies/A/A.ass")
+    lib.add("Movies/A/A.nfo")
+    reconcile(lib)
+    assert links_in(lib.target) == {
+        b"Movies/A/A.mkv": b"/media/gdrive/Movies/A/A.mkv",
+        b"Movies/A/A.srt": b"/media/gdrive/Movies/A/A.srt",
+        b"Movies/A/A.ass": b"/media/gdrive/Movies/A/A.ass",
+    }
+    (lib.source / "Movies/A/A.srt").unlink()
+    assert reconcile(lib)["counts"]["prune"] == 1  # links under link_root are ours too
+
+
+def test_symlinks_in_source_are_not_followed(lib: Library, tmp_path: Path) -> None:
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    (outside / "secret.mkv").write_bytes(b"x")
+    lib.add("Movies/A/A.mkv")
+    os.symlink(outside, lib.source / "Movies/escape")
+    os.symlink(lib.source, lib.source / "Movies/loop")
+    os.symlink(outside / "secret.mkv", lib.source / "Movies/A/linked.mkv")
+    reconcile(lib)
+    assert links_in(lib.target) == {b"Movies/A/A.mkv": os.fsencode(lib.source / "Movies/A/A.mkv")}
+
+
+def test_leftover_temporary_entries_are_removed(lib: Library) -> None:
+    lib.add("Movies/A/A.mkv")
+    reconcile(lib)
+    os.symlink(lib.source / "Movies/A/A.mkv", lib.target / "Movies/A/.graylink-0123456789ab.tmp")
+    reconcile(lib, "--full")
+    assert os.listdir(lib.target / "Movies/A") == ["A.mkv"]
+
+
+def test_nothing_is_created_through_a_symlinked_target_folder(lib: Library, tmp_path: Path) -> None:
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    lib.add("Movies/A/A.mkv")
+    lib.target.mkdir()
+    os.symlink(elsewhere, lib.target / "Movies")
+    doc = reconcile(lib, code=1)
+    assert os.listdir(elsewhere) == []
+    assert doc["failures"]
+
+
+def test_index_round_trips_raw_names(lib: Library) -> None:
+    name = b"odd \xff\n name.mkv"
+    lib.add(b"D/" + name)
+    reconcile(lib)
+    con = sqlite3.connect(lib.database)
+    names = [bytes(r[0]) for r in con.execute("SELECT name FROM file")]
+    assert names == [name]
+    assert con.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+    con.close()
+
+
+def test_missing_source_folder_is_a_clear_error(lib: Library) -> None:
+    lib.source.rmdir()
+    result = lib.run("reconcile")
+    assert result.returncode == 2
+    assert result.stderr.strip().count("\n") == 0 and "is not a directory" in result.stderr
+    assert "Traceback" not in result.stderr

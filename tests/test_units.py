@@ -1,0 +1,123 @@
+"""Pure pieces: link rules, the planner, mark collapsing, mountinfo parsing."""
+
+from __future__ import annotations
+
+from graylink.cycle import Scope, collapse
+from graylink.db import normalize_rel, subtree_bounds
+from graylink.fsinfo import fs_type, mtime_trusted, parse_mountinfo
+from graylink.index import compare_files
+from graylink.reconciler import Action, Desired, Entry, LinkSpace, Op, Plan, apply_prune_brake, plan_dir
+from graylink.rules import VIDEO_EXTENSIONS, Rules
+
+SPACE = LinkSpace(source=b"/mnt/src", target=b"/links", link_root=b"/mnt/src", relative=False)
+
+MOUNTINFO = """\
+22 1 8:1 / / rw,relatime shared:1 - ext4 /dev/sda1 rw
+40 22 0:35 / /mnt/gdrive rw,nosuid,nodev,relatime shared:20 - fuse.rclone gdrive: rw,user_id=0
+41 22 0:36 / /mnt/with\\040space rw - nfs4 server:/x rw
+42 22 0:37 / /dev/shm rw - tmpfs tmpfs rw
+"""
+
+
+def test_extension_list_is_complete() -> None:
+    required = ".3g2 .3gp .asf .avi .divx .dv .dvr-ms .f4v .flv .iso .m2t .m2ts .m2v .m4v .mk3d .mkv .mov .mp4 .mpe "
+    required += ".mpeg .mpg .mts .mxf .ogm .ogv .qt .rm .rmvb .strm .tp .trp .ts .vob .webm .wmv .wtv .xvid"
+    assert set(required.split()) <= VIDEO_EXTENSIONS
+    assert not {".001", ".bin", ".img", ".nrg", ".ifo", ".nfo", ".srt", ".jpg"} & VIDEO_EXTENSIONS
+
+
+def test_rules() -> None:
+    rules = Rules.build((".srt",), ("@eaDir",))
+    assert rules.wants_file(b"Film.MKV") and rules.wants_file(b"a.srt")
+    assert not rules.wants_file(b"a.mkv.part") and not rules.wants_file(b".fuse_hidden0001")
+    assert not rules.wants_file(b"a.mkv.partial") and not rules.wants_file(b"a.mkv.!qB")
+    assert not rules.wants_file(b".mkv") and not rules.wants_file(b"mkv")
+    assert not rules.wants_dir(b"M/X/bDmV/STREAM") and not rules.wants_dir(b"M/@eadir")
+    assert rules.wants_dir(b"M/BDMV extras") and rules.wants_dir(b"")
+
+
+def test_compare_files() -> None:
+    diff = compare_files({b"a": (1, 1), b"b": (2, 2), b"c": (3, 3)}, {b"a": (1, 1), b"b": (2, 5), b"d": (4, 4)})
+    assert diff.added == {b"d": (4, 4)} and diff.changed == {b"b": (2, 5)} and diff.removed == [b"c"]
+    assert not compare_files({b"a": (1, 1)}, {b"a": (1, 1)})
+
+
+def test_plan_dir_cases() -> None:
+    want = {
+        b"new.mkv": Desired(b"/mnt/src/D/new.mkv", b"D/new.mkv"),
+        b"ok.mkv": Desired(b"/mnt/src/D/ok.mkv", b"D/ok.mkv"),
+        b"wrong.mkv": Desired(b"/mnt/src/D/wrong.mkv", b"D/wrong.mkv"),
+        b"file.mkv": Desired(b"/mnt/src/D/file.mkv", b"D/file.mkv"),
+        b"foreign.mkv": Desired(b"/mnt/src/D/foreign.mkv", b"D/foreign.mkv"),
+    }
+    have = {
+        b"ok.mkv": Entry("link", b"/mnt/src/D/ok.mkv"),
+        b"wrong.mkv": Entry("link", b"/mnt/src/E/other.mkv"),
+        b"file.mkv": Entry("file"),
+        b"foreign.mkv": Entry("link", b"/elsewhere/x.mkv"),
+        b"gone.mkv": Entry("link", b"/mnt/src/D/gone.mkv"),
+        b"theirs": Entry("link", b"/etc/passwd"),
+        b"relative.mkv": Entry("link", b"../../mnt/src/D/relative.mkv"),
+        b"notes.txt": Entry("file"),
+    }
+    owned = {b"ok.mkv": b"/mnt/src/D/ok.mkv", b"vanished.mkv": b"/mnt/src/D/vanished.mkv"}
+    ops = {(a.op, a.link) for a in plan_dir(SPACE, b"D", want, have, owned)}
+    assert ops == {
+        (Op.CREATE, b"D/new.mkv"),
+        (Op.REPAIR, b"D/wrong.mkv"),
+        (Op.CONFLICT, b"D/file.mkv"),
+        (Op.CONFLICT, b"D/foreign.mkv"),
+        (Op.PRUNE, b"D/gone.mkv"),
+        (Op.PRUNE, b"D/relative.mkv"),
+        (Op.FORGET, b"D/vanished.mkv"),
+    }
+    # planning again after a perfect apply plans nothing
+    after = {name: Entry("link", d.target) for name, d in want.items()}
+    mine = {name: d.target for name, d in want.items()}
+    assert plan_dir(SPACE, b"D", want, after, mine) == []
+
+
+def test_relative_link_targets() -> None:
+    space = LinkSpace(source=b"/mnt/src", target=b"/data/links", link_root=b"/mnt/src", relative=True)
+    assert space.link_target(b"M/A/a.mkv") == b"../../../../mnt/src/M/A/a.mkv"
+    assert space.points_into_source(b"M/A", b"../../../../mnt/src/M/A/a.mkv")
+    assert not space.points_into_source(b"M/A", b"../../../../mnt/srcx/a.mkv")
+    assert not space.points_into_source(b"M/A", b"../../../../mnt/src/../etc/passwd")
+
+
+def test_prune_brake_thresholds() -> None:
+    plan = Plan()
+    plan.actions = [Action(Op.PRUNE, f"x{i}".encode(), b"/mnt/src/x") for i in range(21)]
+    apply_prune_brake(plan, owned_total=100, max_fraction=0.2)
+    assert len(plan.braked) == 21 and not plan.actions and "21 prunes" in plan.brake_reason
+    plan = Plan(actions=[Action(Op.PRUNE, f"x{i}".encode(), b"/mnt/src/x") for i in range(20)])
+    apply_prune_brake(plan, owned_total=40, max_fraction=0.2)
+    assert not plan.braked, "20 or fewer prunes are never braked"
+    plan = Plan(actions=[Action(Op.PRUNE, f"x{i}".encode(), b"/mnt/src/x") for i in range(30)])
+    apply_prune_brake(plan, owned_total=1000, max_fraction=0.2)
+    assert not plan.braked, "3% of the library is a normal prune"
+    assert Plan().is_empty()
+
+
+def test_collapse_marks() -> None:
+    scopes = collapse([(b"A/B", False), (b"A", True), (b"C", False), (b"C", False), (b"C/D", True), (b"E", False)])
+    assert scopes == [Scope(b"A", True), Scope(b"C", False), Scope(b"E", False), Scope(b"C/D", True)]
+    assert collapse([(b"X", True), (b"", True)]) == [Scope(b"", True)]
+    assert collapse([(b"AB", False), (b"A", True)]) == [Scope(b"A", True), Scope(b"AB", False)]
+
+
+def test_paths() -> None:
+    assert subtree_bounds(b"A") == (b"A/", b"A0")
+    assert normalize_rel(b"/a//b/./c/") == b"a/b/c"
+
+
+def test_mountinfo() -> None:
+    entries = parse_mountinfo(MOUNTINFO)
+    assert [e.fs_type for e in entries] == ["ext4", "fuse.rclone", "nfs4", "tmpfs"]
+    assert entries[2].mount_point == "/mnt/with space"
+    assert fs_type("/mnt/gdrive/Movies", MOUNTINFO) == "fuse.rclone"
+    assert not mtime_trusted("/mnt/gdrive/Movies", "auto", MOUNTINFO)
+    assert not mtime_trusted("/mnt/with space/x", "auto", MOUNTINFO)
+    assert mtime_trusted("/home/x", "auto", MOUNTINFO)
+    assert mtime_trusted("/mnt/gdrive", "yes", MOUNTINFO)
+    assert not mtime_trusted("/home", "no", MOUNTINFO)
