@@ -36,6 +36,14 @@ class JsonFormatter(logging.Formatter):
         return json.dumps(doc, ensure_ascii=False)
 
 
+OURS = "_graylink_handler"
+
+
+def _add(root: logging.Logger, handler: logging.Handler) -> None:
+    setattr(handler, OURS, True)
+    root.addHandler(handler)
+
+
 def _formatter(kind: str) -> logging.Formatter:
     return JsonFormatter() if kind == "json" else logging.Formatter(TEXT_FORMAT, DATE_FORMAT)
 
@@ -53,13 +61,15 @@ def configure_logging(config: LogConfig | None, verbosity: int) -> None:
     """(Re)build the root logger's handlers; safe to call again after a config reload."""
     root = logging.getLogger()
     for handler in list(root.handlers):
-        root.removeHandler(handler)
-        handler.close()
+        # Only our own: handlers a host program (or pytest) installed stay.
+        if getattr(handler, OURS, False):
+            root.removeHandler(handler)
+            handler.close()
     kind = config.format if config is not None else "text"
     level = level_for(verbosity, config.level if config is not None else "info")
     stderr = logging.StreamHandler(sys.stderr)
     stderr.setFormatter(_formatter(kind))
-    root.addHandler(stderr)
+    _add(root, stderr)
     root.setLevel(level)
     # Library chatter (HTTP connection pools, Google discovery) stays out of INFO.
     chatter = logging.DEBUG if verbosity > 0 else logging.WARNING
@@ -76,6 +86,6 @@ def configure_logging(config: LogConfig | None, verbosity: int) -> None:
                 config.file, maxBytes=config.max_bytes, backupCount=config.backups, encoding="utf-8", delay=True
             )
             handler.setFormatter(_formatter(kind))
-            root.addHandler(handler)
+            _add(root, handler)
         except OSError as exc:
             root.error("cannot write log file %s: %s; logging to stderr only", config.file, exc.strerror)
