@@ -370,3 +370,67 @@ def db_restore(app: AppContext, file: str) -> None:
     if kept:
         click.echo(f"the previous database is kept as {kept}")
     click.echo("the next reconcile verifies everything and brings the link tree in line")
+
+
+# ------------------------------------------------------------------- drive
+
+
+@cli.group()
+def drive() -> None:
+    """The Google Drive Activity feed."""
+
+
+@drive.command("auth")
+@click.option(
+    "--port",
+    type=click.IntRange(0, 65535),
+    default=0,
+    show_default=True,
+    help="Loopback port for Google's answer (0: any free port; fix one to forward it with ssh -L).",
+)
+@click.option("--timeout", "timeout_text", default="10m", show_default=True, help="How long to wait for the answer.")
+@click.pass_obj
+@handle_errors
+def drive_auth(app: AppContext, port: int, timeout_text: str) -> None:
+    """Grant graylink the Drive Activity scope with the rclone remote's OAuth client.
+
+    Prints a consent URL; the answer comes back to a loopback port, or paste the
+    address the browser ends on (for a browser on another machine). The token is
+    stored in [drive] token_file, readable by you only.
+    """
+    from graylink.config import parse_duration
+    from graylink.drive_auth import run_auth
+
+    try:
+        timeout = parse_duration(timeout_text)
+    except ValueError as exc:
+        raise ConfigError(f"--timeout: {exc}") from None
+    path = run_auth(app.config, port=port, timeout=timeout, echo=click.echo, prompt=sys.stdin)
+    click.echo(f"Drive token stored in {path}; the feed now uses it.")
+
+
+# ------------------------------------------------------------------- snapshot
+
+
+@cli.command()
+@click.option(
+    "-o",
+    "--output",
+    metavar="FILE.html",
+    help="Where to write the page (default: [snapshot] path, else graylink-snapshot.html beside the database).",
+)
+@click.pass_obj
+@handle_errors
+def snapshot(app: AppContext, output: str | None) -> None:
+    """Write a single-file HTML page of the index, to browse and search it offline."""
+    from graylink.db import Store
+    from graylink.snapshot import default_snapshot_path, write_snapshot
+
+    config = app.config
+    # Read-only, so it runs beside a live 'graylink reconcile --loop'.
+    with Store(config.paths.database, readonly=True) as store:
+        stats = write_snapshot(config, store, output or default_snapshot_path(config))
+    click.echo(
+        f"{stats.path}: {stats.folders} folders, {stats.files} files "
+        f"({stats.videos} videos, {stats.linked} linked), {stats.bytes_written} bytes"
+    )

@@ -140,6 +140,16 @@ def _m0002_emby_queue(db: pw.SqliteDatabase) -> None:
     db.create_tables([EmbyQueued])
 
 
+def _m0002_drive(db: pw.SqliteDatabase) -> None:
+    # The Drive feed's own state: folder ID -> path under the source root (so a
+    # folder costs one files.get, ever), and the keys of activities already
+    # handled (so the overlap of consecutive queries marks nothing twice).
+    db.execute_sql("CREATE TABLE drive_folder (id TEXT PRIMARY KEY, path BLOB NOT NULL)")
+    db.execute_sql("CREATE INDEX drive_folder_path ON drive_folder (path)")
+    db.execute_sql("CREATE TABLE drive_activity (key TEXT PRIMARY KEY, time_ms INTEGER NOT NULL)")
+    db.execute_sql("CREATE INDEX drive_activity_time ON drive_activity (time_ms)")
+
+
 def _m0004_service(db: pw.SqliteDatabase) -> None:
     db.create_tables([JobRun])
 
@@ -150,6 +160,7 @@ def _m0004_service(db: pw.SqliteDatabase) -> None:
 MIGRATIONS: list[tuple[str, Callable[[pw.SqliteDatabase], None]]] = [
     ("0001_initial", _m0001_initial),
     ("0002_emby_queue", _m0002_emby_queue),
+    ("0002_drive", _m0002_drive),
     ("0004_service", _m0004_service),
 ]
 

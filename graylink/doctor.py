@@ -1,21 +1,25 @@
 """``graylink doctor``: one ✔ / ✘ line per thing graylink depends on, each ✘ with a hint.
 
 The checks only read: they never create the target, the database or a token.
-The mount, Emby and Drive pieces contribute their own checks when installed.
+The mount, Emby and Drive pieces contribute their own checks.
 """
 
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Iterable
-from typing import Any
+import tempfile
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager, suppress
 
 from graylink.checks import Check
 from graylink.config import Config, load_config
-from graylink.db import MIGRATIONS
+from graylink.db import MIGRATIONS, Store
 from graylink.errors import GraylinkError
 from graylink.fsinfo import TRUSTED_FS, fs_type, mtime_trusted
 from graylink.lock import holder
+from graylink.notify.emby import doctor_checks as emby_checks
+from graylink.triggers.drive import doctor_checks as drive_checks
+from graylink.triggers.mount import doctor_checks as mount_checks
 
 ConfigLoader = Callable[[], Config]
 
@@ -136,16 +140,10 @@ def check_log(config: Config) -> Check | None:
     return Check("log", place.ok, f"{path}: {place.message}", place.hint)
 
 
-def _piece_checks(module: str, config: Config, *extra: Any) -> list[Check]:
-    from graylink.status import optional_module
-
-    found = optional_module(module)
-    if found is None or not hasattr(found, "doctor_checks"):
-        return []
+def _guarded(name: str, checks: Callable[[], list[Check]]) -> list[Check]:
     try:
-        return list(found.doctor_checks(config, *extra))
+        return list(checks())
     except Exception as exc:  # one broken check must not hide the others
-        name = module.rsplit(".", 1)[-1]
         return [Check(name, False, f"the check itself failed: {exc.__class__.__name__}: {exc}")]
 
 
@@ -162,32 +160,39 @@ def run_checks(config_path: str | None) -> list[Check]:
     log_check = check_log(config)
     if log_check is not None:
         checks.append(log_check)
-    checks.extend(_mount_checks(config))
-    checks.extend(_piece_checks("graylink.notify.emby", config))
+    checks.extend(_guarded("mount", lambda: _mount_checks(config)))
+    checks.extend(_guarded("emby", lambda: emby_checks(config)))
     if config.drive.enabled:
-        checks.extend(_piece_checks("graylink.triggers.drive", config))
+        checks.extend(_guarded("drive", lambda: drive_checks(config)))
     return checks
 
 
-def _mount_checks(config: Config) -> list[Check]:
-    """The mount piece reads the index (was the source a mount point?): read-only, if there is one."""
-    from graylink.db import Store
+@contextmanager
+def _index_for_reading(config: Config) -> Iterator[Store]:
+    """The index, read-only; an empty scratch one when there is none (yet) or it is unusable."""
+    store: Store | None = None
+    if os.path.exists(config.paths.database):
+        with suppress(GraylinkError):
+            store = Store(config.paths.database, readonly=True)
+    if store is not None:
+        try:
+            yield store
+        finally:
+            store.close()
+        return
+    with tempfile.TemporaryDirectory(prefix="graylink-doctor-") as tmp, Store(os.path.join(tmp, "empty.db")) as empty:
+        yield empty
 
-    if not os.path.exists(config.paths.database):
-        return _piece_checks("graylink.triggers.mount", config, None)
-    try:
-        store = Store(config.paths.database, readonly=True)
-    except GraylinkError:
-        return _piece_checks("graylink.triggers.mount", config, None)
-    try:
-        return _piece_checks("graylink.triggers.mount", config, store)
-    finally:
-        store.close()
+
+def _mount_checks(config: Config) -> list[Check]:
+    # The mount check reads the index (was the source a mount point? does it hold files?).
+    with _index_for_reading(config) as store:
+        return mount_checks(config, store)
 
 
 def failed(check: Check) -> bool:
-    """A ✘ that fails doctor; a check may mark itself a mere warning (``warn``)."""
-    return not check.ok and not getattr(check, "warn", False)
+    """A ✘ that fails doctor (a warning is shown but does not fail it)."""
+    return check.failed
 
 
 def render(checks: Iterable[Check]) -> list[str]:

@@ -24,7 +24,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from types import FrameType
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import schedule
 
@@ -34,7 +34,9 @@ from graylink.db import Store
 from graylink.errors import GraylinkError
 from graylink.lock import InstanceLock
 from graylink.logsetup import configure_logging
-from graylink.status import optional_module, record_reconcile
+from graylink.status import record_reconcile
+from graylink.triggers.drive import CredentialCache, poll_drive
+from graylink.triggers.mount import MountWatch
 
 if TYPE_CHECKING:
     from graylink.cli import AppContext
@@ -81,43 +83,28 @@ def job_full_verify(service: Service) -> Outcome:
 
 
 def job_mount(service: Service) -> Outcome:
-    mount = optional_module("graylink.triggers.mount")
-    assert mount is not None  # the job is only registered when the module exists
-    health = mount.check_health(service.config, service.store)
+    """Health, with remounts spaced by the backoff; a recovered mount marks the
+    whole tree, which is then reconciled at once."""
+    health = service.mount_watch.tick(service.config, service.store)
     if not health.ok:
-        # The cycle gates prunes on health itself; here it is only reported.
-        raise GraylinkError(f"mount unhealthy ({health.failed_check}): {health.message}")
+        # Already logged (one ERROR line) by the check itself.
+        return Outcome(False, f"unhealthy: {health.failed_check}: {health.message}")
     return Outcome(True, "healthy").then(service.reconcile_if_dirty("mount"))
 
 
 def job_drive(service: Service) -> Outcome:
-    drive = optional_module("graylink.triggers.drive")
-    assert drive is not None
-    result = drive.poll_drive(service.config, service.store, service.drive_cache)
+    result = poll_drive(service.config, service.store, service.drive_cache)
     if result.error is not None:
-        raise GraylinkError(f"drive feed: {result.error}")
+        # Already logged by the poll; the cursor is kept, so nothing is lost.
+        return Outcome(False, f"drive feed: {result.error}")
     polled = Outcome(True, f"{result.activities} activities, {result.marks} marks")
     return polled.then(service.reconcile_if_dirty("drive"))
 
 
-def _has(module: str) -> bool:
-    return optional_module(module) is not None
-
-
 JOBS: tuple[Job, ...] = (
     # Order matters at start: the mount is checked before anything lists it.
-    Job(
-        "mount",
-        lambda c: c.mount.check_interval,
-        job_mount,
-        enabled=lambda c: _has("graylink.triggers.mount"),
-    ),
-    Job(
-        "drive",
-        lambda c: c.drive.interval,
-        job_drive,
-        enabled=lambda c: c.drive.enabled and _has("graylink.triggers.drive"),
-    ),
+    Job("mount", lambda c: c.mount.check_interval, job_mount),
+    Job("drive", lambda c: c.drive.interval, job_drive, enabled=lambda c: c.drive.enabled),
     Job("walk", lambda c: c.scan.interval, job_walk),
     # Not at start: a walk cycle runs a full verification by itself when one is due.
     Job("full-verify", lambda c: c.scan.full_verify, job_full_verify, at_start=False),
@@ -140,8 +127,8 @@ class Service:
         self.scheduler = schedule.Scheduler()
         self.stop_requested = False
         self.reload_requested = False
-        drive = optional_module("graylink.triggers.drive")
-        self.drive_cache: Any = drive.CredentialCache() if drive is not None else None
+        self.drive_cache = CredentialCache()
+        self.mount_watch = MountWatch()
 
     # -- signals
 
@@ -230,12 +217,16 @@ class Service:
 
     def reconcile(self, trigger: str, options: CycleOptions) -> Outcome:
         """One cycle (the cycle sends its one Emby batch), its summary kept in meta."""
+        # The loop runs remounts (mount job, with backoff) and the Drive feed
+        # (drive job, on its own interval) itself: a cycle here does neither.
         options = CycleOptions(
             paths=options.paths,
             force=options.force,
             full=options.full,
             walk=options.walk,
             should_stop=self.should_stop,
+            remount=False,
+            drive=False,
         )
         result = run_cycle(self.config, self.store, options)
         record_reconcile(self.store, result, trigger)

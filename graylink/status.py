@@ -1,35 +1,27 @@
 """``graylink status``: what the index holds, what waits, how the last runs went.
 
 Everything here only reads the database (opened read-only), so it works while
-the service loop writes. The other pieces (Emby queue, mount, Drive feed) add
-their own section when they are installed.
+the service loop writes. The Emby queue, the mount and the Drive feed each
+add their own section.
 """
 
 from __future__ import annotations
 
-import importlib
 import json
 import time
-from types import ModuleType
+from collections.abc import Callable
 from typing import Any
 
 from graylink.config import Config
 from graylink.cycle import META_LAST_FULL
 from graylink.db import Store
 from graylink.lock import holder, lock_path
+from graylink.notify.emby import queue_status
 from graylink.rules import Rules
+from graylink.triggers.drive import drive_status
+from graylink.triggers.mount import mount_status
 
 META_LAST_RECONCILE = "last_reconcile"
-
-
-def optional_module(name: str) -> ModuleType | None:
-    """A piece of graylink that may not be part of this build (mount, Drive, Emby)."""
-    try:
-        return importlib.import_module(name)
-    except ModuleNotFoundError as exc:
-        if exc.name == name:
-            return None
-        raise
 
 
 # ------------------------------------------------------------ last reconcile
@@ -118,15 +110,11 @@ def _jobs(store: Store) -> list[dict[str, Any]]:
 # ---------------------------------------------------------------- the document
 
 
-def _piece(module: str, function: str, *args: Any) -> dict[str, Any] | None:
-    found = optional_module(module)
-    if found is None or not hasattr(found, function):
-        return None
+def _section(read: Callable[[], dict[str, Any]]) -> dict[str, Any]:
     try:
-        section: dict[str, Any] = dict(getattr(found, function)(*args))
+        return dict(read())
     except Exception as exc:  # a broken section must not hide the rest of status
         return {"error": f"{exc.__class__.__name__}: {exc}"}
-    return section
 
 
 def collect_status(config: Config, store: Store | None) -> dict[str, Any]:
@@ -157,16 +145,10 @@ def collect_status(config: Config, store: Store | None) -> dict[str, Any]:
     doc["last_reconcile"] = _json_meta(store, META_LAST_RECONCILE)
     doc["jobs"] = _jobs(store)
     if config.emby.url:
-        emby = _piece("graylink.notify.emby", "queue_status", store)
-        if emby is not None:
-            doc["emby"] = emby
-    mount = _piece("graylink.triggers.mount", "mount_status", config, store)
-    if mount is not None:
-        doc["mount"] = mount
+        doc["emby"] = _section(lambda: queue_status(store))
+    doc["mount"] = _section(lambda: mount_status(config, store))
     if config.drive.enabled:
-        drive = _piece("graylink.triggers.drive", "drive_status", store)
-        if drive is not None:
-            doc["drive"] = drive
+        doc["drive"] = _section(lambda: drive_status(store))
     return doc
 
 

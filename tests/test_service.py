@@ -172,14 +172,20 @@ def test_a_failing_job_is_logged_and_runs_again(lib: Library, loop_of: Callable[
     lib.add("Movies/A.mkv")
     loop = loop_of()
     wait_for("the first link", linked(lib, "Movies/A.mkv"), loop.proc)
-    moved = lib.root / "source-away"
-    lib.source.rename(moved)  # the walk job now raises: the source is gone
+    # A file where the link tree should be: applying raises in every walk job.
+    moved = lib.root / "links-away"
+    lib.target.rename(moved)
+    lib.target.write_text("not a folder")
+    lib.add("Movies/B.mkv")
     loop.wait_log("job walk failed", count=2)
-    moved.rename(lib.source)
+    lib.target.unlink()
+    moved.rename(lib.target)
     lib.add("Movies/C.mkv")
     wait_for("a link after the failures", linked(lib, "Movies/C.mkv"), loop.proc)
+    assert links_in(lib.target) == expected_links(lib.source)
     lines = [line for line in loop.text().splitlines() if "job walk failed" in line]
-    assert "ERROR" in lines[0] and "ConfigError" in lines[0] and "runs again at its next tick" in lines[0]
+    assert " ERROR job walk failed: FileExistsError: " in lines[0]
+    assert lines[0].endswith("; it runs again at its next tick")
     assert "Traceback" not in loop.text()
     status = json.loads(lib.run("status", "--json").stdout)
     walk = next(job for job in status["jobs"] if job["name"] == "walk")
