@@ -108,7 +108,7 @@ def test_loop_links_new_files_and_stops_cleanly_on_sigterm(lib: Library, loop_of
     runs = conn.execute("SELECT runs FROM job_run WHERE name = 'walk'").fetchone()[0]
     conn.close()
     assert runs >= 2
-    assert set(rows) >= {"walk", "full-verify"}
+    assert set(rows) == {"mount", "walk", "full-verify"}
     assert all(v is None for v in rows.values()), "a stopped loop has no next runs"
 
 
@@ -148,6 +148,9 @@ def test_while_the_loop_runs_writers_are_refused_and_readers_work(lib: Library, 
     jobs = {job["name"]: job for job in doc["jobs"]}
     assert jobs["walk"]["runs"] >= 1 and jobs["walk"]["ok"] is True
     assert jobs["walk"]["next_run"] is not None and jobs["full-verify"]["next_run"] is not None
+    assert jobs["mount"]["ok"] is True and jobs["mount"]["result"] == "healthy"
+    assert "drive" not in jobs  # [drive] enabled = no
+    assert doc["mount"]["healthy"] is True
     assert doc["last_reconcile"]["trigger"] == "walk"
 
     dry = lib.run("reconcile", "--dry-run", "--json")
