@@ -16,9 +16,9 @@ import sqlite3
 import stat
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from operator import itemgetter
 from typing import Any
 
@@ -27,7 +27,7 @@ from graylink.db import Mark, Store, StoredMark, join, parent_of, subtree_bounds
 from graylink.errors import ConfigError
 from graylink.fsinfo import mtime_trusted
 from graylink.index import Index
-from graylink.links import Applier, ApplyResult
+from graylink.links import STOPPED_ON_REQUEST, Applier, ApplyResult
 from graylink.linktree import read_dir, walk_dirs
 from graylink.listing import MountGone
 from graylink.notify.emby import DeliveryResult, deliver, enqueue
@@ -43,7 +43,7 @@ from graylink.reconciler import (
     withhold_prunes,
 )
 from graylink.rules import Rules
-from graylink.scanner import ProgressFn, Scanner
+from graylink.scanner import Interrupted, ProgressFn, Scanner
 from graylink.triggers.drive import DrivePollResult, poll_drive
 from graylink.triggers.mount import Health, check_health, ensure_healthy, record_health, refresh_marked
 from graylink.triggers.walk import walk
@@ -51,6 +51,7 @@ from graylink.triggers.walk import walk
 log = logging.getLogger(__name__)
 
 META_LAST_FULL = "last_full_verify"
+_MAX_REFRESH_ROUNDS = 16
 META_SETTINGS = "plan_settings"
 
 
@@ -62,6 +63,14 @@ class CycleOptions:
     full: bool = False  # verify everything now
     progress: ProgressFn | None = None
     remount: bool = True  # run [mount] remount_command when the mount is down (the loop paces it itself)
+    # Asked between directories and between actions (the service's SIGTERM):
+    # true stops the cycle there, with what is done committed and the marks kept.
+    should_stop: Callable[[], bool] | None = None
+    # False: reconcile only what is already marked (the service, after the Drive
+    # feed or the mount check marked something), without walking the source.
+    walk: bool = True
+    # False: do not poll the Drive feed first (the service polls it on its own schedule).
+    drive: bool = True
 
 
 @dataclass
@@ -228,6 +237,7 @@ class Cycle:
         self.failures: list[str] = []
         self.full = False
         self.mount_ok = True
+        self._path_marks: list[StoredMark] = []
 
     def run(self) -> CycleResult:
         started = time.monotonic()
@@ -250,14 +260,18 @@ class Cycle:
         drive = self._poll_drive()
         try:
             marks = self._collect_marks()
-            scopes = collapse([(m.path, m.recursive) for m in marks])
             refresh_marked(self.config, marks)
-            self._refresh(marks)
+            marks = self._refresh(marks)
+            scopes = collapse([(m.path, m.recursive) for m in marks])
         except MountGone as exc:
             record_health(self.store, Health(False, "source-listable", str(exc), dead=True))
             raise
+        except Interrupted:
+            return self._stopped(started)
         plan = Plan()
         for scope in scopes:
+            if self._stop_requested():
+                return self._stopped(started)
             plan.actions.extend(plan_scope(self.store, self.space, self.rules, scope))
         # The mount can drop while we walk; a clean unmount then reads as
         # deletions, so health is checked again right before any prune.
@@ -279,10 +293,18 @@ class Cycle:
             log.error("prune brake: %s", plan.brake_reason)
         if not self.options.dry_run:
             self._apply_and_record(plan, marks, result)
-            if self.config.emby.url:
+            # On a stop request the queue waits for the next run: no retries with backoff now.
+            if self.config.emby.url and not self._stop_requested():
                 result.emby = self._notify()
         self.stats.duration_s = round(time.monotonic() - started, 6)
         return result
+
+    def _stop_requested(self) -> bool:
+        return self.options.should_stop is not None and self.options.should_stop()
+
+    def _stopped(self, started: float) -> CycleResult:
+        self.stats.duration_s = round(time.monotonic() - started, 6)
+        return CycleResult(Plan(), self.stats, self.options.dry_run, self.full, self.failures, STOPPED_ON_REQUEST)
 
     # -- steps
 
@@ -304,7 +326,7 @@ class Cycle:
         """One poll of the Drive feed, before the walk: its marks (indexed=False) make
         the refresh re-list exactly the folders it names, even where the walk skips.
         A failed poll is reported and the cycle goes on with the walk."""
-        if not self.config.drive.enabled or self.options.paths:
+        if not self.config.drive.enabled or self.options.paths or not self.options.drive:
             return None
         result = poll_drive(self.config, self.store)
         if result.error is not None:
@@ -315,11 +337,8 @@ class Cycle:
         store = self.store
         if self.options.paths:
             now = time.time()
-            marks = [StoredMark(0, p, "path", now, True, False) for p in self.options.paths]
-            # Stored marks inside the given subtrees are covered: clear them too.
-            scopes = [Scope(p, True) for p in self.options.paths]
-            marks += [m for m in store.pending_marks() if any(covers(s, m.path, m.recursive) for s in scopes)]
-            return marks
+            self._path_marks = [StoredMark(0, p, "path", now, True, False) for p in self.options.paths]
+            return self._current_marks()
         with store.atomic():
             if store.is_empty():
                 store.add_marks([Mark(b"", "first-run")])
@@ -333,19 +352,29 @@ class Cycle:
                     store.add_marks([Mark(b"", "settings", indexed=True)])
                 store.set_meta(META_SETTINGS, settings)
         pending = store.pending_marks()
-        if not any(m.path == b"" and m.recursive and not m.indexed for m in pending):
+        if self.options.walk and not any(m.path == b"" and m.recursive and not m.indexed for m in pending):
             walked = walk(
                 store,
                 self.root,
                 trusted=mtime_trusted(self.config.paths.source, self.config.scan.trust_dir_mtime),
                 workers=self.config.scan.workers,
                 progress=self.options.progress,
+                should_stop=self.options.should_stop,
             )
             self.stats.dirs_statted += walked.dirs_statted
             if walked.scan:
                 self._add_scan_stats(walked.scan.dirs_listed, walked.scan.files_seen, walked.scan.errors)
             pending = store.pending_marks()
         return pending
+
+    def _current_marks(self) -> list[StoredMark]:
+        """The marks this cycle works on: all stored ones, or with ``--path`` the
+        given subtrees and the stored marks inside them (which they cover)."""
+        if not self.options.paths:
+            return self.store.pending_marks()
+        scopes = [Scope(m.path, True) for m in self._path_marks]
+        stored = [m for m in self.store.pending_marks() if any(covers(s, m.path, m.recursive) for s in scopes)]
+        return self._path_marks + stored
 
     def _full_verify_due(self) -> bool:
         last = self.store.get_meta(META_LAST_FULL)
@@ -356,26 +385,41 @@ class Cycle:
         self.stats.files_indexed += files
         self.failures.extend(errors)
 
-    def _refresh(self, marks: list[StoredMark]) -> None:
-        stale = [m for m in marks if not m.indexed]
-        if not stale:
-            return
-        self.full = any(m.path == b"" and m.recursive for m in stale)
-        scopes = collapse([(m.path, m.recursive) for m in stale])
-        scanner = Scanner(
-            self.store, self.root, self.config.scan.workers, make_marks=False, progress=self.options.progress
-        )
-        scanner.refresh_trees([s.path for s in scopes if s.recursive])
-        scanner.refresh_dirs([s.path for s in scopes if not s.recursive])
-        self._add_scan_stats(scanner.stats.dirs_listed, scanner.stats.files_seen, scanner.stats.errors)
-        stored = [m.id for m in stale if m.id]
-        if stored:
-            with self.store.atomic():
-                self.store.set_marks_indexed(stored)
+    def _refresh(self, marks: list[StoredMark]) -> list[StoredMark]:
+        """Bring the index up to date wherever a mark says it is stale.
+
+        Listing a folder can find new subfolders, which are marked to be listed
+        in turn, so this repeats until every mark is fresh (each round lists
+        whole new subtrees, so two rounds are the usual most)."""
+        for _ in range(_MAX_REFRESH_ROUNDS):
+            stale = [m for m in marks if not m.indexed]
+            if not stale:
+                break
+            self.full = self.full or any(m.path == b"" and m.recursive for m in stale)
+            scopes = collapse([(m.path, m.recursive) for m in stale])
+            scanner = Scanner(
+                self.store,
+                self.root,
+                self.config.scan.workers,
+                make_marks=False,
+                reason="refresh",
+                progress=self.options.progress,
+                should_stop=self.options.should_stop,
+            )
+            scanner.refresh_trees([s.path for s in scopes if s.recursive])
+            scanner.refresh_dirs([s.path for s in scopes if not s.recursive])
+            self._add_scan_stats(scanner.stats.dirs_listed, scanner.stats.files_seen, scanner.stats.errors)
+            stored = [m.id for m in stale if m.id]
+            if stored:
+                with self.store.atomic():
+                    self.store.set_marks_indexed(stored)
+            self._path_marks = [replace(m, indexed=True) for m in self._path_marks]
+            marks = self._current_marks()
+        return marks
 
     def _apply_and_record(self, plan: Plan, marks: list[StoredMark], result: CycleResult) -> None:
         store = self.store
-        applier = Applier(self.space.target, self._is_made_dir)
+        applier = Applier(self.space.target, self._is_made_dir, self.options.should_stop)
         applied = applier.apply(plan.actions)
         result.applied = applied
         result.stopped = applied.stopped

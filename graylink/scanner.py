@@ -37,6 +37,14 @@ class ScanStats:
     errors: list[str] = field(default_factory=list)
 
 
+StopFn = Callable[[], bool]
+
+
+class Interrupted(Exception):
+    """The scan was asked to stop (a signal). What it had not yet written is
+    dropped and re-listed next time; subtrees it had begun are marked dirty."""
+
+
 class Scanner:
     """Lists source directories and writes what changed to the index."""
 
@@ -49,6 +57,7 @@ class Scanner:
         make_marks: bool,
         reason: str = "walk",
         progress: ProgressFn | None = None,
+        should_stop: StopFn | None = None,
     ) -> None:
         self.store = store
         self.index = Index(store)
@@ -63,6 +72,7 @@ class Scanner:
         self._pending: list[DirUpdate] = []
         self._pending_files = 0
         self._marks: list[Mark] = []
+        self.should_stop = should_stop
 
     # ------------------------------------------------------------ entry points
 
@@ -96,6 +106,19 @@ class Scanner:
         root = self.root
         return lambda: (True, list_tree(root, rel))
 
+    # -- stopping at a batch boundary (SIGTERM in the service loop)
+
+    def _stop_requested(self) -> bool:
+        return self.should_stop is not None and self.should_stop()
+
+    def _interrupt(self) -> None:
+        """Drop the unwritten batch and stop. Nothing is lost: what was written
+        is consistent, and the marks that asked for this scan are still stored."""
+        self._pending = []
+        self._pending_files = 0
+        self._marks = []
+        raise Interrupted("scan stopped on request")
+
     def _many_task(self, batch: list[tuple[bytes, bytes | None]]) -> Task:
         root = self.root
         return lambda: (False, list_many(root, batch))
@@ -112,6 +135,8 @@ class Scanner:
     def _run_serial(self, tasks: list[Task]) -> None:
         queue = list(tasks)
         while queue:
+            if self._stop_requested():
+                self._interrupt()
             whole_trees, listings = queue.pop()()
             for listing in listings:
                 queue.extend(self._process(listing, whole_trees))
@@ -127,6 +152,8 @@ class Scanner:
                         for listing in listings:
                             for task in self._process(listing, whole_trees):
                                 pending.add(pool.submit(task))
+                    if pending and self._stop_requested():
+                        self._interrupt()
             except BaseException:
                 for future in pending:
                     future.cancel()
@@ -172,9 +199,13 @@ class Scanner:
             stats.files_seen += len(files)
             stats.dirs_changed += 1
             if not whole_trees:
-                new_tasks.extend(self._tree_task(join(rel, name)) for name in listing.dirs)
+                self._to_list(join(rel, name) for name in listing.dirs)
             return new_tasks
         self._ids[rel] = row.id
+        parent_id = self._ids.get(parent) if rel else None
+        if rel and parent_id is None:
+            parent_row = self.index.dir_row(parent)
+            parent_id = parent_row.id if parent_row else None
         stats.files_seen += len(listing.files)
         diff = compare_files(self.index.files_of(row.id), listing.files)
         known_children = self.index.child_dirs(row.id)
@@ -182,7 +213,7 @@ class Scanner:
         removed = [join(rel, name) for name in known_children if name not in listed_children]
         added = [join(rel, name) for name in listing.dirs if name not in known_children]
         update = DirUpdate(
-            rel, row.id, None, False, listing.mtime_ns, listing.fingerprint, listing.listed_ns, diff, removed
+            rel, row.id, parent_id, False, listing.mtime_ns, listing.fingerprint, listing.listed_ns, diff, removed
         )
         self._queue(update, len(diff.added) + len(diff.changed) + len(diff.removed))
         if diff or removed or added:
@@ -192,10 +223,15 @@ class Scanner:
                     self._marks.append(Mark(rel, self.reason, recursive=False, indexed=True))
                 self._marks.extend(Mark(sub, self.reason, recursive=True, indexed=True) for sub in removed)
         if not whole_trees:
-            # A new folder under a known one: list all of it. Its listings
-            # arrive as new rows (no query needed) and its top carries the mark.
-            new_tasks.extend(self._tree_task(sub) for sub in added)
+            self._to_list(added)
         return new_tasks
+
+    def _to_list(self, subtrees: Iterable[bytes]) -> None:
+        """New folders found under a listed one: marked to be listed whole by the
+        reconciler, in the same transaction that writes their parent. Were the
+        parent written alone, its new fingerprint would hide them from later
+        walks after a crash."""
+        self._marks.extend(Mark(sub, self.reason, recursive=True, indexed=False) for sub in subtrees)
 
     def _queue_removal(self, rel: bytes) -> None:
         update = DirUpdate(rel, 0, None, False, 0, b"", 0, FileDiff(), [rel])
