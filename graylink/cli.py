@@ -323,3 +323,30 @@ def drive_auth(app: AppContext, port: int, timeout_text: str) -> None:
         raise ConfigError(f"--timeout: {exc}") from None
     path = run_auth(app.config, port=port, timeout=timeout, echo=click.echo, prompt=sys.stdin)
     click.echo(f"Drive token stored in {path}; the feed now uses it.")
+
+
+# ------------------------------------------------------------------- snapshot
+
+
+@cli.command()
+@click.option(
+    "-o",
+    "--output",
+    metavar="FILE.html",
+    help="Where to write the page (default: [snapshot] path, else graylink-snapshot.html beside the database).",
+)
+@click.pass_obj
+@handle_errors
+def snapshot(app: AppContext, output: str | None) -> None:
+    """Write a single-file HTML page of the index, to browse and search it offline."""
+    from graylink.db import Store
+    from graylink.snapshot import default_snapshot_path, write_snapshot
+
+    config = app.config
+    # Read-only, so it runs beside a live 'graylink reconcile --loop'.
+    with Store(config.paths.database, readonly=True) as store:
+        stats = write_snapshot(config, store, output or default_snapshot_path(config))
+    click.echo(
+        f"{stats.path}: {stats.folders} folders, {stats.files} files "
+        f"({stats.videos} videos, {stats.linked} linked), {stats.bytes_written} bytes"
+    )

@@ -13,6 +13,7 @@ import itertools
 import logging
 import os
 import sqlite3
+import stat
 import tempfile
 import time
 from collections.abc import Iterator
@@ -44,6 +45,7 @@ from graylink.reconciler import (
 from graylink.rules import Rules
 from graylink.scanner import ProgressFn, Scanner
 from graylink.triggers.drive import DrivePollResult, poll_drive
+from graylink.triggers.mount import Health, check_health, ensure_healthy, record_health, refresh_marked
 from graylink.triggers.walk import walk
 
 log = logging.getLogger(__name__)
@@ -59,6 +61,7 @@ class CycleOptions:
     force: bool = False
     full: bool = False  # verify everything now
     progress: ProgressFn | None = None
+    remount: bool = True  # run [mount] remount_command when the mount is down (the loop paces it itself)
 
 
 @dataclass
@@ -78,8 +81,13 @@ class CycleResult:
     failures: list[str] = field(default_factory=list)
     stopped: str = ""
     applied: ApplyResult | None = None
+    health: Health | None = None  # the mount's health when the cycle ended
     emby: DeliveryResult | None = None  # None when no [emby] url is set (or a dry run)
     drive: DrivePollResult | None = None  # the Drive feed's poll, when it ran
+
+    @property
+    def mount_healthy(self) -> bool:
+        return self.health is None or self.health.ok
 
     @property
     def exit_code(self) -> int:
@@ -219,22 +227,55 @@ class Cycle:
         self.stats = CycleStats()
         self.failures: list[str] = []
         self.full = False
+        self.mount_ok = True
 
     def run(self) -> CycleResult:
         started = time.monotonic()
+        if not self._index_has_files():
+            # Nothing indexed yet, so nothing to protect: a missing source is a
+            # bad config. Once indexed, a missing source is a dropped mount
+            # (e.g. the source lies below an unmounted mount point).
+            self._check_source()
+        # A dry run may not remount: it changes nothing, the mount included.
+        health = ensure_healthy(
+            self.config, self.store, allow_remount=self.options.remount and not self.options.dry_run
+        )
+        if not health.ok:
+            # Walking a dropped mount would read "everything deleted" into the
+            # index: touch nothing, keep every mark, report.
+            self.failures.append(f"mount check {health.failed_check} failed: {health.message}")
+            self.stats.duration_s = round(time.monotonic() - started, 6)
+            return CycleResult(Plan(), self.stats, self.options.dry_run, False, self.failures, health=health)
         self._check_source()
         drive = self._poll_drive()
-        marks = self._collect_marks()
-        scopes = collapse([(m.path, m.recursive) for m in marks])
-        self._refresh(marks)
+        try:
+            marks = self._collect_marks()
+            scopes = collapse([(m.path, m.recursive) for m in marks])
+            refresh_marked(self.config, marks)
+            self._refresh(marks)
+        except MountGone as exc:
+            record_health(self.store, Health(False, "source-listable", str(exc), dead=True))
+            raise
         plan = Plan()
         for scope in scopes:
             plan.actions.extend(plan_scope(self.store, self.space, self.rules, scope))
+        # The mount can drop while we walk; a clean unmount then reads as
+        # deletions, so health is checked again right before any prune.
+        health = check_health(self.config, self.store)
+        if not health.ok:
+            record_health(self.store, health)
+            message = f"mount check {health.failed_check} failed: {health.message}"
+            log.error("%s; nothing was pruned and dirty marks are kept", message)
+            withhold_prunes(plan, message)
+            self.failures.append(message)
+            self.mount_ok = False
         owned_total = self.store.count("link")
         if not self.options.force:
             apply_prune_brake(plan, owned_total, self.config.reconcile.max_prune_fraction)
-        result = CycleResult(plan, self.stats, self.options.dry_run, self.full, self.failures, drive=drive)
-        if plan.brake_reason:
+        result = CycleResult(
+            plan, self.stats, self.options.dry_run, self.full, self.failures, health=health, drive=drive
+        )
+        if plan.brake_reason and health.ok:
             log.error("prune brake: %s", plan.brake_reason)
         if not self.options.dry_run:
             self._apply_and_record(plan, marks, result)
@@ -245,9 +286,18 @@ class Cycle:
 
     # -- steps
 
+    def _index_has_files(self) -> bool:
+        return self.store.execute("SELECT 1 FROM file LIMIT 1").fetchone() is not None
+
     def _check_source(self) -> None:
         source = self.config.paths.source
-        if not os.path.isdir(source):
+        try:
+            is_dir = stat.S_ISDIR(os.stat(source).st_mode)
+        except (FileNotFoundError, NotADirectoryError):
+            is_dir = False
+        except OSError:
+            return  # a dead or hung mount: the health gate reports it
+        if not is_dir:
             raise ConfigError(f"[paths] source {source} is not a directory (or does not exist)")
 
     def _poll_drive(self) -> DrivePollResult | None:
@@ -388,7 +438,7 @@ class Cycle:
 
     def _marks_to_keep(self, plan: Plan, marks: list[StoredMark], applied: ApplyResult) -> set[int]:
         """Marks whose work is unfinished: withheld prunes, failures, an early stop."""
-        if applied.stopped:
+        if applied.stopped or not self.mount_ok:
             return {m.id for m in marks}
         unfinished = [a.link for a in plan.braked] + [a.link for a, _ in applied.failed if a.op is not Op.CONFLICT]
         keep: set[int] = set()

@@ -76,7 +76,16 @@ def mtime_trusted(path: str, setting: str = "auto", mountinfo: str | None = None
     return fs_type(path, mountinfo) in TRUSTED_FS
 
 
-def is_mountpoint(path: str) -> bool:
+def is_mountpoint(path: str, mountinfo: str | None = None) -> bool:
+    """Whether ``path`` itself is a mount point, a dead FUSE mount included.
+
+    ``os.path.ismount`` stats the path, which fails with ENOTCONN on a dead
+    FUSE mount and so calls it "not a mount point": the one case where the
+    answer matters most (it must be lazily unmounted before a remount).
+    """
+    entry = mount_of(path, mountinfo)
+    if entry is not None:
+        return entry.mount_point == os.path.realpath(path)
     try:
         return os.path.ismount(path)
     except OSError:

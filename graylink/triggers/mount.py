@@ -1,0 +1,699 @@
+"""Mount health, remount, and rclone's remote control.
+
+A dropped rclone mount looks like an empty folder (after ``fusermount -u``) or
+fails with ENOTCONN (the rclone process died), and a tool that believes it
+prunes the whole library. Health is therefore checked before every reconcile,
+and an unhealthy source withholds every prune (ARCHITECTURE §4).
+"""
+
+from __future__ import annotations
+
+import errno
+import json
+import logging
+import os
+import shlex
+import subprocess
+import tempfile
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import urlsplit
+
+import requests
+
+from graylink import fsinfo
+from graylink.checks import Check
+from graylink.config import Config
+from graylink.db import Mark, Store, StoredMark
+
+log = logging.getLogger(__name__)
+
+LIST_TIMEOUT = 10.0  # a hung FUSE mount must not block a cycle forever
+RC_TIMEOUT = (5.0, 120.0)  # connect, read: a recursive refresh lists through the Drive API
+
+# Check names, as reported in the one ERROR line and in status/doctor.
+LISTABLE = "source-listable"
+MOUNTPOINT = "source-mountpoint"
+ANCHOR = "anchor"
+NOT_EMPTY = "source-not-empty"
+
+# DB meta keys.
+META_WAS_MOUNTPOINT = "source_was_mountpoint"
+META_DOWN_SINCE = "mount_down_since"
+META_LAST_FAILURE = "mount_last_failure"
+
+_DEAD_ERRNOS = {errno.ENOTCONN, errno.EIO, errno.ESTALE, errno.ECONNABORTED}
+
+
+@dataclass(frozen=True)
+class Health:
+    ok: bool
+    failed_check: str = ""
+    message: str = ""
+    dead: bool = False  # a mount point that errors or hangs: needs a lazy unmount before a remount
+
+
+HEALTHY = Health(ok=True)
+
+
+# ------------------------------------------------------------------ health
+
+
+@dataclass(frozen=True)
+class _Probe:
+    """What one look at the source found (taken off the caller's thread)."""
+
+    error: OSError | None = None
+    has_entries: bool = False
+    anchor_found: bool = True
+
+
+def _probe(source: str, anchor: str) -> _Probe:
+    try:
+        with os.scandir(source) as entries:
+            has_entries = next(entries, None) is not None
+    except OSError as exc:
+        return _Probe(error=exc)
+    anchor_found = True
+    if anchor:
+        try:
+            os.stat(os.path.join(source, anchor))
+        except FileNotFoundError:
+            anchor_found = False
+        except OSError as exc:
+            return _Probe(error=exc)
+    return _Probe(has_entries=has_entries, anchor_found=anchor_found)
+
+
+def _probe_with_timeout(source: str, anchor: str, timeout: float) -> _Probe | None:
+    """``_probe`` on a daemon thread; None when it did not answer in time.
+
+    A thread blocked in the kernel on a hung FUSE mount cannot be cancelled;
+    being a daemon thread it at least does not keep the process alive.
+    """
+    box: list[_Probe] = []
+    worker = threading.Thread(target=lambda: box.append(_probe(source, anchor)), name="mount-probe", daemon=True)
+    worker.start()
+    worker.join(timeout)
+    return box[0] if box else None
+
+
+def _index_has_files(store: Store) -> bool:
+    return store.execute("SELECT 1 FROM file LIMIT 1").fetchone() is not None
+
+
+def must_be_mountpoint(config: Config, store: Store) -> bool:
+    return config.mount.require_mountpoint or store.get_meta(META_WAS_MOUNTPOINT) == "1"
+
+
+def check_health(config: Config, store: Store, *, timeout: float = LIST_TIMEOUT) -> Health:
+    """Whether the source can be trusted to show the library as it is."""
+    source = config.paths.source
+    anchor = config.mount.anchor
+    probe = _probe_with_timeout(source, anchor, timeout)
+    if probe is None:
+        return Health(False, LISTABLE, f"listing the source {source} did not answer within {timeout:g}s", dead=True)
+    if probe.error is not None:
+        exc = probe.error
+        reason = exc.strerror or str(exc)
+        if isinstance(exc, FileNotFoundError):
+            return Health(False, LISTABLE, f"the source {source} does not exist")
+        dead = exc.errno in _DEAD_ERRNOS
+        return Health(False, LISTABLE, f"cannot list the source {source}: {reason}", dead=dead)
+    if must_be_mountpoint(config, store) and not fsinfo.is_mountpoint(source):
+        why = (
+            "[mount] require_mountpoint is set"
+            if config.mount.require_mountpoint
+            else ("it was one when graylink first indexed it")
+        )
+        return Health(False, MOUNTPOINT, f"the source {source} is not a mount point ({why})")
+    if not probe.anchor_found:
+        return Health(False, ANCHOR, f"the anchor file {anchor} is missing from the source {source}")
+    if not probe.has_entries and _index_has_files(store):
+        return Health(False, NOT_EMPTY, f"the source {source} is empty but the index holds files")
+    return HEALTHY
+
+
+def note_first_index(config: Config, store: Store) -> None:
+    """Remember, once, whether the source is a mount point, so that a later
+    unmount (which leaves an ordinary empty folder) is seen as a drop.
+
+    Only a source that shows content counts: a first run against a mount that
+    is already down must not teach graylink that the folder is a plain one.
+    """
+    if store.get_meta(META_WAS_MOUNTPOINT) is not None or store.readonly:
+        return
+    try:
+        with os.scandir(config.paths.source) as entries:
+            if next(entries, None) is None:
+                return
+    except OSError:
+        return
+    store.set_meta(META_WAS_MOUNTPOINT, "1" if fsinfo.is_mountpoint(config.paths.source) else "0")
+
+
+def record_health(store: Store, health: Health, now: float | None = None) -> bool:
+    """Keep the drop and its last failure in the DB; True when this is a recovery.
+
+    A recovery (healthy after a remembered drop) is the caller's cue to verify
+    the whole tree: whatever changed while the mount was down went unseen.
+    """
+    now = time.time() if now is None else now
+    if not health.ok:
+        store.set_meta(
+            META_LAST_FAILURE, json.dumps({"at": now, "check": health.failed_check, "message": health.message})
+        )
+        if store.get_meta(META_DOWN_SINCE) is None:
+            store.set_meta(META_DOWN_SINCE, repr(now))
+        return False
+    if store.get_meta(META_DOWN_SINCE) is None:
+        return False
+    store.execute("DELETE FROM meta_value WHERE key = ?", (META_DOWN_SINCE,))
+    return True
+
+
+# ------------------------------------------------------------------ remount
+
+
+def _lazy_unmount(path: str) -> None:
+    for tool in ("fusermount3", "fusermount", "umount"):
+        argv = [tool, "-uz", path] if tool != "umount" else [tool, "-l", path]
+        try:
+            done = subprocess.run(argv, capture_output=True, text=True, timeout=30, check=False)
+        except FileNotFoundError:
+            continue
+        except subprocess.TimeoutExpired:
+            log.error("%s did not finish unmounting %s within 30s", tool, path)
+            return
+        if done.returncode == 0:
+            log.info("lazily unmounted the dead mount at %s", path)
+        else:
+            log.error("%s could not unmount %s: %s", tool, path, _last_line(done.stderr))
+        return
+    log.error("no fusermount3, fusermount or umount found to unmount %s", path)
+
+
+def _last_line(text: str) -> str:
+    lines = [line.strip() for line in text.strip().splitlines() if line.strip()]
+    return lines[-1] if lines else "no output"
+
+
+def run_remount_command(config: Config) -> bool:
+    """Run ``[mount] remount_command`` (argv, no shell); True when it exited 0."""
+    command = config.mount.remount_command
+    try:
+        argv = shlex.split(command)
+    except ValueError as exc:
+        log.error("[mount] remount_command cannot be split into arguments: %s", exc)
+        return False
+    if not argv:
+        return False
+    program = os.path.basename(argv[0])
+    timeout = config.mount.remount_timeout
+    # Output goes to a file, not a pipe: a command that daemonizes (rclone
+    # --daemon) leaves a child holding the pipe, and we would wait for it.
+    # A new session keeps that child alive when graylink is interrupted.
+    with tempfile.TemporaryFile(mode="w+") as output:
+        try:
+            done = subprocess.run(
+                argv,
+                stdin=subprocess.DEVNULL,
+                stdout=output,
+                stderr=subprocess.STDOUT,
+                timeout=timeout,
+                start_new_session=True,
+                check=False,
+            )
+        except FileNotFoundError:
+            log.error("remount command not found: %s", argv[0])
+            return False
+        except PermissionError:
+            log.error("remount command is not executable: %s", argv[0])
+            return False
+        except subprocess.TimeoutExpired:
+            log.error(
+                "remount command (%s) did not finish within %gs; a command that stays in the foreground "
+                "needs --daemon or a service manager (see docs/rclone.md)",
+                program,
+                timeout,
+            )
+            return False
+        output.seek(0)
+        text = output.read()
+    if done.returncode != 0:
+        log.error("remount command (%s) failed with exit code %d: %s", program, done.returncode, _last_line(text))
+        return False
+    log.info("remount command (%s) finished", program)
+    return True
+
+
+def wait_for_health(
+    config: Config,
+    store: Store,
+    wait: float,
+    *,
+    clock: Callable[[], float] = time.monotonic,
+    sleep: Callable[[float], None] = time.sleep,
+) -> Health:
+    deadline = clock() + wait
+    while True:
+        health = check_health(config, store, timeout=min(LIST_TIMEOUT, max(wait, 1.0)))
+        if health.ok or clock() >= deadline:
+            return health
+        sleep(min(0.5, max(0.0, deadline - clock())))
+
+
+def remount(config: Config, store: Store, health: Health | None = None) -> bool:
+    """Bring the mount back with ``[mount] remount_command``; True once healthy."""
+    if not config.mount.remount_command:
+        return False
+    source = config.paths.source
+    health = health if health is not None else check_health(config, store)
+    if health.ok:
+        return True
+    if health.dead and fsinfo.is_mountpoint(source):
+        _lazy_unmount(source)
+    log.info("running the remount command for %s", source)
+    if not run_remount_command(config):
+        return False
+    after = wait_for_health(config, store, config.mount.remount_wait)
+    if after.ok:
+        log.info("the source %s is healthy again", source)
+        return True
+    log.error("the source is still unhealthy %gs after the remount: %s", config.mount.remount_wait, after.message)
+    return False
+
+
+@dataclass
+class Backoff:
+    """Delays between remount attempts in the loop: 1m, 2m, 4m … capped at 30m."""
+
+    base: float = 60.0
+    cap: float = 1800.0
+    failures: int = 0
+    next_at: float = 0.0
+
+    def ready(self, now: float) -> bool:
+        return now >= self.next_at
+
+    def delay(self) -> float:
+        if self.failures == 0:
+            return 0.0
+        return float(min(self.cap, self.base * 2 ** min(self.failures - 1, 32)))
+
+    def failed(self, now: float) -> float:
+        self.failures += 1
+        wait = self.delay()
+        self.next_at = now + wait
+        return wait
+
+    def succeeded(self) -> None:
+        self.failures = 0
+        self.next_at = 0.0
+
+
+# ------------------------------------------------------------------- gate
+
+RECOVERED_REASON = "mount-recovered"
+
+
+def ensure_healthy(config: Config, store: Store, *, allow_remount: bool = True) -> Health:
+    """The health gate run before every reconcile (and by the loop's mount check).
+
+    Unhealthy: one ERROR line naming the failed check, the failure kept in the
+    DB, and the remount command run when allowed. Healthy after a remembered
+    drop: the whole tree is marked for verification, since what changed
+    while the mount was down went unseen.
+    """
+    health = check_health(config, store)
+    if not health.ok:
+        log.error(
+            "mount check %s failed: %s; nothing will be pruned and dirty marks are kept",
+            health.failed_check,
+            health.message,
+        )
+        record_health(store, health)
+        if allow_remount and config.mount.remount_command and remount(config, store, health):
+            health = check_health(config, store)
+    if health.ok:
+        if record_health(store, health):
+            log.info("the source is back after a drop: every folder will be verified")
+            store.add_marks([Mark(b"", RECOVERED_REASON)])
+        note_first_index(config, store)
+    return health
+
+
+@dataclass
+class MountWatch:
+    """The loop's mount check: remount attempts spaced by the backoff."""
+
+    backoff: Backoff = field(default_factory=Backoff)
+
+    def tick(self, config: Config, store: Store, now: float | None = None) -> Health:
+        now = time.monotonic() if now is None else now
+        health = ensure_healthy(config, store, allow_remount=self.backoff.ready(now))
+        if health.ok:
+            self.backoff.succeeded()
+        elif config.mount.remount_command and self.backoff.ready(now):
+            wait = self.backoff.failed(now)
+            log.error("the mount is still down; next remount attempt in %gs", wait)
+        return health
+
+
+def refresh_marked(config: Config, marks: list[StoredMark], reason: str = "drive") -> bool:
+    """vfs/refresh the folders that the Drive trigger marked, before they are re-listed.
+
+    A whole-root mark (an activity that could not be resolved) refreshes the
+    root alone: a recursive refresh of a whole Drive would list every folder
+    through the API, which the full walk does anyway.
+    """
+    if not config.mount.rclone_rc:
+        return True
+    wanted = [m for m in marks if m.reason == reason and not m.indexed]
+    flat = sorted({m.path for m in wanted if not m.recursive or not m.path})
+    deep = sorted({m.path for m in wanted if m.recursive and m.path})
+    ok = True
+    if flat:
+        ok = vfs_refresh(config, flat) and ok
+    if deep:
+        ok = vfs_refresh(config, deep, recursive=True) and ok
+    return ok
+
+
+# ------------------------------------------------------------- rclone rc
+
+
+def vfs_path_prefix(source: str) -> str:
+    """Where the source sits inside its mount: rclone rc paths are relative to the mount root."""
+    entry = fsinfo.mount_of(source)
+    if entry is None:
+        return ""
+    rel = os.path.relpath(os.path.realpath(source), entry.mount_point)
+    return "" if rel == "." else rel
+
+
+def _rc_endpoint(config: Config) -> str:
+    # Only scheme, host and port reach a log line: never userinfo.
+    parts = urlsplit(config.mount.rclone_rc)
+    host = parts.hostname or ""
+    return f"{parts.scheme}://{host}{f':{parts.port}' if parts.port else ''}"
+
+
+class RcError(Exception):
+    """A failed call to rclone's remote control (message carries no secret)."""
+
+
+def rc_call(config: Config, method: str, params: dict[str, Any]) -> dict[str, Any]:
+    url = f"{config.mount.rclone_rc}/{method}"
+    auth = (config.mount.rclone_rc_user, config.mount.rclone_rc_pass) if config.mount.rclone_rc_user else None
+    try:
+        response = requests.post(url, json=params, auth=auth, timeout=RC_TIMEOUT)
+    except requests.Timeout:
+        raise RcError(f"rclone rc at {_rc_endpoint(config)} did not answer {method} in time") from None
+    except requests.RequestException as exc:
+        kind = type(exc).__name__
+        raise RcError(f"cannot reach rclone rc at {_rc_endpoint(config)} ({kind})") from None
+    if response.status_code in (401, 403):
+        raise RcError(
+            f"rclone rc at {_rc_endpoint(config)} refused {method} ({response.status_code}): "
+            "check [mount] rclone_rc_user / rclone_rc_pass"
+        )
+    try:
+        body = response.json()
+    except ValueError:
+        body = None
+    if response.status_code != 200 or not isinstance(body, dict):
+        detail = body.get("error") if isinstance(body, dict) else response.text[:200].strip()
+        raise RcError(f"rclone rc {method} answered {response.status_code}: {detail}")
+    return body
+
+
+def _refresh_once(config: Config, dirs: list[str], recursive: bool) -> dict[str, str]:
+    """One vfs/refresh call; rclone's answer per directory ("OK" or an error)."""
+    params: dict[str, Any] = {}
+    if dirs != [""]:  # the root is refreshed by naming no dir at all
+        for i, path in enumerate(dirs):
+            params["dir" if i == 0 else f"dir{i + 1}"] = path
+    if recursive:
+        params["recursive"] = "true"  # rclone 1.60 accepts only the string form
+    result = rc_call(config, "vfs/refresh", params).get("result", {})
+    return {str(k): str(v) for k, v in result.items()} if isinstance(result, dict) else {}
+
+
+def vfs_refresh(config: Config, dirs: list[bytes], recursive: bool = False) -> bool:
+    """Ask rclone to re-read ``dirs`` (relative to the source) now.
+
+    A folder the VFS does not know yet (new on the Drive) answers "file does
+    not exist"; its parent is refreshed instead, which is what makes it
+    appear. Failures are logged and reported as False: the walk goes on and
+    sees the change once rclone's directory cache expires.
+    """
+    if not config.mount.rclone_rc or not dirs:
+        return bool(not dirs)
+    prefix = vfs_path_prefix(config.paths.source)
+    pending = sorted({_vfs_dir(prefix, d) for d in dirs})
+    tried: set[str] = set()
+    ok = True
+    # Each round moves missing folders one level up, so a path of depth N
+    # needs at most N+1 rounds.
+    while pending:
+        try:
+            if "" in pending:
+                answers = _refresh_once(config, [""], recursive)
+                answers = {"": answers.get("", "OK")}
+                rest = [d for d in pending if d]
+                if rest:
+                    answers.update(_refresh_once(config, rest, recursive))
+            else:
+                answers = _refresh_once(config, pending, recursive)
+        except RcError as exc:
+            log.error("vfs/refresh failed: %s", exc)
+            return False
+        tried.update(pending)
+        missing: set[str] = set()
+        for path, answer in answers.items():
+            if answer == "OK":
+                log.debug("vfs/refresh %s: OK", path or "/")
+            elif "does not exist" in answer and path:
+                missing.add(os.path.dirname(path))
+            else:
+                log.error("vfs/refresh %s: %s", path or "/", answer)
+                ok = False
+        pending = sorted(missing - tried)
+    if ok:
+        log.info("asked rclone to refresh %d folder(s)", len(dirs))
+    return ok
+
+
+def _vfs_dir(prefix: str, rel: bytes) -> str:
+    path = os.fsdecode(rel).strip("/")
+    return f"{prefix}/{path}".strip("/") if prefix else path
+
+
+# ---------------------------------------------------- status and doctor
+
+
+def mount_status(config: Config, store: Store) -> dict[str, Any]:
+    """Mount health for ``graylink status`` (reads only)."""
+    health = check_health(config, store)
+    source = config.paths.source
+    fstype = fsinfo.fs_type(source)
+    last: Any = None
+    raw = store.get_meta(META_LAST_FAILURE)
+    if raw:
+        try:
+            last = json.loads(raw)
+        except ValueError:
+            last = None
+    down = store.get_meta(META_DOWN_SINCE)
+    return {
+        "healthy": health.ok,
+        "failed_check": health.failed_check,
+        "message": health.message,
+        "source": source,
+        "fs_type": fstype,
+        "trusted_mtimes": fsinfo.mtime_trusted(source, config.scan.trust_dir_mtime),
+        "is_mountpoint": fsinfo.is_mountpoint(source),
+        "must_be_mountpoint": must_be_mountpoint(config, store),
+        "down_since": float(down) if down else None,
+        "last_failure": last,
+    }
+
+
+_HINTS = {
+    LISTABLE: "the mount is dead or hung: restart it (e.g. 'fusermount3 -uz {source}' then your rclone mount "
+    "command), or set [mount] remount_command so graylink does it",
+    MOUNTPOINT: "the mount is down: start your rclone mount again, or set [mount] remount_command",
+    ANCHOR: "create the anchor file in the remote, or fix [mount] anchor; if the mount is down, start it again",
+    NOT_EMPTY: "the mount is probably down: start it again; if the library really is empty now, "
+    "move the database away so graylink starts over",
+}
+
+
+def health_check(config: Config, store: Store) -> Check:
+    health = check_health(config, store)
+    if health.ok:
+        fstype = fsinfo.fs_type(config.paths.source) or "unknown filesystem"
+        return Check("mount", True, f"the source {config.paths.source} is healthy ({fstype})")
+    hint = _HINTS.get(health.failed_check, "").format(source=config.paths.source)
+    return Check("mount", False, f"{health.failed_check}: {health.message}", hint)
+
+
+@dataclass(frozen=True)
+class RcloneProcess:
+    pid: int
+    argv: tuple[str, ...]
+
+
+def rclone_processes_serving(mount_point: str, proc: str = "/proc") -> list[RcloneProcess]:
+    """rclone processes whose command line names ``mount_point`` (as visible to us)."""
+    wanted = os.path.realpath(mount_point)
+    found: list[RcloneProcess] = []
+    try:
+        pids = [int(name) for name in os.listdir(proc) if name.isdigit()]
+    except OSError:
+        return []
+    for pid in pids:
+        try:
+            with open(os.path.join(proc, str(pid), "cmdline"), "rb") as handle:
+                raw = handle.read()
+        except OSError:
+            continue
+        argv = tuple(os.fsdecode(a) for a in raw.split(b"\0") if a)
+        if not argv or not os.path.basename(argv[0]).startswith("rclone"):
+            continue
+        if not any(a in ("mount", "nfsmount", "cmount") for a in argv[1:3]):
+            continue
+        if any(_same_path(a, wanted) for a in argv[2:] if not a.startswith("-")):
+            found.append(RcloneProcess(pid, argv))
+    return found
+
+
+def _same_path(arg: str, wanted: str) -> bool:
+    if not arg.startswith("/") and not arg.startswith("."):
+        return False
+    return os.path.normpath(arg) == wanted or os.path.realpath(arg) == wanted
+
+
+def _flag(argv: tuple[str, ...], name: str) -> str | None:
+    """The value of ``--name value`` or ``--name=value``; "" for a bare flag."""
+    for i, arg in enumerate(argv):
+        if arg == name:
+            nxt = argv[i + 1] if i + 1 < len(argv) else ""
+            return "" if nxt.startswith("-") else nxt
+        if arg.startswith(name + "="):
+            return arg[len(name) + 1 :]
+    return None
+
+
+_GO_UNITS = {"ns": 1e-9, "us": 1e-6, "µs": 1e-6, "ms": 1e-3, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
+
+
+def parse_go_duration(text: str) -> float | None:
+    """rclone's durations: ``1000h``, ``1h30m0s``, ``90s``, ``1d``, ``off`` (None when unreadable)."""
+    text = text.strip().lower()
+    if text in ("off", "0"):
+        return 0.0
+    total, number, i = 0.0, "", 0
+    while i < len(text):
+        ch = text[i]
+        if ch.isdigit() or ch == ".":
+            number += ch
+            i += 1
+            continue
+        unit = next((u for u in ("ns", "us", "µs", "ms", "s", "m", "h", "d") if text.startswith(u, i)), None)
+        if unit is None or not number:
+            return None
+        total += float(number) * _GO_UNITS[unit]
+        number, i = "", i + len(unit)
+    if number:  # a bare number is seconds
+        total += float(number)
+    return total
+
+
+SHORT_DIR_CACHE = 3600.0
+RCLONE_DEFAULT_DIR_CACHE = 300.0
+RCLONE_DEFAULT_POLL = 60.0
+
+
+def flag_checks(config: Config, argv: tuple[str, ...]) -> list[Check]:
+    """Warnings about an rclone mount's flags: they make graylink slow or costly, they do not break it."""
+    checks: list[Check] = []
+    raw_cache = _flag(argv, "--dir-cache-time")
+    cache = parse_go_duration(raw_cache) if raw_cache else RCLONE_DEFAULT_DIR_CACHE
+    raw_poll = _flag(argv, "--poll-interval")
+    poll = parse_go_duration(raw_poll) if raw_poll is not None and raw_poll != "" else None
+    recommended = "run the mount with --dir-cache-time 1000h --poll-interval 1m (docs/rclone.md)"
+    if cache is not None and cache < SHORT_DIR_CACHE and raw_poll is None:
+        checks.append(
+            Check(
+                "rclone flags",
+                False,
+                f"--dir-cache-time {raw_cache or '5m (default)'} without --poll-interval: every walk "
+                "re-lists expired folders through the Drive API, which is slow and rate-limited",
+                recommended,
+                warn=True,
+            )
+        )
+    elif poll == 0.0 and cache is not None and cache >= SHORT_DIR_CACHE:
+        checks.append(
+            Check(
+                "rclone flags",
+                False,
+                f"--poll-interval 0 with --dir-cache-time {raw_cache}: changes on the Drive stay "
+                "invisible through the mount until the cache expires",
+                recommended,
+                warn=True,
+            )
+        )
+    has_rc = _flag(argv, "--rc") is not None or _flag(argv, "--rc-addr") is not None
+    if config.mount.rclone_rc and not has_rc:
+        checks.append(
+            Check(
+                "rclone flags",
+                False,
+                "[mount] rclone_rc is set but the mount runs without --rc: vfs/refresh calls will fail",
+                "add --rc --rc-addr 127.0.0.1:5572 (with --rc-user/--rc-pass, or --rc-no-auth) to the mount",
+                warn=True,
+            )
+        )
+    if not checks:
+        checks.append(Check("rclone flags", True, "the mount's rclone flags suit graylink"))
+    return checks
+
+
+def doctor_checks(config: Config, store: Store) -> list[Check]:
+    """Mount health (fails when unhealthy) and the serving rclone's flags (warnings)."""
+    checks = [health_check(config, store)]
+    source = config.paths.source
+    entry = fsinfo.mount_of(source)
+    if entry is not None and entry.fs_type == "fuse.rclone":
+        processes = rclone_processes_serving(entry.mount_point)
+        if processes:
+            checks.extend(flag_checks(config, processes[0].argv))
+        else:
+            checks.append(
+                Check(
+                    "rclone flags",
+                    True,
+                    f"the rclone process serving {entry.mount_point} is not visible from here (another "
+                    "container or user?): its flags were not checked",
+                )
+            )
+    if config.mount.rclone_rc:
+        try:
+            rc_call(config, "rc/noop", {})
+            checks.append(Check("rclone rc", True, f"rclone rc answers at {_rc_endpoint(config)}"))
+        except RcError as exc:
+            checks.append(
+                Check(
+                    "rclone rc",
+                    False,
+                    str(exc),
+                    "start the mount with --rc --rc-addr matching [mount] rclone_rc, or unset rclone_rc",
+                )
+            )
+    return checks
