@@ -19,7 +19,6 @@ import pytest
 
 from conftest import REPO, Library, expected_links, links_in
 
-
 PR_CAPBSET_DROP = 24
 CAP_DAC_OVERRIDE, CAP_DAC_READ_SEARCH = 1, 2
 
