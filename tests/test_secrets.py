@@ -13,8 +13,9 @@ from pathlib import Path
 import pytest
 from emby_server import FakeMediaServer
 
-from conftest import REPO, Library
 from graylink.drive_auth import write_token
+
+from conftest import REPO, Library
 
 EMBY_KEY = "emby-key-made-up-0d41d8cd98f00b2"
 CLIENT_SECRET = "client-secret-made-up-5eb63bbbe01"
@@ -23,13 +24,17 @@ REFRESH_TOKEN = "refresh-token-made-up-9b74c9897ba"
 RC_PASS = "rc-password-made-up-3c59dc048e88"
 SECRETS = (EMBY_KEY, CLIENT_SECRET, ACCESS_TOKEN, REFRESH_TOKEN, RC_PASS)
 
+TOKEN_JSON = (
+    f'{{"access_token":"{ACCESS_TOKEN}","token_type":"Bearer",'
+    f'"refresh_token":"{REFRESH_TOKEN}","expiry":"2001-01-01T00:00:00Z"}}'
+)
 RCLONE_CONF = f"""[gdrive]
 type = drive
 client_id = made-up-client.apps.example
 client_secret = {CLIENT_SECRET}
 scope = drive,drive.activity.readonly
 root_folder_id = made-up-root
-token = {{"access_token":"{ACCESS_TOKEN}","token_type":"Bearer","refresh_token":"{REFRESH_TOKEN}","expiry":"2001-01-01T00:00:00Z"}}
+token = {TOKEN_JSON}
 """
 
 
