@@ -37,21 +37,17 @@ class AppContext:
     def config(self) -> Config:
         if self._config is None:
             self._config = load_config(self.config_path)
+            from graylink.logsetup import configure_logging
+
+            configure_logging(self._config.log, self.verbosity)
         return self._config
 
 
 def setup_logging(verbosity: int) -> None:
-    level = logging.DEBUG if verbosity > 0 else logging.ERROR if verbosity < 0 else logging.INFO
-    root = logging.getLogger()
-    for handler in list(root.handlers):
-        root.removeHandler(handler)
-    handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s", "%Y-%m-%d %H:%M:%S"))
-    root.addHandler(handler)
-    root.setLevel(level)
-    # Library chatter (HTTP connection pools, Google discovery) stays out of INFO.
-    for noisy in ("urllib3", "googleapiclient", "google", "peewee", "schedule"):
-        logging.getLogger(noisy).setLevel(logging.WARNING if verbosity <= 0 else logging.DEBUG)
+    """Logging to stderr until the config is read (then ``[log]`` applies)."""
+    from graylink.logsetup import configure_logging
+
+    configure_logging(None, verbosity)
 
 
 def fail(message: str, code: int) -> None:
@@ -257,6 +253,8 @@ def reconcile(
     from graylink.cycle import CycleOptions, run_cycle
     from graylink.db import Store
     from graylink.listing import MountGone
+    from graylink.lock import InstanceLock
+    from graylink.status import eventful, record_reconcile
 
     config = app.config
     if loop:
@@ -276,8 +274,11 @@ def reconcile(
                 if store is not None:
                     store.close()
         else:
-            with Store(config.paths.database) as store:
+            with InstanceLock(config.paths.database), Store(config.paths.database) as store:
                 result = run_cycle(config, store, options)
+                # A no-op run writes nothing at all (the service records its every run).
+                if eventful(result):
+                    record_reconcile(store, result, "cli")
     except MountGone as exc:
         raise GraylinkError(f"the source is not readable ({exc.strerror}); nothing was pruned") from None
     finally:
@@ -294,6 +295,89 @@ def reconcile(
                     log.error("conflict at %s: %s", display(action.link), action.detail)
         click.echo(summary_line(result))
     sys.exit(result.exit_code)
+
+
+# ------------------------------------------------------------------- status
+
+
+@cli.command()
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON document on stdout.")
+@click.pass_obj
+@handle_errors
+def status(app: AppContext, as_json: bool) -> None:
+    """Index size, dirty marks, last runs, pending refreshes, mount health (read-only)."""
+    import json
+    import os
+
+    from graylink.db import Store
+    from graylink.status import collect_status, render_status
+
+    config = app.config
+    if os.path.exists(config.paths.database):
+        with Store(config.paths.database, readonly=True) as store:
+            doc = collect_status(config, store)
+    else:
+        doc = collect_status(config, None)
+    click.echo(json.dumps(doc, indent=2) if as_json else render_status(doc))
+
+
+# ------------------------------------------------------------------- doctor
+
+
+@cli.command()
+@click.pass_obj
+@handle_errors
+def doctor(app: AppContext) -> None:
+    """Check config, paths, database, filesystem, mount, Emby and Drive; exit 1 on any failure."""
+    from graylink.doctor import failed, render, run_checks
+
+    checks = run_checks(app.config_path)
+    for line in render(checks):
+        click.echo(line)
+    bad = [c for c in checks if failed(c)]
+    if bad:
+        click.echo(f"{len(bad)} problem(s) found", err=True)
+        sys.exit(1)
+
+
+# ----------------------------------------------------------------------- db
+
+
+@cli.group()
+def db() -> None:
+    """Back up or restore the index database."""
+
+
+@db.command("backup")
+@click.argument("file", type=click.Path(dir_okay=False))
+@click.option("--force", is_flag=True, help="Overwrite FILE if it exists.")
+@click.pass_obj
+@handle_errors
+def db_backup(app: AppContext, file: str, force: bool) -> None:
+    """Write a consistent copy of the database to FILE (safe while the service runs)."""
+    from graylink.backup import backup_database
+
+    info = backup_database(app.config.paths.database, file, force=force)
+    click.echo(f"backed up to {file}: {info.dirs} folders, {info.files} files, {info.links} links")
+
+
+@db.command("restore")
+@click.argument("file", type=click.Path(dir_okay=False))
+@click.pass_obj
+@handle_errors
+def db_restore(app: AppContext, file: str) -> None:
+    """Replace the database with FILE; the next reconcile re-verifies everything against it."""
+    from graylink.backup import restore_database
+    from graylink.lock import InstanceLock
+
+    database = app.config.paths.database
+    with InstanceLock(database):
+        info, kept = restore_database(database, file)
+    log.info("restored %s from %s", database, file)
+    click.echo(f"restored {database} from {file}: {info.dirs} folders, {info.files} files, {info.links} links")
+    if kept:
+        click.echo(f"the previous database is kept as {kept}")
+    click.echo("the next reconcile verifies everything and brings the link tree in line")
 
 
 # ------------------------------------------------------------------- drive

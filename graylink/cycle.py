@@ -16,7 +16,7 @@ import sqlite3
 import stat
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from operator import itemgetter
@@ -27,7 +27,7 @@ from graylink.db import Mark, Store, StoredMark, join, parent_of, subtree_bounds
 from graylink.errors import ConfigError
 from graylink.fsinfo import mtime_trusted
 from graylink.index import Index
-from graylink.links import Applier, ApplyResult
+from graylink.links import STOPPED_ON_REQUEST, Applier, ApplyResult
 from graylink.linktree import read_dir, walk_dirs
 from graylink.listing import MountGone
 from graylink.notify.emby import DeliveryResult, deliver, enqueue
@@ -43,7 +43,7 @@ from graylink.reconciler import (
     withhold_prunes,
 )
 from graylink.rules import Rules
-from graylink.scanner import ProgressFn, Scanner
+from graylink.scanner import Interrupted, ProgressFn, Scanner
 from graylink.triggers.drive import DrivePollResult, poll_drive
 from graylink.triggers.mount import Health, check_health, ensure_healthy, record_health, refresh_marked
 from graylink.triggers.walk import walk
@@ -62,6 +62,14 @@ class CycleOptions:
     full: bool = False  # verify everything now
     progress: ProgressFn | None = None
     remount: bool = True  # run [mount] remount_command when the mount is down (the loop paces it itself)
+    # Asked between directories and between actions (the service's SIGTERM):
+    # true stops the cycle there, with what is done committed and the marks kept.
+    should_stop: Callable[[], bool] | None = None
+    # False: reconcile only what is already marked (the service, after the Drive
+    # feed or the mount check marked something), without walking the source.
+    walk: bool = True
+    # False: do not poll the Drive feed first (the service polls it on its own schedule).
+    drive: bool = True
 
 
 @dataclass
@@ -256,8 +264,12 @@ class Cycle:
         except MountGone as exc:
             record_health(self.store, Health(False, "source-listable", str(exc), dead=True))
             raise
+        except Interrupted:
+            return self._stopped(started)
         plan = Plan()
         for scope in scopes:
+            if self._stop_requested():
+                return self._stopped(started)
             plan.actions.extend(plan_scope(self.store, self.space, self.rules, scope))
         # The mount can drop while we walk; a clean unmount then reads as
         # deletions, so health is checked again right before any prune.
@@ -279,10 +291,18 @@ class Cycle:
             log.error("prune brake: %s", plan.brake_reason)
         if not self.options.dry_run:
             self._apply_and_record(plan, marks, result)
-            if self.config.emby.url:
+            # On a stop request the queue waits for the next run: no retries with backoff now.
+            if self.config.emby.url and not self._stop_requested():
                 result.emby = self._notify()
         self.stats.duration_s = round(time.monotonic() - started, 6)
         return result
+
+    def _stop_requested(self) -> bool:
+        return self.options.should_stop is not None and self.options.should_stop()
+
+    def _stopped(self, started: float) -> CycleResult:
+        self.stats.duration_s = round(time.monotonic() - started, 6)
+        return CycleResult(Plan(), self.stats, self.options.dry_run, self.full, self.failures, STOPPED_ON_REQUEST)
 
     # -- steps
 
@@ -304,7 +324,7 @@ class Cycle:
         """One poll of the Drive feed, before the walk: its marks (indexed=False) make
         the refresh re-list exactly the folders it names, even where the walk skips.
         A failed poll is reported and the cycle goes on with the walk."""
-        if not self.config.drive.enabled or self.options.paths:
+        if not self.config.drive.enabled or self.options.paths or not self.options.drive:
             return None
         result = poll_drive(self.config, self.store)
         if result.error is not None:
@@ -333,13 +353,14 @@ class Cycle:
                     store.add_marks([Mark(b"", "settings", indexed=True)])
                 store.set_meta(META_SETTINGS, settings)
         pending = store.pending_marks()
-        if not any(m.path == b"" and m.recursive and not m.indexed for m in pending):
+        if self.options.walk and not any(m.path == b"" and m.recursive and not m.indexed for m in pending):
             walked = walk(
                 store,
                 self.root,
                 trusted=mtime_trusted(self.config.paths.source, self.config.scan.trust_dir_mtime),
                 workers=self.config.scan.workers,
                 progress=self.options.progress,
+                should_stop=self.options.should_stop,
             )
             self.stats.dirs_statted += walked.dirs_statted
             if walked.scan:
@@ -363,7 +384,12 @@ class Cycle:
         self.full = any(m.path == b"" and m.recursive for m in stale)
         scopes = collapse([(m.path, m.recursive) for m in stale])
         scanner = Scanner(
-            self.store, self.root, self.config.scan.workers, make_marks=False, progress=self.options.progress
+            self.store,
+            self.root,
+            self.config.scan.workers,
+            make_marks=False,
+            progress=self.options.progress,
+            should_stop=self.options.should_stop,
         )
         scanner.refresh_trees([s.path for s in scopes if s.recursive])
         scanner.refresh_dirs([s.path for s in scopes if not s.recursive])
@@ -376,7 +402,7 @@ class Cycle:
     def _apply_and_record(self, plan: Plan, marks: list[StoredMark], result: CycleResult) -> None:
         store = self.store
         announced = self._announce(plan.actions)
-        applier = Applier(self.space.target, self._is_made_dir)
+        applier = Applier(self.space.target, self._is_made_dir, self.options.should_stop)
         applied = applier.apply(plan.actions)
         result.applied = applied
         result.stopped = applied.stopped

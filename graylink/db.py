@@ -100,6 +100,22 @@ class EmbyQueued(_Base):
         table_name = "emby_queue"
 
 
+class JobRun(_Base):
+    """The service loop's jobs: the last run of each, and when it runs next (graylink.service)."""
+
+    name = pw.TextField(primary_key=True)
+    last_start = pw.FloatField(null=True)
+    duration_s = pw.FloatField(null=True)
+    ok = pw.BooleanField(null=True)
+    result = pw.TextField(default="")
+    runs = pw.IntegerField(default=0)
+    failures = pw.IntegerField(default=0)
+    next_run = pw.FloatField(null=True)  # NULL while no loop runs
+
+    class Meta:
+        table_name = "job_run"
+
+
 MODELS: list[type[pw.Model]] = [
     MetaValue,
     AppliedMigration,
@@ -109,6 +125,7 @@ MODELS: list[type[pw.Model]] = [
     OwnedLink,
     LinkDir,
     EmbyQueued,
+    JobRun,
 ]
 
 
@@ -133,6 +150,10 @@ def _m0002_drive(db: pw.SqliteDatabase) -> None:
     db.execute_sql("CREATE INDEX drive_activity_time ON drive_activity (time_ms)")
 
 
+def _m0004_service(db: pw.SqliteDatabase) -> None:
+    db.create_tables([JobRun])
+
+
 # Forward migrations, applied in order, each once, by name. Append only: a
 # database records the names it has, so a newer graylink knows what to add and
 # an older one can tell that a database is newer than itself.
@@ -140,6 +161,7 @@ MIGRATIONS: list[tuple[str, Callable[[pw.SqliteDatabase], None]]] = [
     ("0001_initial", _m0001_initial),
     ("0002_emby_queue", _m0002_emby_queue),
     ("0002_drive", _m0002_drive),
+    ("0004_service", _m0004_service),
 ]
 
 SCHEMA_VERSION = len(MIGRATIONS)

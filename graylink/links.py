@@ -38,10 +38,19 @@ class ApplyResult:
     stopped: str = ""  # why applying stopped early (disk full, read-only)
 
 
+STOPPED_ON_REQUEST = "stopped on request"
+
+
 class Applier:
-    def __init__(self, target_root: bytes, is_made_dir: Callable[[bytes], bool]) -> None:
+    def __init__(
+        self,
+        target_root: bytes,
+        is_made_dir: Callable[[bytes], bool],
+        should_stop: Callable[[], bool] | None = None,
+    ) -> None:
         self.root = target_root.rstrip(b"/") or b"/"
         self.is_made_dir = is_made_dir
+        self.should_stop = should_stop
         self.result = ApplyResult()
         self._dirs_ok: set[bytes] = {b""}
 
@@ -53,6 +62,11 @@ class Applier:
         first = [a for a in actions if a.op is not Op.PRUNE]
         prunes = [a for a in actions if a.op is Op.PRUNE]
         for action in first + prunes:
+            if self.should_stop is not None and self.should_stop():
+                # Between two actions: what is done gets recorded, the marks stay.
+                self.result.stopped = STOPPED_ON_REQUEST
+                log.info("applying stopped on request after %d actions", len(self.result.done))
+                break
             try:
                 self._apply_one(action)
             except Blocked as exc:

@@ -37,6 +37,14 @@ class ScanStats:
     errors: list[str] = field(default_factory=list)
 
 
+StopFn = Callable[[], bool]
+
+
+class Interrupted(Exception):
+    """The scan was asked to stop (a signal). What it had not yet written is
+    dropped and re-listed next time; subtrees it had begun are marked dirty."""
+
+
 class Scanner:
     """Lists source directories and writes what changed to the index."""
 
@@ -49,6 +57,7 @@ class Scanner:
         make_marks: bool,
         reason: str = "walk",
         progress: ProgressFn | None = None,
+        should_stop: StopFn | None = None,
     ) -> None:
         self.store = store
         self.index = Index(store)
@@ -63,6 +72,8 @@ class Scanner:
         self._pending: list[DirUpdate] = []
         self._pending_files = 0
         self._marks: list[Mark] = []
+        self.should_stop = should_stop
+        self._open_trees: dict[bytes, int] = {}  # subtrees queued for listing, not yet processed
 
     # ------------------------------------------------------------ entry points
 
@@ -94,7 +105,39 @@ class Scanner:
 
     def _tree_task(self, rel: bytes) -> Task:
         root = self.root
+        self._open_trees[rel] = self._open_trees.get(rel, 0) + 1
         return lambda: (True, list_tree(root, rel))
+
+    def _tree_done(self, whole_trees: bool, listings: list[Listing]) -> None:
+        if whole_trees and listings:
+            rel = listings[0].rel  # list_tree yields its root first
+            left = self._open_trees.get(rel, 0) - 1
+            if left > 0:
+                self._open_trees[rel] = left
+            else:
+                self._open_trees.pop(rel, None)
+
+    # -- stopping at a batch boundary (SIGTERM in the service loop)
+
+    def _stop_requested(self) -> bool:
+        return self.should_stop is not None and self.should_stop()
+
+    def _interrupt(self) -> None:
+        """Drop the unwritten batch, keep the index consistent, and stop.
+
+        A directory already written with a new fingerprint whose new
+        subfolders were not listed yet would hide them from later walks (its
+        names look unchanged): those subtrees are marked dirty instead.
+        """
+        self._pending = []
+        self._pending_files = 0
+        self._marks = []
+        unfinished = sorted(self._open_trees)
+        if unfinished:
+            with self.store.atomic():
+                self.store.add_marks(Mark(rel, "interrupted", recursive=True) for rel in unfinished)
+        self._open_trees.clear()
+        raise Interrupted("scan stopped on request")
 
     def _many_task(self, batch: list[tuple[bytes, bytes | None]]) -> Task:
         root = self.root
@@ -112,9 +155,12 @@ class Scanner:
     def _run_serial(self, tasks: list[Task]) -> None:
         queue = list(tasks)
         while queue:
+            if self._stop_requested():
+                self._interrupt()
             whole_trees, listings = queue.pop()()
             for listing in listings:
                 queue.extend(self._process(listing, whole_trees))
+            self._tree_done(whole_trees, listings)
 
     def _run_pool(self, tasks: list[Task]) -> None:
         with ThreadPoolExecutor(max_workers=self.workers, thread_name_prefix="graylink-list") as pool:
@@ -127,6 +173,9 @@ class Scanner:
                         for listing in listings:
                             for task in self._process(listing, whole_trees):
                                 pending.add(pool.submit(task))
+                        self._tree_done(whole_trees, listings)
+                    if pending and self._stop_requested():
+                        self._interrupt()
             except BaseException:
                 for future in pending:
                     future.cancel()

@@ -120,10 +120,22 @@ class FakeGoogle:
     def new_id(self, prefix: str = "id") -> str:
         return f"{prefix}{next(self._ids):05d}"
 
-    def add(self, name: str, parent: str, *, folder: bool = False, record: bool = True, at_ms: int | None = None,
-            item_id: str | None = None) -> str:
-        item = Item(item_id or self.new_id("f" if folder else "v"), name, [parent],
-                    FOLDER_MIME if folder else "video/x-matroska")
+    def add(
+        self,
+        name: str,
+        parent: str,
+        *,
+        folder: bool = False,
+        record: bool = True,
+        at_ms: int | None = None,
+        item_id: str | None = None,
+    ) -> str:
+        item = Item(
+            item_id or self.new_id("f" if folder else "v"),
+            name,
+            [parent],
+            FOLDER_MIME if folder else "video/x-matroska",
+        )
         self.state.items[item.id] = item
         if record:
             self._record(item, {"create": {"new": {}}}, at_ms)
@@ -175,21 +187,31 @@ class FakeGoogle:
 
     def _ref(self, item_id: str) -> dict[str, Any]:
         item = self.state.items[item_id]
-        return {"driveItem": {"name": f"items/{item.id}", "title": item.name,
-                              "driveFolder": {"type": "STANDARD_FOLDER"}, "folder": {"type": "STANDARD_FOLDER"}}}
+        return {
+            "driveItem": {
+                "name": f"items/{item.id}",
+                "title": item.name,
+                "driveFolder": {"type": "STANDARD_FOLDER"},
+                "folder": {"type": "STANDARD_FOLDER"},
+            }
+        }
 
     def _target(self, item: Item) -> dict[str, Any]:
-        drive_item: dict[str, Any] = {"name": f"items/{item.id}", "title": item.name, "mimeType": item.mime,
-                                      "owner": {"user": {"knownUser": {"personName": "people/1",
-                                                                        "isCurrentUser": True}}}}
+        drive_item: dict[str, Any] = {
+            "name": f"items/{item.id}",
+            "title": item.name,
+            "mimeType": item.mime,
+            "owner": {"user": {"knownUser": {"personName": "people/1", "isCurrentUser": True}}},
+        }
         if item.folder:
             drive_item.update(driveFolder={"type": "STANDARD_FOLDER"}, folder={"type": "STANDARD_FOLDER"})
         else:
             drive_item.update(driveFile={}, file={})
         return {"driveItem": drive_item}
 
-    def _record(self, item: Item, detail: dict[str, Any], at_ms: int | None,
-                extra_ancestors: set[str] | None = None) -> None:
+    def _record(
+        self, item: Item, detail: dict[str, Any], at_ms: int | None, extra_ancestors: set[str] | None = None
+    ) -> None:
         when = at_ms if at_ms is not None else int(time.time() * 1000)
         body = {
             "primaryActionDetail": detail,
@@ -266,15 +288,20 @@ class _Handler(BaseHTTPRequestHandler):
         if not header.startswith("Bearer "):
             self._error(401, "Request is missing required authentication credential.", "required", "UNAUTHENTICATED")
             return None
-        token = self.google.state.access_tokens.get(header[len("Bearer "):])
+        token = self.google.state.access_tokens.get(header[len("Bearer ") :])
         if token is None or token.expires <= time.time():
             self._error(401, "Request had invalid authentication credentials.", "authError", "UNAUTHENTICATED")
             return None
         return token.scopes
 
     def _insufficient(self) -> None:
-        self._error(403, "Request had insufficient authentication scopes.", "insufficientPermissions",
-                    "PERMISSION_DENIED", "ACCESS_TOKEN_SCOPE_INSUFFICIENT")
+        self._error(
+            403,
+            "Request had insufficient authentication scopes.",
+            "insufficientPermissions",
+            "PERMISSION_DENIED",
+            "ACCESS_TOKEN_SCOPE_INSUFFICIENT",
+        )
 
     # -- routes
 
@@ -286,7 +313,7 @@ class _Handler(BaseHTTPRequestHandler):
             self._auth(query)
         elif url.path.startswith("/drive/v3/files/"):
             self._count("files.get")
-            self._files_get(urllib.parse.unquote(url.path[len("/drive/v3/files/"):]))
+            self._files_get(urllib.parse.unquote(url.path[len("/drive/v3/files/") :]))
         elif url.path == "/drive/v3/files":
             self._count("files.list")
             self._files_list(query)
@@ -349,8 +376,12 @@ class _Handler(BaseHTTPRequestHandler):
             self._send(400, {"error": "unsupported_grant_type"})
             return
         access = self.google.issue_access_token(sorted(scopes))
-        payload = {"access_token": access, "expires_in": 3599, "scope": " ".join(sorted(scopes)),
-                   "token_type": "Bearer"}
+        payload = {
+            "access_token": access,
+            "expires_in": 3599,
+            "scope": " ".join(sorted(scopes)),
+            "token_type": "Bearer",
+        }
         if refresh:
             payload["refresh_token"] = refresh
         self._send(200, payload)
@@ -381,13 +412,14 @@ class _Handler(BaseHTTPRequestHandler):
             self._error(400, "Invalid filter", "badRequest", "INVALID_ARGUMENT")
             return
         chosen = [
-            r for r in state.activities
+            r
+            for r in state.activities
             if (r.time_ms > since if op == ">" else r.time_ms >= since) and (not ancestor or ancestor in r.ancestors)
         ]
         chosen.sort(key=lambda r: r.time_ms, reverse=True)  # newest first, like Google
         size = max(1, min(int(body.get("pageSize") or 50), 1000))
         offset = int(body.get("pageToken") or 0)
-        page = chosen[offset: offset + size]
+        page = chosen[offset : offset + size]
         payload: dict[str, Any] = {"activities": [r.body for r in page]}
         if offset + size < len(chosen):
             payload["nextPageToken"] = str(offset + size)

@@ -39,9 +39,17 @@ def go_time(when: dt.datetime) -> str:
     return when.astimezone(dt.UTC).strftime("%Y-%m-%dT%H:%M:%S.123456789Z")
 
 
-def write_rclone_conf(path: Path, google: FakeGoogle, *, scopes: str = "drive,drive.activity.readonly",
-                      client_id: str = CLIENT_ID, expires_in: float = 3600, root_folder_id: str = "",
-                      extra: str = "", name: str = "gdrive") -> str:
+def write_rclone_conf(
+    path: Path,
+    google: FakeGoogle,
+    *,
+    scopes: str = "drive,drive.activity.readonly",
+    client_id: str = CLIENT_ID,
+    expires_in: float = 3600,
+    root_folder_id: str = "",
+    extra: str = "",
+    name: str = "gdrive",
+) -> str:
     """An rclone.conf whose remote holds a token issued by the loopback Google."""
     google.grant(REFRESH, scopes.split(","))
     access = google.issue_access_token(scopes.split(","), lifetime=max(expires_in, 1))
@@ -51,9 +59,14 @@ def write_rclone_conf(path: Path, google: FakeGoogle, *, scopes: str = "drive,dr
         "refresh_token": REFRESH,
         "expiry": go_time(dt.datetime.now(dt.UTC) + dt.timedelta(seconds=expires_in)),
     }
-    lines = [f"[{name}]", "type = drive", f"client_id = {client_id}",
-             f"client_secret = {CLIENT_SECRET if client_id else ''}", f"scope = {scopes}",
-             f"token = {json.dumps(token)}"]
+    lines = [
+        f"[{name}]",
+        "type = drive",
+        f"client_id = {client_id}",
+        f"client_secret = {CLIENT_SECRET if client_id else ''}",
+        f"scope = {scopes}",
+        f"token = {json.dumps(token)}",
+    ]
     if root_folder_id:
         lines.append(f"root_folder_id = {root_folder_id}")
     path.write_text("\n".join(lines) + "\n" + extra)
@@ -63,11 +76,21 @@ def write_rclone_conf(path: Path, google: FakeGoogle, *, scopes: str = "drive,dr
 def make_config(tmp_path: Path, google: FakeGoogle, remote: str = "gdrive:", **drive: str) -> Config:
     (tmp_path / "src").mkdir(exist_ok=True)
     raw = {
-        "paths": {"source": str(tmp_path / "src"), "target": str(tmp_path / "links"),
-                  "database": str(tmp_path / "graylink.db")},
-        "drive": {"enabled": "yes", "rclone_config": str(tmp_path / "rclone.conf"), "remote": remote,
-                  "api_endpoint": google.url, "token_uri": google.url + "/token", "auth_uri": google.url + "/auth",
-                  "token_file": str(tmp_path / "drive-token.json"), **drive},
+        "paths": {
+            "source": str(tmp_path / "src"),
+            "target": str(tmp_path / "links"),
+            "database": str(tmp_path / "graylink.db"),
+        },
+        "drive": {
+            "enabled": "yes",
+            "rclone_config": str(tmp_path / "rclone.conf"),
+            "remote": remote,
+            "api_endpoint": google.url,
+            "token_uri": google.url + "/token",
+            "auth_uri": google.url + "/auth",
+            "token_file": str(tmp_path / "drive-token.json"),
+            **drive,
+        },
     }
     return parse_raw(raw)
 
@@ -319,12 +342,14 @@ def test_kill_between_fetch_and_commit_loses_nothing(setup, drive, google, tmp_p
         "[paths]\n"
         + "".join(f"{k} = {getattr(config.paths, k)}\n" for k in ("source", "target", "database"))
         + "[drive]\n"
-        + "".join(f"{k} = {getattr(config.drive, k)}\n" for k in
-                  ("enabled", "rclone_config", "remote", "api_endpoint", "token_uri", "token_file"))
-        .replace("= True", "= yes")
+        + "".join(
+            f"{k} = {getattr(config.drive, k)}\n"
+            for k in ("enabled", "rclone_config", "remote", "api_endpoint", "token_uri", "token_file")
+        ).replace("= True", "= yes")
     )
-    proc = subprocess.Popen([sys.executable, "-c", script, str(ini)], cwd=ROOT,
-                            env={**os.environ, "PYTHONPATH": str(ROOT)})
+    proc = subprocess.Popen(
+        [sys.executable, "-c", script, str(ini)], cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT)}
+    )
     try:
         assert google.state.files_get_reached.wait(30), "the poll never resolved the item"
         proc.send_signal(signal.SIGKILL)  # fetched, not yet committed
@@ -393,8 +418,12 @@ def test_builtin_client_uses_the_access_token_while_valid(tmp_path, google, driv
 def test_alias_remote_is_followed_to_its_drive_and_path(tmp_path, google, drive):
     drive.folder("TV")
     drive.folder("TV/Show")
-    write_rclone_conf(tmp_path / "rclone.conf", google, root_folder_id=drive.root,
-                      extra="\n[media]\ntype = alias\nremote = gdrive:TV\n")
+    write_rclone_conf(
+        tmp_path / "rclone.conf",
+        google,
+        root_folder_id=drive.root,
+        extra="\n[media]\ntype = alias\nremote = gdrive:TV\n",
+    )
     config = make_config(tmp_path, google, remote="media:Show")
     with Store(config.paths.database) as store:
         start(config, store)

@@ -42,7 +42,10 @@ def write_ini(tmp_path: Path, google: FakeGoogle, root_id: str) -> Path:
 def start_auth(ini: Path) -> tuple[subprocess.Popen[str], str]:
     proc = subprocess.Popen(
         [sys.executable, "-m", "graylink", "-c", str(ini), "drive", "auth", "--timeout", "60s"],
-        stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
         env={**os.environ, "PYTHONPATH": str(ROOT)},
     )
     assert proc.stdout is not None
@@ -89,8 +92,12 @@ def test_drive_auth_refuses_rclones_builtin_client(tmp_path, google):
     write_rclone_conf(tmp_path / "rclone.conf", google, client_id="")
     ini = write_ini(tmp_path, google, drive.root)
     proc = subprocess.run(
-        [sys.executable, "-m", "graylink", "-c", str(ini), "drive", "auth"], capture_output=True, text=True,
-        env={**os.environ, "PYTHONPATH": str(ROOT)}, timeout=60, stdin=subprocess.DEVNULL,
+        [sys.executable, "-m", "graylink", "-c", str(ini), "drive", "auth"],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+        timeout=60,
+        stdin=subprocess.DEVNULL,
     )
     assert proc.returncode == 2
     assert "built-in OAuth client" in proc.stderr and "Traceback" not in proc.stderr
@@ -116,7 +123,9 @@ def test_doctor_checks_pass_with_the_activity_scope(tmp_path, google):
     write_rclone_conf(tmp_path / "rclone.conf", google, root_folder_id=drive.root, expires_in=-60)
     checks = doctor_checks(make_config(tmp_path, google))
     assert [(c.name, c.ok) for c in checks] == [
-        ("drive remote", True), ("drive credentials", True), ("drive root folder", True),
+        ("drive remote", True),
+        ("drive credentials", True),
+        ("drive root folder", True),
         ("drive activity scope", True),
     ]
     assert google.calls("token") == 1  # the refresh was really tried

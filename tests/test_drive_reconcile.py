@@ -37,20 +37,31 @@ class World:
         self.ids = {"": google.add("Media", MY_DRIVE_ROOT, folder=True, record=False)}
         write_rclone_conf(tmp_path / "rclone.conf", google, root_folder_id=self.ids[""])
         self.raw = {
-            "paths": {"source": str(self.source), "target": str(self.target),
-                      "database": str(tmp_path / "graylink.db")},
+            "paths": {
+                "source": str(self.source),
+                "target": str(self.target),
+                "database": str(tmp_path / "graylink.db"),
+            },
             "scan": {"trust_dir_mtime": "yes"},
-            "drive": {"enabled": "yes", "rclone_config": str(tmp_path / "rclone.conf"), "remote": "gdrive:",
-                      "api_endpoint": google.url, "token_uri": google.url + "/token",
-                      "token_file": str(tmp_path / "drive-token.json")},
+            "drive": {
+                "enabled": "yes",
+                "rclone_config": str(tmp_path / "rclone.conf"),
+                "remote": "gdrive:",
+                "api_endpoint": google.url,
+                "token_uri": google.url + "/token",
+                "token_file": str(tmp_path / "drive-token.json"),
+            },
         }
         self.ini = tmp_path / "graylink.ini"
         self.write_ini()
 
     def write_ini(self) -> None:
-        self.ini.write_text("".join(
-            f"[{section}]\n" + "".join(f"{k} = {v}\n" for k, v in keys.items()) for section, keys in self.raw.items()
-        ))
+        self.ini.write_text(
+            "".join(
+                f"[{section}]\n" + "".join(f"{k} = {v}\n" for k, v in keys.items())
+                for section, keys in self.raw.items()
+            )
+        )
 
     def config(self, drive: bool = True) -> Config:
         raw = {k: dict(v) for k, v in self.raw.items()}
@@ -75,8 +86,7 @@ class World:
 
     def mkdir(self, rel: str, record: bool = False) -> None:
         (self.source / rel).mkdir()
-        self.ids[rel] = self.google.add(rel.rpartition("/")[2], self.ids[self._parent(rel)], folder=True,
-                                        record=record)
+        self.ids[rel] = self.google.add(rel.rpartition("/")[2], self.ids[self._parent(rel)], folder=True, record=record)
         self._keep_mtimes(self._parent(rel), rel)
 
     def add(self, rel: str, record: bool = True) -> None:
@@ -116,7 +126,7 @@ class World:
 
     def _rekey(self, old: str, new: str) -> None:
         for key in [k for k in self.ids if k == old or k.startswith(old + "/")]:
-            self.ids[new + key[len(old):]] = self.ids.pop(key)
+            self.ids[new + key[len(old) :]] = self.ids.pop(key)
 
     # -- running
 
@@ -209,7 +219,10 @@ def test_refused_scope_fails_the_reconcile_but_the_walk_goes_on(world, tmp_path)
     (world.source / "Shows" / "S3" / "x.mkv").write_bytes(b"v")
     proc = subprocess.run(
         [sys.executable, "-m", "graylink", "-c", str(world.ini), "reconcile"],
-        capture_output=True, text=True, env={**os.environ, "PYTHONPATH": str(ROOT)}, timeout=120,
+        capture_output=True,
+        text=True,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+        timeout=120,
     )
     assert proc.returncode == 1, proc.stderr
     assert "drive.activity" in proc.stderr and "graylink drive auth" in proc.stderr

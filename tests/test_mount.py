@@ -280,9 +280,7 @@ def test_drive_marks_are_vfs_refreshed_before_the_reconcile(rclone_mount: Callab
     assert "Show/S01/e03.mkv" in m.links_now()
 
 
-def test_vfs_refresh_with_credentials(
-    rclone_mount: Callable[..., Mounted], caplog: pytest.LogCaptureFixture
-) -> None:
+def test_vfs_refresh_with_credentials(rclone_mount: Callable[..., Mounted], caplog: pytest.LogCaptureFixture) -> None:
     port = free_port()
     secret = "made-up-rc-pass-7"
     m = rclone_mount(

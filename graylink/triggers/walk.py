@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from graylink.db import Store
 from graylink.index import Index
 from graylink.listing import MOUNT_ERRNOS, MountGone
-from graylink.scanner import ProgressFn, Scanner, ScanStats
+from graylink.scanner import ProgressFn, Scanner, ScanStats, StopFn
 
 log = logging.getLogger(__name__)
 
@@ -76,9 +76,17 @@ def stale_dirs(store: Store, root: bytes, stats: WalkStats, workers: int = 1) ->
     return stale
 
 
-def walk(store: Store, root: bytes, *, trusted: bool, workers: int, progress: ProgressFn | None = None) -> WalkStats:
+def walk(
+    store: Store,
+    root: bytes,
+    *,
+    trusted: bool,
+    workers: int,
+    progress: ProgressFn | None = None,
+    should_stop: StopFn | None = None,
+) -> WalkStats:
     stats = WalkStats()
-    scanner = Scanner(store, root, workers, make_marks=True, reason="walk", progress=progress)
+    scanner = Scanner(store, root, workers, make_marks=True, reason="walk", progress=progress, should_stop=should_stop)
     if trusted:
         stale = stale_dirs(store, root, stats, workers)
         stats.scan = scanner.list_known((path, None) for path in stale)

@@ -1,0 +1,344 @@
+"""``graylink reconcile --loop``: the service.
+
+One :class:`schedule.Scheduler` runs a table of jobs, each one function:
+the walk + reconcile every ``[scan] interval``, a full verification every
+``[scan] full_verify``, the mount check every ``[mount] check_interval`` and
+the Drive feed every ``[drive] interval`` (when those pieces are installed).
+Triggers only mark subtrees dirty; whenever something is marked, one cycle
+(:func:`graylink.cycle.run_cycle`) reconciles it and one Emby batch follows.
+
+A job that raises is logged with its cause and runs again at its next tick:
+the loop itself only ends on SIGTERM / SIGINT, after the current action is
+committed. SIGHUP re-reads the config; an invalid one is reported and the old
+one kept. Each job's last run, duration, result and next run are in the
+``job_run`` table, which ``graylink status`` shows.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import os
+import signal
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from types import FrameType
+from typing import TYPE_CHECKING
+
+import schedule
+
+from graylink.config import Config, load_config
+from graylink.cycle import CycleOptions, CycleResult, run_cycle
+from graylink.db import Store
+from graylink.errors import GraylinkError
+from graylink.lock import InstanceLock
+from graylink.logsetup import configure_logging
+from graylink.status import record_reconcile
+from graylink.triggers.drive import CredentialCache, poll_drive
+from graylink.triggers.mount import MountWatch
+
+if TYPE_CHECKING:
+    from graylink.cli import AppContext
+
+log = logging.getLogger(__name__)
+
+# Longest sleep between looks at the stop flag: signals are answered this fast.
+TICK_S = 0.25
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """What one job run did: ``ok`` false when it finished but something failed."""
+
+    ok: bool
+    result: str
+
+    def then(self, more: Outcome | None) -> Outcome:
+        if more is None:
+            return self
+        return Outcome(self.ok and more.ok, f"{self.result}; {more.result}")
+
+
+@dataclass(frozen=True)
+class Job:
+    """One row of the job table: a trigger or a reconcile, run every ``interval``."""
+
+    name: str
+    interval: Callable[[Config], float]
+    run: Callable[[Service], Outcome]
+    enabled: Callable[[Config], bool] = lambda config: True
+    at_start: bool = True
+
+
+# --------------------------------------------------------------------- jobs
+
+
+def job_walk(service: Service) -> Outcome:
+    return service.reconcile("walk", CycleOptions())
+
+
+def job_full_verify(service: Service) -> Outcome:
+    return service.reconcile("full-verify", CycleOptions(full=True))
+
+
+def job_mount(service: Service) -> Outcome:
+    """Health, with remounts spaced by the backoff; a recovered mount marks the
+    whole tree, which is then reconciled at once."""
+    health = service.mount_watch.tick(service.config, service.store)
+    if not health.ok:
+        # Already logged (one ERROR line) by the check itself.
+        return Outcome(False, f"unhealthy: {health.failed_check}: {health.message}")
+    return Outcome(True, "healthy").then(service.reconcile_if_dirty("mount"))
+
+
+def job_drive(service: Service) -> Outcome:
+    result = poll_drive(service.config, service.store, service.drive_cache)
+    if result.error is not None:
+        # Already logged by the poll; the cursor is kept, so nothing is lost.
+        return Outcome(False, f"drive feed: {result.error}")
+    polled = Outcome(True, f"{result.activities} activities, {result.marks} marks")
+    return polled.then(service.reconcile_if_dirty("drive"))
+
+
+JOBS: tuple[Job, ...] = (
+    # Order matters at start: the mount is checked before anything lists it.
+    Job("mount", lambda c: c.mount.check_interval, job_mount),
+    Job("drive", lambda c: c.drive.interval, job_drive, enabled=lambda c: c.drive.enabled),
+    Job("walk", lambda c: c.scan.interval, job_walk),
+    # Not at start: a walk cycle runs a full verification by itself when one is due.
+    Job("full-verify", lambda c: c.scan.full_verify, job_full_verify, at_start=False),
+)
+
+
+# ------------------------------------------------------------------ service
+
+
+def _epoch(moment: dt.datetime | None) -> float | None:
+    return moment.timestamp() if moment is not None else None
+
+
+class Service:
+    def __init__(self, app: AppContext, config: Config, store: Store, jobs: tuple[Job, ...] = JOBS) -> None:
+        self.app = app
+        self.config = config
+        self.store = store
+        self.jobs = jobs
+        self.scheduler = schedule.Scheduler()
+        self.stop_requested = False
+        self.reload_requested = False
+        self.drive_cache = CredentialCache()
+        self.mount_watch = MountWatch()
+
+    # -- signals
+
+    def _on_stop(self, signum: int, frame: FrameType | None) -> None:
+        if not self.stop_requested:
+            log.info("%s received: finishing the current step, then exiting", signal.Signals(signum).name)
+        self.stop_requested = True
+
+    def _on_reload(self, signum: int, frame: FrameType | None) -> None:
+        self.reload_requested = True
+
+    def should_stop(self) -> bool:
+        return self.stop_requested
+
+    # -- the job table
+
+    def schedule_jobs(self) -> list[schedule.Job]:
+        self.scheduler.clear()
+        scheduled: list[schedule.Job] = []
+        for job in self.jobs:
+            if not job.enabled(self.config):
+                continue
+            seconds = max(1, round(job.interval(self.config)))
+            entry = self.scheduler.every(seconds).seconds.do(self.run_job, job)
+            entry.tag(job.name)
+            scheduled.append(entry)
+        names = ", ".join(
+            f"{j.name} every {_human(j.interval(self.config))}" for j in self.jobs if j.enabled(self.config)
+        )
+        log.info("service: %s", names)
+        return scheduled
+
+    def run_job(self, job: Job) -> None:
+        """Run one job; whatever it raises is logged and recorded, never fatal."""
+        if self.stop_requested:
+            return
+        started = time.time()
+        clock = time.monotonic()
+        ok = False
+        try:
+            outcome = job.run(self)
+            ok, result = outcome.ok, outcome.result
+        except Exception as exc:  # the loop must outlive any job (a dead poller goes unnoticed)
+            result = f"{exc.__class__.__name__}: {exc}"
+            log.error("job %s failed: %s; it runs again at its next tick", job.name, result)
+            log.debug("job %s traceback", job.name, exc_info=True)
+        duration = time.monotonic() - clock
+        try:
+            self._record_job(job.name, started, duration, ok, result)
+        except Exception as exc:
+            log.error("cannot record the run of job %s: %s: %s", job.name, exc.__class__.__name__, exc)
+
+    def _record_job(self, name: str, started: float, duration: float, ok: bool, result: str) -> None:
+        with self.store.atomic():
+            self.store.execute(
+                "INSERT INTO job_run (name, last_start, duration_s, ok, result, runs, failures, next_run) "
+                "VALUES (?, ?, ?, ?, ?, 1, ?, NULL) "
+                "ON CONFLICT(name) DO UPDATE SET last_start = excluded.last_start, "
+                "duration_s = excluded.duration_s, ok = excluded.ok, result = excluded.result, "
+                "runs = runs + 1, failures = failures + excluded.failures",
+                (name, started, round(duration, 6), int(ok), result[:500], 0 if ok else 1),
+            )
+
+    def _record_next_runs(self) -> None:
+        try:
+            self._write_next_runs()
+        except Exception as exc:  # bookkeeping must not end the service
+            log.error("cannot record the next runs of the jobs: %s: %s", exc.__class__.__name__, exc)
+
+    def _write_next_runs(self) -> None:
+        """Every scheduled job's next run, and NULL for the rest (not running)."""
+        rows = []
+        for entry in self.scheduler.jobs:
+            name = next(iter(entry.tags), None)
+            if name is not None:
+                rows.append((name, _epoch(entry.next_run)))
+        with self.store.atomic():
+            self.store.execute("UPDATE job_run SET next_run = NULL")
+            self.store.executemany(
+                "INSERT INTO job_run (name, result, runs, failures, next_run) VALUES (?, '', 0, 0, ?) "
+                "ON CONFLICT(name) DO UPDATE SET next_run = excluded.next_run",
+                rows,
+            )
+
+    # -- what the jobs call
+
+    def reconcile(self, trigger: str, options: CycleOptions) -> Outcome:
+        """One cycle (the cycle sends its one Emby batch), its summary kept in meta."""
+        # The loop runs remounts (mount job, with backoff) and the Drive feed
+        # (drive job, on its own interval) itself: a cycle here does neither.
+        options = CycleOptions(
+            paths=options.paths,
+            force=options.force,
+            full=options.full,
+            walk=options.walk,
+            should_stop=self.should_stop,
+            remount=False,
+            drive=False,
+        )
+        result = run_cycle(self.config, self.store, options)
+        record_reconcile(self.store, result, trigger)
+        line = _cycle_line(result)
+        if result.exit_code == 0:
+            log.info("reconcile (%s): %s", trigger, line)
+        else:
+            log.error("reconcile (%s): %s", trigger, line)
+        return Outcome(result.exit_code == 0, line)
+
+    def reconcile_if_dirty(self, trigger: str) -> Outcome | None:
+        """After a trigger marked something: reconcile those marks (no walk)."""
+        if self.stop_requested:
+            return None
+        if self.store.execute("SELECT 1 FROM dirty LIMIT 1").fetchone() is None:
+            return None
+        done = self.reconcile(trigger, CycleOptions(walk=False))
+        return Outcome(done.ok, "reconciled: " + done.result)
+
+    # -- config reload
+
+    def reload(self) -> None:
+        self.reload_requested = False
+        try:
+            fresh = load_config(self.app.config_path)
+        except GraylinkError as exc:
+            log.error("SIGHUP: the new config is not valid (%s); keeping the old one", exc)
+            return
+        if fresh.paths.database != self.config.paths.database:
+            log.error(
+                "SIGHUP: [paths] database changed to %s; restart graylink to switch databases; keeping the old config",
+                fresh.paths.database,
+            )
+            return
+        self.config = fresh
+        self.app._config = fresh
+        configure_logging(fresh.log, self.app.verbosity)
+        self.schedule_jobs()
+        self._record_next_runs()
+        log.info("SIGHUP: config reloaded from %s", fresh.file or "the environment")
+
+    # -- the loop
+
+    def start(self) -> None:
+        """Schedule every job, then run the ones that run at start, in table order."""
+        entries = self.schedule_jobs()
+        by_name = {next(iter(e.tags)): e for e in entries}
+        for job in self.jobs:
+            entry = by_name.get(job.name)
+            if entry is not None and job.at_start and not self.stop_requested:
+                entry.run()  # type: ignore[no-untyped-call]  # runs it now, reschedules it from now
+        self._record_next_runs()
+
+    def loop(self) -> None:
+        self.start()
+        while not self.stop_requested:
+            if self.reload_requested:
+                self.reload()
+            if self.scheduler.idle_seconds is not None and self.scheduler.idle_seconds <= 0:
+                self.scheduler.run_pending()
+                self._record_next_runs()
+                continue
+            idle = self.scheduler.idle_seconds
+            time.sleep(TICK_S if idle is None else min(TICK_S, max(idle, 0.01)))
+
+    def shutdown(self) -> None:
+        self.scheduler.clear()
+        self._record_next_runs()
+
+
+def _cycle_line(result: CycleResult) -> str:
+    counts = result.plan.counts()
+    text = (
+        f"{counts['create']} created, {counts['repair']} repaired, {counts['prune']} pruned, "
+        f"{counts['conflict']} conflicts"
+    )
+    if counts["braked"]:
+        text += f", {counts['braked']} prunes withheld"
+    if result.failures:
+        text += f", {len(result.failures)} failures"
+    if result.stopped:
+        text += f" ({result.stopped})"
+    text += f" in {result.stats.duration_s:.2f}s"
+    if result.emby is not None:
+        text += f"; emby: {result.emby.error}" if not result.emby.ok else f"; emby: {result.emby.sent} sent"
+    return text
+
+
+def _human(seconds: float) -> str:
+    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
+        if seconds >= size and seconds % size == 0:
+            return f"{int(seconds // size)}{unit}"
+    return f"{seconds:g}s"
+
+
+def run_loop(app: AppContext, jobs: tuple[Job, ...] = JOBS) -> int:
+    """Run the service until SIGTERM / SIGINT; 0 on a clean stop."""
+    config = app.config
+    with InstanceLock(config.paths.database), Store(config.paths.database) as store:
+        service = Service(app, config, store, jobs)
+        handlers = {
+            signal.SIGTERM: service._on_stop,
+            signal.SIGINT: service._on_stop,
+            signal.SIGHUP: service._on_reload,
+        }
+        previous = {signum: signal.signal(signum, handler) for signum, handler in handlers.items()}
+        log.info("service started (pid %d), database %s", os.getpid(), config.paths.database)
+        try:
+            service.loop()
+        finally:
+            service.shutdown()
+            for signum, handler in previous.items():
+                signal.signal(signum, handler)
+        log.info("service stopped")
+    return 0

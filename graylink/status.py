@@ -1,0 +1,243 @@
+"""``graylink status``: what the index holds, what waits, how the last runs went.
+
+Everything here only reads the database (opened read-only), so it works while
+the service loop writes. The Emby queue, the mount and the Drive feed each
+add their own section.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable
+from typing import Any
+
+from graylink.config import Config
+from graylink.cycle import META_LAST_FULL
+from graylink.db import Store
+from graylink.lock import holder, lock_path
+from graylink.notify.emby import queue_status
+from graylink.rules import Rules
+from graylink.triggers.drive import drive_status
+from graylink.triggers.mount import mount_status
+
+META_LAST_RECONCILE = "last_reconcile"
+
+
+# ------------------------------------------------------------ last reconcile
+
+
+def eventful(result: Any) -> bool:
+    """Whether a cycle did or found anything (a no-op cycle need not be recorded)."""
+    return bool(any(result.plan.counts().values()) or result.exit_code or result.full)
+
+
+def record_reconcile(store: Store, result: Any, trigger: str) -> None:
+    """Keep a summary of one finished cycle in meta, for ``status``."""
+    summary = {
+        "at": time.time(),
+        "trigger": trigger,
+        "counts": result.plan.counts(),
+        "full": bool(result.full),
+        "duration_s": result.stats.duration_s,
+        "dirs_listed": result.stats.dirs_listed,
+        "files_indexed": result.stats.files_indexed,
+        "failures": len(result.failures),
+        "stopped": result.stopped,
+        "exit_code": result.exit_code,
+    }
+    with store.atomic():
+        store.set_meta(META_LAST_RECONCILE, json.dumps(summary))
+
+
+def _json_meta(store: Store, key: str) -> Any:
+    raw = store.get_meta(key)
+    if not raw:
+        return None
+    try:
+        return json.loads(raw)
+    except ValueError:
+        return None
+
+
+# -------------------------------------------------------------------- counts
+
+
+def count_videos(store: Store, rules: Rules) -> int:
+    """Indexed files that the link rules want (what the link tree should hold)."""
+    total = 0
+    wanted_dir = False
+    current: bytes | None = None
+    cursor = store.execute("SELECT d.path, f.name FROM file f JOIN directory d ON d.id = f.dir_id ORDER BY d.path")
+    for raw_dir, raw_name in cursor:
+        rel = bytes(raw_dir)
+        if rel != current:
+            current = rel
+            wanted_dir = rules.wants_dir(rel)
+        if wanted_dir and rules.wants_file(bytes(raw_name)):
+            total += 1
+    return total
+
+
+def _marks(store: Store) -> dict[str, Any]:
+    rows = store.execute("SELECT reason, count(*), min(marked_at) FROM dirty GROUP BY reason").fetchall()
+    by_reason = {str(reason): int(n) for reason, n, _ in rows}
+    oldest = min((float(at) for _, _, at in rows), default=None)
+    return {"total": sum(by_reason.values()), "by_reason": by_reason, "oldest_marked_at": oldest}
+
+
+def _jobs(store: Store) -> list[dict[str, Any]]:
+    if not store.db.table_exists("job_run"):
+        return []
+    rows = store.execute(
+        "SELECT name, last_start, duration_s, ok, result, runs, failures, next_run FROM job_run ORDER BY name"
+    )
+    return [
+        {
+            "name": name,
+            "last_run": last_start,
+            "duration_s": duration,
+            "ok": None if ok is None else bool(ok),
+            "result": result,
+            "runs": runs,
+            "failures": failures,
+            "next_run": next_run,
+        }
+        for name, last_start, duration, ok, result, runs, failures, next_run in rows
+    ]
+
+
+# ---------------------------------------------------------------- the document
+
+
+def _section(read: Callable[[], dict[str, Any]]) -> dict[str, Any]:
+    try:
+        return dict(read())
+    except Exception as exc:  # a broken section must not hide the rest of status
+        return {"error": f"{exc.__class__.__name__}: {exc}"}
+
+
+def collect_status(config: Config, store: Store | None) -> dict[str, Any]:
+    """The status document (what ``status --json`` prints). ``store`` None: no database yet."""
+    pid = holder(config.paths.database)
+    doc: dict[str, Any] = {
+        "config": config.file or None,
+        "source": config.paths.source,
+        "target": config.paths.target,
+        "database": config.paths.database,
+        "service": {"running": pid is not None, "pid": pid or None, "lock": lock_path(config.paths.database)},
+    }
+    if store is None:
+        doc["index"] = None
+        return doc
+    rules = Rules.build(config.rules.extensions, config.rules.exclude_dirs)
+    last_full = store.get_meta(META_LAST_FULL)
+    doc["schema_version"] = store.schema_version
+    doc["index"] = {
+        "dirs": store.count("directory"),
+        "files": store.count("file"),
+        "videos": count_videos(store, rules),
+        "links": store.count("link"),
+        "link_dirs": store.count("link_dir"),
+        "last_full_verify": float(last_full) if last_full else None,
+    }
+    doc["dirty"] = _marks(store)
+    doc["last_reconcile"] = _json_meta(store, META_LAST_RECONCILE)
+    doc["jobs"] = _jobs(store)
+    if config.emby.url:
+        doc["emby"] = _section(lambda: queue_status(store))
+    doc["mount"] = _section(lambda: mount_status(config, store))
+    if config.drive.enabled:
+        doc["drive"] = _section(lambda: drive_status(store))
+    return doc
+
+
+# ----------------------------------------------------------------- rendering
+
+
+def _when(epoch: float | None, now: float) -> str:
+    if epoch is None:
+        return "never"
+    stamp = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(epoch))
+    delta = epoch - now
+    return f"{stamp} ({_span(delta)})"
+
+
+def _span(delta: float) -> str:
+    size = abs(delta)
+    if size < 90:
+        text = f"{size:.0f}s"
+    elif size < 5400:
+        text = f"{size / 60:.0f}m"
+    elif size < 172800:
+        text = f"{size / 3600:.1f}h"
+    else:
+        text = f"{size / 86400:.1f}d"
+    return f"in {text}" if delta > 0 else f"{text} ago"
+
+
+def _section_lines(title: str, section: dict[str, Any]) -> list[str]:
+    lines = [f"{title}:"]
+    for key, value in section.items():
+        if isinstance(value, dict):
+            value = ", ".join(f"{k}={v}" for k, v in value.items()) or "-"
+        lines.append(f"  {key.replace('_', ' ')}: {value if value is not None else '-'}")
+    return lines
+
+
+def render_status(doc: dict[str, Any], now: float | None = None) -> str:
+    now = time.time() if now is None else now
+    service = doc["service"]
+    lines = [
+        f"source:   {doc['source']}",
+        f"target:   {doc['target']}",
+        f"database: {doc['database']}",
+        "service:  " + (f"running (pid {service['pid']})" if service["running"] else "not running"),
+    ]
+    index = doc.get("index")
+    if index is None:
+        lines.append("index:    empty (no database yet: run 'graylink reconcile')")
+        return "\n".join(lines)
+    lines.append(
+        f"index:    {index['dirs']} folders, {index['files']} files, {index['videos']} videos; "
+        f"{index['links']} links in {index['link_dirs']} folders made by graylink"
+    )
+    lines.append(f"full verification: {_when(index['last_full_verify'], now)}")
+    dirty = doc["dirty"]
+    if dirty["total"]:
+        reasons = ", ".join(f"{reason} {n}" for reason, n in sorted(dirty["by_reason"].items()))
+        lines.append(f"dirty:    {dirty['total']} marks ({reasons}), oldest {_when(dirty['oldest_marked_at'], now)}")
+    else:
+        lines.append("dirty:    nothing")
+    last = doc.get("last_reconcile")
+    if last:
+        counts = last["counts"]
+        detail = (
+            f"{counts.get('create', 0)} created, {counts.get('repair', 0)} repaired, "
+            f"{counts.get('prune', 0)} pruned, {counts.get('conflict', 0)} conflicts"
+        )
+        if counts.get("braked"):
+            detail += f", {counts['braked']} prunes withheld"
+        state = "ok" if last["exit_code"] == 0 else f"exit {last['exit_code']}"
+        if last.get("stopped"):
+            state += f", {last['stopped']}"
+        lines.append(
+            f"last reconcile: {_when(last['at'], now)} by {last['trigger']}: {detail} "
+            f"in {last['duration_s']:.2f}s ({state})"
+        )
+    else:
+        lines.append("last reconcile: never")
+    if doc.get("jobs"):
+        lines.append("jobs:")
+        for job in doc["jobs"]:
+            state = "-" if job["ok"] is None else "ok" if job["ok"] else "FAILED"
+            took = f" in {job['duration_s']:.2f}s" if job["duration_s"] is not None else ""
+            next_run = _when(job["next_run"], now) if job["next_run"] is not None else "- (loop not running)"
+            lines.append(
+                f"  {job['name']:<12} last {_when(job['last_run'], now)}{took}: {state} {job['result']}".rstrip()
+            )
+            lines.append(f"  {'':<12} next {next_run}; {job['runs']} runs, {job['failures']} failed")
+    for key, title in (("emby", "emby queue"), ("mount", "mount"), ("drive", "drive feed")):
+        if key in doc:
+            lines.extend(_section_lines(title, doc[key]))
+    return "\n".join(lines)

@@ -1,0 +1,233 @@
+"""The service loop as a real process: schedule, signals, lock, status while it runs."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+
+from conftest import REPO, Library, expected_links, links_in
+
+WAIT_S = 60.0  # generous: a deadline for waiting, never an assertion about speed
+
+
+def wait_for(what: str, condition: Callable[[], bool], proc: subprocess.Popen[bytes] | None = None) -> None:
+    deadline = time.monotonic() + WAIT_S
+    while time.monotonic() < deadline:
+        if condition():
+            return
+        if proc is not None and proc.poll() is not None:
+            raise AssertionError(f"the loop exited ({proc.returncode}) while waiting for {what}")
+        time.sleep(0.05)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+class Loop:
+    """``graylink reconcile --loop`` in its own process, stderr to a file."""
+
+    def __init__(self, lib: Library) -> None:
+        self.lib = lib
+        self.log = lib.root / "loop.log"
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "graylink", "-c", str(lib.ini), "reconcile", "--loop"],
+            stdout=subprocess.DEVNULL,
+            stderr=self.log.open("wb"),
+            env={**os.environ, "PYTHONPATH": str(REPO)},
+        )
+
+    def text(self) -> str:
+        return self.log.read_text(errors="replace")
+
+    def wait_log(self, needle: str, count: int = 1) -> None:
+        wait_for(f"{needle!r} in the log", lambda: self.text().count(needle) >= count, self.proc)
+
+    def stop(self, sig: int = signal.SIGTERM) -> int:
+        self.proc.send_signal(sig)
+        return self.proc.wait(timeout=WAIT_S)
+
+    def kill(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait()
+
+
+@pytest.fixture
+def loop_of(lib: Library) -> Iterator[Callable[[], Loop]]:
+    started: list[Loop] = []
+
+    def start() -> Loop:
+        loop = Loop(lib)
+        started.append(loop)
+        return loop
+
+    yield start
+    for loop in started:
+        loop.kill()
+
+
+def fast(lib: Library, **extra: dict[str, str]) -> None:
+    lib.write_ini(scan={"interval": "1s", "workers": "2"}, **extra)
+
+
+def integrity(db: Path) -> str:
+    conn = sqlite3.connect(db)
+    try:
+        return str(conn.execute("PRAGMA integrity_check").fetchone()[0])
+    finally:
+        conn.close()
+
+
+def linked(lib: Library, rel: str) -> Callable[[], bool]:
+    return lambda: os.fsencode(rel) in links_in(lib.target)
+
+
+def test_loop_links_new_files_and_stops_cleanly_on_sigterm(lib: Library, loop_of: Callable[[], Loop]) -> None:
+    fast(lib)
+    lib.add("Movies/A (2001)/A.mkv")
+    loop = loop_of()
+    wait_for("the first link", linked(lib, "Movies/A (2001)/A.mkv"), loop.proc)
+    lib.add("TV/Show/Season 01/E01.mkv")
+    lib.add("Movies/A (2001)/A.srt")  # not a video: never linked
+    wait_for("the new episode's link", linked(lib, "TV/Show/Season 01/E01.mkv"), loop.proc)
+    assert links_in(lib.target) == expected_links(lib.source)
+    assert loop.stop(signal.SIGTERM) == 0
+    text = loop.text()
+    assert "SIGTERM received" in text and "service stopped" in text
+    assert "Traceback" not in text
+    assert integrity(lib.database) == "ok"
+    conn = sqlite3.connect(lib.database)
+    rows = dict(conn.execute("SELECT name, next_run FROM job_run").fetchall())
+    runs = conn.execute("SELECT runs FROM job_run WHERE name = 'walk'").fetchone()[0]
+    conn.close()
+    assert runs >= 2
+    assert set(rows) == {"mount", "walk", "full-verify"}
+    assert all(v is None for v in rows.values()), "a stopped loop has no next runs"
+
+
+def test_sigint_also_stops_with_exit_0(lib: Library, loop_of: Callable[[], Loop]) -> None:
+    fast(lib)
+    lib.add("Movies/B.mkv")
+    loop = loop_of()
+    wait_for("the link", linked(lib, "Movies/B.mkv"), loop.proc)
+    assert loop.stop(signal.SIGINT) == 0
+    assert "SIGINT received" in loop.text()
+    assert integrity(lib.database) == "ok"
+
+
+def test_while_the_loop_runs_writers_are_refused_and_readers_work(lib: Library, loop_of: Callable[[], Loop]) -> None:
+    fast(lib)
+    lib.add("Movies/A.mkv")
+    lib.add("Movies/B.mp4")
+    loop = loop_of()
+    wait_for("the links", linked(lib, "Movies/B.mp4"), loop.proc)
+    lock = f"{lib.database}.lock"
+    refusal = f"graylink: another graylink (pid {loop.proc.pid}) holds {lock}"
+
+    second = lib.run("reconcile")
+    assert second.returncode == 2
+    assert second.stderr.strip() == refusal
+    second_loop = lib.run("reconcile", "--loop")
+    assert second_loop.returncode == 2 and refusal in second_loop.stderr
+    backup = lib.root / "during.db"
+    restore = lib.run("db", "restore", str(backup))
+    assert restore.returncode != 0  # no such file yet: refused before or at the lock
+
+    status = lib.run("status", "--json")
+    assert status.returncode == 0, status.stderr
+    doc = json.loads(status.stdout)
+    assert doc["service"] == {"running": True, "pid": loop.proc.pid, "lock": lock}
+    assert doc["index"]["files"] == 2 and doc["index"]["videos"] == 2 and doc["index"]["links"] == 2
+    jobs = {job["name"]: job for job in doc["jobs"]}
+    assert jobs["walk"]["runs"] >= 1 and jobs["walk"]["ok"] is True
+    assert jobs["walk"]["next_run"] is not None and jobs["full-verify"]["next_run"] is not None
+    assert jobs["mount"]["ok"] is True and jobs["mount"]["result"] == "healthy"
+    assert "drive" not in jobs  # [drive] enabled = no
+    assert doc["mount"]["healthy"] is True
+    assert doc["last_reconcile"]["trigger"] == "walk"
+
+    dry = lib.run("reconcile", "--dry-run", "--json")
+    assert dry.returncode == 0, dry.stderr
+    assert json.loads(dry.stdout)["dry_run"] is True
+
+    took = lib.run("db", "backup", str(backup))
+    assert took.returncode == 0, took.stderr
+    restore = lib.run("db", "restore", str(backup))
+    assert restore.returncode == 2 and restore.stderr.strip() == refusal
+
+    text = lib.run("status")
+    assert text.returncode == 0 and f"running (pid {loop.proc.pid})" in text.stdout
+
+    assert loop.stop() == 0
+    after = lib.run("reconcile")
+    assert after.returncode == 0, after.stderr  # the lock went with the loop
+
+
+def test_a_failing_job_is_logged_and_runs_again(lib: Library, loop_of: Callable[[], Loop]) -> None:
+    fast(lib)
+    lib.add("Movies/A.mkv")
+    loop = loop_of()
+    wait_for("the first link", linked(lib, "Movies/A.mkv"), loop.proc)
+    # A file where the link tree should be: applying raises in every walk job.
+    moved = lib.root / "links-away"
+    lib.target.rename(moved)
+    lib.target.write_text("not a folder")
+    lib.add("Movies/B.mkv")
+    loop.wait_log("job walk failed", count=2)
+    lib.target.unlink()
+    moved.rename(lib.target)
+    lib.add("Movies/C.mkv")
+    wait_for("a link after the failures", linked(lib, "Movies/C.mkv"), loop.proc)
+    assert links_in(lib.target) == expected_links(lib.source)
+    lines = [line for line in loop.text().splitlines() if "job walk failed" in line]
+    assert " ERROR job walk failed: FileExistsError: " in lines[0]
+    assert lines[0].endswith("; it runs again at its next tick")
+    assert "Traceback" not in loop.text()
+    status = json.loads(lib.run("status", "--json").stdout)
+    walk = next(job for job in status["jobs"] if job["name"] == "walk")
+    assert walk["failures"] >= 2
+    assert loop.stop() == 0
+
+
+def test_sighup_with_a_bad_config_keeps_the_old_one(lib: Library, loop_of: Callable[[], Loop]) -> None:
+    fast(lib)
+    lib.add("Movies/A.mkv")
+    loop = loop_of()
+    wait_for("the first link", linked(lib, "Movies/A.mkv"), loop.proc)
+    good = lib.ini.read_text()
+    lib.ini.write_text(good.replace("interval = 1s", "interval = soon"))
+    loop.proc.send_signal(signal.SIGHUP)
+    loop.wait_log("SIGHUP: the new config is not valid")
+    assert "[scan] interval" in loop.text()
+    lib.add("Movies/B.mkv")
+    wait_for("a link with the old config", linked(lib, "Movies/B.mkv"), loop.proc)
+    # A valid config is taken: here it adds a video extension.
+    lib.ini.write_text(good + "\n[rules]\nextensions = .srt\n")
+    lib.add("Movies/B.srt")
+    loop.proc.send_signal(signal.SIGHUP)
+    loop.wait_log("SIGHUP: config reloaded")
+    wait_for("the subtitle linked under the new rules", linked(lib, "Movies/B.srt"), loop.proc)
+    assert loop.stop() == 0
+
+
+def test_log_file_in_json(lib: Library, loop_of: Callable[[], Loop]) -> None:
+    log_file = lib.root / "logs" / "graylink.log"
+    fast(lib, log={"file": str(log_file), "format": "json"})
+    lib.add("Movies/A.mkv")
+    loop = loop_of()
+    wait_for("the link", linked(lib, "Movies/A.mkv"), loop.proc)
+    assert loop.stop() == 0
+    records = [json.loads(line) for line in log_file.read_text().splitlines()]
+    messages = [r["message"] for r in records]
+    assert any(m.startswith("service started") for m in messages)
+    assert any(m == "service stopped" for m in messages)
+    assert {"time", "level", "logger", "message"} <= set(records[0])
+    # stderr carries the same lines, as JSON too
+    assert json.loads(loop.text().splitlines()[0])["level"] == "INFO"
