@@ -353,6 +353,11 @@ def test_garbage_database_is_one_line_and_moving_it_away_rebuilds(lib: Library) 
     assert proc.returncode == 2
     line = one_line_error(proc)
     assert "graylink db restore" in line and "move it away" in line
+    status = run(lib, "status")
+    assert status.returncode == 2 and "Traceback" not in status.stderr, status.stderr
+    assert "graylink db restore" in one_line_error(status)
+    doctor = run(lib, "doctor")
+    assert doctor.returncode == 1 and "Traceback" not in doctor.stderr, doctor.stderr
     lib.database.rename(lib.database.with_suffix(".broken"))
     rebuilt = run(lib, "reconcile", "--json")
     assert rebuilt.returncode == 0, rebuilt.stderr
@@ -450,3 +455,30 @@ def test_corrupt_token_file_is_a_clear_message(lib: Library) -> None:
     text = proc.stderr + proc.stdout
     assert "token_file" in text or "not valid JSON" in text or "token" in text, text
     assert proc.returncode in (1, 2)
+
+
+def test_damaged_database_comes_back_with_db_restore(lib: Library) -> None:
+    lib.add("Movies/A/A.mkv")
+    assert run(lib, "reconcile").returncode == 0
+    backup = lib.root / "backup.db"
+    made = run(lib, "db", "backup", str(backup))
+    assert made.returncode == 0, made.stderr
+    lib.add("Movies/B/B.mkv")
+    assert run(lib, "reconcile").returncode == 0
+    lib.database.write_bytes(b"\0garbage" * 512)
+    for suffix in ("-wal", "-shm"):
+        Path(f"{lib.database}-{suffix[1:]}").unlink(missing_ok=True)
+    broken = run(lib, "reconcile")
+    assert broken.returncode == 2
+    assert "graylink db restore" in one_line_error(broken)
+    restored = run(lib, "db", "restore", str(backup))
+    assert restored.returncode == 0, restored.stderr
+    lib.add("Movies/C/C.mkv")
+    after = run(lib, "reconcile", "--json")
+    assert after.returncode == 0, after.stderr
+    assert links_in(lib.target) == expected_links(lib.source)
+    doc = json.loads(after.stdout)
+    assert doc["counts"]["conflict"] == 0 and doc["counts"]["prune"] == 0
+    with sqlite3.connect(lib.database) as db:
+        assert db.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+        assert db.execute("SELECT count(*) FROM link").fetchone()[0] == 3
