@@ -18,7 +18,7 @@ import tempfile
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from operator import itemgetter
 from typing import Any
 
@@ -51,6 +51,7 @@ from graylink.triggers.walk import walk
 log = logging.getLogger(__name__)
 
 META_LAST_FULL = "last_full_verify"
+_MAX_REFRESH_ROUNDS = 16
 META_SETTINGS = "plan_settings"
 
 
@@ -236,6 +237,7 @@ class Cycle:
         self.failures: list[str] = []
         self.full = False
         self.mount_ok = True
+        self._path_marks: list[StoredMark] = []
 
     def run(self) -> CycleResult:
         started = time.monotonic()
@@ -258,9 +260,9 @@ class Cycle:
         drive = self._poll_drive()
         try:
             marks = self._collect_marks()
-            scopes = collapse([(m.path, m.recursive) for m in marks])
             refresh_marked(self.config, marks)
-            self._refresh(marks)
+            marks = self._refresh(marks)
+            scopes = collapse([(m.path, m.recursive) for m in marks])
         except MountGone as exc:
             record_health(self.store, Health(False, "source-listable", str(exc), dead=True))
             raise
@@ -335,11 +337,8 @@ class Cycle:
         store = self.store
         if self.options.paths:
             now = time.time()
-            marks = [StoredMark(0, p, "path", now, True, False) for p in self.options.paths]
-            # Stored marks inside the given subtrees are covered: clear them too.
-            scopes = [Scope(p, True) for p in self.options.paths]
-            marks += [m for m in store.pending_marks() if any(covers(s, m.path, m.recursive) for s in scopes)]
-            return marks
+            self._path_marks = [StoredMark(0, p, "path", now, True, False) for p in self.options.paths]
+            return self._current_marks()
         with store.atomic():
             if store.is_empty():
                 store.add_marks([Mark(b"", "first-run")])
@@ -368,6 +367,15 @@ class Cycle:
             pending = store.pending_marks()
         return pending
 
+    def _current_marks(self) -> list[StoredMark]:
+        """The marks this cycle works on: all stored ones, or with ``--path`` the
+        given subtrees and the stored marks inside them (which they cover)."""
+        if not self.options.paths:
+            return self.store.pending_marks()
+        scopes = [Scope(m.path, True) for m in self._path_marks]
+        stored = [m for m in self.store.pending_marks() if any(covers(s, m.path, m.recursive) for s in scopes)]
+        return self._path_marks + stored
+
     def _full_verify_due(self) -> bool:
         last = self.store.get_meta(META_LAST_FULL)
         return last is None or time.time() - float(last) >= self.config.scan.full_verify
@@ -377,27 +385,37 @@ class Cycle:
         self.stats.files_indexed += files
         self.failures.extend(errors)
 
-    def _refresh(self, marks: list[StoredMark]) -> None:
-        stale = [m for m in marks if not m.indexed]
-        if not stale:
-            return
-        self.full = any(m.path == b"" and m.recursive for m in stale)
-        scopes = collapse([(m.path, m.recursive) for m in stale])
-        scanner = Scanner(
-            self.store,
-            self.root,
-            self.config.scan.workers,
-            make_marks=False,
-            progress=self.options.progress,
-            should_stop=self.options.should_stop,
-        )
-        scanner.refresh_trees([s.path for s in scopes if s.recursive])
-        scanner.refresh_dirs([s.path for s in scopes if not s.recursive])
-        self._add_scan_stats(scanner.stats.dirs_listed, scanner.stats.files_seen, scanner.stats.errors)
-        stored = [m.id for m in stale if m.id]
-        if stored:
-            with self.store.atomic():
-                self.store.set_marks_indexed(stored)
+    def _refresh(self, marks: list[StoredMark]) -> list[StoredMark]:
+        """Bring the index up to date wherever a mark says it is stale.
+
+        Listing a folder can find new subfolders, which are marked to be listed
+        in turn, so this repeats until every mark is fresh (each round lists
+        whole new subtrees, so two rounds are the usual most)."""
+        for _ in range(_MAX_REFRESH_ROUNDS):
+            stale = [m for m in marks if not m.indexed]
+            if not stale:
+                break
+            self.full = self.full or any(m.path == b"" and m.recursive for m in stale)
+            scopes = collapse([(m.path, m.recursive) for m in stale])
+            scanner = Scanner(
+                self.store,
+                self.root,
+                self.config.scan.workers,
+                make_marks=False,
+                reason="refresh",
+                progress=self.options.progress,
+                should_stop=self.options.should_stop,
+            )
+            scanner.refresh_trees([s.path for s in scopes if s.recursive])
+            scanner.refresh_dirs([s.path for s in scopes if not s.recursive])
+            self._add_scan_stats(scanner.stats.dirs_listed, scanner.stats.files_seen, scanner.stats.errors)
+            stored = [m.id for m in stale if m.id]
+            if stored:
+                with self.store.atomic():
+                    self.store.set_marks_indexed(stored)
+            self._path_marks = [replace(m, indexed=True) for m in self._path_marks]
+            marks = self._current_marks()
+        return marks
 
     def _apply_and_record(self, plan: Plan, marks: list[StoredMark], result: CycleResult) -> None:
         store = self.store

@@ -143,8 +143,9 @@ class Index:
             ((u.dir_id, u.rel, u.parent_id, u.mtime_ns, u.fingerprint, u.listed_ns) for u in updates if u.is_new),
         )
         store.executemany(
-            "UPDATE directory SET mtime_ns = ?, fingerprint = ?, listed_ns = ? WHERE id = ?",
-            ((u.mtime_ns, u.fingerprint, u.listed_ns, u.dir_id) for u in updates if not u.is_new),
+            "UPDATE directory SET mtime_ns = ?, fingerprint = ?, listed_ns = ?, parent_id = coalesce(?, parent_id) "
+            "WHERE id = ?",
+            ((u.mtime_ns, u.fingerprint, u.listed_ns, u.parent_id, u.dir_id) for u in updates if not u.is_new),
         )
         store.executemany(
             "DELETE FROM file WHERE dir_id = ? AND name = ?",

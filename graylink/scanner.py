@@ -73,7 +73,6 @@ class Scanner:
         self._pending_files = 0
         self._marks: list[Mark] = []
         self.should_stop = should_stop
-        self._open_trees: dict[bytes, int] = {}  # subtrees queued for listing, not yet processed
 
     # ------------------------------------------------------------ entry points
 
@@ -105,17 +104,7 @@ class Scanner:
 
     def _tree_task(self, rel: bytes) -> Task:
         root = self.root
-        self._open_trees[rel] = self._open_trees.get(rel, 0) + 1
         return lambda: (True, list_tree(root, rel))
-
-    def _tree_done(self, whole_trees: bool, listings: list[Listing]) -> None:
-        if whole_trees and listings:
-            rel = listings[0].rel  # list_tree yields its root first
-            left = self._open_trees.get(rel, 0) - 1
-            if left > 0:
-                self._open_trees[rel] = left
-            else:
-                self._open_trees.pop(rel, None)
 
     # -- stopping at a batch boundary (SIGTERM in the service loop)
 
@@ -123,20 +112,11 @@ class Scanner:
         return self.should_stop is not None and self.should_stop()
 
     def _interrupt(self) -> None:
-        """Drop the unwritten batch, keep the index consistent, and stop.
-
-        A directory already written with a new fingerprint whose new
-        subfolders were not listed yet would hide them from later walks (its
-        names look unchanged): those subtrees are marked dirty instead.
-        """
+        """Drop the unwritten batch and stop. Nothing is lost: what was written
+        is consistent, and the marks that asked for this scan are still stored."""
         self._pending = []
         self._pending_files = 0
         self._marks = []
-        unfinished = sorted(self._open_trees)
-        if unfinished:
-            with self.store.atomic():
-                self.store.add_marks(Mark(rel, "interrupted", recursive=True) for rel in unfinished)
-        self._open_trees.clear()
         raise Interrupted("scan stopped on request")
 
     def _many_task(self, batch: list[tuple[bytes, bytes | None]]) -> Task:
@@ -160,7 +140,6 @@ class Scanner:
             whole_trees, listings = queue.pop()()
             for listing in listings:
                 queue.extend(self._process(listing, whole_trees))
-            self._tree_done(whole_trees, listings)
 
     def _run_pool(self, tasks: list[Task]) -> None:
         with ThreadPoolExecutor(max_workers=self.workers, thread_name_prefix="graylink-list") as pool:
@@ -173,7 +152,6 @@ class Scanner:
                         for listing in listings:
                             for task in self._process(listing, whole_trees):
                                 pending.add(pool.submit(task))
-                        self._tree_done(whole_trees, listings)
                     if pending and self._stop_requested():
                         self._interrupt()
             except BaseException:
@@ -221,9 +199,13 @@ class Scanner:
             stats.files_seen += len(files)
             stats.dirs_changed += 1
             if not whole_trees:
-                new_tasks.extend(self._tree_task(join(rel, name)) for name in listing.dirs)
+                self._to_list(join(rel, name) for name in listing.dirs)
             return new_tasks
         self._ids[rel] = row.id
+        parent_id = self._ids.get(parent) if rel else None
+        if rel and parent_id is None:
+            parent_row = self.index.dir_row(parent)
+            parent_id = parent_row.id if parent_row else None
         stats.files_seen += len(listing.files)
         diff = compare_files(self.index.files_of(row.id), listing.files)
         known_children = self.index.child_dirs(row.id)
@@ -231,7 +213,7 @@ class Scanner:
         removed = [join(rel, name) for name in known_children if name not in listed_children]
         added = [join(rel, name) for name in listing.dirs if name not in known_children]
         update = DirUpdate(
-            rel, row.id, None, False, listing.mtime_ns, listing.fingerprint, listing.listed_ns, diff, removed
+            rel, row.id, parent_id, False, listing.mtime_ns, listing.fingerprint, listing.listed_ns, diff, removed
         )
         self._queue(update, len(diff.added) + len(diff.changed) + len(diff.removed))
         if diff or removed or added:
@@ -241,10 +223,15 @@ class Scanner:
                     self._marks.append(Mark(rel, self.reason, recursive=False, indexed=True))
                 self._marks.extend(Mark(sub, self.reason, recursive=True, indexed=True) for sub in removed)
         if not whole_trees:
-            # A new folder under a known one: list all of it. Its listings
-            # arrive as new rows (no query needed) and its top carries the mark.
-            new_tasks.extend(self._tree_task(sub) for sub in added)
+            self._to_list(added)
         return new_tasks
+
+    def _to_list(self, subtrees: Iterable[bytes]) -> None:
+        """New folders found under a listed one: marked to be listed whole by the
+        reconciler, in the same transaction that writes their parent. Were the
+        parent written alone, its new fingerprint would hide them from later
+        walks after a crash."""
+        self._marks.extend(Mark(sub, self.reason, recursive=True, indexed=False) for sub in subtrees)
 
     def _queue_removal(self, rel: bytes) -> None:
         update = DirUpdate(rel, 0, None, False, 0, b"", 0, FileDiff(), [rel])

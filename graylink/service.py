@@ -235,7 +235,21 @@ class Service:
             log.info("reconcile (%s): %s", trigger, line)
         else:
             log.error("reconcile (%s): %s", trigger, line)
-        return Outcome(result.exit_code == 0, line)
+        outcome = Outcome(result.exit_code == 0, line)
+        if result.full and not result.stopped and self.config.snapshot.path:
+            outcome = outcome.then(self.write_snapshot())
+        return outcome
+
+    def write_snapshot(self) -> Outcome:
+        """The HTML page of the index, refreshed after each full verification."""
+        from graylink.snapshot import write_snapshot
+
+        try:
+            stats = write_snapshot(self.config, self.store, self.config.snapshot.path)
+        except GraylinkError as exc:
+            log.error("snapshot: %s", exc)
+            return Outcome(False, f"snapshot failed: {exc}")
+        return Outcome(True, f"snapshot of {stats.files} files written")
 
     def reconcile_if_dirty(self, trigger: str) -> Outcome | None:
         """After a trigger marked something: reconcile those marks (no walk)."""

@@ -375,3 +375,32 @@ def test_missing_source_folder_is_a_clear_error(lib: Library) -> None:
     assert result.returncode == 2
     assert result.stderr.strip().count("\n") == 0 and "is not a directory" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def test_walk_marks_new_subfolders_with_their_parent(lib: Library) -> None:
+    """A crash after the walk wrote a folder but before its new subfolders were
+    listed must not hide them: they are marked in the same transaction."""
+    from graylink.db import Store
+    from graylink.triggers.walk import walk
+
+    lib.add("TV/Show/Season 01/E01.mkv")
+    reconcile(lib)
+    lib.add("TV/Show/Season 02/E01.mkv")
+    with Store(str(lib.database)) as store:
+        walk(store, os.fsencode(lib.source), trusted=False, workers=2)  # the trigger alone; then "crash"
+        marks = {(m.path, m.recursive, m.indexed) for m in store.pending_marks()}
+    assert (b"TV/Show/Season 02", True, False) in marks
+    doc = reconcile(lib)
+    assert [a["op"] for a in doc["actions"]] == ["create"]
+    assert b"TV/Show/Season 02/E01.mkv" in links_in(lib.target)
+
+
+def test_one_deleted_file_prunes_one_link(lib: Library) -> None:
+    basic_library(lib)
+    reconcile(lib)
+    reconcile(lib)
+    (lib.source / "TV/Show/Season 01/Show S01E02.avi").unlink()
+    doc = reconcile(lib)
+    assert [(a["op"], a["link"]) for a in doc["actions"]] == [
+        ("prune", f"{lib.target}/TV/Show/Season 01/Show S01E02.avi")
+    ]

@@ -231,3 +231,14 @@ def test_log_file_in_json(lib: Library, loop_of: Callable[[], Loop]) -> None:
     assert {"time", "level", "logger", "message"} <= set(records[0])
     # stderr carries the same lines, as JSON too
     assert json.loads(loop.text().splitlines()[0])["level"] == "INFO"
+
+
+def test_loop_writes_the_snapshot_after_a_full_verification(lib: Library, loop_of: Callable[[], Loop]) -> None:
+    page = lib.root / "pages" / "library.html"
+    page.parent.mkdir()
+    fast(lib, snapshot={"path": str(page)})
+    lib.add("Movies/Snap (2020)/Snap.mkv")
+    loop = loop_of()  # the first run is a full scan, hence a full verification
+    wait_for("the snapshot page", page.exists, loop.proc)
+    assert "Snap.mkv" in page.read_text()
+    assert loop.stop() == 0
