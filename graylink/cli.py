@@ -17,6 +17,7 @@ import click
 
 from graylink import __version__
 from graylink.config import Config, load_config
+from graylink.db import SQLITE_ERRORS, database_failure
 from graylink.errors import ConfigError, GraylinkError
 
 log = logging.getLogger("graylink")
@@ -63,6 +64,13 @@ def handle_errors(func: F) -> F:
             return func(*args, **kwargs)
         except GraylinkError as exc:
             fail(str(exc), exc.exit_code)
+        except SQLITE_ERRORS as exc:
+            app = args[0] if args and isinstance(args[0], AppContext) else None
+            where = app.config.paths.database if app is not None and app._config is not None else "the database"
+            failure = database_failure(exc, where)
+            if failure is None:
+                raise
+            fail(str(failure), failure.exit_code)
         except KeyboardInterrupt:
             fail("interrupted", 130)
         return None

@@ -393,7 +393,21 @@ def read_raw(path: str, environ: Mapping[str, str]) -> dict[str, dict[str, str]]
     return raw
 
 
+def _scrubber(raw: Mapping[str, Mapping[str, str]]) -> Callable[[str], str]:
+    """Hides every secret's value in a message (a key pasted into the wrong field shows up in its error)."""
+    values = [raw.get(section, {}).get(key, "") for section, key in SECRET_KEYS]
+    values = sorted((v for v in values if len(v.strip()) >= 4), key=len, reverse=True)
+
+    def scrub(text: str) -> str:
+        for value in values:
+            text = text.replace(value, "***")
+        return text
+
+    return scrub
+
+
 def parse_raw(raw: Mapping[str, Mapping[str, str]], file: str = "") -> Config:
+    scrub = _scrubber(raw)
     sections: dict[str, Any] = {}
     for section, keys in SCHEMA.items():
         values = {}
@@ -403,11 +417,14 @@ def parse_raw(raw: Mapping[str, Mapping[str, str]], file: str = "") -> Config:
                 values[key] = parse(text)
             except ValueError as exc:
                 shown = "***" if (section, key) in SECRET_KEYS else None
-                detail = str(exc) if shown is None else "invalid value"
+                detail = scrub(str(exc)) if shown is None else "invalid value"
                 raise ConfigError(f"[{section}] {key}: {detail}") from None
         sections[section] = _SECTION_TYPES[section](**values)
     config = Config(file=file, **sections)
-    validate(config)
+    try:
+        validate(config)
+    except ConfigError as exc:
+        raise ConfigError(scrub(str(exc))) from None
     return config
 
 

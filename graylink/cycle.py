@@ -419,6 +419,7 @@ class Cycle:
 
     def _apply_and_record(self, plan: Plan, marks: list[StoredMark], result: CycleResult) -> None:
         store = self.store
+        announced = self._announce(plan.actions)
         applier = Applier(self.space.target, self._is_made_dir, self.options.should_stop)
         applied = applier.apply(plan.actions)
         result.applied = applied
@@ -428,6 +429,7 @@ class Cycle:
         keep = self._marks_to_keep(plan, marks, applied)
         with store.atomic():
             self._record(applied)
+            self._withdraw(announced, applied)
             store.clear_marks(m.id for m in marks if m.id and m.id not in keep)
             if self.full and not keep and not result.failures:
                 store.set_meta(META_LAST_FULL, str(time.time()))
@@ -442,14 +444,41 @@ class Cycle:
             )
         return delivery
 
-    def _emby_changes(self, applied: ApplyResult) -> list[tuple[Op, bytes]]:
+    def _emby_changes(self, actions: list[Action]) -> list[tuple[Op, bytes]]:
         """The changes the media server must hear about: not conflicts, not leftovers of a killed run."""
         root = os.fsencode(self.config.paths.target).rstrip(b"/")
         return [
             (a.op, root + b"/" + a.link)
-            for a in applied.done
+            for a in actions
             if a.op in (Op.CREATE, Op.REPAIR, Op.PRUNE) and not TEMP_RE.match(a.link.rpartition(b"/")[2])
         ]
+
+    def _announce(self, actions: list[Action]) -> int:
+        """Queue the media server updates of a plan BEFORE applying it; returns the last queue id before them.
+
+        A run killed after a link was made but before it was recorded finds
+        the link correct next time and only adopts it: queued afterwards, its
+        update would be lost. Queued ahead, it survives the kill; what turns
+        out not to be done is withdrawn when the results are recorded.
+        """
+        if not self.config.emby.url:
+            return 0
+        store = self.store
+        with store.atomic():
+            before = int(store.execute("SELECT coalesce(max(id), 0) FROM emby_queue").fetchone()[0])
+            enqueue(store, self._emby_changes(actions))
+        return before
+
+    def _withdraw(self, announced: int, applied: ApplyResult) -> None:
+        """Drop this run's queued updates for links it did not change (failed, or not reached)."""
+        if not self.config.emby.url:
+            return
+        root = os.fsencode(self.config.paths.target).rstrip(b"/")
+        done = {root + b"/" + a.link for a in applied.done}
+        rows = self.store.execute("SELECT id, path FROM emby_queue WHERE id > ?", (announced,)).fetchall()
+        self.store.executemany(
+            "DELETE FROM emby_queue WHERE id = ?", ((row[0],) for row in rows if bytes(row[1]) not in done)
+        )
 
     def _marks_to_keep(self, plan: Plan, marks: list[StoredMark], applied: ApplyResult) -> set[int]:
         """Marks whose work is unfinished: withheld prunes, failures, an early stop."""
@@ -477,9 +506,6 @@ class Cycle:
         store.executemany("INSERT OR REPLACE INTO link (dir, name, target, source) VALUES (?, ?, ?, ?)", upserts)
         store.executemany("INSERT OR IGNORE INTO link_dir (path) VALUES (?)", ((d,) for d in applied.made_dirs))
         store.executemany("DELETE FROM link_dir WHERE path = ?", ((d,) for d in applied.removed_dirs))
-        if self.config.emby.url:
-            # Same transaction as the link table: a change is recorded and queued, or neither.
-            enqueue(store, self._emby_changes(applied))
 
     def _is_made_dir(self, rel: bytes) -> bool:
         return self.store.execute("SELECT 1 FROM link_dir WHERE path = ?", (rel,)).fetchone() is not None

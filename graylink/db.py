@@ -218,6 +218,31 @@ class StoredMark:
     indexed: bool
 
 
+# ----------------------------------------------------------------- failures
+
+# What SQLite raises, bare (raw cursor calls) or wrapped by peewee.
+SQLITE_ERRORS: tuple[type[Exception], ...] = (sqlite3.DatabaseError, pw.DatabaseError)
+_BUSY_ERRORS = (sqlite3.OperationalError, pw.OperationalError)
+_BUG_ERRORS = (sqlite3.IntegrityError, sqlite3.ProgrammingError, pw.IntegrityError, pw.ProgrammingError)
+
+
+def database_failure(exc: Exception, path: str) -> DatabaseError | None:
+    """The one-line error for a failure SQLite raised mid-run, or None for a bug of ours.
+
+    A database can pass the check at open and still be damaged in a page read
+    later ("database disk image is malformed"): the user then needs the way
+    back, not a traceback.
+    """
+    if isinstance(exc, _BUG_ERRORS):
+        return None
+    if isinstance(exc, _BUSY_ERRORS):
+        return DatabaseError(f"database {path}: {exc}")
+    return DatabaseError(
+        f"{path} is damaged ({exc}); restore a backup with 'graylink db restore FILE' "
+        "or move it away to rebuild by a full scan"
+    )
+
+
 # -------------------------------------------------------------------- store
 
 

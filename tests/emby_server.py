@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import json
 import re
+import select
+import socket
 import threading
 import time
 from collections import deque
@@ -25,6 +27,7 @@ class Recorded:
     path: str
     headers: dict[str, str]
     body: Any
+    answered: bool = False  # the answer went to a client still waiting for it
 
 
 @dataclass
@@ -103,9 +106,21 @@ class FakeMediaServer:
                     path = path[len("/emby") :]
                 return path
 
-            def _record(self, body: Any) -> None:
+            def _record(self, body: Any) -> Recorded:
+                record = Recorded(self.command, self.path, dict(self.headers.items()), body)
                 with server.lock:
-                    server.requests.append(Recorded(self.command, self.path, dict(self.headers.items()), body))
+                    server.requests.append(record)
+                return record
+
+            def _client_gone(self) -> bool:
+                # A client killed while waiting has closed its socket: its end reads as EOF.
+                readable, _, _ = select.select([self.connection], [], [], 0)
+                if not readable:
+                    return False
+                try:
+                    return self.connection.recv(1, socket.MSG_PEEK) == b""
+                except OSError:
+                    return True
 
             def _send(self, status: int, payload: Any = None, headers: dict[str, str] | None = None) -> None:
                 data = b"" if payload is None else json.dumps(payload).encode()
@@ -139,7 +154,7 @@ class FakeMediaServer:
                 length = int(self.headers.get("Content-Length") or 0)
                 raw = self.rfile.read(length) if length else b""
                 body = json.loads(raw) if raw else None
-                self._record(body)
+                record = self._record(body)
                 path = self._path()
                 if path not in ("/Library/Media/Updated", "/Library/Refresh"):
                     self._send(404)
@@ -151,6 +166,10 @@ class FakeMediaServer:
                     answer = server.script.popleft() if server.script else Answer()
                 if answer.delay:
                     time.sleep(answer.delay)
+                    if self._client_gone():
+                        self.close_connection = True
+                        return
                 self._send(answer.status, headers=answer.headers)
+                record.answered = True
 
         return Handler
