@@ -23,7 +23,7 @@ from operator import itemgetter
 from typing import Any
 
 from graylink.config import Config
-from graylink.db import Mark, Store, StoredMark, join, parent_of, subtree_bounds
+from graylink.db import META_LAST_FULL, Mark, Store, StoredMark, join, parent_of, subtree_bounds
 from graylink.errors import ConfigError
 from graylink.fsinfo import mtime_trusted
 from graylink.index import Index
@@ -50,7 +50,6 @@ from graylink.triggers.walk import walk
 
 log = logging.getLogger(__name__)
 
-META_LAST_FULL = "last_full_verify"
 _MAX_REFRESH_ROUNDS = 16
 META_SETTINGS = "plan_settings"
 
@@ -171,13 +170,14 @@ def plan_scope(store: Store, space: LinkSpace, rules: Rules, scope: Scope) -> li
     """Plan one scope, directory by directory, streaming the index and the link table."""
     index = Index(store)
     target_dirs = walk_dirs(space.target, scope.path) if scope.recursive else [scope.path]
+    wants_file = rules.wants_file
+    wanted = (row for row in index.files_under(scope.path, scope.recursive) if wants_file(row[1]))
     streams = [
-        _grouped(index.files_under(scope.path, scope.recursive), 0),
+        _grouped(wanted, 0),
         _grouped(owned_rows(store, scope), 1),
         ((d, 2, []) for d in target_dirs),
     ]
     actions: list[Action] = []
-    wants_file = rules.wants_file
     merged = heapq.merge(*streams, key=itemgetter(0))
     for rel_dir, items in itertools.groupby(merged, key=itemgetter(0)):
         desired: dict[bytes, Desired] = {}
@@ -187,10 +187,8 @@ def plan_scope(store: Store, space: LinkSpace, rules: Rules, scope: Scope) -> li
             if tag == 0:
                 if rules.wants_dir(rel_dir):
                     for row in rows:
-                        name = row[1]
-                        if wants_file(name):
-                            rel = join(rel_dir, name)
-                            desired[name] = Desired(space.link_target(rel), rel)
+                        rel = join(rel_dir, row[1])
+                        desired[row[1]] = Desired(space.link_target(rel), rel)
             elif tag == 1:
                 owned.update((row[1], row[2]) for row in rows)
             else:

@@ -12,7 +12,7 @@ import logging
 import os
 import sqlite3
 import time
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 
@@ -21,6 +21,8 @@ import peewee as pw
 from graylink.errors import DatabaseError
 
 log = logging.getLogger(__name__)
+
+META_LAST_FULL = "last_full_verify"  # when everything was last listed and checked
 
 
 # ------------------------------------------------------------------- models
@@ -339,7 +341,7 @@ class Store:
         with self.db.atomic():
             yield
 
-    def execute(self, sql: str, params: tuple[object, ...] | list[object] = ()) -> sqlite3.Cursor:
+    def execute(self, sql: str, params: Sequence[object] = ()) -> sqlite3.Cursor:
         cursor: sqlite3.Cursor = self.db.execute_sql(sql, params)
         return cursor
 

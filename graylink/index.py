@@ -104,20 +104,18 @@ class Index:
         cursor = self.store.execute("SELECT path, fingerprint FROM directory ORDER BY path")
         return [(bytes(p), None if fp is None else bytes(fp)) for p, fp in cursor]
 
-    def files_under(self, rel: bytes, recursive: bool) -> Iterator[tuple[bytes, bytes, int, int]]:
-        """The files in ``rel`` (and below it when recursive) as (dir, name, size, mtime_ns), by directory."""
+    def files_under(self, rel: bytes, recursive: bool) -> Iterator[tuple[bytes, bytes]]:
+        """The files in ``rel`` (and below it when recursive) as (dir, name), ordered by directory."""
         if recursive:
             lo, hi = subtree_bounds(rel)
             cursor = self.store.execute(
-                "SELECT d.path, f.name, f.size, f.mtime_ns FROM directory d JOIN file f ON f.dir_id = d.id "
+                "SELECT d.path, f.name FROM directory d JOIN file f ON f.dir_id = d.id "
                 "WHERE d.path = ? OR (d.path >= ? AND d.path < ?) ORDER BY d.path",
                 (rel, lo, hi),
             )
         else:
             cursor = self.store.execute(
-                "SELECT d.path, f.name, f.size, f.mtime_ns FROM directory d JOIN file f ON f.dir_id = d.id "
-                "WHERE d.path = ?",
-                (rel,),
+                "SELECT d.path, f.name FROM directory d JOIN file f ON f.dir_id = d.id WHERE d.path = ?", (rel,)
             )
         # sqlite3 hands BLOBs back as bytes already: rows go out as they come.
         yield from cursor

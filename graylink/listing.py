@@ -11,7 +11,6 @@ import hashlib
 import logging
 import os
 import time
-from collections.abc import Mapping
 from dataclasses import dataclass
 
 from graylink.db import join
@@ -98,16 +97,22 @@ def list_dir(root: bytes, rel: bytes, known_fingerprint: bytes | None = None) ->
     return Listing(rel, mtime_ns, fp, dirs, files, listed_ns)
 
 
-def list_tree(root: bytes, rel: bytes, known: Mapping[bytes, bytes] | None = None) -> list[Listing]:
-    """List ``rel`` and every directory below it, parents before children."""
+def list_tree(root: bytes, rel: bytes, budget: int = 256) -> tuple[list[Listing], list[bytes]]:
+    """List ``rel`` and the directories below it, parents before children.
+
+    At most ``budget`` directories are listed; the subtrees left over are
+    returned so the caller can list them as further tasks. That keeps every
+    task small (memory stays flat on a huge first scan) and spreads a big
+    tree over the worker threads.
+    """
     out: list[Listing] = []
     stack = [rel]
-    while stack:
+    while stack and len(out) < budget:
         current = stack.pop()
-        listing = list_dir(root, current, known.get(current) if known else None)
+        listing = list_dir(root, current)
         out.append(listing)
         stack.extend(join(current, name) for name in reversed(sorted(listing.dirs)))
-    return out
+    return out, stack
 
 
 def list_many(root: bytes, rels: list[tuple[bytes, bytes | None]]) -> list[Listing]:

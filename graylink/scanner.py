@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import os
+from collections import deque
 from collections.abc import Callable, Iterable
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
@@ -19,9 +20,12 @@ from graylink.listing import Listing, list_many, list_tree
 
 log = logging.getLogger(__name__)
 
-# A task lists directories on a worker thread; the flag says whether it
-# listed whole subtrees (then new subdirectories are already in its result).
-Task = Callable[[], tuple[bool, list[Listing]]]
+# A task lists directories on a worker thread. It returns whether it lists
+# whole subtrees (then new subdirectories are its own business), its listings,
+# and the subtrees it left for further tasks.
+TaskResult = tuple[bool, list[Listing], list[bytes]]
+Task = Callable[[], TaskResult]
+_IN_FLIGHT_PER_WORKER = 2  # tasks queued per thread: listing outpaces the single writer
 ProgressFn = Callable[[int, int], None]  # (dirs listed, files seen)
 
 _FLUSH_DIRS = 2000
@@ -104,7 +108,12 @@ class Scanner:
 
     def _tree_task(self, rel: bytes) -> Task:
         root = self.root
-        return lambda: (True, list_tree(root, rel))
+
+        def task() -> TaskResult:
+            listings, left = list_tree(root, rel)
+            return True, listings, left
+
+        return task
 
     # -- stopping at a batch boundary (SIGTERM in the service loop)
 
@@ -121,7 +130,7 @@ class Scanner:
 
     def _many_task(self, batch: list[tuple[bytes, bytes | None]]) -> Task:
         root = self.root
-        return lambda: (False, list_many(root, batch))
+        return lambda: (False, list_many(root, batch), [])
 
     def _run(self, tasks: list[Task]) -> None:
         if not tasks:
@@ -137,27 +146,35 @@ class Scanner:
         while queue:
             if self._stop_requested():
                 self._interrupt()
-            whole_trees, listings = queue.pop()()
-            for listing in listings:
-                queue.extend(self._process(listing, whole_trees))
+            queue.extend(self._take(queue.pop()()))
 
     def _run_pool(self, tasks: list[Task]) -> None:
+        backlog = deque(tasks)
+        limit = self.workers * _IN_FLIGHT_PER_WORKER
         with ThreadPoolExecutor(max_workers=self.workers, thread_name_prefix="graylink-list") as pool:
-            pending: set[Future[tuple[bool, list[Listing]]]] = {pool.submit(t) for t in tasks}
+            pending: set[Future[TaskResult]] = set()
             try:
-                while pending:
+                while backlog or pending:
+                    # Bounded: finished listings wait in memory only as long as the writer needs.
+                    while backlog and len(pending) < limit:
+                        pending.add(pool.submit(backlog.popleft()))
                     done, pending = wait(pending, return_when=FIRST_COMPLETED)
                     for future in done:
-                        whole_trees, listings = future.result()
-                        for listing in listings:
-                            for task in self._process(listing, whole_trees):
-                                pending.add(pool.submit(task))
-                    if pending and self._stop_requested():
+                        backlog.extend(self._take(future.result()))
+                    if (pending or backlog) and self._stop_requested():
                         self._interrupt()
             except BaseException:
                 for future in pending:
                     future.cancel()
                 raise
+
+    def _take(self, result: TaskResult) -> list[Task]:
+        """Process one task's listings; return the tasks that follow from them."""
+        whole_trees, listings, left = result
+        follow: list[Task] = [self._tree_task(rel) for rel in left]
+        for listing in listings:
+            follow.extend(self._process(listing, whole_trees))
+        return follow
 
     def _process(self, listing: Listing, whole_trees: bool) -> list[Task]:
         """Compare one listing with the index; queue the writes; return follow-up tasks."""

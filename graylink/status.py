@@ -13,13 +13,9 @@ from collections.abc import Callable
 from typing import Any
 
 from graylink.config import Config
-from graylink.cycle import META_LAST_FULL
-from graylink.db import Store
+from graylink.db import META_LAST_FULL, Store
 from graylink.lock import holder, lock_path
-from graylink.notify.emby import queue_status
 from graylink.rules import Rules
-from graylink.triggers.drive import drive_status
-from graylink.triggers.mount import mount_status
 
 META_LAST_RECONCILE = "last_reconcile"
 
@@ -65,18 +61,9 @@ def _json_meta(store: Store, key: str) -> Any:
 
 def count_videos(store: Store, rules: Rules) -> int:
     """Indexed files that the link rules want (what the link tree should hold)."""
-    total = 0
-    wanted_dir = False
-    current: bytes | None = None
-    cursor = store.execute("SELECT d.path, f.name FROM file f JOIN directory d ON d.id = f.dir_id ORDER BY d.path")
-    for raw_dir, raw_name in cursor:
-        rel = bytes(raw_dir)
-        if rel != current:
-            current = rel
-            wanted_dir = rules.wants_dir(rel)
-        if wanted_dir and rules.wants_file(bytes(raw_name)):
-            total += 1
-    return total
+    where, params = rules.sql_video_filter("f.name", "d.path")
+    row = store.execute(f"SELECT count(*) FROM file f JOIN directory d ON d.id = f.dir_id WHERE {where}", params)
+    return int(row.fetchone()[0])
 
 
 def _marks(store: Store) -> dict[str, Any]:
@@ -144,10 +131,18 @@ def collect_status(config: Config, store: Store | None) -> dict[str, Any]:
     doc["dirty"] = _marks(store)
     doc["last_reconcile"] = _json_meta(store, META_LAST_RECONCILE)
     doc["jobs"] = _jobs(store)
+    # The pieces are imported only when their section is shown: status must
+    # start fast (it is the container's health check).
     if config.emby.url:
+        from graylink.notify.emby import queue_status
+
         doc["emby"] = _section(lambda: queue_status(store))
+    from graylink.triggers.mount import mount_status
+
     doc["mount"] = _section(lambda: mount_status(config, store))
     if config.drive.enabled:
+        from graylink.triggers.drive import drive_status
+
         doc["drive"] = _section(lambda: drive_status(store))
     return doc
 

@@ -22,8 +22,6 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlsplit
 
-import requests
-
 from graylink import fsinfo
 from graylink.checks import Check
 from graylink.config import Config
@@ -407,6 +405,8 @@ class RcError(Exception):
 
 
 def rc_call(config: Config, method: str, params: dict[str, Any]) -> dict[str, Any]:
+    import requests  # only when rclone's rc is used: keeps status and --help fast
+
     url = f"{config.mount.rclone_rc}/{method}"
     auth = (config.mount.rclone_rc_user, config.mount.rclone_rc_pass) if config.mount.rclone_rc_user else None
     try:

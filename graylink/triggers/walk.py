@@ -12,10 +12,12 @@ from __future__ import annotations
 import errno
 import logging
 import os
+from collections.abc import Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 from graylink.db import Store
+from graylink.fsinfo import TRUSTED_FS, fs_type
 from graylink.index import Index
 from graylink.listing import MOUNT_ERRNOS, MountGone
 from graylink.scanner import ProgressFn, Scanner, ScanStats, StopFn
@@ -56,24 +58,41 @@ def _stale_in_chunk(root_fd: int, rows: list[tuple[bytes, int, int]]) -> tuple[l
 def stale_dirs(store: Store, root: bytes, stats: WalkStats, workers: int = 1) -> list[bytes]:
     """Known directories whose mtime moved (or is too recent to trust).
 
-    stat(2) releases the GIL, so the chunks are checked on ``workers`` threads.
+    One stat(2) per directory, relative to the open source root. On a local
+    filesystem that is CPU-bound and threads only add contention, so the
+    walk uses one worker there; more only help where a stat waits on I/O.
     """
     stale: list[bytes] = []
     root_fd = os.open(root, os.O_RDONLY | os.O_DIRECTORY)
     try:
-        with ThreadPoolExecutor(max_workers=max(1, workers), thread_name_prefix="graylink-stat") as pool:
-            futures = []
-            for chunk in Index(store).iter_dir_chunks():
-                stats.dirs_statted += len(chunk)
-                futures.append(pool.submit(_stale_in_chunk, root_fd, chunk))
-            for future in futures:
-                found, errors = future.result()
-                stale.extend(found)
-                for message in errors:
-                    log.error("%s", message)
+        chunks = Index(store).iter_dir_chunks()
+        if workers <= 1:
+            results: Iterator[tuple[list[bytes], list[str]]] = (
+                _stale_in_chunk(root_fd, chunk) for chunk in _counted(chunks, stats)
+            )
+            _collect(results, stale)
+        else:
+            with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="graylink-stat") as pool:
+                futures = [pool.submit(_stale_in_chunk, root_fd, chunk) for chunk in _counted(chunks, stats)]
+                _collect((f.result() for f in futures), stale)
     finally:
         os.close(root_fd)
     return stale
+
+
+def _counted(
+    chunks: Iterator[list[tuple[bytes, int, int]]], stats: WalkStats
+) -> Iterator[list[tuple[bytes, int, int]]]:
+    for chunk in chunks:
+        stats.dirs_statted += len(chunk)
+        yield chunk
+
+
+def _collect(results: Iterable[tuple[list[bytes], list[str]]], stale: list[bytes]) -> None:
+    for found, errors in results:
+        stale.extend(found)
+        for message in errors:
+            log.error("%s", message)
 
 
 def walk(
@@ -88,7 +107,10 @@ def walk(
     stats = WalkStats()
     scanner = Scanner(store, root, workers, make_marks=True, reason="walk", progress=progress, should_stop=should_stop)
     if trusted:
-        stale = stale_dirs(store, root, stats, workers)
+        # stat is CPU-bound on a local filesystem (threads only contend) and
+        # waits on I/O elsewhere (where trust_dir_mtime = yes was forced).
+        local = fs_type(os.fsdecode(root)) in TRUSTED_FS
+        stale = stale_dirs(store, root, stats, workers=1 if local else workers)
         stats.scan = scanner.list_known((path, None) for path in stale)
     else:
         stats.scan = scanner.list_known(Index(store).dir_fingerprints())
