@@ -25,7 +25,7 @@ from typing import Any
 from graylink.config import Config
 from graylink.db import META_LAST_FULL, Mark, Store, StoredMark, join, parent_of, subtree_bounds
 from graylink.errors import ConfigError
-from graylink.fsinfo import mtime_trusted
+from graylink.fsinfo import io_workers, mtime_trusted
 from graylink.index import Index
 from graylink.links import STOPPED_ON_REQUEST, Applier, ApplyResult
 from graylink.linktree import read_dir, walk_dirs
@@ -170,10 +170,10 @@ def plan_scope(store: Store, space: LinkSpace, rules: Rules, scope: Scope) -> li
     """Plan one scope, directory by directory, streaming the index and the link table."""
     index = Index(store)
     target_dirs = walk_dirs(space.target, scope.path) if scope.recursive else [scope.path]
-    wants_file = rules.wants_file
-    wanted = (row for row in index.files_under(scope.path, scope.recursive) if wants_file(row[1]))
+    # The link rules run inside SQLite: only the wanted files come back.
+    where, params = rules.sql_video_filter("f.name", "d.path")
     streams = [
-        _grouped(wanted, 0),
+        _grouped(index.files_under(scope.path, scope.recursive, where, params), 0),
         _grouped(owned_rows(store, scope), 1),
         ((d, 2, []) for d in target_dirs),
     ]
@@ -185,10 +185,9 @@ def plan_scope(store: Store, space: LinkSpace, rules: Rules, scope: Scope) -> li
         on_disk = False
         for _, tag, rows in items:
             if tag == 0:
-                if rules.wants_dir(rel_dir):
-                    for row in rows:
-                        rel = join(rel_dir, row[1])
-                        desired[row[1]] = Desired(space.link_target(rel), rel)
+                for row in rows:
+                    rel = join(rel_dir, row[1])
+                    desired[row[1]] = Desired(space.link_target(rel), rel)
             elif tag == 1:
                 owned.update((row[1], row[2]) for row in rows)
             else:
@@ -236,6 +235,7 @@ class Cycle:
         self.full = False
         self.mount_ok = True
         self._path_marks: list[StoredMark] = []
+        self.workers = io_workers(config.paths.source, config.scan.workers)
 
     def run(self) -> CycleResult:
         started = time.monotonic()
@@ -355,7 +355,7 @@ class Cycle:
                 store,
                 self.root,
                 trusted=mtime_trusted(self.config.paths.source, self.config.scan.trust_dir_mtime),
-                workers=self.config.scan.workers,
+                workers=self.workers,
                 progress=self.options.progress,
                 should_stop=self.options.should_stop,
             )
@@ -398,7 +398,7 @@ class Cycle:
             scanner = Scanner(
                 self.store,
                 self.root,
-                self.config.scan.workers,
+                self.workers,
                 make_marks=False,
                 reason="refresh",
                 progress=self.options.progress,

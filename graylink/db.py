@@ -58,8 +58,10 @@ class IndexedFile(_Base):
     mtime_ns = pw.BigIntegerField()
 
     class Meta:
+        # Keyed by (folder, name) without a rowid: one B-tree to write, not two.
         table_name = "file"
-        indexes = ((("directory", "name"), True),)
+        primary_key = pw.CompositeKey("directory", "name")
+        without_rowid = True
 
 
 class DirtyMark(_Base):
@@ -82,6 +84,7 @@ class OwnedLink(_Base):
     class Meta:
         table_name = "link"
         primary_key = pw.CompositeKey("dir", "name")
+        without_rowid = True
 
 
 class LinkDir(_Base):

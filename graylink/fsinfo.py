@@ -76,6 +76,13 @@ def mtime_trusted(path: str, setting: str = "auto", mountinfo: str | None = None
     return fs_type(path, mountinfo) in TRUSTED_FS
 
 
+def io_workers(path: str, configured: int) -> int:
+    """Threads worth listing with: on a local filesystem listing is CPU-bound
+    and threads only contend for the interpreter; on FUSE and network
+    filesystems each listing waits on I/O, and they overlap (ARCHITECTURE §4)."""
+    return 1 if fs_type(path) in TRUSTED_FS else configured
+
+
 def is_mountpoint(path: str, mountinfo: str | None = None) -> bool:
     """Whether ``path`` itself is a mount point, a dead FUSE mount included.
 

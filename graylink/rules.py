@@ -69,8 +69,15 @@ class Rules:
 
         name = f"lower(CAST({name_col} AS TEXT))"
         folder = f"('/' || lower(CAST({dir_col} AS TEXT)) || '/')"
-        ext_sql = " OR ".join(f"{name} GLOB ?" for _ in self.extensions)
-        params = [f"?*{text(ext)}" for ext in sorted(self.extensions)]
+        by_length: dict[int, list[str]] = {}
+        for ext in sorted(self.extensions):
+            by_length.setdefault(len(ext), []).append(ext.decode("utf-8", "surrogateescape"))
+        # One IN lookup per extension length: SQLite does that in C, fast.
+        ext_sql = " OR ".join(
+            f"(length({name_col}) > {size} AND lower(substr({name_col}, -{size})) IN ({', '.join('?' * len(exts))}))"
+            for size, exts in by_length.items()
+        )
+        params = [ext for exts in by_length.values() for ext in exts]
         temp = [f"{text(p)}*" for p in _TEMP_PREFIXES] + [f"*{text(s)}" for s in _TEMP_SUFFIXES]
         dirs = [f"*/{text(d)}/*" for d in sorted(self.excluded_dirs)]
         clause = f"({ext_sql})"

@@ -404,3 +404,31 @@ def test_one_deleted_file_prunes_one_link(lib: Library) -> None:
     assert [(a["op"], a["link"]) for a in doc["actions"]] == [
         ("prune", f"{lib.target}/TV/Show/Season 01/Show S01E02.avi")
     ]
+
+
+def test_threaded_and_serial_scans_index_the_same(lib: Library, tmp_path: Path) -> None:
+    """The listing pool (used on FUSE and network mounts) gives the same index as a serial scan."""
+    from graylink.db import Store
+    from graylink.scanner import Scanner
+
+    for i in range(100):  # over 256 folders: the tree is split into several listing tasks
+        lib.add(f"TV/Show {i}/Season 01/E01.mkv")
+        lib.add(f"TV/Show {i}/Season 02/E01.mkv")
+        lib.add(f"Movies/M{i}/M{i}.mkv")
+
+    def index_of(workers: int, name: str) -> list[tuple[bytes, bytes, int]]:
+        with Store(str(tmp_path / name)) as store:
+            scanner = Scanner(store, os.fsencode(lib.source), workers, make_marks=False)
+            scanner.refresh_trees([b""])
+            rows = store.execute(
+                "SELECT d.path, f.name, f.size FROM file f JOIN directory d ON d.id = f.dir_id ORDER BY 1, 2"
+            ).fetchall()
+            parents = store.execute(
+                "SELECT count(*) FROM directory c JOIN directory p ON p.id = c.parent_id"
+            ).fetchone()[0]
+            assert parents == store.count("directory") - 1  # every folder but the root knows its parent
+            return [(bytes(d), bytes(n), s) for d, n, s in rows]
+
+    serial = index_of(1, "serial.db")
+    assert len(serial) == 300
+    assert index_of(4, "threaded.db") == serial

@@ -17,7 +17,6 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 from graylink.db import Store
-from graylink.fsinfo import TRUSTED_FS, fs_type
 from graylink.index import Index
 from graylink.listing import MOUNT_ERRNOS, MountGone
 from graylink.scanner import ProgressFn, Scanner, ScanStats, StopFn
@@ -58,9 +57,8 @@ def _stale_in_chunk(root_fd: int, rows: list[tuple[bytes, int, int]]) -> tuple[l
 def stale_dirs(store: Store, root: bytes, stats: WalkStats, workers: int = 1) -> list[bytes]:
     """Known directories whose mtime moved (or is too recent to trust).
 
-    One stat(2) per directory, relative to the open source root. On a local
-    filesystem that is CPU-bound and threads only add contention, so the
-    walk uses one worker there; more only help where a stat waits on I/O.
+    One stat(2) per directory, relative to the open source root, on
+    ``workers`` threads (which only help where a stat waits on I/O).
     """
     stale: list[bytes] = []
     root_fd = os.open(root, os.O_RDONLY | os.O_DIRECTORY)
@@ -107,10 +105,7 @@ def walk(
     stats = WalkStats()
     scanner = Scanner(store, root, workers, make_marks=True, reason="walk", progress=progress, should_stop=should_stop)
     if trusted:
-        # stat is CPU-bound on a local filesystem (threads only contend) and
-        # waits on I/O elsewhere (where trust_dir_mtime = yes was forced).
-        local = fs_type(os.fsdecode(root)) in TRUSTED_FS
-        stale = stale_dirs(store, root, stats, workers=1 if local else workers)
+        stale = stale_dirs(store, root, stats, workers)
         stats.scan = scanner.list_known((path, None) for path in stale)
     else:
         stats.scan = scanner.list_known(Index(store).dir_fingerprints())
