@@ -166,8 +166,14 @@ def owned_rows(store: Store, scope: Scope) -> Iterator[tuple[bytes, bytes, bytes
         yield bytes(d), bytes(name), bytes(target)
 
 
-def plan_scope(store: Store, space: LinkSpace, rules: Rules, scope: Scope) -> list[Action]:
-    """Plan one scope, directory by directory, streaming the index and the link table."""
+def plan_scope(
+    store: Store, space: LinkSpace, rules: Rules, scope: Scope, videos: dict[bytes, int] | None = None
+) -> list[Action]:
+    """Plan one scope, directory by directory, streaming the index and the link table.
+
+    ``videos`` (when given) receives the number of wanted files of each folder
+    that has any: planning counts them anyway, and the index keeps the counts
+    so that ``status`` need not apply the rules to every file."""
     index = Index(store)
     target_dirs = walk_dirs(space.target, scope.path) if scope.recursive else [scope.path]
     # The link rules run inside SQLite: only the wanted files come back.
@@ -192,6 +198,8 @@ def plan_scope(store: Store, space: LinkSpace, rules: Rules, scope: Scope) -> li
                 owned.update((row[1], row[2]) for row in rows)
             else:
                 on_disk = True
+        if videos is not None and desired:
+            videos[rel_dir] = len(desired)
         if not on_disk and not owned and scope.recursive:
             # Nothing on disk and nothing recorded: every wanted link is a create.
             actions.extend(Action(Op.CREATE, d.source, d.target, d.source) for d in desired.values())
@@ -236,6 +244,7 @@ class Cycle:
         self.mount_ok = True
         self._path_marks: list[StoredMark] = []
         self.workers = io_workers(config.paths.source, config.scan.workers)
+        self.video_counts: list[tuple[Scope, dict[bytes, int]]] = []
 
     def run(self) -> CycleResult:
         started = time.monotonic()
@@ -270,7 +279,9 @@ class Cycle:
         for scope in scopes:
             if self._stop_requested():
                 return self._stopped(started)
-            plan.actions.extend(plan_scope(self.store, self.space, self.rules, scope))
+            videos: dict[bytes, int] = {}
+            plan.actions.extend(plan_scope(self.store, self.space, self.rules, scope, videos))
+            self.video_counts.append((scope, videos))
         # The mount can drop while we walk; a clean unmount then reads as
         # deletions, so health is checked again right before any prune.
         health = check_health(self.config, self.store)
@@ -427,6 +438,7 @@ class Cycle:
         keep = self._marks_to_keep(plan, marks, applied)
         with store.atomic():
             self._record(applied)
+            self._record_video_counts()
             self._withdraw(announced, applied)
             store.clear_marks(m.id for m in marks if m.id and m.id not in keep)
             if self.full and not keep and not result.failures:
@@ -504,6 +516,20 @@ class Cycle:
         store.executemany("INSERT OR REPLACE INTO link (dir, name, target, source) VALUES (?, ?, ?, ?)", upserts)
         store.executemany("INSERT OR IGNORE INTO link_dir (path) VALUES (?)", ((d,) for d in applied.made_dirs))
         store.executemany("DELETE FROM link_dir WHERE path = ?", ((d,) for d in applied.removed_dirs))
+
+    def _record_video_counts(self) -> None:
+        for scope, videos in self.video_counts:
+            if scope.recursive:
+                lo, hi = subtree_bounds(scope.path)
+                self.store.execute(
+                    "UPDATE directory SET videos = 0 WHERE videos != 0 AND (path = ? OR (path >= ? AND path < ?))",
+                    (scope.path, lo, hi),
+                )
+            else:
+                self.store.execute("UPDATE directory SET videos = 0 WHERE path = ?", (scope.path,))
+            self.store.executemany(
+                "UPDATE directory SET videos = ? WHERE path = ?", ((n, d) for d, n in videos.items())
+            )
 
     def _is_made_dir(self, rel: bytes) -> bool:
         return self.store.execute("SELECT 1 FROM link_dir WHERE path = ?", (rel,)).fetchone() is not None

@@ -49,6 +49,7 @@ class Directory(_Base):
     mtime_ns = pw.BigIntegerField(default=0)
     fingerprint = pw.BlobField(null=True)
     listed_ns = pw.BigIntegerField(default=0)
+    videos = pw.IntegerField(default=0, constraints=[pw.SQL("DEFAULT 0")])  # wanted files here, per the last plan
 
 
 class IndexedFile(_Base):

@@ -15,7 +15,6 @@ from typing import Any
 from graylink.config import Config
 from graylink.db import META_LAST_FULL, Store
 from graylink.lock import holder, lock_path
-from graylink.rules import Rules
 
 META_LAST_RECONCILE = "last_reconcile"
 
@@ -59,11 +58,9 @@ def _json_meta(store: Store, key: str) -> Any:
 # -------------------------------------------------------------------- counts
 
 
-def count_videos(store: Store, rules: Rules) -> int:
-    """Indexed files that the link rules want (what the link tree should hold)."""
-    where, params = rules.sql_video_filter("f.name", "d.path")
-    row = store.execute(f"SELECT count(*) FROM file f JOIN directory d ON d.id = f.dir_id WHERE {where}", params)
-    return int(row.fetchone()[0])
+def count_videos(store: Store) -> int:
+    """Indexed files that the link rules want, as the reconciler last counted them."""
+    return int(store.execute("SELECT coalesce(sum(videos), 0) FROM directory").fetchone()[0])
 
 
 def _marks(store: Store) -> dict[str, Any]:
@@ -117,13 +114,12 @@ def collect_status(config: Config, store: Store | None) -> dict[str, Any]:
     if store is None:
         doc["index"] = None
         return doc
-    rules = Rules.build(config.rules.extensions, config.rules.exclude_dirs)
     last_full = store.get_meta(META_LAST_FULL)
     doc["schema_version"] = store.schema_version
     doc["index"] = {
         "dirs": store.count("directory"),
         "files": store.count("file"),
-        "videos": count_videos(store, rules),
+        "videos": count_videos(store),
         "links": store.count("link"),
         "link_dirs": store.count("link_dir"),
         "last_full_verify": float(last_full) if last_full else None,

@@ -432,3 +432,21 @@ def test_threaded_and_serial_scans_index_the_same(lib: Library, tmp_path: Path) 
     serial = index_of(1, "serial.db")
     assert len(serial) == 300
     assert index_of(4, "threaded.db") == serial
+
+
+def test_status_counts_videos_as_the_index_changes(lib: Library) -> None:
+    def videos() -> int:
+        result = lib.cli("status", "--json")
+        assert result.exit_code == 0, result.output
+        return int(json.loads(result.stdout)["index"]["videos"])
+
+    basic_library(lib)
+    reconcile(lib)
+    assert videos() == len(expected_links(lib.source)) == 6
+    (lib.source / "Movies/Heat (1995)/Heat.MP4").unlink()  # the folder's only video
+    lib.add("TV/Show/Season 01/Show S01E09.mkv")
+    reconcile(lib)
+    assert videos() == 6
+    lib.write_ini(rules={"extensions": ".srt"})  # a rule change re-plans everything
+    reconcile(lib)
+    assert videos() == 7
