@@ -20,7 +20,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from operator import itemgetter
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from graylink.config import Config
 from graylink.db import META_LAST_FULL, Mark, Store, StoredMark, join, parent_of, subtree_bounds
@@ -30,7 +30,6 @@ from graylink.index import Index
 from graylink.links import STOPPED_ON_REQUEST, Applier, ApplyResult
 from graylink.linktree import read_dir, walk_dirs
 from graylink.listing import MountGone
-from graylink.notify.emby import DeliveryResult, deliver, enqueue
 from graylink.reconciler import (
     TEMP_RE,
     Action,
@@ -44,9 +43,12 @@ from graylink.reconciler import (
 )
 from graylink.rules import Rules
 from graylink.scanner import Interrupted, ProgressFn, Scanner
-from graylink.triggers.drive import DrivePollResult, poll_drive
 from graylink.triggers.mount import Health, check_health, ensure_healthy, record_health, refresh_marked
 from graylink.triggers.walk import walk
+
+if TYPE_CHECKING:  # the notifier (requests) and the Drive feed load only when configured
+    from graylink.notify.emby import DeliveryResult
+    from graylink.triggers.drive import DrivePollResult
 
 log = logging.getLogger(__name__)
 
@@ -337,6 +339,8 @@ class Cycle:
         A failed poll is reported and the cycle goes on with the walk."""
         if not self.config.drive.enabled or self.options.paths or not self.options.drive:
             return None
+        from graylink.triggers.drive import poll_drive
+
         result = poll_drive(self.config, self.store)
         if result.error is not None:
             self.failures.append(f"drive feed: {result.error}")
@@ -446,6 +450,8 @@ class Cycle:
 
     def _notify(self) -> DeliveryResult:
         """Tell the media server what changed: this run's changes and any still queued."""
+        from graylink.notify.emby import deliver
+
         delivery = deliver(self.config.emby, self.store, tree_root=self.config.paths.target)
         if not delivery.ok:
             log.warning(
@@ -476,6 +482,8 @@ class Cycle:
         store = self.store
         with store.atomic():
             before = int(store.execute("SELECT coalesce(max(id), 0) FROM emby_queue").fetchone()[0])
+            from graylink.notify.emby import enqueue
+
             enqueue(store, self._emby_changes(actions))
         return before
 
