@@ -319,6 +319,9 @@ def status(app: AppContext, as_json: bool) -> None:
     else:
         doc = collect_status(config, None)
     click.echo(json.dumps(doc, indent=2) if as_json else render_status(doc))
+    # Exit 1 when the source mount is unhealthy, so `status` serves as a health check.
+    mount = doc.get("mount")
+    sys.exit(1 if isinstance(mount, dict) and mount.get("healthy") is False else 0)
 
 
 # ------------------------------------------------------------------- doctor

@@ -450,3 +450,15 @@ def test_status_counts_videos_as_the_index_changes(lib: Library) -> None:
     lib.write_ini(rules={"extensions": ".srt"})  # a rule change re-plans everything
     reconcile(lib)
     assert videos() == 7
+
+
+def test_status_exits_1_when_the_mount_is_unhealthy(lib: Library) -> None:
+    lib.add("Movies/A/A.mkv")
+    reconcile(lib)
+    assert lib.cli("status").exit_code == 0
+    (lib.source / "Movies/A/A.mkv").unlink()
+    (lib.source / "Movies/A").rmdir()
+    (lib.source / "Movies").rmdir()  # an empty source while the index holds files: a dropped mount
+    result = lib.cli("status", "--json")
+    assert result.exit_code == 1
+    assert json.loads(result.stdout)["mount"]["healthy"] is False
