@@ -190,7 +190,21 @@ def plan_document(result: Any, config: Config) -> dict[str, Any]:
         },
         "failures": result.failures,
         "emby": result.emby.as_json() if result.emby is not None else None,
+        "mount": _health_json(result.health),
+        "drive": _drive_json(result.drive),
     }
+
+
+def _health_json(health: Any) -> dict[str, Any] | None:
+    if health is None:
+        return None
+    return {"healthy": health.ok, "failed_check": health.failed_check or None, "message": health.message or None}
+
+
+def _drive_json(poll: Any) -> dict[str, Any] | None:
+    if poll is None:
+        return None
+    return {"activities": poll.activities, "marks": poll.marks, "error": poll.error}
 
 
 def print_plan(result: Any) -> None:

@@ -447,6 +447,9 @@ class Cycle:
             store.clear_marks(m.id for m in marks if m.id and m.id not in keep)
             if self.full and not keep and not result.failures:
                 store.set_meta(META_LAST_FULL, str(time.time()))
+                # Everything was just listed: a Drive folder-ID cache that missed
+                # an activity gets rebuilt from scratch rather than trusted.
+                store.execute("DELETE FROM drive_folder")
 
     def _notify(self) -> DeliveryResult:
         """Tell the media server what changed: this run's changes and any still queued."""

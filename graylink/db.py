@@ -274,7 +274,9 @@ class Store:
             except OSError as exc:
                 raise DatabaseError(f"cannot create database folder {parent}: {exc.strerror}") from None
         pragmas: dict[str, object] = {"foreign_keys": 1, "busy_timeout": 10000, "cache_size": -16000}
-        if not self.readonly:
+        if self.readonly:
+            pragmas["query_only"] = 1  # a reader (status, snapshot, dry run) cannot write, even by mistake
+        else:
             pragmas.update({"journal_mode": "wal", "synchronous": "normal"})
         try:
             self.db.init(self.path, pragmas=pragmas, check_same_thread=False)
