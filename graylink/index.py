@@ -94,9 +94,15 @@ class Index:
         cursor = self.store.execute("SELECT path, id FROM directory WHERE parent_id = ?", (dir_id,))
         return {bytes(path).rpartition(b"/")[2]: dir_id for path, dir_id in cursor}
 
-    def iter_dir_chunks(self, size: int = 4096) -> Iterator[list[tuple[bytes, int, int]]]:
-        """Every known directory as (path, mtime_ns, listed_ns), streamed in chunks."""
-        cursor = self.store.execute("SELECT path, mtime_ns, listed_ns FROM directory")
+    def iter_dir_chunks(self, racy_ns: int, size: int = 4096) -> Iterator[list[tuple[bytes, int]]]:
+        """Every known directory as (path, mtime_ns it must still have), streamed in chunks.
+
+        A directory whose recorded mtime is within ``racy_ns`` of its listing
+        may have changed again in the same timestamp tick: it comes with -1,
+        which no mtime matches, so it is listed again."""
+        cursor = self.store.execute(
+            "SELECT path, CASE WHEN mtime_ns >= listed_ns - ? THEN -1 ELSE mtime_ns END FROM directory", (racy_ns,)
+        )
         while chunk := cursor.fetchmany(size):
             yield chunk
 

@@ -22,7 +22,7 @@ import os
 import signal
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from types import FrameType
 from typing import TYPE_CHECKING
 
@@ -219,15 +219,7 @@ class Service:
         """One cycle (the cycle sends its one Emby batch), its summary kept in meta."""
         # The loop runs remounts (mount job, with backoff) and the Drive feed
         # (drive job, on its own interval) itself: a cycle here does neither.
-        options = CycleOptions(
-            paths=options.paths,
-            force=options.force,
-            full=options.full,
-            walk=options.walk,
-            should_stop=self.should_stop,
-            remount=False,
-            drive=False,
-        )
+        options = replace(options, should_stop=self.should_stop, remount=False, drive=False)
         result = run_cycle(self.config, self.store, options)
         record_reconcile(self.store, result, trigger)
         line = _cycle_line(result)

@@ -34,23 +34,21 @@ class WalkStats:
     scan: ScanStats | None = None
 
 
-def _stale_in_chunk(root_fd: int, rows: list[tuple[bytes, int, int]]) -> tuple[list[bytes], list[str]]:
+def _stale_in_chunk(root_fd: int, rows: list[tuple[bytes, int]]) -> tuple[list[bytes], list[str]]:
     """Stat each directory of a chunk (relative to the open source root, no symlinks followed)."""
     stale: list[bytes] = []
     errors: list[str] = []
     lstat = os.lstat
-    for path, mtime_ns, listed_ns in rows:
+    for path, expected_mtime in rows:
         try:
-            st_mtime = lstat(path or b".", dir_fd=root_fd).st_mtime_ns
+            if lstat(path or b".", dir_fd=root_fd).st_mtime_ns != expected_mtime:
+                stale.append(path)
         except FileNotFoundError:
             continue  # its parent's mtime moved too; the parent's listing records the removal
         except OSError as exc:
             if exc.errno in MOUNT_ERRNOS:
                 raise MountGone(exc.errno or errno.EIO, f"cannot stat {os.fsdecode(path)}: {exc.strerror}") from None
             errors.append(f"cannot stat {os.fsdecode(path)}: {exc.strerror}")
-            continue
-        if st_mtime != mtime_ns or mtime_ns >= listed_ns - RACY_NS:
-            stale.append(path)
     return stale, errors
 
 
@@ -63,7 +61,7 @@ def stale_dirs(store: Store, root: bytes, stats: WalkStats, workers: int = 1) ->
     stale: list[bytes] = []
     root_fd = os.open(root, os.O_RDONLY | os.O_DIRECTORY)
     try:
-        chunks = Index(store).iter_dir_chunks()
+        chunks = Index(store).iter_dir_chunks(RACY_NS)
         if workers <= 1:
             results: Iterator[tuple[list[bytes], list[str]]] = (
                 _stale_in_chunk(root_fd, chunk) for chunk in _counted(chunks, stats)
@@ -78,9 +76,7 @@ def stale_dirs(store: Store, root: bytes, stats: WalkStats, workers: int = 1) ->
     return stale
 
 
-def _counted(
-    chunks: Iterator[list[tuple[bytes, int, int]]], stats: WalkStats
-) -> Iterator[list[tuple[bytes, int, int]]]:
+def _counted(chunks: Iterator[list[tuple[bytes, int]]], stats: WalkStats) -> Iterator[list[tuple[bytes, int]]]:
     for chunk in chunks:
         stats.dirs_statted += len(chunk)
         yield chunk
