@@ -73,6 +73,15 @@ def handle_errors(func: F) -> F:
             fail(str(failure), failure.exit_code)
         except KeyboardInterrupt:
             fail("interrupted", 130)
+        except OSError as exc:
+            # A filesystem refusal nobody foresaw: say what and where, in one line.
+            where = f": {exc.filename!r}" if exc.filename else ""
+            fail(f"{exc.strerror or exc}{where}", 1)
+        except Exception as exc:
+            app = args[0] if args and isinstance(args[0], AppContext) else None
+            if app is not None and app.verbosity > 0:
+                raise
+            fail(f"unexpected error: {type(exc).__name__}: {exc} (run with -v for the details)", 1)
         return None
 
     return wrapper  # type: ignore[return-value]

@@ -266,6 +266,7 @@ class Cycle:
             self.stats.duration_s = round(time.monotonic() - started, 6)
             return CycleResult(Plan(), self.stats, self.options.dry_run, False, self.failures, health=health)
         self._check_source()
+        self._check_target()
         drive = self._poll_drive()
         try:
             marks = self._collect_marks()
@@ -321,6 +322,25 @@ class Cycle:
 
     def _index_has_files(self) -> bool:
         return self.store.execute("SELECT 1 FROM file LIMIT 1").fetchone() is not None
+
+    def _check_target(self) -> None:
+        """The link tree's root must be a directory, or be creatable (not in a dry run)."""
+        target = self.config.paths.target
+        if os.path.isdir(target):
+            return
+        if os.path.lexists(target):
+            raise ConfigError(f"[paths] target {target} exists and is not a directory")
+        if self.options.dry_run:
+            parent = os.path.dirname(target)
+            while not os.path.lexists(parent):
+                parent = os.path.dirname(parent)
+            if not os.path.isdir(parent):
+                raise ConfigError(f"[paths] target {target} cannot be created: {parent} is not a directory")
+            return
+        try:
+            os.makedirs(target)
+        except OSError as exc:
+            raise ConfigError(f"[paths] target {target} cannot be created: {exc.strerror}") from None
 
     def _check_source(self) -> None:
         source = self.config.paths.source

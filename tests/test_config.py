@@ -121,3 +121,17 @@ def test_version_and_help(lib: Library) -> None:
 def test_unknown_option_is_usage_error(lib: Library) -> None:
     result = lib.run("reconcile", "--frobnicate")
     assert result.returncode == 2 and "No such option" in result.stderr
+
+
+@pytest.mark.parametrize("dry_run", [False, True])
+def test_a_target_that_cannot_be_a_folder_is_one_line(lib: Library, dry_run: bool) -> None:
+    lib.add("Movies/A/A.mkv")
+    blocker = lib.root / "blocker"
+    blocker.write_text("a file")
+    for target in (blocker, blocker / "links"):
+        lib.write_ini(paths={"target": str(target)})
+        result = lib.run("reconcile", *(["--dry-run"] if dry_run else []))
+        assert result.returncode == 2, result.stderr
+        assert "[paths] target" in result.stderr and len(result.stderr.strip().splitlines()) == 1
+        assert "Traceback" not in result.stderr
+    assert blocker.read_text() == "a file"
