@@ -187,7 +187,7 @@ def test_a_failing_job_is_logged_and_runs_again(lib: Library, loop_of: Callable[
     wait_for("a link after the failures", linked(lib, "Movies/C.mkv"), loop.proc)
     assert links_in(lib.target) == expected_links(lib.source)
     lines = [line for line in loop.text().splitlines() if "job walk failed" in line]
-    assert " ERROR job walk failed: FileExistsError: " in lines[0]
+    assert " ERROR job walk failed: ConfigError: [paths] target " in lines[0]
     assert lines[0].endswith("; it runs again at its next tick")
     assert "Traceback" not in loop.text()
     status = json.loads(lib.run("status", "--json").stdout)
