@@ -28,6 +28,9 @@ SCOPE = "https://www.googleapis.com/auth/"
 ACTIVITY_SCOPES = {SCOPE + "drive.activity", SCOPE + "drive.activity.readonly"}
 FILES_SCOPES = {SCOPE + s for s in ("drive", "drive.readonly", "drive.metadata", "drive.metadata.readonly")}
 MY_DRIVE_ROOT = "0AMyDriveRootFolder"
+JWT_BEARER = "urn:ietf:params:oauth:grant-type:jwt-bearer"
+# Google wants this audience in a service account's assertion, whatever URL it was posted to.
+GOOGLE_TOKEN_AUDIENCE = "https://oauth2.googleapis.com/token"
 
 
 @dataclass
@@ -57,8 +60,26 @@ class Recorded:
 
 
 @dataclass
+class ServiceAccount:
+    email: str
+    key_id: str
+    public_key_pem: bytes
+
+
+@dataclass(frozen=True)
+class JwtGrant:
+    """What a service account asked for in one accepted assertion."""
+
+    email: str
+    scopes: frozenset[str]
+    subject: str
+
+
+@dataclass
 class GoogleState:
     clients: dict[str, str] = field(default_factory=dict)  # client_id -> secret
+    service_accounts: dict[str, ServiceAccount] = field(default_factory=dict)  # client_email -> account
+    jwt_grants: list[JwtGrant] = field(default_factory=list)
     refresh_tokens: dict[str, set[str]] = field(default_factory=dict)  # refresh token -> scopes
     access_tokens: dict[str, AccessToken] = field(default_factory=dict)
     codes: dict[str, dict[str, Any]] = field(default_factory=dict)
@@ -106,6 +127,9 @@ class FakeGoogle:
 
     def add_client(self, client_id: str, secret: str) -> None:
         self.state.clients[client_id] = secret
+
+    def add_service_account(self, email: str, key_id: str, public_key_pem: bytes) -> None:
+        self.state.service_accounts[email] = ServiceAccount(email, key_id, public_key_pem)
 
     def grant(self, refresh_token: str, scopes: list[str]) -> None:
         self.state.refresh_tokens[refresh_token] = {_full(s) for s in scopes}
@@ -222,6 +246,46 @@ class FakeGoogle:
         }
         ancestors = self.ancestors(item.id) | {item.id} | (extra_ancestors or set())
         self.state.activities.append(Recorded(when, ancestors, body))
+
+
+def _b64url(text: str) -> bytes:
+    return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+
+
+def _verified_claims(assertion: str, accounts: dict[str, ServiceAccount]) -> dict[str, Any]:
+    """The claims of a service account's assertion, once its signature and times check out."""
+    from cryptography.exceptions import InvalidSignature
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import padding, rsa
+
+    parts = assertion.split(".")
+    if len(parts) != 3:
+        raise ValueError("Invalid JWT: Token must be a short-lived token and in a reasonable timeframe.")
+    try:
+        header = json.loads(_b64url(parts[0]))
+        claims = json.loads(_b64url(parts[1]))
+        signature = _b64url(parts[2])
+    except ValueError:
+        raise ValueError("Invalid JWT: cannot be decoded.") from None
+    if header.get("alg") != "RS256" or not isinstance(claims, dict):
+        raise ValueError("Invalid JWT: the signing algorithm must be RS256.")
+    account = accounts.get(str(claims.get("iss", "")))
+    if account is None:
+        raise ValueError("Invalid grant: account not found")
+    if header.get("kid") not in (None, account.key_id):
+        raise ValueError("Invalid JWT Signature.")
+    key = serialization.load_pem_public_key(account.public_key_pem)
+    assert isinstance(key, rsa.RSAPublicKey)
+    try:
+        key.verify(signature, f"{parts[0]}.{parts[1]}".encode(), padding.PKCS1v15(), hashes.SHA256())
+    except InvalidSignature:
+        raise ValueError("Invalid JWT Signature.") from None
+    now = time.time()
+    if claims.get("aud") != GOOGLE_TOKEN_AUDIENCE:
+        raise ValueError("Invalid JWT: audience must be the token endpoint.")
+    if not (float(claims.get("iat", 0)) - 300 <= now < float(claims.get("exp", 0))):
+        raise ValueError("Invalid JWT: Token must be a short-lived token and in a reasonable timeframe.")
+    return claims
 
 
 def _full(scope: str) -> str:
@@ -350,6 +414,9 @@ class _Handler(BaseHTTPRequestHandler):
         self._send(302, None, {"Location": location})
 
     def _token(self, form: dict[str, str]) -> None:
+        if form.get("grant_type") == JWT_BEARER:
+            self._jwt_grant(form.get("assertion", ""))
+            return
         state = self.google.state
         client = form.get("client_id", "")
         if state.clients.get(client) != form.get("client_secret") or not client:
@@ -385,6 +452,25 @@ class _Handler(BaseHTTPRequestHandler):
         if refresh:
             payload["refresh_token"] = refresh
         self._send(200, payload)
+
+    def _jwt_grant(self, assertion: str) -> None:
+        """RFC 7523 as Google runs it for service accounts: an RS256 JWT signed with the
+        account's key, ``iss`` the account, ``aud`` Google's token URI, ``scope`` what it wants."""
+        try:
+            claims = _verified_claims(assertion, self.google.state.service_accounts)
+        except ValueError as exc:
+            self._send(400, {"error": "invalid_grant", "error_description": str(exc)})
+            return
+        scopes = frozenset(str(claims.get("scope", "")).split())
+        if not scopes:
+            self._send(
+                400,
+                {"error": "invalid_scope", "error_description": "Invalid OAuth scope or ID token audience provided."},
+            )
+            return
+        self.google.state.jwt_grants.append(JwtGrant(str(claims["iss"]), scopes, str(claims.get("sub", ""))))
+        access = self.google.issue_access_token(sorted(scopes))
+        self._send(200, {"access_token": access, "expires_in": 3599, "token_type": "Bearer"})
 
     # -- Drive Activity
 

@@ -286,36 +286,43 @@ def _from_rclone_token(config: DriveConfig, remote: Remote) -> DriveCredentials:
 def _from_service_account(config: DriveConfig, remote: Remote) -> DriveCredentials:
     from google.oauth2 import service_account
 
+    # Name the file (or the inline option), never its content: it holds the private key.
     if remote.service_account_credentials:
+        where = f"service_account_credentials of [{remote.name}]"
         try:
             info = json.loads(remote.service_account_credentials)
         except ValueError:
-            raise ConfigError(
-                f"[drive] remote: service_account_credentials of [{remote.name}] is not valid JSON"
-            ) from None
+            raise ConfigError(f"[drive] remote: {where} is not valid JSON") from None
     else:
+        where = f"service_account_file {remote.service_account_file}"
         try:
             with open(remote.service_account_file, encoding="utf-8") as handle:
                 info = json.load(handle)
         except OSError as exc:
-            raise ConfigError(
-                f"[drive] remote: cannot read service_account_file {remote.service_account_file}: {exc.strerror}"
-            ) from None
+            raise ConfigError(f"[drive] remote: cannot read {where}: {exc.strerror}") from None
         except ValueError:
-            raise ConfigError(
-                f"[drive] remote: service_account_file {remote.service_account_file} is not valid JSON"
-            ) from None
+            raise ConfigError(f"[drive] remote: {where} is not valid JSON") from None
+    hint = "download a JSON key of the service account in the Google Cloud console"
     if not isinstance(info, dict):
-        raise ConfigError(f"[drive] remote: the service account of [{remote.name}] is not a JSON object")
+        raise ConfigError(f"[drive] remote: {where} is not a JSON object; {hint}")
+    if info.get("type") != "service_account":
+        kind = info.get("type")
+        what = f"its type is {kind!r}" if isinstance(kind, str) else "it has no type"
+        raise ConfigError(f"[drive] remote: {where} is not a service account key ({what}); {hint}")
+    missing = [f for f in ("client_email", "private_key") if not isinstance(info.get(f), str) or not info[f].strip()]
+    if missing:
+        raise ConfigError(f"[drive] remote: {where} lacks {' and '.join(missing)}; {hint}")
     info = dict(info)
     if config.token_uri:
         info["token_uri"] = config.token_uri
+    info.setdefault("token_uri", GOOGLE_TOKEN_URI)
     try:
         creds = service_account.Credentials.from_service_account_info(  # type: ignore[no-untyped-call]
             info, scopes=list(GRAYLINK_SCOPES)
         )
-    except (ValueError, KeyError):
-        raise ConfigError(f"[drive] remote: the service account of [{remote.name}] is incomplete") from None
+    except (ValueError, TypeError):
+        # The crypto library's reason may quote the key's framing; say only what is wrong.
+        raise ConfigError(f"[drive] remote: the private_key in {where} is not a readable PEM RSA key; {hint}") from None
     if remote.impersonate:
         creds = creds.with_subject(remote.impersonate)
     return DriveCredentials(creds, "service_account", refreshable=True)

@@ -574,20 +574,33 @@ def poll_drive(config: Config, store: Store, cache: CredentialCache | None = Non
     return result
 
 
-def _runtime_error(exc: Exception) -> tuple[str, bool]:
+_REFRESH_FIXES = {
+    "token_file": "run 'graylink drive auth' again",
+    "rclone": "run 'rclone config reconnect REMOTE:' or 'graylink drive auth'",
+    "service_account": (
+        "check that the service account and its key still exist and are enabled in the Google Cloud console "
+        "(a deleted key is refused), or download a new JSON key"
+    ),
+}
+
+
+def refresh_failure(exc: Exception, source: str | None) -> str:
+    """One line for a refused token refresh, with the fix that fits where the credentials came from."""
+    # google-auth's message starts with the server's error code; the rest may quote its reply.
+    reason = str(exc.args[0]) if exc.args else "refused"
+    what = "the service account's token request" if source == "service_account" else "refreshing the Drive token"
+    fix = _REFRESH_FIXES.get(source or "", "run 'graylink drive auth' or 'rclone config reconnect REMOTE:'")
+    return f"{what} failed ({reason.split(':')[0]}); {fix}"
+
+
+def _runtime_error(exc: Exception, source: str | None = None) -> tuple[str, bool]:
     from google.auth.exceptions import RefreshError, TransportError
     from googleapiclient.errors import HttpError
 
     if isinstance(exc, HttpError):
         return _http_error_message(exc)
     if isinstance(exc, RefreshError):
-        # google-auth's message carries the server's error code, never the token.
-        reason = str(exc.args[0]) if exc.args else "refused"
-        return (
-            f"refreshing the Drive token failed ({reason.split(':')[0]}); run 'graylink drive auth' "
-            "or 'rclone config reconnect REMOTE:'",
-            False,
-        )
+        return refresh_failure(exc, source), False
     if isinstance(exc, TransportError | OSError | socket.timeout):
         return f"cannot reach Google: {exc.__class__.__name__}: {exc}", False
     import httplib2
@@ -598,7 +611,17 @@ def _runtime_error(exc: Exception) -> tuple[str, bool]:
 
 
 def _poll(config: Config, store: Store, cache: CredentialCache | None) -> DrivePollResult:
+    from google.auth.exceptions import RefreshError
+
     remote, creds = _load(config, cache)
+    try:
+        return _poll_with(config, store, remote, creds)
+    except RefreshError as exc:
+        # Only here is it known where the refused credentials came from, hence which fix to name.
+        raise DriveAuthError(refresh_failure(exc, creds.source)) from None
+
+
+def _poll_with(config: Config, store: Store, remote: Remote, creds: DriveCredentials) -> DrivePollResult:
     clients = build_clients(config.drive, creds)
     root_id = _root_id(store, clients, remote, config.drive)
     started_ms = _now_ms()
@@ -711,14 +734,19 @@ def doctor_checks(config: Config) -> list[Check]:
     checks.append(Check("drive remote", True, f"rclone remote {where} in {config.drive.rclone_config}"))
     try:
         creds = load_credentials(config.drive, remote)
-        clients = build_clients(config.drive, creds)
-        _ensure_fresh(creds)
     except (ConfigError, DriveAuthError) as exc:
         checks.append(Check("drive credentials", False, str(exc), "run 'graylink drive auth'"))
         return checks
+    hint = "see docs/google-drive.md" if creds.source == "service_account" else "run 'graylink drive auth'"
+    try:
+        clients = build_clients(config.drive, creds)
+        _ensure_fresh(creds)
+    except DriveAuthError as exc:
+        checks.append(Check("drive credentials", False, str(exc), hint))
+        return checks
     except Exception as exc:
-        message, _ = _runtime_error(exc)
-        checks.append(Check("drive credentials", False, message, "run 'graylink drive auth'"))
+        message, _ = _runtime_error(exc, creds.source)
+        checks.append(Check("drive credentials", False, message, hint))
         return checks
     checks.append(Check("drive credentials", True, f"token from {_SOURCE_NAMES[creds.source]} is valid"))
     try:
