@@ -454,6 +454,10 @@ class Cycle:
         store = self.store
         announced = self._announce(plan.actions)
         applier = Applier(self.space.target, self._is_made_dir, self.options.should_stop)
+        new_dirs = applier.dirs_to_make(plan.actions)
+        if new_dirs:
+            with store.atomic():
+                store.executemany("INSERT OR IGNORE INTO link_dir (path) VALUES (?)", ((d,) for d in new_dirs))
         applied = applier.apply(plan.actions)
         result.applied = applied
         result.stopped = applied.stopped
@@ -464,6 +468,8 @@ class Cycle:
             self._record(applied)
             self._record_video_counts()
             self._withdraw(announced, applied)
+            made = set(applied.made_dirs)
+            store.executemany("DELETE FROM link_dir WHERE path = ?", ((d,) for d in new_dirs if d not in made))
             store.clear_marks(m.id for m in marks if m.id and m.id not in keep)
             if self.full and not keep and not result.failures:
                 store.set_meta(META_LAST_FULL, str(time.time()))

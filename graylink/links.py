@@ -54,6 +54,28 @@ class Applier:
         self.result = ApplyResult()
         self._dirs_ok: set[bytes] = {b""}
 
+    def dirs_to_make(self, actions: list[Action]) -> list[bytes]:
+        """The folders applying ``actions`` will create (missing parents of new links).
+
+        They are recorded as graylink's before anything is made, so a run
+        killed between mkdir and the final commit still knows they are its
+        own and removes them once they empty."""
+        missing: set[bytes] = set()
+        seen: set[bytes] = {b""}
+        for action in actions:
+            if action.op not in (Op.CREATE, Op.REPAIR):
+                continue
+            rel = parent_of(action.link)
+            chain: list[bytes] = []
+            while rel not in seen:
+                seen.add(rel)
+                chain.append(rel)
+                rel = parent_of(rel)
+            for rel in chain:
+                if not os.path.lexists(self._abs(rel)):
+                    missing.add(rel)
+        return sorted(missing)
+
     def _abs(self, rel: bytes) -> bytes:
         return self.root + b"/" + rel if rel else self.root
 

@@ -462,3 +462,37 @@ def test_status_exits_1_when_the_mount_is_unhealthy(lib: Library) -> None:
     result = lib.cli("status", "--json")
     assert result.exit_code == 1
     assert json.loads(result.stdout)["mount"]["healthy"] is False
+
+
+def test_folders_made_by_a_killed_run_are_still_graylinks(lib: Library, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A run killed after mkdir but before its final commit: the folders it made are
+    recorded beforehand, so they go once their links are pruned."""
+    from graylink.config import load_config
+    from graylink.cycle import CycleOptions, run_cycle
+    from graylink.db import Store
+
+    for name in ("A", "B", "C"):
+        lib.add(f"Movies/{name}/{name}.mkv")
+    real_symlink = os.symlink
+    calls = []
+
+    def dying_symlink(src: Any, dst: Any, *args: Any, **kwargs: Any) -> None:
+        calls.append(dst)
+        if len(calls) == 2:
+            raise KeyboardInterrupt  # stands for the SIGKILL: nothing after this point runs
+        real_symlink(src, dst, *args, **kwargs)
+
+    config = load_config(str(lib.ini), environ={})
+    monkeypatch.setattr(os, "symlink", dying_symlink)
+    with Store(str(lib.database)) as store, pytest.raises(KeyboardInterrupt):
+        run_cycle(config, store, CycleOptions())
+    monkeypatch.setattr(os, "symlink", real_symlink)
+    assert (lib.target / "Movies/A").is_dir()
+    reconcile(lib)
+    assert links_in(lib.target) == expected_links(lib.source)
+    import shutil
+
+    shutil.rmtree(lib.source / "Movies/A")
+    reconcile(lib)
+    assert not (lib.target / "Movies/A").exists()
+    assert sorted(os.listdir(lib.target / "Movies")) == ["B", "C"]
