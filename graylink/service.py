@@ -269,6 +269,9 @@ class Service:
             return
         self.config = fresh
         self.app._config = fresh
+        # Credentials kept from the old config may belong to another remote, token
+        # file or rclone.conf: the next poll loads them afresh.
+        self.drive_cache = CredentialCache()
         configure_logging(fresh.log, self.app.verbosity)
         self.schedule_jobs()
         self._record_next_runs()

@@ -18,6 +18,7 @@ import pytest
 
 from tests.google_server import MY_DRIVE_ROOT, FakeGoogle
 from tests.test_drive import CLIENT_ID, CLIENT_SECRET, SECRETS, write_rclone_conf
+from tests.test_drive_service_account import EMAIL, KEY_ID, account_info, make_key
 from tests.test_service import Loop, wait_for
 
 from conftest import Library, links_in
@@ -208,3 +209,28 @@ def test_status_before_the_first_poll_and_with_the_feed_off(lib: Library, mirror
     assert on["drive"]["last_poll"] is None and on["drive"]["cursor"] is None
     assert on["drive"]["total_marks"] == 0
     assert mirror.google.calls("activity.query") == 0  # status never talks to Google
+
+
+def test_sighup_to_another_remote_drops_the_cached_credentials(
+    lib: Library, mirror: Mirror, loop_of: Callable[[], Loop]
+) -> None:
+    mirror.write_ini()
+    loop = loop_of()
+    loop.wait_log("drive feed: started")
+    # The user moves the feed to a service-account remote and reloads.
+    key = make_key()
+    mirror.google.add_service_account(EMAIL, KEY_ID, key.public_pem)
+    account = lib.root / "sa.json"
+    account.write_text(json.dumps(account_info(key, mirror.google)))
+    with mirror.rclone_conf.open("a") as conf:
+        conf.write(f"\n[robot]\ntype = drive\nservice_account_file = {account}\nroot_folder_id = {mirror.ids['']}\n")
+    lib.ini.write_text(lib.ini.read_text().replace("remote = gdrive:", "remote = robot:"))
+    loop.proc.send_signal(signal.SIGHUP)
+    loop.wait_log("SIGHUP: config reloaded")
+    wait_for("a poll with the service account", lambda: bool(mirror.google.state.jwt_grants), loop.proc)
+    mirror.file("Shows/S1/e2.mkv")
+    wait_for("the new episode linked through the new remote", linked(lib, "Shows/S1/e2.mkv"), loop.proc)
+    assert loop.stop() == 0
+    text = loop.text()
+    assert error_lines(text) == [] and "Traceback" not in text
+    assert not any(fragment in text for fragment in key.fragments())
