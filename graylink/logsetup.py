@@ -23,6 +23,8 @@ class JsonFormatter(logging.Formatter):
     """One JSON object per line: what log shippers (journald, Loki, jq) parse."""
 
     def format(self, record: logging.LogRecord) -> str:
+        # Only the message and fixed fields, never the record's extras: google-auth
+        # attaches request headers (with the bearer token) to its debug records.
         doc: dict[str, Any] = {
             "time": time.strftime("%Y-%m-%dT%H:%M:%S", time.localtime(record.created))
             + f".{int(record.msecs):03d}"
