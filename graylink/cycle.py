@@ -178,10 +178,10 @@ def plan_scope(
     so that ``status`` need not apply the rules to every file."""
     index = Index(store)
     target_dirs = walk_dirs(space.target, scope.path) if scope.recursive else [scope.path]
-    # The link rules run inside SQLite: only the wanted files come back.
-    where, params = rules.sql_video_filter("f.name", "d.path")
+    wants_file = rules.wants_file
+    wanted = (row for row in index.files_under(scope.path, scope.recursive) if wants_file(row[1]))
     streams = [
-        _grouped(index.files_under(scope.path, scope.recursive, where, params), 0),
+        _grouped(wanted, 0),
         _grouped(owned_rows(store, scope), 1),
         ((d, 2, []) for d in target_dirs),
     ]
@@ -192,7 +192,7 @@ def plan_scope(
         owned: dict[bytes, bytes] = {}
         on_disk = False
         for _, tag, rows in items:
-            if tag == 0:
+            if tag == 0 and rules.wants_dir(rel_dir):
                 for row in rows:
                     rel = join(rel_dir, row[1])
                     desired[row[1]] = Desired(space.link_target(rel), rel)
@@ -541,14 +541,15 @@ class Cycle:
 
     def _record(self, applied: ApplyResult) -> None:
         store = self.store
-        upserts = [
-            (parent_of(a.link), a.link.rpartition(b"/")[2], a.target, a.source)
-            for a in applied.done
-            if a.op in (Op.CREATE, Op.REPAIR, Op.ADOPT)
-        ]
-        deletes = [
-            (parent_of(a.link), a.link.rpartition(b"/")[2]) for a in applied.done if a.op in (Op.PRUNE, Op.FORGET)
-        ]
+        upserts: list[tuple[bytes, bytes, bytes, bytes]] = []
+        deletes: list[tuple[bytes, bytes]] = []
+        for action in applied.done:
+            folder, _, name = action.link.rpartition(b"/")
+            op = action.op
+            if op is Op.CREATE or op is Op.REPAIR or op is Op.ADOPT:
+                upserts.append((folder, name, action.target, action.source))
+            elif op is Op.PRUNE or op is Op.FORGET:
+                deletes.append((folder, name))
         store.executemany("DELETE FROM link WHERE dir = ? AND name = ?", deletes)
         store.executemany("INSERT OR REPLACE INTO link (dir, name, target, source) VALUES (?, ?, ?, ?)", upserts)
         store.executemany("INSERT OR IGNORE INTO link_dir (path) VALUES (?)", ((d,) for d in applied.made_dirs))

@@ -7,7 +7,7 @@ directories — never a query per file.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 
 from graylink.db import Store, subtree_bounds
@@ -110,23 +110,18 @@ class Index:
         cursor = self.store.execute("SELECT path, fingerprint FROM directory ORDER BY path")
         return [(bytes(p), None if fp is None else bytes(fp)) for p, fp in cursor]
 
-    def files_under(
-        self, rel: bytes, recursive: bool, where: str = "", params: Sequence[object] = ()
-    ) -> Iterator[tuple[bytes, bytes]]:
-        """The files in ``rel`` (and below it when recursive) as (dir, name), ordered by
-        directory; ``where`` (with ``params``) filters them further, in SQL."""
-        extra = f" AND ({where})" if where else ""
+    def files_under(self, rel: bytes, recursive: bool) -> Iterator[tuple[bytes, bytes]]:
+        """The files in ``rel`` (and below it when recursive) as (dir, name), ordered by directory."""
         if recursive:
             lo, hi = subtree_bounds(rel)
             cursor = self.store.execute(
                 "SELECT d.path, f.name FROM directory d JOIN file f ON f.dir_id = d.id "
-                f"WHERE (d.path = ? OR (d.path >= ? AND d.path < ?)){extra} ORDER BY d.path",
-                (rel, lo, hi, *params),
+                "WHERE d.path = ? OR (d.path >= ? AND d.path < ?) ORDER BY d.path",
+                (rel, lo, hi),
             )
         else:
             cursor = self.store.execute(
-                f"SELECT d.path, f.name FROM directory d JOIN file f ON f.dir_id = d.id WHERE d.path = ?{extra}",
-                (rel, *params),
+                "SELECT d.path, f.name FROM directory d JOIN file f ON f.dir_id = d.id WHERE d.path = ?", (rel,)
             )
         # sqlite3 hands BLOBs back as bytes already: rows go out as they come.
         yield from cursor

@@ -53,6 +53,7 @@ class Applier:
         self.should_stop = should_stop
         self.result = ApplyResult()
         self._dirs_ok: set[bytes] = {b""}
+        self._missing: set[bytes] = set()  # folders dirs_to_make found missing
 
     def dirs_to_make(self, actions: list[Action]) -> list[bytes]:
         """The folders applying ``actions`` will create (missing parents of new links).
@@ -74,6 +75,7 @@ class Applier:
             for rel in chain:
                 if not os.path.lexists(self._abs(rel)):
                     missing.add(rel)
+        self._missing = missing
         return sorted(missing)
 
     def _abs(self, rel: bytes) -> bytes:
@@ -122,6 +124,16 @@ class Applier:
             return
         self._ensure_dir(parent_of(rel_dir))
         path = self._abs(rel_dir)
+        if rel_dir in self._missing:
+            # Seen missing moments ago: make it, and look only if that fails.
+            try:
+                os.mkdir(path, 0o755)
+            except FileExistsError:
+                pass
+            else:
+                self.result.made_dirs.append(rel_dir)
+                self._dirs_ok.add(rel_dir)
+                return
         try:
             st = os.lstat(path)
         except FileNotFoundError:

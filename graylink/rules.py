@@ -57,36 +57,6 @@ class Rules:
         excluded = self.excluded_dirs
         return not any(part.lower() in excluded for part in rel_dir.split(b"/"))
 
-    def sql_video_filter(self, name_col: str, dir_col: str) -> tuple[str, list[str]]:
-        """The same rule as SQL (a WHERE clause and its parameters), for counting
-        videos in the index without a Python call per file."""
-
-        def glob_escape(text: str) -> str:
-            return "".join(f"[{ch}]" if ch in "*?[" else ch for ch in text)
-
-        def text(raw: bytes) -> str:
-            return glob_escape(raw.decode("utf-8", "surrogateescape"))
-
-        name = f"lower(CAST({name_col} AS TEXT))"
-        folder = f"('/' || lower(CAST({dir_col} AS TEXT)) || '/')"
-        by_length: dict[int, list[str]] = {}
-        for ext in sorted(self.extensions):
-            by_length.setdefault(len(ext), []).append(ext.decode("utf-8", "surrogateescape"))
-        # One IN lookup per extension length: SQLite does that in C, fast.
-        ext_sql = " OR ".join(
-            f"(length({name_col}) > {size} AND lower(substr({name_col}, -{size})) IN ({', '.join('?' * len(exts))}))"
-            for size, exts in by_length.items()
-        )
-        params = [ext for exts in by_length.values() for ext in exts]
-        temp = [f"{text(p)}*" for p in _TEMP_PREFIXES] + [f"*{text(s)}" for s in _TEMP_SUFFIXES]
-        dirs = [f"*/{text(d)}/*" for d in sorted(self.excluded_dirs)]
-        clause = f"({ext_sql})"
-        if temp:
-            clause += " AND NOT (" + " OR ".join(f"{name} GLOB ?" for _ in temp) + ")"
-        if dirs:
-            clause += " AND NOT (" + " OR ".join(f"{folder} GLOB ?" for _ in dirs) + ")"
-        return clause, params + temp + dirs
-
     def fingerprint(self) -> str:
         """Changes when the rules change, so a changed rule set re-plans everything."""
         return (

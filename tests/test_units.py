@@ -121,22 +121,3 @@ def test_mountinfo() -> None:
     assert mtime_trusted("/home/x", "auto", MOUNTINFO)
     assert mtime_trusted("/mnt/gdrive", "yes", MOUNTINFO)
     assert not mtime_trusted("/home", "no", MOUNTINFO)
-
-
-def test_sql_video_filter_agrees_with_the_rules() -> None:
-    import sqlite3
-
-    rules = Rules.build((".srt", ".a[b"), ("@eaDir",))
-    dirs = [b"", b"Movies/A", b"Movies/A/BDMV/STREAM", b"M/bdmv", b"M/BDMVx", b"M/@eadir/x", b"M/\xff\nodd"]
-    names = [
-        b"a.mkv", b"A.MKV", b".mkv", b"..mkv", b"mkv", b"a.mkv.part", b"._a.mkv", b".fuse_hidden01",
-        b"a.srt", b"a.nfo", b"x.a[b", b"x.ab", b"\xff.mp4", b"a.dvr-ms", b"a.MkV.PARTIAL", b"n\nl.avi",
-        b"~$a.mkv", b"a.m2ts", b"a.iso", b"a.bin",
-    ]  # fmt: skip
-    con = sqlite3.connect(":memory:")
-    con.execute("CREATE TABLE t (dir BLOB, name BLOB)")
-    con.executemany("INSERT INTO t VALUES (?, ?)", [(d, n) for d in dirs for n in names])
-    where, params = rules.sql_video_filter("name", "dir")
-    got = {(bytes(d), bytes(n)) for d, n in con.execute(f"SELECT dir, name FROM t WHERE {where}", params)}
-    want = {(d, n) for d in dirs for n in names if rules.wants_dir(d) and rules.wants_file(n)}
-    assert got == want
