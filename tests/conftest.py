@@ -5,9 +5,10 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 from click.testing import CliRunner, Result
@@ -118,3 +119,20 @@ def expected_links(source: Path, extra: set[str] | None = None) -> dict[bytes, b
 
 
 Runner = Callable[..., Result]
+
+
+@pytest.fixture
+def loop_of(lib: Library) -> Iterator[Callable[[], Any]]:
+    """Start ``graylink reconcile --loop`` processes; every one is killed at teardown."""
+    from service_support import Loop
+
+    started: list[Loop] = []
+
+    def start() -> Loop:
+        loop = Loop(lib)
+        started.append(loop)
+        return loop
+
+    yield start
+    for loop in started:
+        loop.kill()

@@ -15,11 +15,11 @@ import time
 from collections.abc import Callable, Iterator
 
 import pytest
+from service_support import Loop, linked, wait_for
 
 from tests.google_server import MY_DRIVE_ROOT, FakeGoogle
 from tests.test_drive import CLIENT_ID, CLIENT_SECRET, SECRETS, write_rclone_conf
 from tests.test_drive_service_account import EMAIL, KEY_ID, account_info, make_key
-from tests.test_service import Loop, wait_for
 
 from conftest import Library, links_in
 
@@ -81,24 +81,6 @@ def mirror(lib: Library) -> Iterator[Mirror]:
         m.file("Shows/S1/e1.mkv", record=False)
         m.age_all()
         yield m
-
-
-@pytest.fixture
-def loop_of(lib: Library) -> Iterator[Callable[[], Loop]]:
-    started: list[Loop] = []
-
-    def start() -> Loop:
-        loop = Loop(lib)
-        started.append(loop)
-        return loop
-
-    yield start
-    for loop in started:
-        loop.kill()
-
-
-def linked(lib: Library, rel: str) -> Callable[[], bool]:
-    return lambda: os.fsencode(rel) in links_in(lib.target)
 
 
 def job_row(lib: Library, name: str) -> tuple[int, int] | None:

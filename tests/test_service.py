@@ -3,74 +3,14 @@
 from __future__ import annotations
 
 import json
-import os
 import signal
 import sqlite3
-import subprocess
-import sys
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 
-import pytest
+from service_support import Loop, linked, wait_for
 
-from conftest import REPO, Library, expected_links, links_in
-
-WAIT_S = 60.0  # generous: a deadline for waiting, never an assertion about speed
-
-
-def wait_for(what: str, condition: Callable[[], bool], proc: subprocess.Popen[bytes] | None = None) -> None:
-    deadline = time.monotonic() + WAIT_S
-    while time.monotonic() < deadline:
-        if condition():
-            return
-        if proc is not None and proc.poll() is not None:
-            raise AssertionError(f"the loop exited ({proc.returncode}) while waiting for {what}")
-        time.sleep(0.05)
-    raise AssertionError(f"timed out waiting for {what}")
-
-
-class Loop:
-    """``graylink reconcile --loop`` in its own process, stderr to a file."""
-
-    def __init__(self, lib: Library) -> None:
-        self.lib = lib
-        self.log = lib.root / "loop.log"
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "graylink", "-c", str(lib.ini), "reconcile", "--loop"],
-            stdout=subprocess.DEVNULL,
-            stderr=self.log.open("wb"),
-            env={**os.environ, "PYTHONPATH": str(REPO)},
-        )
-
-    def text(self) -> str:
-        return self.log.read_text(errors="replace")
-
-    def wait_log(self, needle: str, count: int = 1) -> None:
-        wait_for(f"{needle!r} in the log", lambda: self.text().count(needle) >= count, self.proc)
-
-    def stop(self, sig: int = signal.SIGTERM) -> int:
-        self.proc.send_signal(sig)
-        return self.proc.wait(timeout=WAIT_S)
-
-    def kill(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.kill()
-            self.proc.wait()
-
-
-@pytest.fixture
-def loop_of(lib: Library) -> Iterator[Callable[[], Loop]]:
-    started: list[Loop] = []
-
-    def start() -> Loop:
-        loop = Loop(lib)
-        started.append(loop)
-        return loop
-
-    yield start
-    for loop in started:
-        loop.kill()
+from conftest import Library, expected_links, links_in
 
 
 def fast(lib: Library, **extra: dict[str, str]) -> None:
@@ -83,10 +23,6 @@ def integrity(db: Path) -> str:
         return str(conn.execute("PRAGMA integrity_check").fetchone()[0])
     finally:
         conn.close()
-
-
-def linked(lib: Library, rel: str) -> Callable[[], bool]:
-    return lambda: os.fsencode(rel) in links_in(lib.target)
 
 
 def test_loop_links_new_files_and_stops_cleanly_on_sigterm(lib: Library, loop_of: Callable[[], Loop]) -> None:
