@@ -473,7 +473,3 @@ def _reason(exc: BaseException) -> str:
     if isinstance(exc, OSError) and exc.strerror:
         return exc.strerror
     return str(exc)
-
-
-def known_keys() -> set[tuple[str, str]]:
-    return {(section, key) for section, keys in SCHEMA.items() for key in keys}

@@ -265,7 +265,6 @@ class Cycle:
             self.failures.append(f"mount check {health.failed_check} failed: {health.message}")
             self.stats.duration_s = round(time.monotonic() - started, 6)
             return CycleResult(Plan(), self.stats, self.options.dry_run, False, self.failures, health=health)
-        self._check_source()
         self._check_target()
         drive = self._poll_drive()
         try:
@@ -581,10 +580,4 @@ def run_cycle(config: Config, store: Store | None, options: CycleOptions) -> Cyc
             return Cycle(config, scratch, options).run()
     if store is None:
         raise ValueError("a real run needs a database")
-    try:
-        return Cycle(config, store, options).run()
-    except MountGone:
-        raise
-
-
-__all__ = ["CycleOptions", "CycleResult", "CycleStats", "Scope", "collapse", "run_cycle", "withhold_prunes"]
+    return Cycle(config, store, options).run()

@@ -126,14 +126,6 @@ class Index:
         # sqlite3 hands BLOBs back as bytes already: rows go out as they come.
         yield from cursor
 
-    def dirs_under(self, rel: bytes) -> Iterator[bytes]:
-        lo, hi = subtree_bounds(rel)
-        cursor = self.store.execute(
-            "SELECT path FROM directory WHERE path = ? OR (path >= ? AND path < ?) ORDER BY path", (rel, lo, hi)
-        )
-        for (path,) in cursor:
-            yield bytes(path)
-
     # ----------------------------------------------------------- writes
 
     def update_database(self, updates: list[DirUpdate]) -> None:

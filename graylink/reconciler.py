@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import os
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
 
@@ -202,12 +202,3 @@ def withhold_prunes(plan: Plan, reason: str) -> None:
 
 def _show(content: bytes) -> str:
     return os.fsdecode(content)
-
-
-def merge_plans(plans: Iterable[Plan]) -> Plan:
-    merged = Plan()
-    for plan in plans:
-        merged.actions.extend(plan.actions)
-        merged.braked.extend(plan.braked)
-        merged.brake_reason = merged.brake_reason or plan.brake_reason
-    return merged
