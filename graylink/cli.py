@@ -167,21 +167,27 @@ class Progress:
 
 
 def plan_document(result: Any, config: Config) -> dict[str, Any]:
-    import os
-
     from graylink.reconciler import Op
 
-    target = config.paths.target.rstrip("/")
-    actions = [
-        {"op": a.op.value, "link": target + "/" + os.fsdecode(a.link), "target": os.fsdecode(a.target)}
-        | ({"detail": a.detail} if a.detail else {})
-        for a in result.plan.visible()
-    ]
+    # A first run has one action per video: decode with the codec itself
+    # rather than os.fsdecode, which looks the codec up for every call.
+    encoding, errors = sys.getfilesystemencoding(), sys.getfilesystemencodeerrors()
+    prefix = config.paths.target.rstrip("/") + "/"
+    actions: list[dict[str, Any]] = []
+    for a in result.plan.visible():
+        item: dict[str, Any] = {
+            "op": a.op.value,
+            "link": prefix + a.link.decode(encoding, errors),
+            "target": a.target.decode(encoding, errors),
+        }
+        if a.detail:
+            item["detail"] = a.detail
+        actions.append(item)
     actions += [
         {
             "op": Op.PRUNE.value,
-            "link": target + "/" + os.fsdecode(a.link),
-            "target": os.fsdecode(a.target),
+            "link": prefix + a.link.decode(encoding, errors),
+            "target": a.target.decode(encoding, errors),
             "braked": True,
         }
         for a in result.plan.braked

@@ -179,9 +179,11 @@ def plan_scope(
     index = Index(store)
     target_dirs = walk_dirs(space.target, scope.path) if scope.recursive else [scope.path]
     wants_file = rules.wants_file
-    wanted = (row for row in index.files_under(scope.path, scope.recursive) if wants_file(row[1]))
+    wanted = (
+        (d, 0, [n for n in names if wants_file(n)]) for d, names in index.names_by_dir(scope.path, scope.recursive)
+    )
     streams = [
-        _grouped(wanted, 0),
+        wanted,
         _grouped(owned_rows(store, scope), 1),
         ((d, 2, []) for d in target_dirs),
     ]
@@ -192,10 +194,11 @@ def plan_scope(
         owned: dict[bytes, bytes] = {}
         on_disk = False
         for _, tag, rows in items:
-            if tag == 0 and rules.wants_dir(rel_dir):
-                for row in rows:
-                    rel = join(rel_dir, row[1])
-                    desired[row[1]] = Desired(space.link_target(rel), rel)
+            if tag == 0:
+                if rows and rules.wants_dir(rel_dir):
+                    for name in rows:
+                        rel = join(rel_dir, name)
+                        desired[name] = Desired(space.link_target(rel), rel)
             elif tag == 1:
                 owned.update((row[1], row[2]) for row in rows)
             else:

@@ -72,8 +72,10 @@ class Applier:
                 seen.add(rel)
                 chain.append(rel)
                 rel = parent_of(rel)
-            for rel in chain:
-                if not os.path.lexists(self._abs(rel)):
+            # Top down: below a missing folder everything is missing, no stat needed
+            # (on a first run that is every folder but the top-level ones).
+            for rel in reversed(chain):
+                if parent_of(rel) in missing or not os.path.lexists(self._abs(rel)):
                     missing.add(rel)
         self._missing = missing
         return sorted(missing)
