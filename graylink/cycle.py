@@ -8,6 +8,7 @@ cycle killed at any point leaves its marks, so the next one redoes the work.
 
 from __future__ import annotations
 
+import gc
 import heapq
 import itertools
 import logging
@@ -182,7 +183,7 @@ def plan_scope(
     wanted = (
         (d, 0, [n for n in names if wants_file(n)]) for d, names in index.names_by_dir(scope.path, scope.recursive)
     )
-    streams = [
+    streams: list[Iterator[tuple[bytes, int, list[Any]]]] = [
         wanted,
         _grouped(owned_rows(store, scope), 1),
         ((d, 2, []) for d in target_dirs),
@@ -575,12 +576,29 @@ class Cycle:
         return self.store.execute("SELECT 1 FROM link_dir WHERE path = ?", (rel,)).fetchone() is not None
 
 
+@contextmanager
+def fewer_gc_passes(threshold: int = 50_000) -> Iterator[None]:
+    """Run the cyclic garbage collector less often for the duration.
+
+    A cycle allocates hundreds of thousands of small acyclic objects (rows,
+    listings, actions), and every few hundred allocations the collector walks
+    the young ones again, finding nothing: about 5 % of a first run. Reference
+    counting still frees everything as usual."""
+    old = gc.get_threshold()
+    gc.set_threshold(max(old[0], threshold), old[1], old[2])
+    try:
+        yield
+    finally:
+        gc.set_threshold(*old)
+
+
 def run_cycle(config: Config, store: Store | None, options: CycleOptions) -> CycleResult:
     """Run one cycle. With ``dry_run`` it works on a scratch copy of the database
     (``store`` may then be None: no database yet) and changes nothing on disk."""
-    if options.dry_run:
-        with scratch_copy(store) as scratch:
-            return Cycle(config, scratch, options).run()
-    if store is None:
-        raise ValueError("a real run needs a database")
-    return Cycle(config, store, options).run()
+    with fewer_gc_passes():
+        if options.dry_run:
+            with scratch_copy(store) as scratch:
+                return Cycle(config, scratch, options).run()
+        if store is None:
+            raise ValueError("a real run needs a database")
+        return Cycle(config, store, options).run()
