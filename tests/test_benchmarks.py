@@ -89,7 +89,7 @@ def test_benchmark_script_runs_and_prints_every_row(tmp_path: Path) -> None:
     assert result.returncode == 0, result.stdout + result.stderr
     lines = result.stdout.splitlines()
     keys = {line.split()[0] for line in lines if line[:1].isdigit()}
-    assert {"1", "1b", "2a", "2b", "2c", "3a", "3b", "4a", "4b", "4c", "5a", "5b", "6a", "6b"} <= keys
+    assert {"1", "1b", "1c", "2a", "2b", "2c", "3a", "3b", "4a", "4b", "4c", "5a", "5b", "6a", "6b"} <= keys
     assert "FAILED" not in result.stdout and "error:" not in result.stdout
     assert any(line.startswith("library: 2000 files") for line in lines)
     doc = json.loads((tmp_path / "bench.json").read_text())
