@@ -2,10 +2,16 @@
 
 from __future__ import annotations
 
-from graylink.cycle import Scope, collapse
-from graylink.db import normalize_rel, subtree_bounds
+import gc
+from pathlib import Path
+
+import pytest
+
+from graylink.cycle import Scope, collapse, fewer_gc_passes
+from graylink.db import Store, normalize_rel, subtree_bounds
 from graylink.fsinfo import fs_type, mtime_trusted, parse_mountinfo
-from graylink.index import compare_files
+from graylink.index import DirUpdate, FileDiff, Index, compare_files
+from graylink.links import Applier
 from graylink.reconciler import Action, Desired, Entry, LinkSpace, Op, Plan, apply_prune_brake, plan_dir
 from graylink.rules import VIDEO_EXTENSIONS, Rules
 
@@ -121,3 +127,52 @@ def test_mountinfo() -> None:
     assert mtime_trusted("/home/x", "auto", MOUNTINFO)
     assert mtime_trusted("/mnt/gdrive", "yes", MOUNTINFO)
     assert not mtime_trusted("/home", "no", MOUNTINFO)
+
+
+def test_fewer_gc_passes_restores_the_thresholds_even_on_error() -> None:
+    before = gc.get_threshold()
+    with pytest.raises(RuntimeError), fewer_gc_passes(before[0] + 12_345):
+        assert gc.get_threshold() == (before[0] + 12_345, before[1], before[2])
+        raise RuntimeError("boom")
+    assert gc.get_threshold() == before
+
+
+def test_dirs_to_make_lists_every_missing_folder_of_a_branch(tmp_path: Path) -> None:
+    (tmp_path / "TV").mkdir()
+    (tmp_path / "Movies").write_text("not a folder")
+    actions = [
+        Action(Op.CREATE, b"TV/Show/Season 01/a.mkv", b"/src/a"),
+        Action(Op.CREATE, b"TV/Show/Season 02/b.mkv", b"/src/b"),
+        Action(Op.CREATE, b"Anime/X/Season 01/c.mkv", b"/src/c"),
+        # Below a file: cannot exist, so listed (the applier then refuses it and the record is dropped).
+        Action(Op.CREATE, b"Movies/M/m.mkv", b"/src/m"),
+        Action(Op.PRUNE, b"Gone/Folder/old.mkv", b"/src/old"),  # prunes make nothing
+    ]
+    missing = Applier(str(tmp_path).encode(), lambda rel: False).dirs_to_make(actions)
+    assert missing == [
+        b"Anime",
+        b"Anime/X",
+        b"Anime/X/Season 01",
+        b"Movies/M",
+        b"TV/Show",
+        b"TV/Show/Season 01",
+        b"TV/Show/Season 02",
+    ]
+
+
+def test_names_by_dir_round_trips_any_name(tmp_path: Path) -> None:
+    names = [b"caf\xe9.mkv", b"new\nline.mkv", "日本語.mkv".encode(), b"\xff\xfe.mkv", b"a,b.mkv", b"-dash.mkv"]
+    with Store(str(tmp_path / "t.db")) as store:
+        index = Index(store)
+        root, show, empty = index.allocate_dir_id(), index.allocate_dir_id(), index.allocate_dir_id()
+        with store.atomic():
+            index.update_database(
+                [
+                    DirUpdate(b"", root, None, True, 1, b"", 1, FileDiff()),
+                    DirUpdate(b"Show", show, root, True, 1, b"", 1, FileDiff(added={n: (1, 2) for n in names})),
+                    DirUpdate(b"Show/Empty", empty, show, True, 1, b"", 1, FileDiff()),
+                ]
+            )
+        assert list(index.names_by_dir(b"", True)) == [(b"Show", sorted(names))]
+        assert list(index.names_by_dir(b"Show", False)) == [(b"Show", sorted(names))]
+        assert list(index.names_by_dir(b"Show/Empty", True)) == []
