@@ -275,7 +275,8 @@ class Store:
                 raise DatabaseError(f"cannot create database folder {parent}: {exc.strerror}") from None
         # Reads through a memory map skip a copy per page: a no-change walk reads
         # every folder row, and is ~15 % faster for it. The database belongs on
-        # a local disk (WAL needs one anyway), where a mapped read cannot fail.
+        # a local disk (WAL needs one anyway): a mapped read fails only when
+        # that disk itself does.
         pragmas: dict[str, object] = {
             "foreign_keys": 1,
             "busy_timeout": 10000,
