@@ -48,8 +48,8 @@ from graylink.triggers.mount import Health, check_health, ensure_healthy, record
 from graylink.triggers.walk import walk
 
 if TYPE_CHECKING:  # the notifier (requests) and the Drive feed load only when configured
+    from graylink.drive.feed import DrivePollResult
     from graylink.notify.emby import DeliveryResult
-    from graylink.triggers.drive import DrivePollResult
 
 log = logging.getLogger(__name__)
 
@@ -362,7 +362,7 @@ class Cycle:
         A failed poll is reported and the cycle goes on with the walk."""
         if not self.config.drive.enabled or self.options.paths or not self.options.drive:
             return None
-        from graylink.triggers.drive import poll_drive
+        from graylink.drive.feed import poll_drive
 
         result = poll_drive(self.config, self.store)
         if result.error is not None:

@@ -14,11 +14,11 @@ from contextlib import contextmanager, suppress
 from graylink.checks import Check
 from graylink.config import Config, load_config
 from graylink.db import MIGRATIONS, Store
+from graylink.drive.checks import doctor_checks as drive_checks
 from graylink.errors import GraylinkError
 from graylink.fsinfo import TRUSTED_FS, fs_type, mtime_trusted
 from graylink.lock import holder
 from graylink.notify.emby import doctor_checks as emby_checks
-from graylink.triggers.drive import doctor_checks as drive_checks
 from graylink.triggers.mount import doctor_checks as mount_checks
 
 ConfigLoader = Callable[[], Config]

@@ -29,14 +29,14 @@ from typing import IO, Any
 import requests
 
 from graylink.config import Config
-from graylink.errors import ConfigError, GraylinkError
-from graylink.triggers.credentials import (
+from graylink.drive.credentials import (
     ACTIVITY_SCOPES,
     GOOGLE_AUTH_URI,
     GRAYLINK_SCOPES,
     read_remote,
     token_uri,
 )
+from graylink.errors import ConfigError, GraylinkError
 
 log = logging.getLogger(__name__)
 

@@ -31,11 +31,11 @@ import schedule
 from graylink.config import Config, load_config
 from graylink.cycle import CycleOptions, CycleResult, run_cycle
 from graylink.db import Store
+from graylink.drive.feed import CredentialCache, poll_drive
 from graylink.errors import GraylinkError
 from graylink.lock import InstanceLock
 from graylink.logsetup import configure_logging
 from graylink.status import record_reconcile
-from graylink.triggers.drive import CredentialCache, poll_drive
 from graylink.triggers.mount import MountWatch
 
 if TYPE_CHECKING:

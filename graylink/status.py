@@ -137,7 +137,7 @@ def collect_status(config: Config, store: Store | None) -> dict[str, Any]:
 
     doc["mount"] = _section(lambda: mount_status(config, store))
     if config.drive.enabled:
-        from graylink.triggers.drive import drive_status
+        from graylink.drive.feed import drive_status
 
         doc["drive"] = _section(lambda: drive_status(store))
     return doc

@@ -17,8 +17,8 @@ import pytest
 
 from graylink.config import Config, parse_raw
 from graylink.db import Store
+from graylink.drive.feed import CredentialCache, drive_status, poll_drive
 from graylink.errors import ConfigError
-from graylink.triggers.drive import CredentialCache, drive_status, poll_drive
 from tests.google_server import MY_DRIVE_ROOT, FakeGoogle
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -271,7 +271,7 @@ def test_item_moved_out_of_the_root_marks_only_the_old_side(setup, drive, google
 
 def test_several_pages_and_one_lookup_per_folder(setup, drive, google, monkeypatch):
     config, store = setup
-    monkeypatch.setattr("graylink.triggers.drive.PAGE_SIZE", 7)
+    monkeypatch.setattr("graylink.drive.activity.PAGE_SIZE", 7)
     for n in range(5):
         drive.folder(f"S{n}")
     start(config, store)
@@ -310,7 +310,7 @@ def test_late_activity_inside_the_overlap_is_handled_once(setup, drive, google):
 
 def test_failed_poll_keeps_the_cursor_and_retries(setup, drive, google, monkeypatch):
     config, store = setup
-    monkeypatch.setattr("graylink.triggers.drive.NUM_RETRIES", 1)  # googleapiclient's backoff is seconds long
+    monkeypatch.setattr("graylink.drive.activity.NUM_RETRIES", 1)  # googleapiclient's backoff is seconds long
     drive.folder("A")
     start(config, store)
     cursor = store.get_meta("drive.cursor_ms")
@@ -334,7 +334,7 @@ def test_kill_between_fetch_and_commit_loses_nothing(setup, drive, google, tmp_p
     google.state.hold_files_get = __import__("threading").Event()
     script = (
         "import sys; from graylink.config import load_config; from graylink.db import Store;"
-        "from graylink.triggers.drive import poll_drive;"
+        "from graylink.drive.feed import poll_drive;"
         "c = load_config(sys.argv[1]); poll_drive(c, Store(c.paths.database))"
     )
     ini = tmp_path / "graylink.ini"
