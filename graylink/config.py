@@ -1,227 +1,39 @@
-"""Configuration: an INI file plus ``GRAYLINK_<SECTION>_<KEY>`` overrides.
+"""Configuration: the typed :class:`Config`, parsed once from an INI file plus ``GRAYLINK_<SECTION>_<KEY>``.
 
-The file and the environment are parsed once, into frozen dataclasses. Every
-problem is reported as a :class:`ConfigError` with one line that names the
-section and key, so the CLI can print it and exit 2 before touching anything.
+The keys live in :mod:`graylink.config_schema`, the value parsers in
+:mod:`graylink.config_values`, the reading of the file and the environment in
+:mod:`graylink.config_file`. Every problem is reported as a :class:`ConfigError`
+with one line that names the section and key, so the CLI can print it and exit 2
+before touching anything.
 """
 
 from __future__ import annotations
 
-import configparser
 import os
-import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from graylink.config_file import find_config_file, read_raw
+from graylink.config_schema import DEFAULT_CONFIG_PATHS, DEFAULT_DATABASE, ENV_PREFIX, SCHEMA, SECRET_KEYS
+from graylink.config_values import parse_duration
 from graylink.errors import ConfigError
 
-DEFAULT_CONFIG_PATHS = ("./graylink.ini", "~/.config/graylink/graylink.ini")
-DEFAULT_DATABASE = "~/.local/share/graylink/graylink.db"
-ENV_PREFIX = "GRAYLINK_"
-
-_DURATION_RE = re.compile(r"(\d+(?:\.\d+)?)\s*([smhdw]?)", re.IGNORECASE)
-_DURATION_UNITS = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
-_TRUE = {"1", "yes", "true", "on"}
-_FALSE = {"0", "no", "false", "off"}
-
-
-# ---------------------------------------------------------------- value parsers
-
-
-def parse_duration(text: str) -> float:
-    """Parse ``90s``, ``5m``, ``1h``, ``1d``, ``1h30m`` or plain seconds."""
-    compact = text.strip().replace(" ", "")
-    if not compact:
-        raise ValueError("empty duration")
-    total = 0.0
-    pos = 0
-    for match in _DURATION_RE.finditer(compact):
-        if match.start() != pos:
-            break
-        total += float(match.group(1)) * _DURATION_UNITS[match.group(2).lower()]
-        pos = match.end()
-    if pos != len(compact):
-        raise ValueError(f"not a duration: {text!r} (use e.g. 90s, 5m, 1h, 1d)")
-    return total
-
-
-def _positive_duration(text: str) -> float:
-    value = parse_duration(text)
-    if value <= 0:
-        raise ValueError(f"must be longer than zero: {text!r}")
-    return value
-
-
-def _bool(text: str) -> bool:
-    low = text.strip().lower()
-    if low in _TRUE:
-        return True
-    if low in _FALSE:
-        return False
-    raise ValueError(f"not a yes/no value: {text!r}")
-
-
-def _tristate(text: str) -> str:
-    low = text.strip().lower()
-    if low == "auto":
-        return "auto"
-    return "yes" if _bool(low) else "no"
-
-
-def _positive_int(text: str) -> int:
-    try:
-        value = int(text.strip())
-    except ValueError:
-        raise ValueError(f"not a whole number: {text!r}") from None
-    if value < 1:
-        raise ValueError(f"must be at least 1: {text!r}")
-    return value
-
-
-def _fraction(text: str) -> float:
-    try:
-        value = float(text.strip())
-    except ValueError:
-        raise ValueError(f"not a number: {text!r}") from None
-    if not 0.0 <= value <= 1.0:
-        raise ValueError(f"must be between 0 and 1: {text!r}")
-    return value
-
-
-def _choice(*choices: str) -> Callable[[str], str]:
-    def parse(text: str) -> str:
-        low = text.strip().lower()
-        if low not in choices:
-            raise ValueError(f"{text!r} is not one of {', '.join(choices)}")
-        return low
-
-    return parse
-
-
-def _text(text: str) -> str:
-    return text.strip()
-
-
-def _path(text: str) -> str:
-    stripped = text.strip()
-    if not stripped:
-        return ""
-    return os.path.normpath(os.path.abspath(os.path.expanduser(stripped)))
-
-
-def _word_list(text: str) -> tuple[str, ...]:
-    return tuple(w for w in re.split(r"[\s,]+", text.strip()) if w)
-
-
-def _extensions(text: str) -> tuple[str, ...]:
-    out = []
-    for word in _word_list(text):
-        ext = word.lower()
-        if not ext.startswith("."):
-            ext = "." + ext
-        if len(ext) < 2 or "/" in ext:
-            raise ValueError(f"not a file extension: {word!r}")
-        out.append(ext)
-    return tuple(out)
-
-
-def _path_map(text: str) -> tuple[tuple[str, str], ...]:
-    pairs = []
-    for item in (p.strip() for p in text.split(",")):
-        if not item:
-            continue
-        if "=" not in item:
-            raise ValueError(f"path_map entry {item!r} is not of the form /from=/to")
-        src, _, dst = item.partition("=")
-        src, dst = src.strip().rstrip("/") or "/", dst.strip().rstrip("/") or "/"
-        if not src.startswith("/") or not dst.startswith("/"):
-            raise ValueError(f"path_map entry {item!r}: both sides must be absolute paths")
-        pairs.append((src, dst))
-    return tuple(pairs)
-
-
-def _url(text: str) -> str:
-    stripped = text.strip().rstrip("/")
-    if stripped and not re.match(r"^https?://[^/\s]+", stripped):
-        raise ValueError(f"not an http(s) URL: {stripped!r}")
-    return stripped
-
-
-# ------------------------------------------------------------------- the schema
-
-# section -> key -> (parser, default). The default is a string, parsed like a
-# value from the file, so the example config and this table say the same thing.
-Parser = Callable[[str], Any]
-SCHEMA: dict[str, dict[str, tuple[Parser, str]]] = {
-    "paths": {
-        "source": (_path, ""),
-        "target": (_path, ""),
-        "database": (_path, DEFAULT_DATABASE),
-        "link_root": (_text, ""),
-        "relative_links": (_bool, "no"),
-    },
-    "scan": {
-        "interval": (_positive_duration, "5m"),
-        "full_verify": (_positive_duration, "1d"),
-        "workers": (_positive_int, "4"),
-        "trust_dir_mtime": (_tristate, "auto"),
-    },
-    "rules": {
-        "extensions": (_extensions, ""),
-        "exclude_dirs": (_word_list, "BDMV"),
-    },
-    "reconcile": {
-        "max_prune_fraction": (_fraction, "0.2"),
-    },
-    "mount": {
-        "check_interval": (_positive_duration, "1m"),
-        "anchor": (_text, ""),
-        "require_mountpoint": (_bool, "no"),
-        "remount_command": (_text, ""),
-        "remount_wait": (_positive_duration, "30s"),
-        "remount_timeout": (_positive_duration, "60s"),
-        "rclone_rc": (_url, ""),
-        "rclone_rc_user": (_text, ""),
-        "rclone_rc_pass": (_text, ""),
-    },
-    "drive": {
-        "enabled": (_bool, "no"),
-        "rclone_config": (_path, "~/.config/rclone/rclone.conf"),
-        "remote": (_text, ""),
-        "folder_id": (_text, ""),
-        "interval": (_positive_duration, "1h"),
-        "overlap": (parse_duration, "10m"),
-        "token_file": (_path, "~/.config/graylink/drive-token.json"),
-        "client_id": (_text, ""),
-        "client_secret": (_text, ""),
-        "api_endpoint": (_url, ""),
-        "token_uri": (_url, ""),
-        "auth_uri": (_url, ""),
-    },
-    "emby": {
-        "url": (_url, ""),
-        "api_key": (_text, ""),
-        "server": (_choice("auto", "emby", "jellyfin"), "auto"),
-        "mode": (_choice("targeted", "library"), "targeted"),
-        "path_map": (_path_map, ""),
-        "collapse_threshold": (_positive_int, "20"),
-        "max_updates": (_positive_int, "500"),
-    },
-    "log": {
-        "level": (_choice("debug", "info", "warning", "error"), "info"),
-        "file": (_path, ""),
-        "format": (_choice("text", "json"), "text"),
-        "max_bytes": (_positive_int, "10485760"),
-        "backups": (_positive_int, "5"),
-    },
-    "snapshot": {
-        "path": (_path, ""),
-    },
-}
-
-SECRET_KEYS = frozenset({("emby", "api_key"), ("drive", "client_secret"), ("mount", "rclone_rc_pass")})
+__all__ = [
+    "DEFAULT_CONFIG_PATHS",
+    "DEFAULT_DATABASE",
+    "ENV_PREFIX",
+    "SCHEMA",
+    "SECRET_KEYS",
+    "Config",
+    "ConfigError",
+    "find_config_file",
+    "load_config",
+    "parse_duration",
+    "parse_raw",
+    "read_raw",
+]
 
 
 # ------------------------------------------------------------- typed sections
@@ -347,52 +159,6 @@ _SECTION_TYPES: dict[str, type] = {
 # ------------------------------------------------------------------- loading
 
 
-def find_config_file(explicit: str | None) -> str:
-    """The file to read: the one given, else the first default that exists, else ""."""
-    if explicit:
-        path = os.path.expanduser(explicit)
-        if not os.path.isfile(path):
-            raise ConfigError(f"config file not found: {explicit}")
-        return os.path.abspath(path)
-    for candidate in DEFAULT_CONFIG_PATHS:
-        path = os.path.expanduser(candidate)
-        if os.path.isfile(path):
-            return os.path.abspath(path)
-    return ""
-
-
-def read_raw(path: str, environ: Mapping[str, str]) -> dict[str, dict[str, str]]:
-    """Raw strings by section and key: the file first, the environment on top."""
-    raw: dict[str, dict[str, str]] = {section: {} for section in SCHEMA}
-    if path:
-        parser = configparser.ConfigParser(interpolation=None, strict=True)
-        try:
-            with open(path, encoding="utf-8") as handle:
-                parser.read_file(handle)
-        except (OSError, UnicodeDecodeError) as exc:
-            raise ConfigError(f"cannot read config file {path}: {_reason(exc)}") from None
-        except configparser.Error as exc:
-            first = str(exc).strip().splitlines()[0]
-            raise ConfigError(f"{path}: {first}") from None
-        for section in parser.sections():
-            if section not in SCHEMA:
-                raise ConfigError(f"{path}: unknown section [{section}] (known: {', '.join(SCHEMA)})")
-            for key, value in parser.items(section):
-                if key not in SCHEMA[section]:
-                    raise ConfigError(f"{path}: unknown key '{key}' in [{section}]")
-                raw[section][key] = value
-    for name, value in environ.items():
-        if not name.startswith(ENV_PREFIX):
-            continue
-        section, _, key = name[len(ENV_PREFIX) :].lower().partition("_")
-        if section not in SCHEMA:
-            continue  # e.g. GRAYLINK_CONFIG, which names the file itself
-        if key not in SCHEMA[section]:
-            raise ConfigError(f"environment variable {name}: unknown key '{key}' in [{section}]")
-        raw[section][key] = value
-    return raw
-
-
 def _scrubber(raw: Mapping[str, Mapping[str, str]]) -> Callable[[str], str]:
     """Hides every secret's value in a message (a key pasted into the wrong field shows up in its error)."""
     values = [raw.get(section, {}).get(key, "") for section, key in SECRET_KEYS]
@@ -467,9 +233,3 @@ def validate(config: Config) -> None:
         raise ConfigError(f"[mount] anchor must be a path relative to the source: {anchor!r}")
     if config.drive.enabled and not config.drive.remote:
         raise ConfigError("[drive] remote is not set: name the rclone remote of the mount (e.g. gdrive:)")
-
-
-def _reason(exc: BaseException) -> str:
-    if isinstance(exc, OSError) and exc.strerror:
-        return exc.strerror
-    return str(exc)

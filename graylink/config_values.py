@@ -1,0 +1,135 @@
+"""Parsers of single configuration values: each takes the raw string, returns the typed value.
+
+A parser raises :class:`ValueError` with a message that names the bad value;
+the loader adds the section and key.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Callable
+
+_DURATION_RE = re.compile(r"(\d+(?:\.\d+)?)\s*([smhdw]?)", re.IGNORECASE)
+_DURATION_UNITS = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
+_TRUE = {"1", "yes", "true", "on"}
+_FALSE = {"0", "no", "false", "off"}
+
+
+def parse_duration(text: str) -> float:
+    """Parse ``90s``, ``5m``, ``1h``, ``1d``, ``1h30m`` or plain seconds."""
+    compact = text.strip().replace(" ", "")
+    if not compact:
+        raise ValueError("empty duration")
+    total = 0.0
+    pos = 0
+    for match in _DURATION_RE.finditer(compact):
+        if match.start() != pos:
+            break
+        total += float(match.group(1)) * _DURATION_UNITS[match.group(2).lower()]
+        pos = match.end()
+    if pos != len(compact):
+        raise ValueError(f"not a duration: {text!r} (use e.g. 90s, 5m, 1h, 1d)")
+    return total
+
+
+def positive_duration(text: str) -> float:
+    value = parse_duration(text)
+    if value <= 0:
+        raise ValueError(f"must be longer than zero: {text!r}")
+    return value
+
+
+def yes_no(text: str) -> bool:
+    low = text.strip().lower()
+    if low in _TRUE:
+        return True
+    if low in _FALSE:
+        return False
+    raise ValueError(f"not a yes/no value: {text!r}")
+
+
+def tristate(text: str) -> str:
+    low = text.strip().lower()
+    if low == "auto":
+        return "auto"
+    return "yes" if yes_no(low) else "no"
+
+
+def positive_int(text: str) -> int:
+    try:
+        value = int(text.strip())
+    except ValueError:
+        raise ValueError(f"not a whole number: {text!r}") from None
+    if value < 1:
+        raise ValueError(f"must be at least 1: {text!r}")
+    return value
+
+
+def fraction(text: str) -> float:
+    try:
+        value = float(text.strip())
+    except ValueError:
+        raise ValueError(f"not a number: {text!r}") from None
+    if not 0.0 <= value <= 1.0:
+        raise ValueError(f"must be between 0 and 1: {text!r}")
+    return value
+
+
+def choice(*choices: str) -> Callable[[str], str]:
+    def parse(text: str) -> str:
+        low = text.strip().lower()
+        if low not in choices:
+            raise ValueError(f"{text!r} is not one of {', '.join(choices)}")
+        return low
+
+    return parse
+
+
+def text(value: str) -> str:
+    return value.strip()
+
+
+def path(value: str) -> str:
+    stripped = value.strip()
+    if not stripped:
+        return ""
+    return os.path.normpath(os.path.abspath(os.path.expanduser(stripped)))
+
+
+def word_list(value: str) -> tuple[str, ...]:
+    return tuple(w for w in re.split(r"[\s,]+", value.strip()) if w)
+
+
+def extensions(value: str) -> tuple[str, ...]:
+    out = []
+    for word in word_list(value):
+        ext = word.lower()
+        if not ext.startswith("."):
+            ext = "." + ext
+        if len(ext) < 2 or "/" in ext:
+            raise ValueError(f"not a file extension: {word!r}")
+        out.append(ext)
+    return tuple(out)
+
+
+def path_map(value: str) -> tuple[tuple[str, str], ...]:
+    pairs = []
+    for item in (p.strip() for p in value.split(",")):
+        if not item:
+            continue
+        if "=" not in item:
+            raise ValueError(f"path_map entry {item!r} is not of the form /from=/to")
+        src, _, dst = item.partition("=")
+        src, dst = src.strip().rstrip("/") or "/", dst.strip().rstrip("/") or "/"
+        if not src.startswith("/") or not dst.startswith("/"):
+            raise ValueError(f"path_map entry {item!r}: both sides must be absolute paths")
+        pairs.append((src, dst))
+    return tuple(pairs)
+
+
+def url(value: str) -> str:
+    stripped = value.strip().rstrip("/")
+    if stripped and not re.match(r"^https?://[^/\s]+", stripped):
+        raise ValueError(f"not an http(s) URL: {stripped!r}")
+    return stripped
