@@ -1,0 +1,50 @@
+"""The command line: the ``graylink`` group and its commands, one module per concern.
+
+``app`` holds what every command shares (context, errors → exit codes);
+``reconcile`` and ``report`` the main job and its output; ``readonly`` the
+read-only commands (status, snapshot, doctor); ``maintenance`` the ``db`` and
+``drive`` groups.
+"""
+
+from __future__ import annotations
+
+import click
+
+from graylink import __version__
+from graylink.cli.app import AppContext, fail, setup_logging
+from graylink.cli.maintenance import db, drive
+from graylink.cli.readonly import doctor, snapshot, status
+from graylink.cli.reconcile import reconcile
+from graylink.errors import ConfigError
+
+__all__ = ["AppContext", "cli", "main"]
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, "-V", "--version", prog_name="graylink")
+@click.option(
+    "-c",
+    "--config",
+    "config_path",
+    metavar="FILE",
+    help="Config file (default ./graylink.ini, else ~/.config/graylink/graylink.ini; env GRAYLINK_CONFIG).",
+)
+@click.option("-v", "--verbose", count=True, help="More output (debug).")
+@click.option("-q", "--quiet", count=True, help="Less output (errors only).")
+@click.pass_context
+def cli(ctx: click.Context, config_path: str | None, verbose: int, quiet: int) -> None:
+    """graylink: a symlink tree of your cloud media library, kept in sync; Emby told only what changed."""
+    verbosity = verbose - quiet
+    setup_logging(verbosity)
+    ctx.obj = AppContext(config_path=config_path, verbosity=verbosity)
+
+
+for command in (reconcile, status, doctor, db, drive, snapshot):
+    cli.add_command(command)
+
+
+def main() -> None:
+    try:
+        cli.main(prog_name="graylink", standalone_mode=True)
+    except ConfigError as exc:  # raised while click resolves a lazy config
+        fail(str(exc), exc.exit_code)

@@ -1,0 +1,93 @@
+"""What every command shares: the group's options, the lazy config, errors → exit codes.
+
+Exit codes: 0 ok; 1 the run finished but something failed (reported);
+2 bad usage or bad configuration (one line on stderr, nothing changed).
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+import sys
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, NoReturn, TypeVar
+
+import click
+
+from graylink.config import Config, load_config
+from graylink.db import SQLITE_ERRORS, database_failure
+from graylink.errors import GraylinkError
+
+log = logging.getLogger("graylink")
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+@dataclass
+class AppContext:
+    """What the group's options give every command; the config is loaded on demand."""
+
+    config_path: str | None
+    verbosity: int
+    _config: Config | None = None
+
+    @property
+    def config(self) -> Config:
+        if self._config is None:
+            self._config = load_config(self.config_path)
+            from graylink.logsetup import configure_logging
+
+            configure_logging(self._config.log, self.verbosity)
+        return self._config
+
+
+def setup_logging(verbosity: int) -> None:
+    """Logging to stderr until the config is read (then ``[log]`` applies)."""
+    from graylink.logsetup import configure_logging
+
+    configure_logging(None, verbosity)
+
+
+def fail(message: str, code: int) -> NoReturn:
+    click.echo(f"graylink: {message}", err=True)
+    sys.exit(code)
+
+
+def handle_errors(func: F) -> F:
+    """Turn graylink's errors into one line and an exit code, never a traceback."""
+
+    @functools.wraps(func)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return func(*args, **kwargs)
+        except GraylinkError as exc:
+            fail(str(exc), exc.exit_code)
+        except SQLITE_ERRORS as exc:
+            app = args[0] if args and isinstance(args[0], AppContext) else None
+            where = app.config.paths.database if app is not None and app._config is not None else "the database"
+            failure = database_failure(exc, where)
+            if failure is None:
+                raise
+            fail(str(failure), failure.exit_code)
+        except KeyboardInterrupt:
+            fail("interrupted", 130)
+        except OSError as exc:
+            # A filesystem refusal nobody foresaw: say what and where, in one line.
+            where = f": {exc.filename!r}" if exc.filename else ""
+            fail(f"{exc.strerror or exc}{where}", 1)
+        except Exception as exc:
+            app = args[0] if args and isinstance(args[0], AppContext) else None
+            if app is not None and app.verbosity > 0:
+                raise
+            fail(f"unexpected error: {type(exc).__name__}: {exc} (run with -v for the details)", 1)
+
+    return wrapper  # type: ignore[return-value]
+
+
+def display(name: bytes) -> str:
+    """A path for one line of human output: undecodable bytes and control characters escaped."""
+    text = name.decode("utf-8", "backslashreplace")
+    if any(ch < " " or ch == "\x7f" for ch in text):
+        text = "".join(ch if ch >= " " and ch != "\x7f" else f"\\x{ord(ch):02x}" for ch in text)
+    return text

@@ -1,0 +1,84 @@
+"""The ``db`` (backup, restore) and ``drive`` (auth) command groups."""
+
+from __future__ import annotations
+
+import logging
+import sys
+
+import click
+
+from graylink.cli.app import AppContext, handle_errors
+from graylink.errors import ConfigError
+
+log = logging.getLogger("graylink")
+
+
+@click.group()
+def db() -> None:
+    """Back up or restore the index database."""
+
+
+@db.command("backup")
+@click.argument("file", type=click.Path(dir_okay=False))
+@click.option("--force", is_flag=True, help="Overwrite FILE if it exists.")
+@click.pass_obj
+@handle_errors
+def db_backup(app: AppContext, file: str, force: bool) -> None:
+    """Write a consistent copy of the database to FILE (safe while the service runs)."""
+    from graylink.backup import backup_database
+
+    info = backup_database(app.config.paths.database, file, force=force)
+    click.echo(f"backed up to {file}: {info.dirs} folders, {info.files} files, {info.links} links")
+
+
+@db.command("restore")
+@click.argument("file", type=click.Path(dir_okay=False))
+@click.pass_obj
+@handle_errors
+def db_restore(app: AppContext, file: str) -> None:
+    """Replace the database with FILE; the next reconcile re-verifies everything against it."""
+    from graylink.backup import restore_database
+    from graylink.lock import InstanceLock
+
+    database = app.config.paths.database
+    with InstanceLock(database):
+        info, kept = restore_database(database, file)
+    log.info("restored %s from %s", database, file)
+    click.echo(f"restored {database} from {file}: {info.dirs} folders, {info.files} files, {info.links} links")
+    if kept:
+        click.echo(f"the previous database is kept as {kept}")
+    click.echo("the next reconcile verifies everything and brings the link tree in line")
+
+
+@click.group()
+def drive() -> None:
+    """The Google Drive Activity feed."""
+
+
+@drive.command("auth")
+@click.option(
+    "--port",
+    type=click.IntRange(0, 65535),
+    default=0,
+    show_default=True,
+    help="Loopback port for Google's answer (0: any free port; fix one to forward it with ssh -L).",
+)
+@click.option("--timeout", "timeout_text", default="10m", show_default=True, help="How long to wait for the answer.")
+@click.pass_obj
+@handle_errors
+def drive_auth(app: AppContext, port: int, timeout_text: str) -> None:
+    """Grant graylink the Drive Activity scope with the rclone remote's OAuth client.
+
+    Prints a consent URL; the answer comes back to a loopback port, or paste the
+    address the browser ends on (for a browser on another machine). The token is
+    stored in [drive] token_file, readable by you only.
+    """
+    from graylink.config import parse_duration
+    from graylink.drive_auth import run_auth
+
+    try:
+        timeout = parse_duration(timeout_text)
+    except ValueError as exc:
+        raise ConfigError(f"--timeout: {exc}") from None
+    path = run_auth(app.config, port=port, timeout=timeout, echo=click.echo, prompt=sys.stdin)
+    click.echo(f"Drive token stored in {path}; the feed now uses it.")
