@@ -9,41 +9,28 @@ cycle killed at any point leaves its marks, so the next one redoes the work.
 from __future__ import annotations
 
 import gc
-import heapq
-import itertools
 import logging
 import os
-import sqlite3
 import stat
-import tempfile
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
-from operator import itemgetter
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
+from graylink.announce import announce, notify, withdraw
 from graylink.config import Config
-from graylink.db import META_LAST_FULL, Mark, Store, StoredMark, join, parent_of, subtree_bounds
+from graylink.db import META_LAST_FULL, Mark, Store, StoredMark, parent_of
 from graylink.errors import ConfigError
 from graylink.fsinfo import io_workers, mtime_trusted
-from graylink.index import Index
 from graylink.links import STOPPED_ON_REQUEST, Applier, ApplyResult
-from graylink.linktree import read_dir, walk_dirs
 from graylink.listing import MountGone
-from graylink.reconciler import (
-    TEMP_RE,
-    Action,
-    Desired,
-    LinkSpace,
-    Op,
-    Plan,
-    apply_prune_brake,
-    plan_dir,
-    withhold_prunes,
-)
-from graylink.rules import Rules
+from graylink.planning import link_space, plan_scope, rules_of, settings_fingerprint
+from graylink.reconciler import Op, Plan, apply_prune_brake, withhold_prunes
+from graylink.recording import VideoCounts, record_links, record_video_counts
 from graylink.scanner import Interrupted, ProgressFn, Scanner
+from graylink.scopes import Scope, ScopeSet, collapse, touched
+from graylink.scratch import scratch_copy
 from graylink.triggers.mount import Health, check_health, ensure_healthy, record_health, refresh_marked
 from graylink.triggers.walk import walk
 
@@ -107,132 +94,6 @@ class CycleResult:
         return 1 if counts["conflict"] or counts["braked"] or self.failures or self.stopped or undelivered else 0
 
 
-@dataclass(frozen=True)
-class Scope:
-    path: bytes
-    recursive: bool
-
-
-# ----------------------------------------------------------------- helpers
-
-
-def link_space(config: Config) -> LinkSpace:
-    return LinkSpace(
-        source=os.fsencode(config.paths.source),
-        target=os.fsencode(config.paths.target),
-        link_root=os.fsencode(config.link_root),
-        relative=config.paths.relative_links,
-    )
-
-
-def rules_of(config: Config) -> Rules:
-    return Rules.build(config.rules.extensions, config.rules.exclude_dirs)
-
-
-def settings_fingerprint(config: Config) -> str:
-    return f"{rules_of(config).fingerprint()}|{config.link_root}|{config.paths.relative_links}"
-
-
-def covers(scope: Scope, path: bytes, recursive: bool) -> bool:
-    """Whether ``scope`` includes everything a mark at ``path`` asks for."""
-    if scope.recursive:
-        return not scope.path or path == scope.path or path.startswith(scope.path + b"/")
-    return not recursive and path == scope.path
-
-
-def collapse(items: list[tuple[bytes, bool]]) -> list[Scope]:
-    """The fewest scopes that cover every (path, recursive) pair."""
-    ordered = sorted(set(items), key=lambda item: (item[0].count(b"/") if item[0] else -1, not item[1], item[0]))
-    scopes: list[Scope] = []
-    for path, recursive in ordered:
-        if not any(covers(s, path, recursive) for s in scopes):
-            scopes.append(Scope(path, recursive))
-    return scopes
-
-
-def _grouped(rows: Iterator[tuple[Any, ...]], tag: int) -> Iterator[tuple[bytes, int, list[tuple[Any, ...]]]]:
-    """Rows sorted by their first column, as (that column, tag, rows) per value."""
-    for key, group in itertools.groupby(rows, key=itemgetter(0)):
-        yield key, tag, list(group)
-
-
-def owned_rows(store: Store, scope: Scope) -> Iterator[tuple[bytes, bytes, bytes]]:
-    if scope.recursive:
-        lo, hi = subtree_bounds(scope.path)
-        cursor = store.execute(
-            "SELECT dir, name, target FROM link WHERE dir = ? OR (dir >= ? AND dir < ?) ORDER BY dir",
-            (scope.path, lo, hi),
-        )
-    else:
-        cursor = store.execute("SELECT dir, name, target FROM link WHERE dir = ?", (scope.path,))
-    for d, name, target in cursor:
-        yield bytes(d), bytes(name), bytes(target)
-
-
-def plan_scope(
-    store: Store, space: LinkSpace, rules: Rules, scope: Scope, videos: dict[bytes, int] | None = None
-) -> list[Action]:
-    """Plan one scope, directory by directory, streaming the index and the link table.
-
-    ``videos`` (when given) receives the number of wanted files of each folder
-    that has any: planning counts them anyway, and the index keeps the counts
-    so that ``status`` need not apply the rules to every file."""
-    index = Index(store)
-    target_dirs = walk_dirs(space.target, scope.path) if scope.recursive else [scope.path]
-    wants_file = rules.wants_file
-    wanted = (
-        (d, 0, [n for n in names if wants_file(n)]) for d, names in index.names_by_dir(scope.path, scope.recursive)
-    )
-    streams: list[Iterator[tuple[bytes, int, list[Any]]]] = [
-        wanted,
-        _grouped(owned_rows(store, scope), 1),
-        ((d, 2, []) for d in target_dirs),
-    ]
-    actions: list[Action] = []
-    merged = heapq.merge(*streams, key=itemgetter(0))
-    for rel_dir, items in itertools.groupby(merged, key=itemgetter(0)):
-        desired: dict[bytes, Desired] = {}
-        owned: dict[bytes, bytes] = {}
-        on_disk = False
-        for _, tag, rows in items:
-            if tag == 0:
-                if rows and rules.wants_dir(rel_dir):
-                    for name in rows:
-                        rel = join(rel_dir, name)
-                        desired[name] = Desired(space.link_target(rel), rel)
-            elif tag == 1:
-                owned.update((row[1], row[2]) for row in rows)
-            else:
-                on_disk = True
-        if videos is not None and desired:
-            videos[rel_dir] = len(desired)
-        if not on_disk and not owned and scope.recursive:
-            # Nothing on disk and nothing recorded: every wanted link is a create.
-            actions.extend(Action(Op.CREATE, d.source, d.target, d.source) for d in desired.values())
-            continue
-        actual = read_dir(space.target, rel_dir) if on_disk or not scope.recursive else {}
-        actions.extend(plan_dir(space, rel_dir, desired, actual, owned))
-    return actions
-
-
-@contextmanager
-def scratch_copy(store: Store | None) -> Iterator[Store]:
-    """A throw-away copy of the database for a dry run (the real one is never written)."""
-    with tempfile.TemporaryDirectory(prefix="graylink-dry-run-") as tmp:
-        path = os.path.join(tmp, "dry-run.db")
-        if store is not None:
-            dst = sqlite3.connect(path)
-            try:
-                store.db.connection().backup(dst)
-            finally:
-                dst.close()
-        copy = Store(path)
-        try:
-            yield copy
-        finally:
-            copy.close()
-
-
 # ------------------------------------------------------------------ cycle
 
 
@@ -250,7 +111,7 @@ class Cycle:
         self.mount_ok = True
         self._path_marks: list[StoredMark] = []
         self.workers = io_workers(config.paths.source, config.scan.workers)
-        self.video_counts: list[tuple[Scope, dict[bytes, int]]] = []
+        self.video_counts: VideoCounts = []
 
     def run(self) -> CycleResult:
         started = time.monotonic()
@@ -310,7 +171,7 @@ class Cycle:
             self._apply_and_record(plan, marks, result)
             # On a stop request the queue waits for the next run: no retries with backoff now.
             if self.config.emby.url and not self._stop_requested():
-                result.emby = self._notify()
+                result.emby = notify(self.config, self.store)
         self.stats.duration_s = round(time.monotonic() - started, 6)
         return result
 
@@ -408,8 +269,8 @@ class Cycle:
         given subtrees and the stored marks inside them (which they cover)."""
         if not self.options.paths:
             return self.store.pending_marks()
-        scopes = [Scope(m.path, True) for m in self._path_marks]
-        stored = [m for m in self.store.pending_marks() if any(covers(s, m.path, m.recursive) for s in scopes)]
+        scopes = ScopeSet(Scope(m.path, True) for m in self._path_marks)
+        stored = [m for m in self.store.pending_marks() if scopes.covers(m.path, m.recursive)]
         return self._path_marks + stored
 
     def _full_verify_due(self) -> bool:
@@ -455,7 +316,7 @@ class Cycle:
 
     def _apply_and_record(self, plan: Plan, marks: list[StoredMark], result: CycleResult) -> None:
         store = self.store
-        announced = self._announce(plan.actions)
+        announced = announce(self.config, store, plan.actions)
         applier = Applier(self.space.target, self._is_made_dir, self.options.should_stop)
         new_dirs = applier.dirs_to_make(plan.actions)
         if new_dirs:
@@ -468,9 +329,9 @@ class Cycle:
             result.failures.append(f"{action.op.value} {os.fsdecode(action.link)}: {reason}")
         keep = self._marks_to_keep(plan, marks, applied)
         with store.atomic():
-            self._record(applied)
-            self._record_video_counts()
-            self._withdraw(announced, applied)
+            record_links(store, applied)
+            record_video_counts(store, self.video_counts)
+            withdraw(self.config, store, announced, applied)
             made = set(applied.made_dirs)
             store.executemany("DELETE FROM link_dir WHERE path = ?", ((d,) for d in new_dirs if d not in made))
             store.clear_marks(m.id for m in marks if m.id and m.id not in keep)
@@ -480,97 +341,13 @@ class Cycle:
                 # an activity gets rebuilt from scratch rather than trusted.
                 store.execute("DELETE FROM drive_folder")
 
-    def _notify(self) -> DeliveryResult:
-        """Tell the media server what changed: this run's changes and any still queued."""
-        from graylink.notify.emby import deliver
-
-        delivery = deliver(self.config.emby, self.store, tree_root=self.config.paths.target)
-        if not delivery.ok:
-            log.warning(
-                "the links themselves are done; %d media server updates stay queued for the next run",
-                delivery.pending,
-            )
-        return delivery
-
-    def _emby_changes(self, actions: list[Action]) -> list[tuple[Op, bytes]]:
-        """The changes the media server must hear about: not conflicts, not leftovers of a killed run."""
-        root = os.fsencode(self.config.paths.target).rstrip(b"/")
-        return [
-            (a.op, root + b"/" + a.link)
-            for a in actions
-            if a.op in (Op.CREATE, Op.REPAIR, Op.PRUNE) and not TEMP_RE.match(a.link.rpartition(b"/")[2])
-        ]
-
-    def _announce(self, actions: list[Action]) -> int:
-        """Queue the media server updates of a plan BEFORE applying it; returns the last queue id before them.
-
-        A run killed after a link was made but before it was recorded finds
-        the link correct next time and only adopts it: queued afterwards, its
-        update would be lost. Queued ahead, it survives the kill; what turns
-        out not to be done is withdrawn when the results are recorded.
-        """
-        if not self.config.emby.url:
-            return 0
-        store = self.store
-        with store.atomic():
-            before = int(store.execute("SELECT coalesce(max(id), 0) FROM emby_queue").fetchone()[0])
-            from graylink.notify.emby import enqueue
-
-            enqueue(store, self._emby_changes(actions))
-        return before
-
-    def _withdraw(self, announced: int, applied: ApplyResult) -> None:
-        """Drop this run's queued updates for links it did not change (failed, or not reached)."""
-        if not self.config.emby.url:
-            return
-        root = os.fsencode(self.config.paths.target).rstrip(b"/")
-        done = {root + b"/" + a.link for a in applied.done}
-        rows = self.store.execute("SELECT id, path FROM emby_queue WHERE id > ?", (announced,)).fetchall()
-        self.store.executemany(
-            "DELETE FROM emby_queue WHERE id = ?", ((row[0],) for row in rows if bytes(row[1]) not in done)
-        )
-
     def _marks_to_keep(self, plan: Plan, marks: list[StoredMark], applied: ApplyResult) -> set[int]:
         """Marks whose work is unfinished: withheld prunes, failures, an early stop."""
         if applied.stopped or not self.mount_ok:
             return {m.id for m in marks}
         unfinished = [a.link for a in plan.braked] + [a.link for a, _ in applied.failed if a.op is not Op.CONFLICT]
-        keep: set[int] = set()
-        for mark in marks:
-            scope = Scope(mark.path, mark.recursive)
-            if any(covers(scope, parent_of(link), False) or covers(scope, link, False) for link in unfinished):
-                keep.add(mark.id)
-        return keep
-
-    def _record(self, applied: ApplyResult) -> None:
-        store = self.store
-        upserts: list[tuple[bytes, bytes, bytes, bytes]] = []
-        deletes: list[tuple[bytes, bytes]] = []
-        for action in applied.done:
-            folder, _, name = action.link.rpartition(b"/")
-            op = action.op
-            if op is Op.CREATE or op is Op.REPAIR or op is Op.ADOPT:
-                upserts.append((folder, name, action.target, action.source))
-            elif op is Op.PRUNE or op is Op.FORGET:
-                deletes.append((folder, name))
-        store.executemany("DELETE FROM link WHERE dir = ? AND name = ?", deletes)
-        store.executemany("INSERT OR REPLACE INTO link (dir, name, target, source) VALUES (?, ?, ?, ?)", upserts)
-        store.executemany("INSERT OR IGNORE INTO link_dir (path) VALUES (?)", ((d,) for d in applied.made_dirs))
-        store.executemany("DELETE FROM link_dir WHERE path = ?", ((d,) for d in applied.removed_dirs))
-
-    def _record_video_counts(self) -> None:
-        for scope, videos in self.video_counts:
-            if scope.recursive:
-                lo, hi = subtree_bounds(scope.path)
-                self.store.execute(
-                    "UPDATE directory SET videos = 0 WHERE videos != 0 AND (path = ? OR (path >= ? AND path < ?))",
-                    (scope.path, lo, hi),
-                )
-            else:
-                self.store.execute("UPDATE directory SET videos = 0 WHERE path = ?", (scope.path,))
-            self.store.executemany(
-                "UPDATE directory SET videos = ? WHERE path = ?", ((n, d) for d, n in videos.items())
-            )
+        above, exact = touched([parent_of(link) for link in unfinished] + unfinished)
+        return {m.id for m in marks if m.path in (above if m.recursive else exact)}
 
     def _is_made_dir(self, rel: bytes) -> bool:
         return self.store.execute("SELECT 1 FROM link_dir WHERE path = ?", (rel,)).fetchone() is not None

@@ -6,14 +6,17 @@ import gc
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
-from graylink.cycle import Scope, collapse, fewer_gc_passes
+from graylink.cycle import fewer_gc_passes
 from graylink.db import Store, normalize_rel, subtree_bounds
 from graylink.fsinfo import fs_type, mtime_trusted, parse_mountinfo
 from graylink.index import DirUpdate, FileDiff, Index, compare_files
 from graylink.links import Applier
 from graylink.reconciler import Action, Desired, Entry, LinkSpace, Op, Plan, apply_prune_brake, plan_dir
 from graylink.rules import VIDEO_EXTENSIONS, Rules
+from graylink.scopes import Scope, ScopeSet, collapse, covers, touched
 
 SPACE = LinkSpace(source=b"/mnt/src", target=b"/links", link_root=b"/mnt/src", relative=False)
 
@@ -110,6 +113,32 @@ def test_collapse_marks() -> None:
     assert scopes == [Scope(b"A", True), Scope(b"C", False), Scope(b"E", False), Scope(b"C/D", True)]
     assert collapse([(b"X", True), (b"", True)]) == [Scope(b"", True)]
     assert collapse([(b"AB", False), (b"A", True)]) == [Scope(b"A", True), Scope(b"AB", False)]
+
+
+_PATHS = st.lists(st.sampled_from([b"A", b"B", b"AB"]), max_size=4).map(b"/".join)
+_MARKS = st.lists(st.tuples(_PATHS, st.booleans()), max_size=30)
+
+
+@settings(max_examples=300, deadline=None)
+@given(_MARKS)
+def test_collapse_equals_every_pair_compared(items: list[tuple[bytes, bool]]) -> None:
+    """The prefix walk gives exactly what comparing each pair with every scope gave."""
+    ordered = sorted(set(items), key=lambda i: (i[0].count(b"/") if i[0] else -1, not i[1], i[0]))
+    expected: list[Scope] = []
+    for path, recursive in ordered:
+        if not any(covers(s, path, recursive) for s in expected):
+            expected.append(Scope(path, recursive))
+    assert collapse(items) == expected
+    assert all(ScopeSet(expected).covers(p, r) for p, r in items)
+
+
+@settings(max_examples=300, deadline=None)
+@given(_MARKS, st.lists(_PATHS, max_size=10))
+def test_touched_equals_every_pair_compared(marks: list[tuple[bytes, bool]], folders: list[bytes]) -> None:
+    above, exact = touched(folders)
+    for path, recursive in marks:
+        expected = any(covers(Scope(path, recursive), f, False) for f in folders)
+        assert (path in (above if recursive else exact)) == expected
 
 
 def test_paths() -> None:

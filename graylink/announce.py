@@ -1,0 +1,67 @@
+"""The media-server side of a cycle: queue its changes before applying, withdraw what was not done.
+
+A run killed after a link was made but before it was recorded finds the link
+correct next time and only adopts it: queued afterwards, its update would be
+lost. Queued ahead, it survives the kill; what turns out not to be done is
+withdrawn when the results are recorded.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from typing import TYPE_CHECKING
+
+from graylink.config import Config
+from graylink.db import Store
+from graylink.links import ApplyResult
+from graylink.reconciler import TEMP_RE, Action, Op
+
+if TYPE_CHECKING:  # the notifier (requests) loads only when configured
+    from graylink.notify.emby import DeliveryResult
+
+log = logging.getLogger(__name__)
+
+
+def media_changes(config: Config, actions: list[Action]) -> list[tuple[Op, bytes]]:
+    """The changes the media server must hear about: not conflicts, not leftovers of a killed run."""
+    root = os.fsencode(config.paths.target).rstrip(b"/")
+    return [
+        (a.op, root + b"/" + a.link)
+        for a in actions
+        if a.op in (Op.CREATE, Op.REPAIR, Op.PRUNE) and not TEMP_RE.match(a.link.rpartition(b"/")[2])
+    ]
+
+
+def announce(config: Config, store: Store, actions: list[Action]) -> int:
+    """Queue the media server updates of a plan BEFORE applying it; returns the last queue id before them."""
+    if not config.emby.url:
+        return 0
+    with store.atomic():
+        before = int(store.execute("SELECT coalesce(max(id), 0) FROM emby_queue").fetchone()[0])
+        from graylink.notify.emby import enqueue
+
+        enqueue(store, media_changes(config, actions))
+    return before
+
+
+def withdraw(config: Config, store: Store, announced: int, applied: ApplyResult) -> None:
+    """Drop this run's queued updates for links it did not change (failed, or not reached)."""
+    if not config.emby.url:
+        return
+    root = os.fsencode(config.paths.target).rstrip(b"/")
+    done = {root + b"/" + a.link for a in applied.done}
+    rows = store.execute("SELECT id, path FROM emby_queue WHERE id > ?", (announced,)).fetchall()
+    store.executemany("DELETE FROM emby_queue WHERE id = ?", ((row[0],) for row in rows if bytes(row[1]) not in done))
+
+
+def notify(config: Config, store: Store) -> DeliveryResult:
+    """Tell the media server what changed: this run's changes and any still queued."""
+    from graylink.notify.emby import deliver
+
+    delivery = deliver(config.emby, store, tree_root=config.paths.target)
+    if not delivery.ok:
+        log.warning(
+            "the links themselves are done; %d media server updates stay queued for the next run", delivery.pending
+        )
+    return delivery

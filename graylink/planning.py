@@ -1,0 +1,105 @@
+"""Planning a scope: the index, the link table and the link tree in, actions out.
+
+The pure per-folder decisions live in :mod:`graylink.reconciler`; this module
+feeds them, streaming the three sorted inputs of a scope side by side so that
+a folder costs one merge step, not a query.
+"""
+
+from __future__ import annotations
+
+import heapq
+import itertools
+import os
+from collections.abc import Iterator
+from operator import itemgetter
+from typing import Any
+
+from graylink.config import Config
+from graylink.db import Store, join, subtree_bounds
+from graylink.index import Index
+from graylink.linktree import read_dir, walk_dirs
+from graylink.reconciler import Action, Desired, LinkSpace, Op, plan_dir
+from graylink.rules import Rules
+from graylink.scopes import Scope
+
+
+def link_space(config: Config) -> LinkSpace:
+    return LinkSpace(
+        source=os.fsencode(config.paths.source),
+        target=os.fsencode(config.paths.target),
+        link_root=os.fsencode(config.link_root),
+        relative=config.paths.relative_links,
+    )
+
+
+def rules_of(config: Config) -> Rules:
+    return Rules.build(config.rules.extensions, config.rules.exclude_dirs)
+
+
+def settings_fingerprint(config: Config) -> str:
+    return f"{rules_of(config).fingerprint()}|{config.link_root}|{config.paths.relative_links}"
+
+
+def _grouped(rows: Iterator[tuple[Any, ...]], tag: int) -> Iterator[tuple[bytes, int, list[tuple[Any, ...]]]]:
+    """Rows sorted by their first column, as (that column, tag, rows) per value."""
+    for key, group in itertools.groupby(rows, key=itemgetter(0)):
+        yield key, tag, list(group)
+
+
+def owned_rows(store: Store, scope: Scope) -> Iterator[tuple[bytes, bytes, bytes]]:
+    if scope.recursive:
+        lo, hi = subtree_bounds(scope.path)
+        cursor = store.execute(
+            "SELECT dir, name, target FROM link WHERE dir = ? OR (dir >= ? AND dir < ?) ORDER BY dir",
+            (scope.path, lo, hi),
+        )
+    else:
+        cursor = store.execute("SELECT dir, name, target FROM link WHERE dir = ?", (scope.path,))
+    for d, name, target in cursor:
+        yield bytes(d), bytes(name), bytes(target)
+
+
+def plan_scope(
+    store: Store, space: LinkSpace, rules: Rules, scope: Scope, videos: dict[bytes, int] | None = None
+) -> list[Action]:
+    """Plan one scope, directory by directory, streaming the index and the link table.
+
+    ``videos`` (when given) receives the number of wanted files of each folder
+    that has any: planning counts them anyway, and the index keeps the counts
+    so that ``status`` need not apply the rules to every file."""
+    index = Index(store)
+    target_dirs = walk_dirs(space.target, scope.path) if scope.recursive else [scope.path]
+    wants_file = rules.wants_file
+    wanted = (
+        (d, 0, [n for n in names if wants_file(n)]) for d, names in index.names_by_dir(scope.path, scope.recursive)
+    )
+    streams: list[Iterator[tuple[bytes, int, list[Any]]]] = [
+        wanted,
+        _grouped(owned_rows(store, scope), 1),
+        ((d, 2, []) for d in target_dirs),
+    ]
+    actions: list[Action] = []
+    merged = heapq.merge(*streams, key=itemgetter(0))
+    for rel_dir, items in itertools.groupby(merged, key=itemgetter(0)):
+        desired: dict[bytes, Desired] = {}
+        owned: dict[bytes, bytes] = {}
+        on_disk = False
+        for _, tag, rows in items:
+            if tag == 0:
+                if rows and rules.wants_dir(rel_dir):
+                    for name in rows:
+                        rel = join(rel_dir, name)
+                        desired[name] = Desired(space.link_target(rel), rel)
+            elif tag == 1:
+                owned.update((row[1], row[2]) for row in rows)
+            else:
+                on_disk = True
+        if videos is not None and desired:
+            videos[rel_dir] = len(desired)
+        if not on_disk and not owned and scope.recursive:
+            # Nothing on disk and nothing recorded: every wanted link is a create.
+            actions.extend(Action(Op.CREATE, d.source, d.target, d.source) for d in desired.values())
+            continue
+        actual = read_dir(space.target, rel_dir) if on_disk or not scope.recursive else {}
+        actions.extend(plan_dir(space, rel_dir, desired, actual, owned))
+    return actions
