@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import os
+from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from graylink.config import Config
@@ -55,11 +56,14 @@ def withdraw(config: Config, store: Store, announced: int, applied: ApplyResult)
     store.executemany("DELETE FROM emby_queue WHERE id = ?", ((row[0],) for row in rows if bytes(row[1]) not in done))
 
 
-def notify(config: Config, store: Store) -> DeliveryResult:
-    """Tell the media server what changed: this run's changes and any still queued."""
+def notify(config: Config, store: Store, should_stop: Callable[[], bool] | None = None) -> DeliveryResult:
+    """Tell the media server what changed: this run's changes and any still queued.
+
+    ``should_stop`` (the loop's stop request) ends a delivery at once; its updates stay queued.
+    """
     from graylink.notify.emby import deliver
 
-    delivery = deliver(config.emby, store, tree_root=config.paths.target)
+    delivery = deliver(config.emby, store, tree_root=config.paths.target, should_stop=should_stop)
     if not delivery.ok:
         log.warning(
             "the links themselves are done; %d media server updates stay queued for the next run", delivery.pending

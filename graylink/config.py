@@ -108,6 +108,15 @@ class EmbyConfig:
 
 
 @dataclass(frozen=True)
+class PlexConfig:
+    url: str
+    token: str = field(repr=False)  # a secret: never in a repr, hence never in a log
+    path_map: tuple[tuple[str, str], ...] = ()
+    collapse_threshold: int = 20
+    max_scans: int = 50  # partial scans per cycle and section; more become one section refresh
+
+
+@dataclass(frozen=True)
 class LogConfig:
     level: str
     file: str
@@ -130,6 +139,7 @@ class Config:
     mount: MountConfig
     drive: DriveConfig
     emby: EmbyConfig
+    plex: PlexConfig
     log: LogConfig
     snapshot: SnapshotConfig
     file: str  # the INI file read, "" when configured by environment only
@@ -151,6 +161,7 @@ _SECTION_TYPES: dict[str, type] = {
     "mount": MountConfig,
     "drive": DriveConfig,
     "emby": EmbyConfig,
+    "plex": PlexConfig,
     "log": LogConfig,
     "snapshot": SnapshotConfig,
 }

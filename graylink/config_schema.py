@@ -44,7 +44,7 @@ SCHEMA: dict[str, dict[str, tuple[Parser, str]]] = {
         "remount_command": (v.text, ""),
         "remount_wait": (v.positive_duration, "30s"),
         "remount_timeout": (v.positive_duration, "60s"),
-        "rclone_rc": (v.url, ""),
+        "rclone_rc": (v.server_url("[mount] rclone_rc_user and rclone_rc_pass"), ""),
         "rclone_rc_user": (v.text, ""),
         "rclone_rc_pass": (v.text, ""),
     },
@@ -63,13 +63,20 @@ SCHEMA: dict[str, dict[str, tuple[Parser, str]]] = {
         "auth_uri": (v.url, ""),
     },
     "emby": {
-        "url": (v.url, ""),
+        "url": (v.server_url("[emby] api_key (sent in a header)"), ""),
         "api_key": (v.text, ""),
         "server": (v.choice("auto", "emby", "jellyfin"), "auto"),
         "mode": (v.choice("targeted", "library"), "targeted"),
         "path_map": (v.path_map, ""),
         "collapse_threshold": (v.positive_int, "20"),
         "max_updates": (v.positive_int, "500"),
+    },
+    "plex": {
+        "url": (v.server_url("[plex] token (sent in the X-Plex-Token header)"), ""),
+        "token": (v.text, ""),
+        "path_map": (v.path_map, ""),
+        "collapse_threshold": (v.positive_int, "20"),
+        "max_scans": (v.positive_int, "50"),
     },
     "log": {
         "level": (v.choice("debug", "info", "warning", "error"), "info"),
@@ -83,4 +90,6 @@ SCHEMA: dict[str, dict[str, tuple[Parser, str]]] = {
     },
 }
 
-SECRET_KEYS = frozenset({("emby", "api_key"), ("drive", "client_secret"), ("mount", "rclone_rc_pass")})
+SECRET_KEYS = frozenset(
+    {("emby", "api_key"), ("plex", "token"), ("drive", "client_secret"), ("mount", "rclone_rc_pass")}
+)

@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 import re
 from collections.abc import Callable
+from urllib.parse import urlsplit
 
 _DURATION_RE = re.compile(r"(\d+(?:\.\d+)?)\s*([smhdw]?)", re.IGNORECASE)
 _DURATION_UNITS = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
@@ -133,3 +134,49 @@ def url(value: str) -> str:
     if stripped and not re.match(r"^https?://[^/\s]+", stripped):
         raise ValueError(f"not an http(s) URL: {stripped!r}")
     return stripped
+
+
+def _masked_url(text: str) -> str:
+    """``text`` with every query value and any password shown as ``***``."""
+    parts = urlsplit(text)
+    user = ""
+    if parts.username is not None:
+        user = parts.username + (":***" if parts.password is not None else "") + "@"
+    host = parts.netloc.rpartition("@")[2]
+    pairs = (item.partition("=") for item in parts.query.split("&"))
+    query = "&".join(f"{name}=***" if sep else name for name, sep, _ in pairs)
+    shown = f"{parts.scheme}://{user}{host}{parts.path}"
+    if "?" in text:
+        shown += "?" + query
+    if parts.fragment:
+        shown += "#***"
+    return shown
+
+
+def server_url(credentials: str) -> Callable[[str], str]:
+    """An http(s) URL of a server graylink sends credentials to: never with credentials of its own.
+
+    A key pasted into the URL (``?api_key=…``, ``user:pass@``) would be shown
+    wherever the URL is (logs, ``status``, ``doctor``) and sent where the
+    server does not read it; refused with the key masked and the right key named.
+    """
+
+    def parse(value: str) -> str:
+        stripped = url(value)
+        if not stripped:
+            return stripped
+        parts = urlsplit(stripped)
+        where = ""
+        if "@" in parts.netloc:
+            where = "a user name or password"
+        elif "?" in stripped or "#" in stripped:
+            where = "a query string" if "?" in stripped else "a fragment"
+        if where:
+            base = f"{parts.scheme}://{parts.netloc.rpartition('@')[2]}{parts.path}"
+            raise ValueError(
+                f"{_masked_url(stripped)} carries {where}, which graylink would show in logs and status: "
+                f"set the URL to {base} and put the credentials in {credentials}"
+            )
+        return stripped
+
+    return parse

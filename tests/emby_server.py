@@ -35,6 +35,25 @@ class Answer:
     status: int = 204
     headers: dict[str, str] = field(default_factory=dict)
     delay: float = 0.0
+    drip: float = 0.0  # > 0: the answer goes out one byte every this many seconds
+
+
+def drip(handler: BaseHTTPRequestHandler, status: int, headers: dict[str, str], every: float) -> bool:
+    """Answer one byte at a time, ``every`` seconds apart: a read timeout never trips.
+
+    Returns whether the whole answer went out (False: the client hung up).
+    """
+    head = f"HTTP/1.1 {status} Dripping\r\n" + "".join(f"{k}: {v}\r\n" for k, v in headers.items())
+    raw = (head + "Content-Length: 0\r\n\r\n").encode()
+    handler.close_connection = True
+    for byte in raw:
+        try:
+            handler.wfile.write(bytes([byte]))
+            handler.wfile.flush()
+        except OSError:
+            return False
+        time.sleep(every)
+    return True
 
 
 class FakeMediaServer:
@@ -169,6 +188,9 @@ class FakeMediaServer:
                     if self._client_gone():
                         self.close_connection = True
                         return
+                if answer.drip:
+                    record.answered = drip(self, answer.status, answer.headers, answer.drip)
+                    return
                 self._send(answer.status, headers=answer.headers)
                 record.answered = True
 

@@ -298,7 +298,7 @@ def test_slow_server_is_a_timeout_then_retried(store: Store, emby: FakeMediaServ
     emby.answer(Answer(204, delay=2.0))
     queue(store, (Op.CREATE, "/links/Movies/a.mkv"))
     sleeps = Sleeps()
-    result = deliver(emby_config(emby.url), store, sleep=sleeps, timeout=(5.0, 0.3))
+    result = deliver(emby_config(emby.url), store, sleep=sleeps, deadline=0.3)
     assert result.ok and sleeps == [1.0] and len(emby.posts()) == 2
 
 

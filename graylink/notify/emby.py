@@ -19,7 +19,7 @@ import os
 import re
 import time
 from collections.abc import Callable, Iterable
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from email.utils import parsedate_to_datetime
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
@@ -29,13 +29,15 @@ import requests
 from graylink.checks import Check
 from graylink.config import Config, EmbyConfig
 from graylink.db import Store
+from graylink.http_deadline import DeadlineExceeded, DeadlineSession, RequestStopped
 from graylink.notify.batch import QUEUED_OPS, Entry, build_entries, merge
 from graylink.notify.pathmap import is_under, map_path
 from graylink.reconciler import Op
 
 log = logging.getLogger(__name__)
 
-TIMEOUT = (5.0, 30.0)  # connect, read
+REQUEST_DEADLINE = 30.0  # seconds for a whole request: connect, headers and body
+DELIVERY_BUDGET = 75.0  # seconds for one delivery, its tries and pauses included
 TRIES = 3
 BACKOFF = (1.0, 2.0, 4.0)  # seconds before the 2nd, 3rd, … try
 MAX_RETRY_AFTER = 60.0  # a server asking for a longer pause is left until the next run
@@ -164,6 +166,10 @@ def _scrub(text: str, key: str) -> str:
 
 
 def _network_reason(exc: requests.RequestException) -> str:
+    if isinstance(exc, DeadlineExceeded):
+        return str(exc)
+    if isinstance(exc, RequestStopped):
+        return "stopped on request"
     if isinstance(exc, requests.ConnectTimeout):
         return "connection timed out"
     if isinstance(exc, requests.ReadTimeout):
@@ -208,16 +214,18 @@ def server_kind(info: dict[str, Any]) -> str:
 class _Client:
     """One run's conversation with the server; every failure is classified, none leaks the key."""
 
-    def __init__(self, config: EmbyConfig, timeout: tuple[float, float], session: requests.Session | None) -> None:
+    def __init__(self, config: EmbyConfig, deadline: float, should_stop: Callable[[], bool] | None = None) -> None:
         self.base = config.url.rstrip("/")
         self.key = config.api_key
-        self.timeout = timeout
-        self.session = session or requests.Session()
-        self._own_session = session is None
+        self.deadline = deadline
+        self.session = DeadlineSession(deadline, should_stop=should_stop)
 
     def close(self) -> None:
-        if self._own_session:
-            self.session.close()
+        self.session.close()
+
+    def limit(self, seconds: float) -> None:
+        """Bound the next requests to ``seconds`` (what is left of a delivery's budget)."""
+        self.session.total = max(0.1, min(self.deadline, seconds))
 
     def request(
         self, method: str, path: str, *, auth: str | None = None, body: dict[str, Any] | None = None
@@ -227,8 +235,10 @@ class _Client:
             headers.update(auth_headers(auth, self.key))
         try:
             response = self.session.request(
-                method, self.base + path, headers=headers, json=body, timeout=self.timeout, allow_redirects=False
+                method, self.base + path, headers=headers, json=body, timeout=self.session.total, allow_redirects=False
             )
+        except RequestStopped:
+            raise
         except requests.RequestException as exc:
             raise _TransientError(_scrub(_network_reason(exc), self.key)) from None
         status = response.status_code
@@ -280,15 +290,18 @@ def deliver(
     store: Store,
     *,
     tree_root: bytes | str | None = None,
-    sleep: Sleep = time.sleep,
-    timeout: tuple[float, float] = TIMEOUT,
-    session: requests.Session | None = None,
+    sleep: Sleep | None = None,
+    deadline: float = REQUEST_DEADLINE,
+    budget: float = DELIVERY_BUDGET,
+    should_stop: Callable[[], bool] | None = None,
 ) -> DeliveryResult:
     """Send everything queued as one request; keep it queued unless the server answers 2xx.
 
     ``tree_root`` (the link tree's root) bounds how far changes collapse into
-    folders. Never raises for the server's sake: failures are in the result
-    and logged once at ERROR.
+    folders. Each request ends within ``deadline`` seconds and the delivery,
+    tries and pauses included, within ``budget``; ``should_stop`` ends it at
+    once (the queue is kept). Never raises for the server's sake: failures
+    are in the result and logged once at ERROR.
     """
     rows = _queued(store)
     if not rows or not config.url:
@@ -301,9 +314,11 @@ def deliver(
         result.error = f"[emby] api_key is not set; {len(rows)} updates kept for the next run"
         result.refused = True
     else:
-        client = _Client(config, timeout, session)
+        client = _Client(config, deadline, should_stop)
         try:
-            _send(client, config, mode, entries, result, sleep)
+            _send(client, config, mode, entries, result, _Budget(budget, sleep, should_stop))
+        except RequestStopped:
+            result.error = f"delivery to {safe_url(config.url)} stopped on request; updates kept for the next run"
         finally:
             client.close()
         label = "Jellyfin" if result.server == "jellyfin" else label
@@ -323,8 +338,39 @@ def deliver(
     return result
 
 
+@dataclass
+class _Budget:
+    """What one delivery may still spend: its requests and its pauses between tries."""
+
+    seconds: float
+    sleep: Sleep | None  # None: a real pause that a stop request ends
+    should_stop: Callable[[], bool] | None
+    started: float = field(default_factory=time.monotonic)
+    paused: float = 0.0  # pauses as asked for (a test's sleep takes no time)
+    paused_wall: float = 0.0  # pauses as the clock saw them
+
+    def left(self) -> float:
+        return self.seconds - (time.monotonic() - self.started - self.paused_wall) - self.paused
+
+    def stop_requested(self) -> bool:
+        return self.should_stop is not None and self.should_stop()
+
+    def pause(self, seconds: float) -> None:
+        began = time.monotonic()
+        if self.sleep is not None:
+            self.sleep(seconds)
+        else:
+            end = began + seconds
+            while not self.stop_requested() and (left := end - time.monotonic()) > 0:
+                time.sleep(min(left, 0.2))
+        self.paused += seconds
+        self.paused_wall += time.monotonic() - began
+        if self.stop_requested():
+            raise RequestStopped("stop requested during a pause between tries")
+
+
 def _send(
-    client: _Client, config: EmbyConfig, mode: str, entries: list[Entry], result: DeliveryResult, sleep: Sleep
+    client: _Client, config: EmbyConfig, mode: str, entries: list[Entry], result: DeliveryResult, budget: _Budget
 ) -> None:
     url = safe_url(config.url)
     path = UPDATED_PATH if mode == "targeted" else REFRESH_PATH
@@ -332,6 +378,7 @@ def _send(
     server = config.server if config.server != "auto" else ""
     kept = "updates kept in the queue for the next run"
     for attempt in range(TRIES):
+        client.limit(budget.left())
         try:
             if not server:
                 server = server_kind(client.public_info())  # once per run: kept across tries
@@ -363,8 +410,13 @@ def _send(
                     result.error = f"media server at {url} asked to wait {exc.retry_after:.0f} s ({exc.reason}); {kept}"
                     return
                 wait = max(wait, exc.retry_after)
+            if wait >= budget.left() - 1.0:
+                spent = f"the {budget.seconds:g} s this run gives a delivery are spent"
+                tries = f"after {attempt + 1} tries, {spent}"
+                result.error = f"media server at {url} unreachable ({exc.reason}) {tries}; {kept}"
+                return
             log.info("media server at %s: %s; trying again in %.0f s", url, exc.reason, wait)
-            sleep(wait)
+            budget.pause(wait)
     # The loop returns on every path; reaching here would mean TRIES < 1.
     raise AssertionError("no delivery attempt was made")
 
@@ -385,15 +437,13 @@ def _record(store: Store, result: DeliveryResult) -> None:
 # -------------------------------------------------------------------- doctor
 
 
-def doctor_checks(
-    config: Config, *, timeout: tuple[float, float] = TIMEOUT, session: requests.Session | None = None
-) -> list[Check]:
+def doctor_checks(config: Config, *, deadline: float = REQUEST_DEADLINE) -> list[Check]:
     """``graylink doctor``'s view of the media server: reachable, key accepted, paths covered."""
     emby = config.emby
     if not emby.url:
         return [Check("emby", True, "no [emby] url: no refresh is sent (links are still kept in sync)")]
     url = safe_url(emby.url)
-    client = _Client(emby, timeout, session)
+    client = _Client(emby, deadline)
     try:
         return _doctor(client, config, url)
     finally:

@@ -30,7 +30,7 @@ from graylink.db import Mark, Store, StoredMark
 log = logging.getLogger(__name__)
 
 LIST_TIMEOUT = 10.0  # a hung FUSE mount must not block a cycle forever
-RC_TIMEOUT = (5.0, 120.0)  # connect, read: a recursive refresh lists through the Drive API
+RC_DEADLINE = 120.0  # seconds for a whole rc call: a recursive refresh lists through the Drive API
 
 # Check names, as reported in the one ERROR line and in status/doctor.
 LISTABLE = "source-listable"
@@ -404,13 +404,17 @@ class RcError(Exception):
     """A failed call to rclone's remote control (message carries no secret)."""
 
 
-def rc_call(config: Config, method: str, params: dict[str, Any]) -> dict[str, Any]:
-    import requests  # only when rclone's rc is used: keeps status and --help fast
+def rc_call(config: Config, method: str, params: dict[str, Any], *, deadline: float = RC_DEADLINE) -> dict[str, Any]:
+    # Only when rclone's rc is used: keeps status and --help fast.
+    import requests
+
+    from graylink.http_deadline import DeadlineSession
 
     url = f"{config.mount.rclone_rc}/{method}"
     auth = (config.mount.rclone_rc_user, config.mount.rclone_rc_pass) if config.mount.rclone_rc_user else None
     try:
-        response = requests.post(url, json=params, auth=auth, timeout=RC_TIMEOUT)
+        with DeadlineSession(deadline) as session:  # the whole call ends by the deadline, however rclone answers
+            response = session.post(url, json=params, auth=auth, timeout=deadline)
     except requests.Timeout:
         raise RcError(f"rclone rc at {_rc_endpoint(config)} did not answer {method} in time") from None
     except requests.RequestException as exc:
