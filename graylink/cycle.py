@@ -13,9 +13,9 @@ import logging
 import os
 import stat
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field, replace
+from dataclasses import replace
 from typing import TYPE_CHECKING
 
 from graylink.announce import announce, notify, withdraw
@@ -25,73 +25,27 @@ from graylink.errors import ConfigError
 from graylink.fsinfo import io_workers, mtime_trusted
 from graylink.links import STOPPED_ON_REQUEST, Applier, ApplyResult
 from graylink.listing import MountGone
+from graylink.outcome import CycleOptions, CycleResult, CycleStats
 from graylink.planning import link_space, plan_scope, rules_of, settings_fingerprint
+from graylink.problems import CONFLICT, FAILED, Problem, problem_folders, update_problems
 from graylink.reconciler import Op, Plan, apply_prune_brake, withhold_prunes
 from graylink.recording import VideoCounts, record_links, record_video_counts
-from graylink.scanner import Interrupted, ProgressFn, Scanner
+from graylink.scanner import Interrupted, Scanner
 from graylink.scopes import Scope, ScopeSet, collapse, touched
 from graylink.scratch import scratch_copy
 from graylink.triggers.mount import Health, check_health, ensure_healthy, record_health, refresh_marked
 from graylink.triggers.walk import walk
 
-if TYPE_CHECKING:  # the notifier (requests) and the Drive feed load only when configured
+if TYPE_CHECKING:  # the Drive feed loads only when configured
     from graylink.drive.feed import DrivePollResult
-    from graylink.notify.emby import DeliveryResult
+
+# The values live in graylink.outcome; callers import them from here with run_cycle.
+__all__ = ["CycleOptions", "CycleResult", "CycleStats", "run_cycle"]
 
 log = logging.getLogger(__name__)
 
 _MAX_REFRESH_ROUNDS = 16
 META_SETTINGS = "plan_settings"
-
-
-@dataclass(frozen=True)
-class CycleOptions:
-    paths: tuple[bytes, ...] = ()  # subtrees relative to the source; empty = walk and everything dirty
-    dry_run: bool = False
-    force: bool = False
-    full: bool = False  # verify everything now
-    progress: ProgressFn | None = None
-    remount: bool = True  # run [mount] remount_command when the mount is down (the loop paces it itself)
-    # Asked between directories and between actions (the service's SIGTERM):
-    # true stops the cycle there, with what is done committed and the marks kept.
-    should_stop: Callable[[], bool] | None = None
-    # False: reconcile only what is already marked (the service, after the Drive
-    # feed or the mount check marked something), without walking the source.
-    walk: bool = True
-    # False: do not poll the Drive feed first (the service polls it on its own schedule).
-    drive: bool = True
-
-
-@dataclass
-class CycleStats:
-    dirs_statted: int = 0
-    dirs_listed: int = 0
-    files_indexed: int = 0
-    duration_s: float = 0.0
-
-
-@dataclass
-class CycleResult:
-    plan: Plan
-    stats: CycleStats
-    dry_run: bool
-    full: bool = False
-    failures: list[str] = field(default_factory=list)
-    stopped: str = ""
-    applied: ApplyResult | None = None
-    health: Health | None = None  # the mount's health when the cycle ended
-    emby: DeliveryResult | None = None  # None when no [emby] url is set (or a dry run)
-    drive: DrivePollResult | None = None  # the Drive feed's poll, when it ran
-
-    @property
-    def mount_healthy(self) -> bool:
-        return self.health is None or self.health.ok
-
-    @property
-    def exit_code(self) -> int:
-        counts = self.plan.counts()
-        undelivered = self.emby is not None and not self.emby.ok
-        return 1 if counts["conflict"] or counts["braked"] or self.failures or self.stopped or undelivered else 0
 
 
 # ------------------------------------------------------------------ cycle
@@ -112,6 +66,7 @@ class Cycle:
         self._path_marks: list[StoredMark] = []
         self.workers = io_workers(config.paths.source, config.scan.workers)
         self.video_counts: VideoCounts = []
+        self.scopes: list[Scope] = []
 
     def run(self) -> CycleResult:
         started = time.monotonic()
@@ -136,12 +91,13 @@ class Cycle:
             marks = self._collect_marks()
             refresh_marked(self.config, marks)
             marks = self._refresh(marks)
-            scopes = collapse([(m.path, m.recursive) for m in marks])
+            scopes = collapse([(m.path, m.recursive) for m in marks] + self._problem_scopes())
         except MountGone as exc:
             record_health(self.store, Health(False, "source-listable", str(exc), dead=True))
             raise
         except Interrupted:
             return self._stopped(started)
+        self.scopes = scopes
         plan = Plan()
         for scope in scopes:
             if self._stop_requested():
@@ -273,6 +229,17 @@ class Cycle:
         stored = [m for m in self.store.pending_marks() if scopes.covers(m.path, m.recursive)]
         return self._path_marks + stored
 
+    def _problem_scopes(self) -> list[tuple[bytes, bool]]:
+        """The folders of open conflicts and failed actions, planned again each walking cycle
+        (with ``--path``, those inside the paths), without re-listing the source."""
+        if not self.options.walk:
+            return []
+        folders = problem_folders(self.store)
+        if self.options.paths:
+            inside = ScopeSet(Scope(p, True) for p in self.options.paths)
+            folders = [f for f in folders if inside.covers(f, False)]
+        return [(f, False) for f in folders]
+
     def _full_verify_due(self) -> bool:
         last = self.store.get_meta(META_LAST_FULL)
         return last is None or time.time() - float(last) >= self.config.scan.full_verify
@@ -335,6 +302,8 @@ class Cycle:
             made = set(applied.made_dirs)
             store.executemany("DELETE FROM link_dir WHERE path = ?", ((d,) for d in new_dirs if d not in made))
             store.clear_marks(m.id for m in marks if m.id and m.id not in keep)
+            finished = not applied.stopped and self.mount_ok
+            update_problems(store, ScopeSet(self.scopes) if finished else None, self._problems(plan, applied))
             if self.full and not keep and not result.failures:
                 store.set_meta(META_LAST_FULL, str(time.time()))
                 # Everything was just listed: a Drive folder-ID cache that missed
@@ -342,12 +311,21 @@ class Cycle:
                 store.execute("DELETE FROM drive_folder")
 
     def _marks_to_keep(self, plan: Plan, marks: list[StoredMark], applied: ApplyResult) -> set[int]:
-        """Marks whose work is unfinished: withheld prunes, failures, an early stop."""
+        """Marks whose work is unfinished: withheld prunes, an early stop.
+
+        Conflicts and failed actions are not kept as marks: they go on the
+        book of open problems, whose folders every cycle plans again."""
         if applied.stopped or not self.mount_ok:
             return {m.id for m in marks}
-        unfinished = [a.link for a in plan.braked] + [a.link for a, _ in applied.failed if a.op is not Op.CONFLICT]
+        unfinished = [a.link for a in plan.braked]
         above, exact = touched([parent_of(link) for link in unfinished] + unfinished)
         return {m.id for m in marks if m.path in (above if m.recursive else exact)}
+
+    @staticmethod
+    def _problems(plan: Plan, applied: ApplyResult) -> list[Problem]:
+        found = [Problem(a.link, CONFLICT, a.op.value, a.detail) for a in plan.actions if a.op is Op.CONFLICT]
+        found += [Problem(a.link, FAILED, a.op.value, reason) for a, reason in applied.failed]
+        return found
 
     def _is_made_dir(self, rel: bytes) -> bool:
         return self.store.execute("SELECT 1 FROM link_dir WHERE path = ?", (rel,)).fetchone() is not None

@@ -160,6 +160,14 @@ def _m0004_service(db: pw.SqliteDatabase) -> None:
     db.create_tables([JobRun])
 
 
+def _m0005_problems(db: pw.SqliteDatabase) -> None:
+    # Open conflicts and failed actions (graylink.problems), one per link path.
+    db.execute_sql(
+        "CREATE TABLE problem (link BLOB PRIMARY KEY, kind TEXT NOT NULL, op TEXT NOT NULL, "
+        "detail TEXT NOT NULL, first_seen REAL NOT NULL, last_seen REAL NOT NULL) WITHOUT ROWID"
+    )
+
+
 # Forward migrations, applied in order, each once, by name. Append only: a
 # database records the names it has, so a newer graylink knows what to add and
 # an older one can tell that a database is newer than itself.
@@ -168,6 +176,7 @@ MIGRATIONS: list[tuple[str, Callable[[pw.SqliteDatabase], None]]] = [
     ("0002_emby_queue", _m0002_emby_queue),
     ("0002_drive", _m0002_drive),
     ("0004_service", _m0004_service),
+    ("0005_problems", _m0005_problems),
 ]
 
 SCHEMA_VERSION = len(MIGRATIONS)
@@ -396,7 +405,7 @@ class Store:
     # -- counts
 
     def count(self, table: str) -> int:
-        if table not in {"directory", "file", "dirty", "link", "link_dir", "emby_queue"}:
+        if table not in {"directory", "file", "dirty", "link", "link_dir", "emby_queue", "problem"}:
             raise ValueError(table)
         return int(self.execute(f"SELECT count(*) FROM {table}").fetchone()[0])
 

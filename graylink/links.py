@@ -17,22 +17,31 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from graylink.db import join, parent_of
+from graylink.fsinfo import mount_of
 from graylink.reconciler import TEMP_PREFIX, Action, Op
 
 log = logging.getLogger(__name__)
 
 # Errors after which nothing more can be written: stop cleanly, keep the marks.
 FATAL_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EROFS})
+# What symlink(2) answers on a filesystem that has no symlinks (vfat, exFAT,
+# some SMB shares and FUSE filesystems): every other link would fail alike.
+NO_SYMLINK_ERRNOS = frozenset({errno.EPERM, errno.ENOTSUP, errno.EOPNOTSUPP, errno.EIO, errno.ENOSYS})
 
 
 class Blocked(Exception):
     """Something that is not a directory stands where a directory must be."""
 
 
+class NoSymlinks(OSError):
+    """The target's filesystem refused a symlink the way filesystems without them do."""
+
+
 @dataclass
 class ApplyResult:
     done: list[Action] = field(default_factory=list)
     failed: list[tuple[Action, str]] = field(default_factory=list)
+    unreached: list[Action] = field(default_factory=list)  # not tried: applying stopped before them
     made_dirs: list[bytes] = field(default_factory=list)
     removed_dirs: list[bytes] = field(default_factory=list)
     stopped: str = ""  # why applying stopped early (disk full, read-only)
@@ -87,11 +96,13 @@ class Applier:
         os.makedirs(self.root, exist_ok=True)
         first = [a for a in actions if a.op is not Op.PRUNE]
         prunes = [a for a in actions if a.op is Op.PRUNE]
-        for action in first + prunes:
+        ordered = first + prunes
+        for position, action in enumerate(ordered):
             if self.should_stop is not None and self.should_stop():
                 # Between two actions: what is done gets recorded, the marks stay.
                 self.result.stopped = STOPPED_ON_REQUEST
                 log.info("applying stopped on request after %d actions", len(self.result.done))
+                self._leave(ordered[position:])
                 break
             try:
                 self._apply_one(action)
@@ -99,13 +110,26 @@ class Applier:
                 self._fail(action, str(exc))
             except OSError as exc:
                 reason = f"{exc.strerror or exc}"
-                if exc.errno in FATAL_ERRNOS:
-                    self.result.stopped = f"stopped: {reason} in {os.fsdecode(self.root)}"
+                if isinstance(exc, NoSymlinks) or exc.errno in FATAL_ERRNOS:
+                    self._fail(action, reason)
+                    self.result.stopped = self._stop_reason(exc, reason)
                     log.error("%s; what was done so far is recorded", self.result.stopped)
+                    self._leave(ordered[position + 1 :])
                     break
                 self._fail(action, reason)
         self._remove_emptied_dirs(prunes)
         return self.result
+
+    def _leave(self, rest: list[Action]) -> None:
+        self.result.unreached.extend(a for a in rest if a.op in (Op.CREATE, Op.REPAIR, Op.PRUNE))
+
+    def _stop_reason(self, exc: OSError, reason: str) -> str:
+        where = filesystem_of(self.root)
+        if isinstance(exc, NoSymlinks):
+            return f"stopped: the filesystem of the link tree ({where}) does not take symlinks ({reason})"
+        if exc.errno == errno.EROFS:
+            return f"stopped: the filesystem of the link tree ({where}) is read-only"
+        return f"stopped: the filesystem of the link tree ({where}) is full ({reason})"
 
     def _fail(self, action: Action, reason: str) -> None:
         log.error("cannot %s %s: %s", action.op.value, os.fsdecode(action.link), reason)
@@ -152,7 +176,7 @@ class Applier:
         self._ensure_dir(parent_of(action.link))
         path = self._abs(action.link)
         try:
-            os.symlink(action.target, path)
+            _symlink(action.target, path)
         except FileExistsError:
             # Something appeared since planning: a correct link is fine, anything else is not ours.
             if os.path.islink(path) and os.readlink(path) == action.target:
@@ -165,7 +189,7 @@ class Applier:
         self._ensure_dir(parent_of(action.link))
         path = self._abs(action.link)
         temp = self._abs(join(parent_of(action.link), TEMP_PREFIX + secrets.token_hex(6).encode() + b".tmp"))
-        os.symlink(action.target, temp)
+        _symlink(action.target, temp)
         try:
             st = os.lstat(path)
             if not stat.S_ISLNK(st.st_mode):
@@ -201,3 +225,21 @@ class Applier:
                     break
                 self.result.removed_dirs.append(rel)
                 rel = parent_of(rel)
+
+
+def _symlink(content: bytes, path: bytes) -> None:
+    try:
+        os.symlink(content, path)
+    except OSError as exc:
+        if exc.errno in NO_SYMLINK_ERRNOS:
+            raise NoSymlinks(exc.errno, exc.strerror, exc.filename) from None
+        raise
+
+
+def filesystem_of(path: bytes) -> str:
+    """``/mnt/x (vfat at /mnt)``: the path and the filesystem that holds it, for a one-line error."""
+    text = os.fsdecode(path)
+    entry = mount_of(text)
+    if entry is None:
+        return text
+    return f"{text}: {entry.fs_type} at {entry.mount_point}"

@@ -307,13 +307,15 @@ class Service:
 
 
 def _cycle_line(result: CycleResult) -> str:
-    counts = result.plan.counts()
+    counts = result.counts()
     text = (
         f"{counts['create']} created, {counts['repair']} repaired, {counts['prune']} pruned, "
         f"{counts['conflict']} conflicts"
     )
     if counts["braked"]:
         text += f", {counts['braked']} prunes withheld"
+    if counts["failed"]:
+        text += f", {counts['failed']} failed"
     if result.failures:
         text += f", {len(result.failures)} failures"
     if result.stopped:

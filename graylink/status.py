@@ -8,6 +8,7 @@ add their own section.
 from __future__ import annotations
 
 import json
+import os
 import time
 from collections.abc import Callable
 from typing import Any
@@ -24,7 +25,7 @@ META_LAST_RECONCILE = "last_reconcile"
 
 def eventful(result: Any) -> bool:
     """Whether a cycle did or found anything (a no-op cycle need not be recorded)."""
-    return bool(any(result.plan.counts().values()) or result.exit_code or result.full)
+    return bool(any(result.counts().values()) or result.exit_code or result.full)
 
 
 def record_reconcile(store: Store, result: Any, trigger: str) -> None:
@@ -32,7 +33,7 @@ def record_reconcile(store: Store, result: Any, trigger: str) -> None:
     summary = {
         "at": time.time(),
         "trigger": trigger,
-        "counts": result.plan.counts(),
+        "counts": result.counts(),
         "full": bool(result.full),
         "duration_s": result.stats.duration_s,
         "dirs_listed": result.stats.dirs_listed,
@@ -94,6 +95,31 @@ def _jobs(store: Store) -> list[dict[str, Any]]:
 # ---------------------------------------------------------------- the document
 
 
+# What status lists of the open problems; the counts cover them all.
+PROBLEMS_SHOWN = 50
+
+
+def _problems(config: Config, store: Store) -> dict[str, Any]:
+    """Open conflicts and failed actions (graylink.problems), with the link paths."""
+    from graylink.problems import open_problems, problem_counts
+
+    root = config.paths.target.rstrip("/")
+    return {
+        **problem_counts(store),
+        "open": [
+            {
+                "link": root + "/" + os.fsdecode(p.link),
+                "kind": p.kind,
+                "op": p.op,
+                "detail": p.detail,
+                "since": p.first_seen,
+                "last_seen": p.last_seen,
+            }
+            for p in open_problems(store, PROBLEMS_SHOWN)
+        ],
+    }
+
+
 def _section(read: Callable[[], dict[str, Any]]) -> dict[str, Any]:
     try:
         return dict(read())
@@ -125,6 +151,7 @@ def collect_status(config: Config, store: Store | None) -> dict[str, Any]:
         "last_full_verify": float(last_full) if last_full else None,
     }
     doc["dirty"] = _marks(store)
+    doc["problems"] = _problems(config, store)
     doc["last_reconcile"] = _json_meta(store, META_LAST_RECONCILE)
     doc["jobs"] = _jobs(store)
     # The pieces are imported only when their section is shown: status must
@@ -176,6 +203,21 @@ def _section_lines(title: str, section: dict[str, Any]) -> list[str]:
     return lines
 
 
+def _problem_lines(problems: dict[str, Any] | None, now: float) -> list[str]:
+    if not problems:
+        return []
+    total = problems["conflict"] + problems["failed"]
+    if not total:
+        return ["problems: none open"]
+    lines = [f"problems: {problems['conflict']} conflicts, {problems['failed']} failed actions (retried each run)"]
+    for p in problems["open"]:
+        what = "conflict" if p["kind"] == "conflict" else f"{p['op']} failed"
+        lines.append(f"  {what}: {p['link']}: {p['detail']} (since {_when(p['since'], now)})")
+    if total > len(problems["open"]):
+        lines.append(f"  … and {total - len(problems['open'])} more (graylink status --json lists {PROBLEMS_SHOWN})")
+    return lines
+
+
 def render_status(doc: dict[str, Any], now: float | None = None) -> str:
     now = time.time() if now is None else now
     service = doc["service"]
@@ -200,6 +242,7 @@ def render_status(doc: dict[str, Any], now: float | None = None) -> str:
         lines.append(f"dirty:    {dirty['total']} marks ({reasons}), oldest {_when(dirty['oldest_marked_at'], now)}")
     else:
         lines.append("dirty:    nothing")
+    lines.extend(_problem_lines(doc.get("problems"), now))
     last = doc.get("last_reconcile")
     if last:
         counts = last["counts"]
@@ -209,6 +252,8 @@ def render_status(doc: dict[str, Any], now: float | None = None) -> str:
         )
         if counts.get("braked"):
             detail += f", {counts['braked']} prunes withheld"
+        if counts.get("failed"):
+            detail += f", {counts['failed']} failed"
         state = "ok" if last["exit_code"] == 0 else f"exit {last['exit_code']}"
         if last.get("stopped"):
             state += f", {last['stopped']}"

@@ -37,11 +37,21 @@ def plan_document(result: Any, config: Config) -> dict[str, Any]:
         }
         for a in result.plan.braked
     ]
+    failed = [
+        {
+            "op": a.op.value,
+            "link": prefix + a.link.decode(encoding, errors),
+            "target": a.target.decode(encoding, errors),
+            "reason": reason,
+        }
+        for a, reason in result.failed_actions()
+    ]
     stats = result.stats
     return {
         "dry_run": result.dry_run,
-        "counts": result.plan.counts(),
+        "counts": result.counts(),
         "actions": actions,
+        "failed": failed,
         "stats": {
             "dirs_statted": stats.dirs_statted,
             "dirs_listed": stats.dirs_listed,
@@ -81,7 +91,7 @@ def print_plan(result: Any) -> None:
 
 
 def summary_line(result: Any) -> str:
-    counts = result.plan.counts()
+    counts = result.counts()
     verb = "would be" if result.dry_run else ""
     parts = [
         f"{counts['create']} created",
@@ -91,6 +101,8 @@ def summary_line(result: Any) -> str:
     ]
     if counts["braked"]:
         parts.append(f"{counts['braked']} prunes withheld")
+    if counts["failed"]:
+        parts.append(f"{counts['failed']} failed")
     stats = result.stats
     head = "dry run: " if result.dry_run else ""
     text = f"{head}{', '.join(parts)}{' (' + verb.strip() + ')' if verb else ''}"

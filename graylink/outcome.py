@@ -1,0 +1,89 @@
+"""What a reconcile cycle is asked to do, and what it reports back (values only)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+from graylink.links import ApplyResult
+from graylink.reconciler import Action, Op, Plan
+from graylink.scanner import ProgressFn
+from graylink.triggers.mount import Health
+
+if TYPE_CHECKING:  # the notifier (requests) and the Drive feed load only when configured
+    from graylink.drive.feed import DrivePollResult
+    from graylink.notify.emby import DeliveryResult
+
+
+@dataclass(frozen=True)
+class CycleOptions:
+    paths: tuple[bytes, ...] = ()  # subtrees relative to the source; empty = walk and everything dirty
+    dry_run: bool = False
+    force: bool = False
+    full: bool = False  # verify everything now
+    progress: ProgressFn | None = None
+    remount: bool = True  # run [mount] remount_command when the mount is down (the loop paces it itself)
+    # Asked between directories and between actions (the service's SIGTERM):
+    # true stops the cycle there, with what is done committed and the marks kept.
+    should_stop: Callable[[], bool] | None = None
+    # False: reconcile only what is already marked (the service, after the Drive
+    # feed or the mount check marked something), without walking the source.
+    walk: bool = True
+    # False: do not poll the Drive feed first (the service polls it on its own schedule).
+    drive: bool = True
+
+
+@dataclass
+class CycleStats:
+    dirs_statted: int = 0
+    dirs_listed: int = 0
+    files_indexed: int = 0
+    duration_s: float = 0.0
+
+
+@dataclass
+class CycleResult:
+    plan: Plan
+    stats: CycleStats
+    dry_run: bool
+    full: bool = False
+    failures: list[str] = field(default_factory=list)
+    stopped: str = ""
+    applied: ApplyResult | None = None
+    health: Health | None = None  # the mount's health when the cycle ended
+    emby: DeliveryResult | None = None  # None when no [emby] url is set (or a dry run)
+    drive: DrivePollResult | None = None  # the Drive feed's poll, when it ran
+
+    @property
+    def mount_healthy(self) -> bool:
+        return self.health is None or self.health.ok
+
+    def counts(self) -> dict[str, int]:
+        """What the run did: links created / repaired / pruned that are so on disk now,
+        conflicts met, prunes withheld, and the actions that failed (or that a stop left
+        undone). A dry run counts what it would do."""
+        counts = self.plan.counts()
+        counts["failed"] = 0
+        if self.applied is None:
+            return counts if self.dry_run else {**counts, "create": 0, "repair": 0, "prune": 0}
+        for op in (Op.CREATE, Op.REPAIR, Op.PRUNE):
+            counts[op.value] = 0
+        for action in self.applied.done:
+            if action.op is Op.CREATE or action.op is Op.REPAIR or action.op is Op.PRUNE:
+                counts[action.op.value] += 1
+        counts["failed"] = len(self.applied.failed) + len(self.applied.unreached)
+        return counts
+
+    def failed_actions(self) -> list[tuple[Action, str]]:
+        """Every planned change that did not happen, with why."""
+        if self.applied is None:
+            return []
+        left = f"not tried: {self.applied.stopped}"
+        return self.applied.failed + [(a, left) for a in self.applied.unreached]
+
+    @property
+    def exit_code(self) -> int:
+        counts = self.plan.counts()
+        undelivered = self.emby is not None and not self.emby.ok
+        return 1 if counts["conflict"] or counts["braked"] or self.failures or self.stopped or undelivered else 0
