@@ -18,6 +18,7 @@ from contextlib import contextmanager
 from dataclasses import replace
 from typing import TYPE_CHECKING
 
+from graylink import ownership
 from graylink.announce import announce, notify, withdraw
 from graylink.config import Config
 from graylink.db import META_LAST_FULL, Mark, Store, StoredMark, parent_of
@@ -70,6 +71,8 @@ class Cycle:
 
     def run(self) -> CycleResult:
         started = time.monotonic()
+        # Before anything else: another library's index would read as "all deleted".
+        ownership.check(self.config, self.store, rebase=self.options.rebase)
         if not self._index_has_files():
             # Nothing indexed yet, so nothing to protect: a missing source is a
             # bad config. Once indexed, a missing source is a dropped mount
@@ -195,6 +198,8 @@ class Cycle:
         with store.atomic():
             if store.is_empty():
                 store.add_marks([Mark(b"", "first-run")])
+            elif self.options.rebase:
+                store.add_marks([Mark(b"", "rebase")])
             elif self.options.full or self._full_verify_due():
                 store.add_marks([Mark(b"", "full-verify")])
             settings = settings_fingerprint(self.config)
@@ -296,6 +301,7 @@ class Cycle:
             result.failures.append(f"{action.op.value} {os.fsdecode(action.link)}: {reason}")
         keep = self._marks_to_keep(plan, marks, applied)
         with store.atomic():
+            ownership.record(self.config, store)
             record_links(store, applied)
             record_video_counts(store, self.video_counts)
             withdraw(self.config, store, announced, applied)

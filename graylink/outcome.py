@@ -32,6 +32,9 @@ class CycleOptions:
     walk: bool = True
     # False: do not poll the Drive feed first (the service polls it on its own schedule).
     drive: bool = True
+    # True: the database may belong to another source or target; it moves to
+    # this config's (``reconcile --rebase``), with a full verification.
+    rebase: bool = False
 
 
 @dataclass

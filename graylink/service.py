@@ -28,6 +28,7 @@ from typing import TYPE_CHECKING
 
 import schedule
 
+from graylink import ownership
 from graylink.config import Config, load_config
 from graylink.cycle import CycleOptions, CycleResult, run_cycle
 from graylink.db import Store
@@ -267,6 +268,10 @@ class Service:
                 fresh.paths.database,
             )
             return
+        moved = ownership.reload_refusal(self.config, fresh, self.store)
+        if moved is not None:
+            log.error("SIGHUP: %s; keeping the old config", moved)
+            return
         self.config = fresh
         self.app._config = fresh
         # Credentials kept from the old config may belong to another remote, token
@@ -337,6 +342,7 @@ def run_loop(app: AppContext, jobs: tuple[Job, ...] = JOBS) -> int:
     """Run the service until SIGTERM / SIGINT; 0 on a clean stop."""
     config = app.config
     with InstanceLock(config.paths.database), Store(config.paths.database) as store:
+        ownership.check(config, store)  # another library's database: refuse before the first job
         service = Service(app, config, store, jobs)
         handlers = {
             signal.SIGTERM: service._on_stop,

@@ -72,10 +72,22 @@ class Progress:
 @click.option("--force", is_flag=True, help="Prune even when the prune brake would withhold it.")
 @click.option("--full", is_flag=True, help="Verify everything now (list every folder, check every link).")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON document (the plan with counts) on stdout.")
+@click.option(
+    "--rebase",
+    is_flag=True,
+    help="Move the library: the database takes this config's source and target, then everything is verified.",
+)
 @click.pass_obj
 @handle_errors
 def reconcile(
-    app: AppContext, paths: tuple[str, ...], dry_run: bool, loop: bool, force: bool, full: bool, as_json: bool
+    app: AppContext,
+    paths: tuple[str, ...],
+    dry_run: bool,
+    loop: bool,
+    force: bool,
+    full: bool,
+    as_json: bool,
+    rebase: bool,
 ) -> None:
     """Bring the link tree in line with the source (the main job)."""
     import json
@@ -87,6 +99,8 @@ def reconcile(
     from graylink.lock import InstanceLock
     from graylink.status import eventful, record_reconcile
 
+    if rebase and (loop or paths):
+        raise ConfigError("--rebase verifies the whole library once: it takes neither --loop nor --path")
     config = app.config
     if loop:
         from graylink.service import run_loop
@@ -94,7 +108,9 @@ def reconcile(
         sys.exit(run_loop(app))
     subtrees = tuple(resolve_subtree(config, p) for p in paths)
     progress = Progress() if sys.stderr.isatty() and not as_json and app.verbosity >= 0 else None
-    options = CycleOptions(paths=subtrees, dry_run=dry_run, force=force, full=full, progress=progress)
+    options = CycleOptions(
+        paths=subtrees, dry_run=dry_run, force=force, full=full or rebase, progress=progress, rebase=rebase
+    )
     try:
         if dry_run:
             db_exists = os.path.exists(config.paths.database)

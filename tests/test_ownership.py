@@ -1,0 +1,136 @@
+"""A database belongs to one library: refused elsewhere, moved on purpose (``--rebase``)."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import sqlite3
+from collections.abc import Callable
+from pathlib import Path
+
+from service_support import Loop, linked, wait_for
+
+from conftest import Library, expected_links, links_in
+
+
+def meta(db: Path, key: str) -> str | None:
+    conn = sqlite3.connect(db)
+    try:
+        row = conn.execute("SELECT value FROM meta_value WHERE key = ?", (key,)).fetchone()
+    finally:
+        conn.close()
+    return None if row is None else str(row[0])
+
+
+def other_source(lib: Library, name: str, files: list[str]) -> Path:
+    source = lib.root / name
+    for rel in files:
+        path = source / rel
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(b"x")
+    return source
+
+
+def test_two_configs_sharing_a_database_the_second_is_refused_naming_both(lib: Library) -> None:
+    lib.add("Movies/A (2001)/A.mkv")
+    first = lib.run("reconcile")
+    assert first.returncode == 0, first.stderr
+    assert meta(lib.database, "library_source") == str(lib.source)
+    assert meta(lib.database, "library_target") == str(lib.target)
+    links = links_in(lib.target)
+
+    tv = other_source(lib, "tv", ["Show/S01E01.mkv"])
+    lib.write_ini(paths={"source": str(tv)})
+    for args in (("reconcile",), ("reconcile", "--dry-run"), ("reconcile", "--loop")):
+        refused = lib.run(*args)
+        assert refused.returncode == 2, (args, refused.stderr)
+        lines = refused.stderr.strip().splitlines()
+        assert len(lines) == 1, refused.stderr
+        assert f"belongs to source {lib.source} and target {lib.target}" in lines[0]
+        assert f"this config has source {tv} and target {lib.target}" in lines[0]
+        assert "graylink reconcile --rebase" in lines[0]
+    assert links_in(lib.target) == links, "a refused config changes nothing"
+    assert meta(lib.database, "library_source") == str(lib.source)
+
+
+def test_a_first_run_on_a_wrong_source_does_not_lock_the_database(lib: Library) -> None:
+    empty = lib.root / "typo"
+    empty.mkdir()
+    lib.write_ini(paths={"source": str(empty)})
+    assert lib.run("reconcile").returncode == 0
+    lib.write_ini()
+    lib.add("Movies/A.mkv")
+    fixed = lib.run("reconcile")
+    assert fixed.returncode == 0, fixed.stderr
+    assert links_in(lib.target) == expected_links(lib.source)
+    assert meta(lib.database, "library_source") == str(lib.source)
+
+
+def test_rebase_moves_a_library_whose_mount_point_moved(lib: Library) -> None:
+    for i in range(30):
+        lib.add(f"Movies/M{i:02d}/M{i:02d}.mkv")
+    assert lib.run("reconcile").returncode == 0
+    moved = lib.root / "mnt-new"
+    shutil.move(str(lib.source), str(moved))
+    lib.write_ini(paths={"source": str(moved)})
+    assert lib.run("reconcile").returncode == 2
+
+    rebased = lib.run("reconcile", "--rebase")
+    assert rebased.returncode == 0, rebased.stderr
+    assert "rebase: the database moves from" in rebased.stderr
+    assert "30 repaired, 0 pruned" in rebased.stdout
+    assert links_in(lib.target) == expected_links(moved)
+    assert meta(lib.database, "library_source") == str(moved)
+    again = lib.run("reconcile")
+    assert again.returncode == 0 and "0 created, 0 repaired, 0 pruned" in again.stdout
+
+
+def test_rebase_takes_neither_loop_nor_path(lib: Library) -> None:
+    for args in (("--rebase", "--loop"), ("--rebase", "--path", "Movies")):
+        refused = lib.run("reconcile", *args)
+        assert refused.returncode == 2
+        assert refused.stderr.strip() == (
+            "graylink: --rebase verifies the whole library once: it takes neither --loop nor --path"
+        )
+    assert not lib.database.exists()
+
+
+def test_sighup_to_another_source_is_refused_and_rebase_completes_the_move(
+    lib: Library, loop_of: Callable[[], Loop]
+) -> None:
+    old_files = [f"Old/O{i:02d}.mkv" for i in range(30)]
+    for rel in old_files:
+        lib.add(rel)
+    lib.write_ini(scan={"interval": "1s", "workers": "2"})
+    loop = loop_of()
+    wait_for("the old library's links", lambda: len(links_in(lib.target)) == 30, loop.proc)
+
+    new = other_source(lib, "new", ["New/N1.mkv", "New/N2.mkv"])
+    good = lib.ini.read_text()
+    lib.write_ini(paths={"source": str(new)}, scan={"interval": "1s", "workers": "2"})
+    loop.proc.send_signal(signal.SIGHUP)
+    loop.wait_log("SIGHUP: [paths] source changed from")
+    line = next(x for x in loop.text().splitlines() if "SIGHUP: [paths] source" in x)
+    assert " ERROR " in line and f"from {lib.source} to {new}" in line
+    assert "stop the service, run 'graylink reconcile --rebase' once" in line
+    assert line.endswith("keeping the old config")
+    # The loop goes on with the old library.
+    lib.add("Old/Later.mkv")
+    wait_for("a link under the old config", linked(lib, "Old/Later.mkv"), loop.proc)
+    assert "prunes withheld" not in loop.text()
+    assert loop.stop() == 0
+
+    # The documented move: one rebase (a different library: its prunes need --force).
+    rebased = lib.run("reconcile", "--rebase")
+    assert rebased.returncode == 1 and "31 prunes withheld" in rebased.stdout, rebased.stdout
+    forced = lib.run("reconcile", "--force")
+    assert forced.returncode == 0, forced.stderr
+    assert links_in(lib.target) == expected_links(new)
+    again = loop_of()
+    wait_for("the service on the new library", lambda: "reconcile (walk)" in again.text(), again.proc)
+    assert again.stop() == 0
+    assert "ERROR" not in again.text(), again.text()
+    assert links_in(lib.target) == expected_links(new)
+    assert good != lib.ini.read_text()
+    assert os.path.exists(lib.database)
