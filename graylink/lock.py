@@ -15,6 +15,7 @@ import os
 import time
 from types import TracebackType
 
+from graylink.db import read_only_refusal
 from graylink.errors import GraylinkError
 
 # A read-only command may probe the lock for an instant (status asks whether
@@ -42,6 +43,7 @@ class InstanceLock:
     """The single-writer lock beside a database. Use as a context manager."""
 
     def __init__(self, database: str) -> None:
+        self.database = database
         self.path = lock_path(database)
         self._fd: int | None = None
 
@@ -55,6 +57,8 @@ class InstanceLock:
             os.makedirs(parent, exist_ok=True)
             fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
         except OSError as exc:
+            if exc.errno == errno.EROFS:
+                raise read_only_refusal(self.database) from None
             raise GraylinkError(f"cannot open lock file {self.path}: {exc.strerror}") from None
         deadline = time.monotonic() + PROBE_GRACE_S
         while True:
@@ -74,6 +78,29 @@ class InstanceLock:
         os.ftruncate(fd, 0)
         os.pwrite(fd, f"{os.getpid()}\n".encode("ascii"), 0)
         self._fd = fd
+
+    def lost(self) -> bool:
+        """Whether the lock file at the path is no longer the one locked (deleted,
+        or replaced): another graylink could then lock the new one."""
+        if self._fd is None:
+            return False
+        try:
+            st = os.stat(self.path)
+        except OSError:
+            return True
+        held = os.fstat(self._fd)
+        return (st.st_dev, st.st_ino) != (held.st_dev, held.st_ino)
+
+    def reacquire(self) -> None:
+        """Lock the file now at the path (raises LockHeld when another graylink has it)."""
+        old, self._fd = self._fd, None
+        try:
+            self.acquire()
+        except GraylinkError:
+            self._fd = old
+            raise
+        if old is not None:
+            os.close(old)
 
     def release(self) -> None:
         if self._fd is None:

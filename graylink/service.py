@@ -28,7 +28,7 @@ from typing import TYPE_CHECKING
 
 import schedule
 
-from graylink import ownership
+from graylink import dbwatch, ownership
 from graylink.config import Config, load_config
 from graylink.cycle import CycleOptions, CycleResult, run_cycle
 from graylink.db import Store
@@ -130,6 +130,8 @@ class Service:
         self.reload_requested = False
         self.drive_cache = CredentialCache()
         self.mount_watch = MountWatch()
+        self.guard = dbwatch.Guard(store)
+        self.exit_code = 0
 
     # -- signals
 
@@ -164,7 +166,7 @@ class Service:
 
     def run_job(self, job: Job) -> None:
         """Run one job; whatever it raises is logged and recorded, never fatal."""
-        if self.stop_requested:
+        if self.stop_requested or not self.guard_database():
             return
         started = time.time()
         clock = time.monotonic()
@@ -213,6 +215,20 @@ class Service:
                 "ON CONFLICT(name) DO UPDATE SET next_run = excluded.next_run",
                 rows,
             )
+
+    # -- the database under the loop
+
+    def guard_database(self) -> bool:
+        """Before each job: the lock and the database are still the files opened.
+        False when the loop cannot go on (it then stops with a non-zero exit)."""
+        try:
+            self.store = self.guard.check(self.store, self.config)
+        except dbwatch.CannotGoOn as exc:
+            log.error("%s; stopping", exc)
+            self.exit_code = exc.exit_code
+            self.stop_requested = True
+            return False
+        return True
 
     # -- what the jobs call
 
@@ -308,7 +324,8 @@ class Service:
 
     def shutdown(self) -> None:
         self.scheduler.clear()
-        self._record_next_runs()
+        if not self.store.db.is_closed():
+            self._record_next_runs()
 
 
 def _cycle_line(result: CycleResult) -> str:
@@ -341,9 +358,10 @@ def _human(seconds: float) -> str:
 def run_loop(app: AppContext, jobs: tuple[Job, ...] = JOBS) -> int:
     """Run the service until SIGTERM / SIGINT; 0 on a clean stop."""
     config = app.config
-    with InstanceLock(config.paths.database), Store(config.paths.database) as store:
+    with InstanceLock(config.paths.database) as lock, Store(config.paths.database) as store:
         ownership.check(config, store)  # another library's database: refuse before the first job
         service = Service(app, config, store, jobs)
+        service.guard.lock = lock
         handlers = {
             signal.SIGTERM: service._on_stop,
             signal.SIGINT: service._on_stop,
@@ -355,7 +373,8 @@ def run_loop(app: AppContext, jobs: tuple[Job, ...] = JOBS) -> int:
             service.loop()
         finally:
             service.shutdown()
+            service.store.close()  # a recreated database is not the one this block opened
             for signum, handler in previous.items():
                 signal.signal(signum, handler)
-        log.info("service stopped")
-    return 0
+        log.info("service stopped" if not service.exit_code else f"service stopped (exit {service.exit_code})")
+    return service.exit_code

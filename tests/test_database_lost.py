@@ -1,0 +1,151 @@
+"""The database lost under a running loop, and a database on a read-only filesystem."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import sqlite3
+import subprocess
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+from emby_server import FakeMediaServer
+from service_support import Loop, linked, wait_for
+
+from conftest import Library, expected_links, links_in
+
+
+def count(db: Path, table: str) -> int:
+    try:
+        conn = sqlite3.connect(f"file:{db}?mode=ro", uri=True)
+    except sqlite3.Error:
+        return -1
+    try:
+        return int(conn.execute(f"SELECT count(*) FROM {table}").fetchone()[0])
+    except sqlite3.Error:
+        return -1
+    finally:
+        conn.close()
+
+
+def remove(lib: Library, what: str) -> None:
+    db = str(lib.database)
+    if what == "state folder":
+        shutil.rmtree(lib.database.parent)  # the lock file goes too
+        return
+    for suffix in ("", "-wal", "-shm") if what == "database, -wal and -shm" else ("",):
+        os.unlink(db + suffix)
+
+
+@pytest.mark.parametrize("what", ["database", "database, -wal and -shm", "state folder"])
+def test_database_deleted_under_the_loop_is_recreated_and_no_queued_update_is_lost(
+    lib: Library, loop_of: Callable[[], Loop], what: str
+) -> None:
+    with FakeMediaServer("emby") as server:
+        for i in range(30):
+            lib.add(f"Movies/M{i:02d} (2001)/M{i:02d}.mkv")
+        settings = {"scan": {"interval": "1s", "workers": "2"}, "mount": {"check_interval": "1s"}}
+        # A wrong key: the server refuses, so every update stays queued.
+        lib.write_ini(emby={"url": server.url, "api_key": "wrong-key", "server": "emby"}, **settings)
+        loop = loop_of()
+        wait_for(
+            "30 links recorded and their updates queued",
+            lambda: count(lib.database, "link") == 30 and count(lib.database, "emby_queue") == 30,
+            loop.proc,
+        )
+        assert len(links_in(lib.target)) == 30
+        before = os.stat(lib.database).st_ino
+
+        remove(lib, what)
+        loop.wait_log("opened again")
+        text = loop.text()
+        error = next(line for line in text.splitlines() if "under the loop: graylink stops writing" in line)
+        assert " ERROR " in error and f"database {lib.database} was deleted under the loop" in error
+        assert "30 links graylink made and 30 queued media-server updates carried over" in text
+        assert os.stat(lib.database).st_ino != before or what != "database"
+        wait_for("the new index", lambda: count(lib.database, "file") == 30, loop.proc)
+        assert count(lib.database, "emby_queue") == 30
+        if what == "state folder":
+            assert "the lock file" in text and "it is locked again" in text
+            second = lib.run("reconcile")
+            assert second.returncode == 2 and "another graylink" in second.stderr
+
+        status = lib.run("status", "--json")
+        assert status.returncode == 0, status.stderr
+        assert json.loads(status.stdout)["index"]["files"] == 30
+
+        # The key fixed: the carried-over updates reach the server, once.
+        lib.write_ini(emby={"url": server.url, "api_key": server.api_key, "server": "emby"}, **settings)
+        loop.proc.send_signal(signal.SIGHUP)
+        wait_for("the queue delivered", lambda: count(lib.database, "emby_queue") == 0, loop.proc)
+        lib.add("Movies/Later/Later.mkv")
+        wait_for("a link made after the loss", linked(lib, "Movies/Later/Later.mkv"), loop.proc)
+        assert loop.stop() == 0
+        text = loop.text()
+        assert "delivered 30 queued changes" in text
+        # The links on disk were adopted by the full verification, not made again.
+        after_loss = text[text.index("opened again") :]
+        assert all(
+            " 0 created" in line or "1 created" in line
+            for line in after_loss.splitlines()
+            if "reconcile (" in line and "created" in line
+        ), after_loss
+        assert links_in(lib.target) == expected_links(lib.source)
+        conn = sqlite3.connect(lib.database)
+        assert conn.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+        assert conn.execute("SELECT count(*) FROM link").fetchone()[0] == 31
+        conn.close()
+        assert "Traceback" not in text
+
+
+# ----------------------------------------------------------- read-only filesystem
+
+
+@pytest.fixture
+def read_only_state(lib: Library) -> Iterator[Callable[[], None]]:
+    """The database's folder on a tmpfs mounted for the test; the callable remounts it read-only."""
+    if os.geteuid() != 0 or shutil.which("mount") is None:
+        pytest.skip("SKIPPED LOUDLY: mounting a tmpfs needs root; EROFS is not tested here")
+    state = lib.database.parent
+    state.mkdir()
+    mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=4m", "tmpfs", str(state)], capture_output=True)
+    if mounted.returncode != 0:
+        pytest.skip(f"SKIPPED LOUDLY: cannot mount a tmpfs here ({mounted.stderr!r}); EROFS is not tested")
+
+    def read_only() -> None:
+        subprocess.run(["mount", "-o", "remount,ro", str(state)], check=True)
+
+    try:
+        yield read_only
+    finally:
+        subprocess.run(["umount", "-l", str(state)], check=False)
+
+
+def test_database_on_a_read_only_filesystem(lib: Library, read_only_state: Callable[[], None]) -> None:
+    lib.add("Movies/A (2001)/A.mkv")
+    lib.add("TV/Show/E01.mkv")
+    assert lib.run("reconcile").returncode == 0
+    read_only_state()
+    assert not os.path.exists(f"{lib.database}-shm"), "a clean close leaves no shared-memory file"
+
+    status = lib.run("status", "--json")
+    assert status.returncode == 0, status.stderr
+    doc = json.loads(status.stdout)
+    assert doc["index"]["files"] == 2
+    snapshot = lib.run("snapshot", "-o", str(lib.root / "page.html"))
+    assert snapshot.returncode == 0, snapshot.stderr
+    dry = lib.run("reconcile", "--dry-run")
+    assert dry.returncode == 0, dry.stderr
+
+    lib.add("Movies/B.mkv")
+    for args in (("reconcile",), ("reconcile", "--loop")):
+        refused = lib.run(*args)
+        assert refused.returncode == 2, refused.stderr
+        assert refused.stderr.strip().splitlines() == [
+            f"graylink: database {lib.database} is on a read-only filesystem: reconcile needs to write it "
+            "('graylink status' and 'graylink snapshot' can still read it)"
+        ]
+    assert b"Movies/B.mkv" not in links_in(lib.target)
