@@ -12,7 +12,6 @@ import logging
 import os
 import sqlite3
 import time
-import urllib.parse
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass
@@ -20,6 +19,7 @@ from dataclasses import dataclass
 import peewee as pw
 
 from graylink.errors import DatabaseError
+from graylink.readonlyfs import immutable_uri, on_read_only_fs, read_only_refusal
 
 log = logging.getLogger(__name__)
 
@@ -262,24 +262,6 @@ def database_failure(exc: Exception, path: str) -> DatabaseError | None:
 # -------------------------------------------------------------------- store
 
 
-def on_read_only_fs(path: str) -> bool:
-    """Whether the filesystem that holds (or would hold) ``path`` is mounted read-only."""
-    folder = os.path.dirname(os.path.abspath(path))
-    while folder and not os.path.isdir(folder):
-        folder = os.path.dirname(folder)
-    try:
-        return bool(os.statvfs(folder).f_flag & os.ST_RDONLY)
-    except OSError:
-        return False
-
-
-def read_only_refusal(path: str) -> DatabaseError:
-    return DatabaseError(
-        f"database {path} is on a read-only filesystem: reconcile needs to write it "
-        "('graylink status' and 'graylink snapshot' can still read it)"
-    )
-
-
 class Store:
     """One open graylink database."""
 
@@ -326,7 +308,7 @@ class Store:
                 # A WAL database on a read-only filesystem: SQLite cannot make
                 # its shared-memory file, so it is read as an immutable file.
                 self._close_quietly()
-                self._connect(self._immutable_uri(), pragmas, uri=True)
+                self._connect(immutable_uri(self.path), pragmas, uri=True)
         except (pw.DatabaseError, sqlite3.DatabaseError) as exc:
             self._close_quietly()
             raise DatabaseError(
@@ -343,19 +325,6 @@ class Store:
         self.db.bind(MODELS, bind_refs=False, bind_backrefs=False)
         self.db.connect()
         self.db.execute_sql("SELECT count(*) FROM sqlite_master").fetchone()
-
-    def _immutable_uri(self) -> str:
-        """``immutable=1`` ignores the write-ahead log: safe only when it holds nothing."""
-        try:
-            wal = os.path.getsize(self.path + "-wal")
-        except OSError:
-            wal = 0
-        if wal:
-            raise DatabaseError(
-                f"{self.path} is on a read-only filesystem with unfinished writes in {self.path}-wal; "
-                "it can be read once its filesystem is writable again"
-            )
-        return "file:" + urllib.parse.quote(os.path.abspath(self.path)) + "?immutable=1"
 
     def _close_quietly(self) -> None:
         with suppress(pw.PeeweeException):

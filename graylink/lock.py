@@ -15,8 +15,8 @@ import os
 import time
 from types import TracebackType
 
-from graylink.db import read_only_refusal
 from graylink.errors import GraylinkError
+from graylink.readonlyfs import read_only_refusal
 
 # A read-only command may probe the lock for an instant (status asks whether
 # the loop runs); a writer retries this long before calling the lock held.
