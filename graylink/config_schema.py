@@ -50,7 +50,7 @@ SCHEMA: dict[str, dict[str, tuple[Parser, str]]] = {
     },
     "drive": {
         "enabled": (v.yes_no, "no"),
-        "rclone_config": (v.path, "~/.config/rclone/rclone.conf"),
+        "rclone_config": (v.path, ""),
         "remote": (v.text, ""),
         "folder_id": (v.text, ""),
         "interval": (v.positive_duration, "1h"),

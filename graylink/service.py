@@ -95,6 +95,10 @@ def job_mount(service: Service) -> Outcome:
 
 def job_drive(service: Service) -> Outcome:
     result = poll_drive(service.config, service.store, service.drive_cache)
+    if result.retry_in is not None:
+        service.retry_soon("drive", result.retry_in)
+    if result.skipped:
+        return Outcome(True, f"drive feed: {result.skipped}")
     if result.error is not None:
         # Already logged by the poll; the cursor is kept, so nothing is lost.
         return Outcome(False, f"drive feed: {result.error}")
@@ -164,6 +168,19 @@ class Service:
         log.info("service: %s", names)
         return scheduled
 
+    def retry_soon(self, name: str, seconds: float) -> None:
+        """Run job ``name`` once more in ``seconds``, besides its interval (at most one such retry)."""
+        tag = f"{name}-retry"
+        job = next((j for j in self.jobs if j.name == name), None)
+        if job is None or self.scheduler.get_jobs(tag):
+            return
+
+        def once() -> type[schedule.CancelJob]:
+            self.run_job(job)
+            return schedule.CancelJob
+
+        self.scheduler.every(max(1, round(seconds))).seconds.do(once).tag(tag)
+
     def run_job(self, job: Job) -> None:
         """Run one job; whatever it raises is logged and recorded, never fatal."""
         if self.stop_requested or not self.guard_database():
@@ -206,7 +223,7 @@ class Service:
         rows = []
         for entry in self.scheduler.jobs:
             name = next(iter(entry.tags), None)
-            if name is not None:
+            if name is not None and not str(name).endswith("-retry"):  # a one-off retry is no job of its own
                 rows.append((name, _epoch(entry.next_run)))
         with self.store.atomic():
             self.store.execute("UPDATE job_run SET next_run = NULL")

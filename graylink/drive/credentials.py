@@ -13,16 +13,18 @@ that ``graylink --help`` does not pay for it.
 
 from __future__ import annotations
 
-import configparser
 import datetime as dt
 import json
 import os
-import re
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
 from graylink.config import DriveConfig
 from graylink.errors import ConfigError, GraylinkError
+from graylink.rclone import conffile, encoder, fspath
+from graylink.rclone.conffile import RcloneConfig
+from graylink.rclone.fspath import RemotePath
 
 GOOGLE_TOKEN_URI = "https://oauth2.googleapis.com/token"  # noqa: S105 - an endpoint, not a secret
 GOOGLE_AUTH_URI = "https://accounts.google.com/o/oauth2/auth"
@@ -45,6 +47,14 @@ class DriveAuthError(GraylinkError):
 
 
 @dataclass(frozen=True)
+class CryptLayer:
+    """A ``type = crypt`` remote between ``[drive] remote`` and the Drive: names on the Drive are encrypted."""
+
+    spec: str  # the crypt remote as rclone's command line names it, e.g. "secret:"
+    path: str  # the plain path inside the crypt remote ("" for its root)
+
+
+@dataclass(frozen=True)
 class Remote:
     """The ``type = drive`` section behind ``[drive] remote``, with the path inside it."""
 
@@ -59,6 +69,8 @@ class Remote:
     service_account_file: str
     service_account_credentials: str
     impersonate: str
+    encoding: str = encoder.DRIVE_DEFAULT  # the remote's rclone name encoding (option "encoding")
+    crypt: CryptLayer | None = None
 
     def __repr__(self) -> str:  # the token and secret must never reach a log
         return f"Remote(name={self.name!r}, path={self.path!r})"
@@ -83,32 +95,74 @@ class DriveCredentials:
 # ----------------------------------------------------------------- rclone.conf
 
 
-def _read_rclone_conf(path: str) -> configparser.ConfigParser:
-    try:
-        with open(path, encoding="utf-8") as handle:
-            text = handle.read()
-    except FileNotFoundError:
-        raise ConfigError(f"[drive] rclone_config: {path} does not exist (run 'rclone config' first)") from None
-    except (OSError, UnicodeDecodeError) as exc:
-        reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else "not readable text"
-        raise ConfigError(f"[drive] rclone_config: cannot read {path}: {reason}") from None
-    if text.lstrip().startswith("RCLONE_ENCRYPT_V0:"):
-        raise ConfigError(
-            f"[drive] rclone_config: {path} is encrypted with a password; graylink cannot read it "
-            "(point [drive] rclone_config at an unencrypted copy, or use 'graylink drive auth')"
-        )
-    parser = configparser.ConfigParser(interpolation=None, strict=False)
-    try:
-        parser.read_string(text, source=path)
-    except configparser.Error as exc:
-        first = str(exc).strip().splitlines()[0]
-        raise ConfigError(f"[drive] rclone_config: {path} is not a valid rclone config: {first}") from None
-    return parser
+def _hop(conf: RcloneConfig, where: RemotePath) -> tuple[str, Callable[[str], str]]:
+    """One remote's type and option reader: connection-string parameters first, then rclone's order."""
+    backend = where.on_the_fly
+    kind = backend or conf.remote_type(where.name)
+
+    def option(key: str) -> str:
+        if key in where.params:
+            return where.params[key].strip()
+        if backend:
+            return conf.env.get(conffile.option_env(backend, key), "").strip()
+        return conf.get(where.name, key, kind).strip()
+
+    return kind, option
 
 
-def _split_remote(spec: str) -> tuple[str, str]:
-    name, _, path = spec.strip().partition(":")
-    return name.strip(), path.strip().strip("/")
+def _parse_spec(text: str, what: str) -> RemotePath:
+    try:
+        return fspath.parse(text)
+    except fspath.RemotePathError as exc:
+        raise ConfigError(f"[drive] remote: {what} {text!r} is not an rclone remote ({exc})") from None
+
+
+def read_remote(config: DriveConfig, env: Mapping[str, str] | None = None) -> Remote:
+    """Find ``[drive] remote`` as rclone would, through aliases and a crypt layer; ConfigError if unusable."""
+    if not config.remote:
+        raise ConfigError("[drive] remote is not set: name the rclone remote of the mount (e.g. gdrive:)")
+    conf = conffile.load(config.rclone_config, env)
+    where = _parse_spec(config.remote, "")
+    if not where.name:
+        if ":" in config.remote or "/" in config.remote:
+            raise ConfigError(f"[drive] remote: {config.remote!r} is a local path, not an rclone remote (name:path)")
+        where = fspath.RemotePath(config.remote.strip(), "")  # a bare section name
+    crypt: CryptLayer | None = None
+    seen: list[str] = []
+    in_file = f"in {conf.path}" if conf.path else "(rclone would use no config file)"
+    while True:
+        if not where.on_the_fly and not conf.has_remote(where.name):
+            raise ConfigError(f"[drive] remote: no remote [{where.name}] {in_file} nor in the environment")
+        if where.name in seen or len(seen) >= _ALIAS_DEPTH:
+            raise ConfigError(f"[drive] remote: aliases loop through [{where.name}] {in_file}")
+        seen.append(where.name)
+        kind, option = _hop(conf, where)
+        if kind in ("alias", "crypt"):
+            target = option("remote")
+            if not target:
+                raise ConfigError(f"[drive] remote: {kind} [{where.name}] has no 'remote = NAME:path'")
+            if kind == "crypt":
+                if crypt is not None:
+                    raise ConfigError(f"[drive] remote: [{where.name}] is a crypt remote over another crypt remote")
+                crypt = CryptLayer(spec=_spec_text(where), path=where.path)
+            inner = _parse_spec(target, f"the 'remote' of [{where.name}],")
+            if not inner.name:
+                raise ConfigError(f"[drive] remote: {kind} [{where.name}] points at a local path, not a Drive")
+            # Below a crypt remote the path is encrypted: the crypt layer keeps the plain one.
+            sub = "" if kind == "crypt" else where.path
+            where = fspath.RemotePath(inner.name, _join_remote_path(inner.path, sub), inner.params)
+            continue
+        if kind != "drive":
+            raise ConfigError(f"[drive] remote: [{where.name}] has type {kind or '(none)'!r}, not 'drive'")
+        return _drive_remote(where, option, conf.path or "the environment", crypt)
+
+
+def _spec_text(where: RemotePath) -> str:
+    """The remote as a command-line argument for rclone (path left out)."""
+    if not where.params:
+        return where.name + ":"
+    params = ",".join(f"{k}='" + v.replace("'", "''") + "'" for k, v in where.params.items())
+    return f"{where.name},{params}:"
 
 
 def _join_remote_path(base: str, sub: str) -> str:
@@ -121,63 +175,10 @@ def parse_scopes(text: str) -> tuple[str, ...]:
     return tuple(w if w.startswith("https://") else SCOPE_PREFIX + w for w in words)
 
 
-def parse_go_time(text: str) -> dt.datetime | None:
-    """A Go ``time.Time`` as JSON (RFC 3339, up to nanoseconds) → naive UTC, as google-auth wants.
-
-    Go's zero time (``0001-01-01T00:00:00Z``) means "no expiry" and gives None.
-    """
-    match = re.fullmatch(
-        r"(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d)(?:\.(\d+))?(Z|[+-]\d\d:\d\d)", text.strip(), flags=re.IGNORECASE
-    )
-    if not match:
-        raise ValueError(f"not an RFC 3339 time: {text!r}")
-    base, frac, zone = match.groups()
-    stamp = dt.datetime.fromisoformat(base).replace(microsecond=int((frac or "0")[:6].ljust(6, "0")))
-    if stamp.year <= 1:
-        return None
-    if zone.upper() != "Z":
-        sign = 1 if zone[0] == "+" else -1
-        hours, minutes = int(zone[1:3]), int(zone[4:6])
-        stamp -= sign * dt.timedelta(hours=hours, minutes=minutes)
-    return stamp
-
-
-def read_remote(config: DriveConfig) -> Remote:
-    """Find ``[drive] remote`` in rclone.conf, following aliases; ConfigError for anything unusable."""
-    if not config.remote:
-        raise ConfigError("[drive] remote is not set: name the rclone remote of the mount (e.g. gdrive:)")
-    parser = _read_rclone_conf(config.rclone_config)
-    name, path = _split_remote(config.remote)
-    seen: list[str] = []
-    while True:
-        if not name:
-            raise ConfigError(f"[drive] remote: {config.remote!r} does not name an rclone remote")
-        if not parser.has_section(name):
-            raise ConfigError(f"[drive] remote: no remote [{name}] in {config.rclone_config}")
-        if name in seen or len(seen) >= _ALIAS_DEPTH:
-            raise ConfigError(f"[drive] remote: aliases loop through [{name}] in {config.rclone_config}")
-        seen.append(name)
-        section = parser[name]
-        kind = section.get("type", "").strip()
-        if kind == "alias":
-            target_name, target_path = _split_remote(section.get("remote", ""))
-            if not target_name:
-                raise ConfigError(f"[drive] remote: alias [{name}] has no 'remote = NAME:path'")
-            name, path = target_name, _join_remote_path(target_path, path)
-            continue
-        if kind == "crypt":
-            raise ConfigError(
-                f"[drive] remote: [{name}] is a crypt remote; its names on the Drive are encrypted, so the feed "
-                "cannot be matched to the mount's paths (set [drive] enabled = no and rely on the walk)"
-            )
-        if kind != "drive":
-            raise ConfigError(f"[drive] remote: [{name}] has type {kind or '(none)'!r}, not 'drive'")
-        return _drive_remote(name, path, section, config.rclone_config)
-
-
-def _drive_remote(name: str, path: str, section: configparser.SectionProxy, conf_path: str) -> Remote:
+def _drive_remote(where: RemotePath, option: Callable[[str], str], conf_path: str, crypt: CryptLayer | None) -> Remote:
     token: dict[str, Any] | None = None
-    raw_token = section.get("token", "").strip()
+    raw_token = option("token")
+    name = where.name
     if raw_token:
         try:
             parsed = json.loads(raw_token)
@@ -186,18 +187,25 @@ def _drive_remote(name: str, path: str, section: configparser.SectionProxy, conf
         if not isinstance(parsed, dict) or not parsed.get("access_token"):
             raise ConfigError(f"[drive] remote: the token of [{name}] in {conf_path} has no access_token")
         token = parsed
+    encoding = option("encoding") or encoder.DRIVE_DEFAULT
+    try:
+        encoder.parse_mask(encoding)
+    except ValueError as exc:
+        raise ConfigError(f"[drive] remote: the encoding of [{name}]: {exc}") from None
     return Remote(
         name=name,
-        path=path,
-        client_id=section.get("client_id", "").strip(),
-        client_secret=section.get("client_secret", "").strip(),
-        scopes=parse_scopes(section.get("scope", "")),
+        path=where.path,
+        client_id=option("client_id"),
+        client_secret=option("client_secret"),
+        scopes=parse_scopes(option("scope")),
         token=token,
-        root_folder_id=section.get("root_folder_id", "").strip(),
-        team_drive=section.get("team_drive", "").strip(),
-        service_account_file=os.path.expanduser(section.get("service_account_file", "").strip()),
-        service_account_credentials=section.get("service_account_credentials", "").strip(),
-        impersonate=section.get("impersonate", "").strip(),
+        root_folder_id=option("root_folder_id"),
+        team_drive=option("team_drive"),
+        service_account_file=os.path.expanduser(option("service_account_file")),
+        service_account_credentials=option("service_account_credentials"),
+        impersonate=option("impersonate"),
+        encoding=encoding,
+        crypt=crypt,
     )
 
 
@@ -250,27 +258,35 @@ def _from_token_file(config: DriveConfig) -> DriveCredentials:
     return DriveCredentials(creds, "token_file", refreshable=True)
 
 
+def _expiry(remote: Remote) -> dt.datetime | None:
+    from graylink.rclone.token import parse_go_time
+
+    try:
+        return parse_go_time(str((remote.token or {}).get("expiry") or "0001-01-01T00:00:00Z"))
+    except ValueError:
+        raise ConfigError(f"[drive] remote: the token of [{remote.name}] has an unreadable expiry") from None
+
+
+def _access_token(remote: Remote) -> str:
+    return str((remote.token or {}).get("access_token", ""))
+
+
 def _from_rclone_token(config: DriveConfig, remote: Remote) -> DriveCredentials:
     from google.oauth2.credentials import Credentials
 
+    from graylink.rclone.token import BorrowedToken
+
     token = remote.token or {}
-    try:
-        expiry = parse_go_time(str(token.get("expiry") or "0001-01-01T00:00:00Z"))
-    except ValueError:
-        raise ConfigError(f"[drive] remote: the token of [{remote.name}] has an unreadable expiry") from None
+    expiry = _expiry(remote)
     if not remote.client_id:
         # rclone's built-in client: its secret is rclone's, so only the access
-        # token is usable, and only while a running rclone keeps it fresh.
-        if expiry is not None and expiry <= dt.datetime.now(dt.UTC).replace(tzinfo=None) + dt.timedelta(seconds=60):
-            raise DriveAuthError(
-                f"the access token of rclone remote [{remote.name}] has expired and graylink cannot refresh "
-                "tokens of rclone's built-in client; keep the rclone mount running (it refreshes the token), "
-                "or set your own client_id/client_secret on the remote and run 'graylink drive auth'"
-            )
-        creds = Credentials(  # type: ignore[no-untyped-call]
-            token=token["access_token"], expiry=expiry, scopes=list(remote.scopes)
-        )
-        return DriveCredentials(creds, "rclone", refreshable=False)
+        # token is usable, until its real expiry; a running rclone rewrites it.
+        def reread() -> tuple[str, dt.datetime | None]:
+            fresh = read_remote(config)
+            return _access_token(fresh), _expiry(fresh)
+
+        borrowed = BorrowedToken(remote.name, str(token["access_token"]), expiry, reread)
+        return DriveCredentials(borrowed, "rclone", refreshable=False)
     creds = Credentials(  # type: ignore[no-untyped-call]
         token=token["access_token"],
         refresh_token=token.get("refresh_token") or None,

@@ -30,6 +30,9 @@ META_LAST_RESULT = "drive.last_result"
 META_LAST_MARKS = "drive.last_marks"
 META_LAST_ACTIVITIES = "drive.last_activities"
 META_TOTAL_MARKS = "drive.total_marks"
+META_TOKEN_WAITS = "drive.token_waits"  # noqa: S105 - consecutive polls that found rclone's token expired
+TOKEN_RETRY = 60.0  # rclone refreshes on its next Drive call: with --poll-interval 1m, within a minute
+TOKEN_PATIENCE = 3  # polls that may find it expired before that is an error
 
 
 @dataclass(frozen=True)
@@ -38,6 +41,8 @@ class DrivePollResult:
     marks: int  # dirty marks written
     error: str | None = None
     scope_missing: bool = False
+    retry_in: float | None = None  # poll again this soon (seconds), not at the next interval
+    skipped: str = ""  # why nothing was asked of Google this time (not a failure)
 
     @property
     def ok(self) -> bool:
@@ -90,10 +95,16 @@ def _record(store: Store, result: DrivePollResult) -> None:
 def poll_drive(config: Config, store: Store, cache: CredentialCache | None = None) -> DrivePollResult:
     """Poll the feed once and mark what changed. ConfigError for config problems; runtime
     failures come back as a result with ``error`` set (and the cursor kept)."""
+    from graylink.rclone.token import BorrowedTokenExpired
+
     try:
         result = _poll(config, store, cache)
     except ConfigError:
         raise
+    except BorrowedTokenExpired as exc:
+        result = _token_wait(store, exc)
+        if result.error is None:
+            return result
     except DriveAuthError as exc:
         result = DrivePollResult(0, 0, error=str(exc))
     except Exception as exc:
@@ -107,15 +118,44 @@ def poll_drive(config: Config, store: Store, cache: CredentialCache | None = Non
     return result
 
 
+def _token_wait(store: Store, exc: Exception) -> DrivePollResult:
+    """rclone's token expired and rclone.conf has no newer one: wait quietly, then say what is wrong."""
+    waits = int(store.get_meta(META_TOKEN_WAITS, "0") or 0) + 1
+    with store.atomic():
+        store.set_meta(META_TOKEN_WAITS, str(waits))
+    if waits < TOKEN_PATIENCE:
+        log.info("drive feed: %s and rclone has not refreshed it yet; trying again in %.0f s", exc, TOKEN_RETRY)
+        return DrivePollResult(0, 0, retry_in=TOKEN_RETRY, skipped="waiting for rclone to refresh its token")
+    return DrivePollResult(
+        0,
+        0,
+        error=(
+            f"{exc}, and rclone has not refreshed it in {waits} polls; graylink cannot refresh tokens of rclone's "
+            "built-in client itself: keep the rclone mount running with --poll-interval (rclone refreshes the "
+            "token when it uses the Drive and rewrites rclone.conf), check that [drive] rclone_config is the file "
+            "that mount uses, or give the remote your own client_id/client_secret and run 'graylink drive auth'"
+        ),
+        retry_in=TOKEN_RETRY,
+    )
+
+
 def _poll(config: Config, store: Store, cache: CredentialCache | None) -> DrivePollResult:
     from google.auth.exceptions import RefreshError
 
+    from graylink.rclone.token import BorrowedTokenExpired
+
     remote, creds = _load(config, cache)
     try:
-        return _poll_with(config, store, remote, creds)
+        result = _poll_with(config, store, remote, creds)
+    except BorrowedTokenExpired:
+        raise
     except RefreshError as exc:
         # Only here is it known where the refused credentials came from, hence which fix to name.
         raise DriveAuthError(refresh_failure(exc, creds.source)) from None
+    if store.get_meta(META_TOKEN_WAITS):
+        with store.atomic():
+            store.execute("DELETE FROM meta_value WHERE key = ?", (META_TOKEN_WAITS,))
+    return result
 
 
 def _poll_with(config: Config, store: Store, remote: Remote, creds: DriveCredentials) -> DrivePollResult:
