@@ -44,8 +44,15 @@ def read_raw(path: str, environ: Mapping[str, str]) -> dict[str, dict[str, str]]
     return raw
 
 
+# A comment may follow a value: "interval = 5m   ; note". Only after whitespace,
+# so that a value keeps a "#" or ";" of its own ("url = http://h/#x", "a;b").
+INLINE_COMMENT_PREFIXES = ("#", ";")
+
+
 def _read_file(path: str, raw: dict[str, dict[str, str]]) -> None:
-    parser = configparser.ConfigParser(interpolation=None, strict=True)
+    parser = configparser.ConfigParser(
+        interpolation=None, strict=True, inline_comment_prefixes=INLINE_COMMENT_PREFIXES
+    )
     try:
         with open(path, encoding="utf-8") as handle:
             parser.read_file(handle)

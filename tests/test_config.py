@@ -135,3 +135,43 @@ def test_a_target_that_cannot_be_a_folder_is_one_line(lib: Library, dry_run: boo
         assert "[paths] target" in result.stderr and len(result.stderr.strip().splitlines()) == 1
         assert "Traceback" not in result.stderr
     assert blocker.read_text() == "a file"
+
+
+def test_inline_comments_after_whitespace_are_comments(tmp_path: Path) -> None:
+    ini = tmp_path / "graylink.ini"
+    ini.write_text(
+        "[paths]\n"
+        f"source = {tmp_path}/src     ; the mount\n"
+        f"target = {tmp_path}/links\t# the link tree\n"
+        "link_root = /media/Disc#1;b   ; as the server sees it\n"
+        "[scan]\n"
+        "interval = 1h        ; the walk\n"
+        "workers = 2 # a comment\n"
+        "[log]\n"
+        "level = info          # debug | info | warning | error\n"
+        "[emby]\n"
+        "api_key = ab;cd#ef\n"
+        "[mount]\n"
+        "anchor =    ; no anchor\n",
+        encoding="utf-8",
+    )
+    config = load_config(str(ini), environ={})
+    assert config.paths.source == f"{tmp_path}/src"
+    assert config.paths.target == f"{tmp_path}/links"
+    assert config.scan.interval == 3600 and config.scan.workers == 2
+    assert config.log.level == "info"
+    # A "#" or ";" inside a value (no whitespace before it) belongs to the value.
+    assert config.paths.link_root == "/media/Disc#1;b"
+    assert config.emby.api_key == "ab;cd#ef"
+    assert config.mount.anchor == ""
+
+
+def test_environment_values_keep_what_looks_like_a_comment(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("HOME", str(tmp_path))
+    environ = {
+        "GRAYLINK_PATHS_SOURCE": str(tmp_path / "src"),
+        "GRAYLINK_PATHS_TARGET": str(tmp_path / "links"),
+        "GRAYLINK_EMBY_API_KEY": "abc ;def",
+    }
+    assert load_config(None, environ=environ).emby.api_key == "abc ;def"
