@@ -18,8 +18,8 @@ from graylink.db import Store
 from graylink.links import ApplyResult
 from graylink.reconciler import TEMP_RE, Action, Op
 
-if TYPE_CHECKING:  # the notifier (requests) loads only when configured
-    from graylink.notify.emby import DeliveryResult
+if TYPE_CHECKING:  # the notifiers (requests) load only when configured
+    from graylink.notify.queue import DeliveryResult
 
 log = logging.getLogger(__name__)
 
@@ -36,19 +36,22 @@ def media_changes(config: Config, actions: list[Action]) -> list[tuple[Op, bytes
 
 def announce(config: Config, store: Store, actions: list[Action]) -> int:
     """Queue the media server updates of a plan BEFORE applying it; returns the last queue id before them."""
-    if not config.emby.url:
+    from graylink.notify.queue import configured
+
+    servers = configured(config)
+    if not servers:
         return 0
     with store.atomic():
         before = int(store.execute("SELECT coalesce(max(id), 0) FROM emby_queue").fetchone()[0])
-        from graylink.notify.emby import enqueue
+        from graylink.notify.queue import enqueue
 
-        enqueue(store, media_changes(config, actions))
+        enqueue(store, media_changes(config, actions), servers)
     return before
 
 
 def withdraw(config: Config, store: Store, announced: int, applied: ApplyResult) -> None:
     """Drop this run's queued updates for links it did not change (failed, or not reached)."""
-    if not config.emby.url:
+    if not (config.emby.url or config.plex.url):
         return
     root = os.fsencode(config.paths.target).rstrip(b"/")
     done = {root + b"/" + a.link for a in applied.done}
@@ -56,16 +59,19 @@ def withdraw(config: Config, store: Store, announced: int, applied: ApplyResult)
     store.executemany("DELETE FROM emby_queue WHERE id = ?", ((row[0],) for row in rows if bytes(row[1]) not in done))
 
 
-def notify(config: Config, store: Store, should_stop: Callable[[], bool] | None = None) -> DeliveryResult:
-    """Tell the media server what changed: this run's changes and any still queued.
+def notify(config: Config, store: Store, should_stop: Callable[[], bool] | None = None) -> dict[str, DeliveryResult]:
+    """Tell each media server what changed: this run's changes and any still queued for it.
 
     ``should_stop`` (the loop's stop request) ends a delivery at once; its updates stay queued.
     """
-    from graylink.notify.emby import deliver
+    from graylink.notify.deliver import deliver_all
 
-    delivery = deliver(config.emby, store, tree_root=config.paths.target, should_stop=should_stop)
-    if not delivery.ok:
-        log.warning(
-            "the links themselves are done; %d media server updates stay queued for the next run", delivery.pending
-        )
-    return delivery
+    deliveries = deliver_all(config, store, should_stop=should_stop)
+    for name, delivery in deliveries.items():
+        if not delivery.ok:
+            log.warning(
+                "the links themselves are done; %d updates for [%s] stay queued for the next run",
+                delivery.pending,
+                name,
+            )
+    return deliveries

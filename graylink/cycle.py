@@ -129,8 +129,8 @@ class Cycle:
         if not self.options.dry_run:
             self._apply_and_record(plan, marks, result)
             # On a stop request the queue waits for the next run: no retries with backoff now.
-            if self.config.emby.url and not self._stop_requested():
-                result.emby = notify(self.config, self.store, self.options.should_stop)
+            if (self.config.emby.url or self.config.plex.url) and not self._stop_requested():
+                result.media = notify(self.config, self.store, self.options.should_stop)
         self.stats.duration_s = round(time.monotonic() - started, 6)
         return result
 

@@ -102,6 +102,9 @@ class EmbyQueued(_Base):
     path = pw.BlobField()  # absolute path of the link in the link tree
     op = pw.TextField()  # create | repair | prune
     queued_at = pw.FloatField()
+    server = pw.TextField(
+        default="emby", constraints=[pw.SQL("DEFAULT 'emby'")]
+    )  # whose place in the queue: emby | plex (graylink.notify.queue)
 
     class Meta:
         table_name = "emby_queue"
@@ -167,6 +170,14 @@ def _m0005_problems(db: pw.SqliteDatabase) -> None:
         "CREATE TABLE problem (link BLOB PRIMARY KEY, kind TEXT NOT NULL, op TEXT NOT NULL, "
         "detail TEXT NOT NULL, first_seen REAL NOT NULL, last_seen REAL NOT NULL) WITHOUT ROWID"
     )
+def _m0006_queue_server(db: pw.SqliteDatabase) -> None:
+    # One row per change and server: each server's updates leave the queue
+    # only after that server's 2xx. Rows queued before Plex were Emby's. (A new
+    # database got the column from the model in 0002 already.)
+    columns = {row[1] for row in db.execute_sql("PRAGMA table_info(emby_queue)").fetchall()}
+    if "server" not in columns:
+        db.execute_sql("ALTER TABLE emby_queue ADD COLUMN server TEXT NOT NULL DEFAULT 'emby'")
+    db.execute_sql("CREATE INDEX emby_queue_server ON emby_queue (server, id)")
 
 
 # Forward migrations, applied in order, each once, by name. Append only: a
@@ -178,6 +189,7 @@ MIGRATIONS: list[tuple[str, Callable[[pw.SqliteDatabase], None]]] = [
     ("0002_drive", _m0002_drive),
     ("0004_service", _m0004_service),
     ("0005_problems", _m0005_problems),
+    ("0006_queue_server", _m0006_queue_server),
 ]
 
 SCHEMA_VERSION = len(MIGRATIONS)

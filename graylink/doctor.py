@@ -18,7 +18,8 @@ from graylink.drive.checks import doctor_checks as drive_checks
 from graylink.errors import GraylinkError
 from graylink.fsinfo import TRUSTED_FS, fs_type, mtime_trusted
 from graylink.lock import holder
-from graylink.notify.emby import doctor_checks as emby_checks
+from graylink.notify.emby_doctor import doctor_checks as emby_checks
+from graylink.notify.plex_doctor import doctor_checks as plex_checks
 from graylink.triggers.mount import doctor_checks as mount_checks
 
 ConfigLoader = Callable[[], Config]
@@ -162,6 +163,8 @@ def run_checks(config_path: str | None) -> list[Check]:
         checks.append(log_check)
     checks.extend(_guarded("mount", lambda: _mount_checks(config)))
     checks.extend(_guarded("emby", lambda: emby_checks(config)))
+    if config.plex.url:
+        checks.extend(_guarded("plex", lambda: plex_checks(config)))
     if config.drive.enabled:
         checks.extend(_guarded("drive", lambda: drive_checks(config)))
     return checks

@@ -11,9 +11,9 @@ from graylink.reconciler import Action, Op, Plan
 from graylink.scanner import ProgressFn
 from graylink.triggers.mount import Health
 
-if TYPE_CHECKING:  # the notifier (requests) and the Drive feed load only when configured
+if TYPE_CHECKING:  # the notifiers (requests) and the Drive feed load only when configured
     from graylink.drive.feed import DrivePollResult
-    from graylink.notify.emby import DeliveryResult
+    from graylink.notify.queue import DeliveryResult
 
 
 @dataclass(frozen=True)
@@ -55,8 +55,16 @@ class CycleResult:
     stopped: str = ""
     applied: ApplyResult | None = None
     health: Health | None = None  # the mount's health when the cycle ended
-    emby: DeliveryResult | None = None  # None when no [emby] url is set (or a dry run)
+    media: dict[str, DeliveryResult] = field(default_factory=dict)  # by server (emby, plex); empty: none told
     drive: DrivePollResult | None = None  # the Drive feed's poll, when it ran
+
+    @property
+    def emby(self) -> DeliveryResult | None:
+        return self.media.get("emby")
+
+    @property
+    def plex(self) -> DeliveryResult | None:
+        return self.media.get("plex")
 
     @property
     def mount_healthy(self) -> bool:
@@ -88,5 +96,5 @@ class CycleResult:
     @property
     def exit_code(self) -> int:
         counts = self.plan.counts()
-        undelivered = self.emby is not None and not self.emby.ok
+        undelivered = any(not delivery.ok for delivery in self.media.values())
         return 1 if counts["conflict"] or counts["braked"] or self.failures or self.stopped or undelivered else 0

@@ -360,8 +360,8 @@ def _cycle_line(result: CycleResult) -> str:
     if result.stopped:
         text += f" ({result.stopped})"
     text += f" in {result.stats.duration_s:.2f}s"
-    if result.emby is not None:
-        text += f"; emby: {result.emby.error}" if not result.emby.ok else f"; emby: {result.emby.sent} sent"
+    for name, delivery in result.media.items():
+        text += f"; {name}: {delivery.error}" if not delivery.ok else f"; {name}: {delivery.sent} sent"
     return text
 
 

@@ -11,6 +11,7 @@ import json
 import os
 import time
 from collections.abc import Callable
+from functools import partial
 from typing import Any
 
 from graylink.config import Config
@@ -156,10 +157,10 @@ def collect_status(config: Config, store: Store | None) -> dict[str, Any]:
     doc["jobs"] = _jobs(store)
     # The pieces are imported only when their section is shown: status must
     # start fast (it is the container's health check).
-    if config.emby.url:
-        from graylink.notify.emby import queue_status
+    from graylink.notify.queue import configured, queue_status
 
-        doc["emby"] = _section(lambda: queue_status(store))
+    for server in configured(config):
+        doc[server] = _section(partial(queue_status, store, server))
     from graylink.triggers.mount import mount_status
 
     doc["mount"] = _section(lambda: mount_status(config, store))
@@ -273,7 +274,7 @@ def render_status(doc: dict[str, Any], now: float | None = None) -> str:
                 f"  {job['name']:<12} last {_when(job['last_run'], now)}{took}: {state} {job['result']}".rstrip()
             )
             lines.append(f"  {'':<12} next {next_run}; {job['runs']} runs, {job['failures']} failed")
-    for key, title in (("emby", "emby queue"), ("mount", "mount"), ("drive", "drive feed")):
+    for key, title in (("emby", "emby queue"), ("plex", "plex queue"), ("mount", "mount"), ("drive", "drive feed")):
         if key in doc:
             lines.extend(_section_lines(title, doc[key]))
     return "\n".join(lines)

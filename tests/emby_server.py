@@ -1,10 +1,30 @@
-"""A small Emby / Jellyfin server on 127.0.0.1 for tests.
+"""A small Emby / Jellyfin server on 127.0.0.1 for tests, answering as upstream does.
 
-It speaks the few endpoints graylink uses, records every request, and accepts
-the API key only in the header its kind of server accepts: Emby the
-``X-Emby-Token`` header, Jellyfin (as 12.x with legacy authorization off) only
-``Authorization: MediaBrowser Token="…"``. Answers to the POST endpoints can
-be scripted: a status, extra headers, and a delay before answering.
+It follows, for the routes graylink uses:
+
+- Jellyfin's source: ``Jellyfin.Api/Controllers/LibraryController.cs``
+  (``POST /Library/Media/Updated``, ``[Authorize]``, 204; ``POST
+  /Library/Refresh``), ``Jellyfin.Api/Controllers/LibraryStructureController.cs``
+  (``GET /Library/VirtualFolders`` → ``VirtualFolderInfo[]`` with
+  ``Locations``), ``Jellyfin.Api/Controllers/SystemController.cs``
+  (``GET /System/Info/Public``, anonymous, PascalCase ``PublicSystemInfo``
+  with ``ProductName = "Jellyfin Server"``), and the startup server
+  ``Jellyfin.Server/ServerSetupApp/SetupServer.cs``: while the real server is
+  not up, ``/System/Info/Public`` answers in ASP.NET's default camelCase with
+  ``startupWizardCompleted: false`` and every other route 503 with
+  ``Retry-After: 005`` (``starting``). Jellyfin 12 with legacy authorization
+  off (migration ``DisableLegacyAuthorization``) accepts the key only as
+  ``Authorization: MediaBrowser Token="…"``. ASP.NET routes match case-insensitively.
+- Emby's OpenAPI document (dev.emby.media, ``SystemService``
+  ``getSystemInfoPublic``: ``PublicSystemInfo`` has no ``ProductName``;
+  ``LibraryService`` ``getLibrarySelectablemediafolders``: ``MediaFolder[]``
+  with ``SubFolders[].Path``; ``postLibraryMediaUpdated``,
+  ``postLibraryRefresh``). The plain ``GET /Library/VirtualFolders`` is not
+  in Emby's document, so this Emby answers it 404. Emby takes the key in
+  ``X-Emby-Token`` and also answers under ``/emby/…``.
+
+Every request is recorded. Answers to the POST endpoints can be scripted: a
+status, extra headers, a delay before answering, or a drip (one byte at a time).
 """
 
 from __future__ import annotations
@@ -59,6 +79,7 @@ def drip(handler: BaseHTTPRequestHandler, status: int, headers: dict[str, str], 
 class FakeMediaServer:
     def __init__(self, kind: str = "emby", api_key: str = "test-key-1234", locations: list[str] | None = None):
         self.kind = kind
+        self.starting = 0  # Jellyfin: this many more requests are answered by the startup server
         self.api_key = api_key
         self.locations = locations if locations is not None else ["/media/Movies", "/media/TV"]
         self.requests: list[Recorded] = []
@@ -105,10 +126,64 @@ class FakeMediaServer:
                 "ServerName": "test-jellyfin",
                 "Version": "12.0.0",
                 "ProductName": "Jellyfin Server",
+                "OperatingSystem": "",
                 "Id": "0123456789abcdef",
                 "StartupWizardCompleted": True,
             }
-        return {"LocalAddress": self.url, "ServerName": "test-emby", "Version": "4.8.10.0", "Id": "fedcba9876543210"}
+        return {
+            "LocalAddress": self.url,
+            "LocalAddresses": [self.url],
+            "WanAddress": "",
+            "RemoteAddresses": [],
+            "ServerName": "test-emby",
+            "Version": "4.8.10.0",
+            "Id": "fedcba9876543210",
+        }
+
+    def startup_info(self) -> dict[str, Any]:
+        """What SetupServer.cs writes: PublicSystemInfo through ASP.NET's web JSON options (camelCase)."""
+        return {
+            "localAddress": self.url,
+            "serverName": "test-jellyfin",
+            "version": "12.0.0",
+            "productName": "Jellyfin Server",
+            "operatingSystem": "",
+            "id": "0123456789abcdef",
+            "startupWizardCompleted": False,
+        }
+
+    def folders(self) -> list[dict[str, Any]]:
+        if self.kind == "jellyfin":  # VirtualFolderInfo
+            return [
+                {
+                    "Name": loc.rsplit("/", 1)[-1],
+                    "Locations": [loc],
+                    "CollectionType": "movies",
+                    "LibraryOptions": {},
+                    "ItemId": f"{i:032x}",
+                    "PrimaryImageItemId": None,
+                    "RefreshProgress": None,
+                    "RefreshStatus": "Idle",
+                }
+                for i, loc in enumerate(self.locations)
+            ]
+        return [  # Emby.Api.Library.MediaFolder
+            {
+                "Name": loc.rsplit("/", 1)[-1],
+                "Id": str(i + 1),
+                "Guid": f"{i:032x}",
+                "SubFolders": [{"Name": loc.rsplit("/", 1)[-1], "Id": str(100 + i), "Path": loc}],
+                "IsUserAccessConfigurable": True,
+            }
+            for i, loc in enumerate(self.locations)
+        ]
+
+    def _starting(self) -> bool:
+        with self.lock:
+            if self.kind != "jellyfin" or self.starting <= 0:
+                return False
+            self.starting -= 1
+            return True
 
     def _handler(self) -> type[BaseHTTPRequestHandler]:
         server = self
@@ -120,10 +195,20 @@ class FakeMediaServer:
                 pass
 
             def _path(self) -> str:
-                path = self.path.split("?", 1)[0]
-                if server.kind == "emby" and path.lower().startswith("/emby/"):
+                path = self.path.split("?", 1)[0].lower()  # both servers route case-insensitively
+                if server.kind == "emby" and path.startswith("/emby/"):
                     path = path[len("/emby") :]
                 return path
+
+            def _startup(self) -> bool:
+                """Answer as Jellyfin's startup server does, while it is starting."""
+                if not server._starting():
+                    return False
+                if self._path() == "/system/info/public":
+                    self._send(200, server.startup_info())
+                else:
+                    self._send(503, headers={"Retry-After": "005", "Content-Type": "text/html"})
+                return True
 
             def _record(self, body: Any) -> Recorded:
                 record = Recorded(self.command, self.path, dict(self.headers.items()), body)
@@ -154,18 +239,17 @@ class FakeMediaServer:
 
             def do_GET(self) -> None:
                 self._record(None)
+                if self._startup():
+                    return
                 path = self._path()
-                if path == "/System/Info/Public":
+                folders = "/library/virtualfolders" if server.kind == "jellyfin" else "/library/selectablemediafolders"
+                if path == "/system/info/public":
                     self._send(200, server.public_info())
-                elif path == "/Library/VirtualFolders":
+                elif path == folders:
                     if not server.authorized(dict(self.headers.items())):
                         self._send(401)
                         return
-                    folders = [
-                        {"Name": loc.rsplit("/", 1)[-1], "Locations": [loc], "CollectionType": "movies"}
-                        for loc in server.locations
-                    ]
-                    self._send(200, folders)
+                    self._send(200, server.folders())
                 else:
                     self._send(404)
 
@@ -174,8 +258,10 @@ class FakeMediaServer:
                 raw = self.rfile.read(length) if length else b""
                 body = json.loads(raw) if raw else None
                 record = self._record(body)
+                if self._startup():
+                    return
                 path = self._path()
-                if path not in ("/Library/Media/Updated", "/Library/Refresh"):
+                if path not in ("/library/media/updated", "/library/refresh"):
                     self._send(404)
                     return
                 if not server.authorized(dict(self.headers.items())):

@@ -20,10 +20,10 @@ from graylink.notify.batch import CREATED, DELETED, MODIFIED, QUEUED_OPS, build_
 from graylink.notify.emby import (
     DeliveryResult,
     deliver,
-    doctor_checks,
     enqueue,
     queue_status,
 )
+from graylink.notify.emby_doctor import doctor_checks
 from graylink.notify.pathmap import map_path
 from graylink.reconciler import Op
 

@@ -60,6 +60,7 @@ def plan_document(result: Any, config: Config) -> dict[str, Any]:
         },
         "failures": result.failures,
         "emby": result.emby.as_json() if result.emby is not None else None,
+        "plex": result.plex.as_json() if result.plex is not None else None,
         "mount": _health_json(result.health),
         "drive": _drive_json(result.drive),
     }

@@ -1,0 +1,59 @@
+"""Does a media server's library cover the link tree? (``graylink doctor``, for every server.)
+
+A server ignores updates for paths under none of its library folders (Emby,
+Jellyfin) or sections (Plex). The link tree's root and each of its top-level
+folders are mapped into the server's view with its ``path_map`` and looked
+up among the server's folders.
+"""
+
+from __future__ import annotations
+
+import os
+
+from graylink.checks import Check
+from graylink.notify.pathmap import PathMap, is_under, map_path
+
+
+def top_folders(target: str) -> list[str]:
+    try:
+        with os.scandir(target) as listing:
+            return sorted(entry.path for entry in listing if entry.is_dir(follow_symlinks=False))
+    except OSError:
+        return []
+
+
+def coverage_checks(name: str, target: str, pairs: PathMap, locations: list[str], section: str) -> list[Check]:
+    """Warn when the server would ignore updates: mapped link-tree folders under no library location.
+
+    ``name`` prefixes the check (``emby``, ``plex``); ``section`` names the
+    config section whose ``path_map`` is the fix.
+    """
+    root = map_path(target, pairs)
+    hint = f"add the folder to a library, or fix [{section}] path_map (link tree path=server path)"
+    if not any(is_under(loc, root) or is_under(root, loc) for loc in locations):
+        shown = ", ".join(locations) or "none"
+        return [
+            Check(
+                f"{name}.paths",
+                False,
+                f"the link tree is {root} for the server, but no library lies there (library folders: {shown})",
+                hint,
+                warn=True,
+            )
+        ]
+    uncovered = []
+    for top in top_folders(target):
+        mapped = map_path(top, pairs)
+        if not any(is_under(mapped, loc) or is_under(loc, mapped) for loc in locations):
+            uncovered.append(mapped)
+    if uncovered:
+        return [
+            Check(
+                f"{name}.paths",
+                False,
+                f"updates for {', '.join(uncovered)} would be ignored: under no library folder",
+                hint,
+                warn=True,
+            )
+        ]
+    return [Check(f"{name}.paths", True, f"the link tree ({root} for the server) is covered by the libraries")]

@@ -1,0 +1,225 @@
+"""A small Plex Media Server on 127.0.0.1 for tests, answering as PMS does.
+
+It follows Plex's API documents for the routes graylink uses: the Plex Media
+Server API reference (developer.plex.tv/pms: ``GET /identity``, anonymous,
+``MediaContainer`` with ``machineIdentifier`` and ``version``; ``GET
+/library/sections`` (``/library/sections/all``): ``MediaContainer`` of
+``Directory`` elements with ``key``, ``title``, ``type`` and one ``Location``
+(``id``, ``path``) per folder of the section; ``GET
+/library/sections/{sectionId}/refresh`` with the optional ``path`` (restrict
+the scan to that folder) and ``force`` parameters) and Plex's support article
+"Plex Media Server URL Commands" (the partial scan ``…/refresh?path=``, the
+token as ``X-Plex-Token``). Answers are XML unless the request asks for
+``Accept: application/json``, and 401 without the right token, as PMS does.
+A scan of a path outside the section's locations is answered 200 and
+ignored (recorded as such), which is why graylink must match folders to
+sections itself.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from collections import deque
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+from urllib.parse import parse_qs, urlsplit
+from xml.sax.saxutils import quoteattr
+
+from emby_server import drip
+
+MACHINE = "0123456789abcdef0123456789abcdef01234567"
+VERSION = "1.41.3.9314-a0bfb8370"
+
+
+@dataclass(frozen=True)
+class PlexSection:
+    key: str
+    title: str
+    type: str
+    locations: tuple[str, ...]
+
+
+@dataclass
+class Scan:
+    section: str
+    path: str | None  # None: the whole section
+    ignored: bool  # the path is under none of the section's locations
+    headers: dict[str, str] = field(default_factory=dict)
+    url: str = ""
+
+
+@dataclass
+class PlexAnswer:
+    status: int = 200
+    headers: dict[str, str] = field(default_factory=dict)
+    drip: float = 0.0
+
+
+class FakePlex:
+    def __init__(self, token: str, sections: list[PlexSection] | None = None, port: int = 0) -> None:
+        self.token = token
+        self.sections = sections or [
+            PlexSection("1", "Movies", "movie", ("/data/Movies",)),
+            PlexSection("2", "TV Shows", "show", ("/data/TV", "/data/More TV")),
+        ]
+        self.scans: list[Scan] = []
+        self.urls: list[str] = []  # every request line's target, to check that no token is in a URL
+        self.script: deque[PlexAnswer] = deque()
+        self.lock = threading.Lock()
+        self.httpd = ThreadingHTTPServer(("127.0.0.1", port), self._handler())
+        self.httpd.daemon_threads = True
+        self.httpd.handle_error = lambda request, address: None  # type: ignore[method-assign]
+        self.thread = threading.Thread(target=self.httpd.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
+
+    @property
+    def port(self) -> int:
+        return int(self.httpd.server_address[1])
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def __enter__(self) -> FakePlex:
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.httpd.shutdown()
+        self.httpd.server_close()
+
+    def answer(self, *answers: PlexAnswer) -> None:
+        """Queue answers for the next refresh requests; once used up, they get 200."""
+        with self.lock:
+            self.script.extend(answers)
+
+    def scanned(self) -> list[tuple[str, str | None]]:
+        with self.lock:
+            return [(s.section, s.path) for s in self.scans]
+
+    # -- documents
+
+    def identity(self) -> dict[str, Any]:
+        return {"size": 0, "claimed": True, "machineIdentifier": MACHINE, "version": VERSION}
+
+    def sections_doc(self) -> dict[str, Any]:
+        return {
+            "size": len(self.sections),
+            "allowSync": False,
+            "title1": "Plex Library",
+            "Directory": [
+                {
+                    "allowSync": True,
+                    "key": s.key,
+                    "type": s.type,
+                    "title": s.title,
+                    "agent": "tv.plex.agents.movie" if s.type == "movie" else "tv.plex.agents.series",
+                    "scanner": "Plex Movie" if s.type == "movie" else "Plex TV Series",
+                    "language": "en-US",
+                    "uuid": f"{int(s.key):08x}-0000-0000-0000-000000000000",
+                    "Location": [{"id": int(s.key) * 10 + i, "path": loc} for i, loc in enumerate(s.locations)],
+                }
+                for s in self.sections
+            ],
+        }
+
+    @staticmethod
+    def to_xml(doc: dict[str, Any]) -> bytes:
+        """A MediaContainer document as PMS writes it: attributes, with child elements for lists."""
+
+        def element(name: str, values: dict[str, Any]) -> str:
+            attrs = "".join(f" {k}={quoteattr(_xml_value(v))}" for k, v in values.items() if not isinstance(v, list))
+            children = "".join(element(k, child) for k, v in values.items() if isinstance(v, list) for child in v)
+            return f"<{name}{attrs}>{children}</{name}>" if children else f"<{name}{attrs} />"
+
+        return ('<?xml version="1.0" encoding="UTF-8"?>\n' + element("MediaContainer", doc) + "\n").encode()
+
+    def _handler(self) -> type[BaseHTTPRequestHandler]:
+        server = self
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def log_message(self, format: str, *args: Any) -> None:
+                pass
+
+            def _token(self, query: dict[str, list[str]]) -> str:
+                return self.headers.get("X-Plex-Token") or (query.get("X-Plex-Token") or [""])[0]
+
+            def _send(self, status: int, doc: dict[str, Any] | None = None) -> None:
+                if doc is None:
+                    data, kind = b"", "text/html"
+                    if status == 401:
+                        data = b"<html><head><title>Unauthorized</title></head><body><h1>401 Unauthorized</h1>"
+                        data += b"</body></html>"
+                elif "application/json" in (self.headers.get("Accept") or ""):
+                    data, kind = json.dumps({"MediaContainer": doc}).encode(), "application/json"
+                else:
+                    data, kind = server.to_xml(doc), "text/xml;charset=utf-8"
+                self.send_response(status)
+                self.send_header("Content-Type", kind)
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+
+            def do_GET(self) -> None:
+                parts = urlsplit(self.path)
+                query = parse_qs(parts.query)
+                with server.lock:
+                    server.urls.append(self.path)
+                path = parts.path.rstrip("/")
+                if path == "/identity":
+                    self._send(200, server.identity())
+                    return
+                if self._token(query) != server.token:
+                    self._send(401)
+                    return
+                if path in ("/library/sections", "/library/sections/all"):
+                    self._send(200, server.sections_doc())
+                    return
+                pieces = path.split("/")
+                if len(pieces) == 5 and pieces[1:3] == ["library", "sections"] and pieces[4] == "refresh":
+                    self._refresh(pieces[3], (query.get("path") or [None])[0])
+                    return
+                self._send(404)
+
+            def _refresh(self, key: str, path: str | None) -> None:
+                section = next((s for s in server.sections if s.key == key), None)
+                if section is None:
+                    self._send(404)
+                    return
+                with server.lock:
+                    answer = server.script.popleft() if server.script else PlexAnswer()
+                if answer.drip:
+                    drip(self, answer.status, answer.headers, answer.drip)
+                    return
+                if 200 <= answer.status < 300:
+                    inside = path is None or any(
+                        path == loc or path.startswith(loc.rstrip("/") + "/") for loc in section.locations
+                    )
+                    with server.lock:
+                        server.scans.append(Scan(key, path, not inside, dict(self.headers.items()), self.path))
+                self.send_response(answer.status)
+                for name, value in answer.headers.items():
+                    self.send_header(name, value)
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+
+        return Handler
+
+
+def _xml_value(value: Any) -> str:
+    if isinstance(value, bool):
+        return "1" if value else "0"
+    return str(value)
+
+
+def wait_until(predicate: Any, timeout: float = 5.0) -> bool:
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        if predicate():
+            return True
+        time.sleep(0.02)
+    return bool(predicate())

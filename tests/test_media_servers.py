@@ -1,0 +1,104 @@
+"""Emby and Plex told from one link tree, each at its own place in the queue (issue 18).
+
+graylink runs as a real process against a loopback Emby and a loopback Plex.
+"""
+
+from __future__ import annotations
+
+import json
+import socket
+
+from emby_server import FakeMediaServer
+from plex_server import FakePlex
+
+from conftest import Library
+
+KEY = "emby-key-made-up-91c3e07d"
+TOKEN = "plex-token-made-up-2d7a64e1"
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def configure(lib: Library, emby_url: str, plex_port: int) -> None:
+    lib.write_ini(
+        emby={"url": emby_url, "api_key": KEY, "path_map": f"{lib.target}=/media"},
+        plex={"url": f"http://127.0.0.1:{plex_port}", "token": TOKEN, "path_map": f"{lib.target}=/data"},
+    )
+
+
+def emby_paths(server: FakeMediaServer) -> list[list[str]]:
+    return [[u["Path"] for u in post.body["Updates"]] for post in server.posts("/Library/Media/Updated")]
+
+
+def test_both_servers_are_told_after_one_reconcile(lib: Library) -> None:
+    lib.add("Movies/A (2001)/A.mkv")
+    with FakeMediaServer("emby", KEY) as emby, FakePlex(TOKEN) as plex:
+        configure(lib, emby.url, plex.port)
+        done = lib.run("reconcile", "--json")
+        assert done.returncode == 0, done.stderr
+        doc = json.loads(done.stdout)
+        assert doc["emby"]["ok"] and doc["emby"]["sent"] == 1
+        assert doc["plex"]["ok"] and doc["plex"]["sent"] == 1 and doc["plex"]["server"] == "plex"
+        assert emby_paths(emby) == [["/media/Movies/A (2001)/A.mkv"]]
+        assert plex.scanned() == [("1", "/data/Movies/A (2001)")]
+    assert KEY not in done.stdout + done.stderr and TOKEN not in done.stdout + done.stderr
+
+
+def test_plex_down_for_two_runs_never_holds_back_emby_and_loses_nothing(lib: Library) -> None:
+    port = free_port()
+    outputs: list[str] = []
+    with FakeMediaServer("emby", KEY) as emby:
+        configure(lib, emby.url, port)
+        lib.add("Movies/A (2001)/A.mkv")
+        first = lib.run("reconcile")
+        lib.add("Movies/B (2002)/B.mkv")
+        second = lib.run("reconcile")
+        outputs += [first.stdout + first.stderr, second.stdout + second.stderr]
+        assert first.returncode == 1 and second.returncode == 1  # Plex's delivery failed
+        assert "connection refused" in first.stderr
+        # Emby heard of each change once, as it happened.
+        assert emby_paths(emby) == [["/media/Movies/A (2001)/A.mkv"], ["/media/Movies/B (2002)/B.mkv"]]
+        status = json.loads(lib.run("status", "--json").stdout)
+        assert status["emby"]["pending"] == 0 and status["emby"]["last_delivery"]["ok"] is True
+        assert status["plex"]["pending"] == 2 and status["plex"]["last_delivery"]["ok"] is False
+        human = lib.run("status")
+        outputs.append(human.stdout + human.stderr)
+        assert "plex queue:" in human.stdout and "emby queue:" in human.stdout
+        with FakePlex(TOKEN, port=port) as plex:
+            third = lib.run("reconcile")
+            fourth = lib.run("reconcile")
+            outputs += [third.stdout + third.stderr, fourth.stdout + fourth.stderr]
+            assert third.returncode == 0 and fourth.returncode == 0, third.stderr
+            assert sorted(plex.scanned()) == [("1", "/data/Movies/A (2001)"), ("1", "/data/Movies/B (2002)")]
+        assert len(emby.posts("/Library/Media/Updated")) == 2  # nothing sent to Emby twice
+        after = json.loads(lib.run("status", "--json").stdout)
+        assert after["plex"]["pending"] == 0 and after["plex"]["last_delivery"]["ok"] is True
+    for text in outputs:
+        assert KEY not in text and TOKEN not in text
+
+
+def test_doctor_checks_each_server(lib: Library) -> None:
+    (lib.target / "Movies").mkdir(parents=True)
+    with FakeMediaServer("emby", KEY) as emby, FakePlex(TOKEN) as plex:
+        configure(lib, emby.url, plex.port)
+        done = lib.run("doctor")
+    out = done.stdout + done.stderr
+    for name in ("emby.reachable", "emby.api_key", "emby.paths", "plex.reachable", "plex.token", "plex.paths"):
+        assert name in out, out
+    assert KEY not in out and TOKEN not in out
+
+
+def test_a_server_removed_from_the_config_drops_its_queue_with_a_warning(lib: Library) -> None:
+    port = free_port()
+    with FakeMediaServer("emby", KEY) as emby:
+        configure(lib, emby.url, port)
+        lib.add("Movies/A (2001)/A.mkv")
+        assert lib.run("reconcile").returncode == 1  # Plex is down: its update stays queued
+        lib.write_ini(emby={"url": emby.url, "api_key": KEY, "path_map": f"{lib.target}=/media"})
+        done = lib.run("reconcile")
+    assert done.returncode == 0, done.stderr
+    assert "[plex] is no longer configured: dropping its 1 queued updates" in done.stderr
