@@ -170,6 +170,8 @@ def _m0005_problems(db: pw.SqliteDatabase) -> None:
         "CREATE TABLE problem (link BLOB PRIMARY KEY, kind TEXT NOT NULL, op TEXT NOT NULL, "
         "detail TEXT NOT NULL, first_seen REAL NOT NULL, last_seen REAL NOT NULL) WITHOUT ROWID"
     )
+
+
 def _m0006_queue_server(db: pw.SqliteDatabase) -> None:
     # One row per change and server: each server's updates leave the queue
     # only after that server's 2xx. Rows queued before Plex were Emby's. (A new
