@@ -15,6 +15,15 @@ class ConfigError(GraylinkError):
     exit_code = 2
 
 
+class DiskFull(GraylinkError):
+    """A filesystem graylink writes to (the link tree, the database) has no room left.
+
+    Not a configuration problem: the run stopped cleanly and the next one,
+    with space, goes on from there."""
+
+    exit_code = 1
+
+
 class DatabaseError(GraylinkError):
     """The index database cannot be opened or is not one of ours."""
 

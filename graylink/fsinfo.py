@@ -97,3 +97,11 @@ def is_mountpoint(path: str, mountinfo: str | None = None) -> bool:
         return os.path.ismount(path)
     except OSError:
         return False
+
+
+def describe(path: str) -> str:
+    """``tmpfs at /data``: the filesystem that holds ``path``, for one line of error."""
+    entry = mount_of(path)
+    if entry is None:
+        return f"the one holding {path}"
+    return f"{entry.fs_type} at {entry.mount_point}"

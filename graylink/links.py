@@ -17,7 +17,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from graylink.db import join, parent_of
-from graylink.fsinfo import mount_of
+from graylink.fsinfo import describe
 from graylink.reconciler import TEMP_PREFIX, Action, Op
 
 log = logging.getLogger(__name__)
@@ -111,7 +111,7 @@ class Applier:
             except OSError as exc:
                 reason = f"{exc.strerror or exc}"
                 if isinstance(exc, NoSymlinks) or exc.errno in FATAL_ERRNOS:
-                    self._fail(action, reason)
+                    self.result.failed.append((action, reason))  # the one line below says it
                     self.result.stopped = self._stop_reason(exc, reason)
                     log.error("%s; what was done so far is recorded", self.result.stopped)
                     self._leave(ordered[position + 1 :])
@@ -124,7 +124,7 @@ class Applier:
         self.result.unreached.extend(a for a in rest if a.op in (Op.CREATE, Op.REPAIR, Op.PRUNE))
 
     def _stop_reason(self, exc: OSError, reason: str) -> str:
-        where = filesystem_of(self.root)
+        where = describe(os.fsdecode(self.root))
         if isinstance(exc, NoSymlinks):
             return f"stopped: the filesystem of the link tree ({where}) does not take symlinks ({reason})"
         if exc.errno == errno.EROFS:
@@ -235,11 +235,3 @@ def _symlink(content: bytes, path: bytes) -> None:
             raise NoSymlinks(exc.errno, exc.strerror, exc.filename) from None
         raise
 
-
-def filesystem_of(path: bytes) -> str:
-    """``/mnt/x (vfat at /mnt)``: the path and the filesystem that holds it, for a one-line error."""
-    text = os.fsdecode(path)
-    entry = mount_of(text)
-    if entry is None:
-        return text
-    return f"{text}: {entry.fs_type} at {entry.mount_point}"

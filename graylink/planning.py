@@ -24,9 +24,13 @@ from graylink.scopes import Scope
 
 
 def link_space(config: Config) -> LinkSpace:
+    # The target root is resolved once: a root that is itself a symlink (a
+    # common way to put the tree on another disk) is read, walked and written
+    # by its real path, so link paths always compare equal, and relative link
+    # contents are computed from where the links really are.
     return LinkSpace(
         source=os.fsencode(config.paths.source),
-        target=os.fsencode(config.paths.target),
+        target=os.fsencode(os.path.realpath(config.paths.target)),
         link_root=os.fsencode(config.link_root),
         relative=config.paths.relative_links,
     )
