@@ -234,4 +234,3 @@ def _symlink(content: bytes, path: bytes) -> None:
         if exc.errno in NO_SYMLINK_ERRNOS:
             raise NoSymlinks(exc.errno, exc.strerror, exc.filename) from None
         raise
-

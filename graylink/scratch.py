@@ -8,7 +8,8 @@ import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-from graylink.db import SQLITE_ERRORS, Store, is_disk_full
+from graylink.db import Store
+from graylink.dbfailures import SQLITE_ERRORS, is_disk_full
 from graylink.errors import DiskFull
 from graylink.fsinfo import describe
 
