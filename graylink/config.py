@@ -86,7 +86,8 @@ class DriveConfig:
     rclone_config: str
     remote: str
     folder_id: str
-    interval: float
+    feed: str  # auto | changes | activity
+    interval: float | None  # None: the feed's own default (drive.feed.feed_interval)
     overlap: float
     token_file: str
     client_id: str

@@ -41,6 +41,11 @@ def positive_duration(text: str) -> float:
     return value
 
 
+def optional_duration(text: str) -> float | None:
+    """Empty = chosen later (a default that depends on another key)."""
+    return positive_duration(text) if text.strip() else None
+
+
 def yes_no(text: str) -> bool:
     low = text.strip().lower()
     if low in _TRUE:

@@ -312,9 +312,13 @@ class Cycle:
             update_problems(store, ScopeSet(self.scopes) if finished else None, self._problems(plan, applied))
             if self.full and not keep and not result.failures:
                 store.set_meta(META_LAST_FULL, str(time.time()))
-                # Everything was just listed: a Drive folder-ID cache that missed
-                # an activity gets rebuilt from scratch rather than trusted.
-                store.execute("DELETE FROM drive_folder")
+                # Everything was just listed: the Activity feed's item record, which
+                # may have missed a late activity, is rebuilt rather than trusted. The
+                # Changes feed misses nothing (a refused token clears it), so its stays.
+                store.execute(
+                    "DELETE FROM drive_item WHERE EXISTS (SELECT 1 FROM meta_value "
+                    "WHERE key = 'drive.feed' AND value LIKE 'activity:%')"
+                )
 
     def _marks_to_keep(self, plan: Plan, marks: list[StoredMark], applied: ApplyResult) -> set[int]:
         """Marks whose work is unfinished: withheld prunes, an early stop.

@@ -186,6 +186,19 @@ def _m0006_queue_server(db: pw.SqliteDatabase) -> None:
     db.execute_sql("CREATE INDEX emby_queue_server ON emby_queue (server, id)")
 
 
+def _m0007_drive_item(db: pw.SqliteDatabase) -> None:
+    # What the Drive feed knows of each item it met, files too: its path under
+    # the source root (NULL: outside the root), so that a move, a rename, a
+    # trash or a permanent delete marks the folder the item left.
+    db.execute_sql(
+        "CREATE TABLE drive_item (id TEXT PRIMARY KEY, path BLOB, folder INTEGER NOT NULL, "
+        "trashed INTEGER NOT NULL DEFAULT 0)"
+    )
+    db.execute_sql("CREATE INDEX drive_item_path ON drive_item (path)")
+    db.execute_sql("INSERT INTO drive_item (id, path, folder) SELECT id, path, 1 FROM drive_folder")
+    db.execute_sql("DROP TABLE drive_folder")
+
+
 # Forward migrations, applied in order, each once, by name. Append only: a
 # database records the names it has, so a newer graylink knows what to add and
 # an older one can tell that a database is newer than itself.
@@ -196,6 +209,7 @@ MIGRATIONS: list[tuple[str, Callable[[pw.SqliteDatabase], None]]] = [
     ("0004_service", _m0004_service),
     ("0005_problems", _m0005_problems),
     ("0006_queue_server", _m0006_queue_server),
+    ("0007_drive_item", _m0007_drive_item),
 ]
 
 SCHEMA_VERSION = len(MIGRATIONS)

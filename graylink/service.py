@@ -32,7 +32,7 @@ from graylink import dbwatch, ownership
 from graylink.config import Config, load_config
 from graylink.cycle import CycleOptions, CycleResult, run_cycle
 from graylink.db import Store
-from graylink.drive.feed import CredentialCache, poll_drive
+from graylink.drive.feed import CredentialCache, feed_interval, poll_drive
 from graylink.errors import GraylinkError
 from graylink.lock import InstanceLock
 from graylink.logsetup import configure_logging
@@ -109,7 +109,7 @@ def job_drive(service: Service) -> Outcome:
 JOBS: tuple[Job, ...] = (
     # Order matters at start: the mount is checked before anything lists it.
     Job("mount", lambda c: c.mount.check_interval, job_mount),
-    Job("drive", lambda c: c.drive.interval, job_drive, enabled=lambda c: c.drive.enabled),
+    Job("drive", feed_interval, job_drive, enabled=lambda c: c.drive.enabled),
     Job("walk", lambda c: c.scan.interval, job_walk),
     # Not at start: a walk cycle runs a full verification by itself when one is due.
     Job("full-verify", lambda c: c.scan.full_verify, job_full_verify, at_start=False),

@@ -1,18 +1,18 @@
-"""A loopback Google for tests: OAuth, Drive Activity v2 and Drive v3 ``files``.
+"""A loopback Google for tests: OAuth, Drive Activity v2, Drive v3 ``files`` and ``changes``.
 
 It speaks the real wire protocol (paths, JSON shapes, error bodies) so that the
 real googleapiclient and google-auth drive it, and it enforces scopes the way
 Google does: ``activity:query`` answers 403 insufficientPermissions to a token
 without a drive.activity scope, ``files.get`` wants a drive or metadata scope.
 The Drive is a dict of items; every change made through the helpers is also
-recorded as an activity in the v2 shape, at a timestamp the test may choose.
+recorded as an activity in the v2 shape, at a timestamp the test may choose,
+and in the change log that ``changes.list`` reads (``tests/google_changes.py``,
+after the drive v3 discovery document that googleapiclient ships).
 """
 
 from __future__ import annotations
 
-import base64
 import datetime as dt
-import hashlib
 import itertools
 import json
 import re
@@ -23,14 +23,14 @@ from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
+from tests.google_changes import ChangeLog, ChangesRoutes, discovery_scopes
+from tests.google_oauth import JwtGrant, OAuthRoutes
+
 FOLDER_MIME = "application/vnd.google-apps.folder"
 SCOPE = "https://www.googleapis.com/auth/"
 ACTIVITY_SCOPES = {SCOPE + "drive.activity", SCOPE + "drive.activity.readonly"}
 FILES_SCOPES = {SCOPE + s for s in ("drive", "drive.readonly", "drive.metadata", "drive.metadata.readonly")}
 MY_DRIVE_ROOT = "0AMyDriveRootFolder"
-JWT_BEARER = "urn:ietf:params:oauth:grant-type:jwt-bearer"
-# Google wants this audience in a service account's assertion, whatever URL it was posted to.
-GOOGLE_TOKEN_AUDIENCE = "https://oauth2.googleapis.com/token"
 
 
 @dataclass
@@ -40,6 +40,7 @@ class Item:
     parents: list[str]
     mime: str
     trashed: bool = False
+    drive_id: str = ""  # a shared drive's ID, "" for My Drive
 
     @property
     def folder(self) -> bool:
@@ -66,15 +67,6 @@ class ServiceAccount:
     public_key_pem: bytes
 
 
-@dataclass(frozen=True)
-class JwtGrant:
-    """What a service account asked for in one accepted assertion."""
-
-    email: str
-    scopes: frozenset[str]
-    subject: str
-
-
 @dataclass
 class GoogleState:
     clients: dict[str, str] = field(default_factory=dict)  # client_id -> secret
@@ -86,6 +78,8 @@ class GoogleState:
     items: dict[str, Item] = field(default_factory=dict)
     activities: list[Recorded] = field(default_factory=list)
     calls: dict[str, int] = field(default_factory=dict)
+    changes: ChangeLog = field(default_factory=ChangeLog)
+    token_garbage: int = 0  # token endpoint answers that are not JSON
     fail_queries: list[int] = field(default_factory=list)  # statuses to answer the next activity queries
     hold_files_get: threading.Event | None = None  # when set, files.get waits for it to be set
     files_get_reached: threading.Event = field(default_factory=threading.Event)
@@ -153,17 +147,37 @@ class FakeGoogle:
         record: bool = True,
         at_ms: int | None = None,
         item_id: str | None = None,
+        drive_id: str = "",
     ) -> str:
         item = Item(
             item_id or self.new_id("f" if folder else "v"),
             name,
             [parent],
             FOLDER_MIME if folder else "video/x-matroska",
+            drive_id=drive_id,
         )
         self.state.items[item.id] = item
         if record:
             self._record(item, {"create": {"new": {}}}, at_ms)
         return item.id
+
+    def add_shared_drive(self, drive_id: str, name: str) -> None:
+        """A shared drive: its root folder's ID is the drive's ID."""
+        self.state.items[drive_id] = Item(drive_id, name, [], FOLDER_MIME, drive_id=drive_id)
+
+    def file_resource(self, item: Item) -> dict[str, Any]:
+        """A Drive v3 File with the fields graylink asks for."""
+        payload: dict[str, Any] = {"id": item.id, "name": item.name, "mimeType": item.mime, "trashed": item.trashed}
+        if item.parents:
+            payload["parents"] = list(item.parents)
+        if item.drive_id:
+            payload["driveId"] = item.drive_id
+        return payload
+
+    def untrash(self, item_id: str, at_ms: int | None = None) -> None:
+        item = self.state.items[item_id]
+        item.trashed = False
+        self._record(item, {"restore": {"type": "UNTRASH"}}, at_ms)
 
     def rename(self, item_id: str, new_name: str, at_ms: int | None = None) -> None:
         item = self.state.items[item_id]
@@ -193,7 +207,7 @@ class FakeGoogle:
         item = self.state.items[item_id]
         ancestors = self.ancestors(item_id)
         del self.state.items[item_id]
-        self._record(item, {"delete": {"type": "PERMANENT_DELETE"}}, at_ms, extra_ancestors=ancestors)
+        self._record(item, {"delete": {"type": "PERMANENT_DELETE"}}, at_ms, extra_ancestors=ancestors, removed=True)
 
     def edit(self, item_id: str, at_ms: int | None = None) -> None:
         self._record(self.state.items[item_id], {"edit": {}}, at_ms)
@@ -234,9 +248,17 @@ class FakeGoogle:
         return {"driveItem": drive_item}
 
     def _record(
-        self, item: Item, detail: dict[str, Any], at_ms: int | None, extra_ancestors: set[str] | None = None
+        self,
+        item: Item,
+        detail: dict[str, Any],
+        at_ms: int | None,
+        extra_ancestors: set[str] | None = None,
+        removed: bool = False,
     ) -> None:
         when = at_ms if at_ms is not None else int(time.time() * 1000)
+        if "comment" not in detail:  # comments are no change of the file itself
+            with self.state.lock:
+                self.state.changes.add(item.id, _rfc3339(when), removed, item.drive_id)
         body = {
             "primaryActionDetail": detail,
             "actors": [{"user": {"knownUser": {"personName": "people/1", "isCurrentUser": True}}}],
@@ -246,46 +268,6 @@ class FakeGoogle:
         }
         ancestors = self.ancestors(item.id) | {item.id} | (extra_ancestors or set())
         self.state.activities.append(Recorded(when, ancestors, body))
-
-
-def _b64url(text: str) -> bytes:
-    return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
-
-
-def _verified_claims(assertion: str, accounts: dict[str, ServiceAccount]) -> dict[str, Any]:
-    """The claims of a service account's assertion, once its signature and times check out."""
-    from cryptography.exceptions import InvalidSignature
-    from cryptography.hazmat.primitives import hashes, serialization
-    from cryptography.hazmat.primitives.asymmetric import padding, rsa
-
-    parts = assertion.split(".")
-    if len(parts) != 3:
-        raise ValueError("Invalid JWT: Token must be a short-lived token and in a reasonable timeframe.")
-    try:
-        header = json.loads(_b64url(parts[0]))
-        claims = json.loads(_b64url(parts[1]))
-        signature = _b64url(parts[2])
-    except ValueError:
-        raise ValueError("Invalid JWT: cannot be decoded.") from None
-    if header.get("alg") != "RS256" or not isinstance(claims, dict):
-        raise ValueError("Invalid JWT: the signing algorithm must be RS256.")
-    account = accounts.get(str(claims.get("iss", "")))
-    if account is None:
-        raise ValueError("Invalid grant: account not found")
-    if header.get("kid") not in (None, account.key_id):
-        raise ValueError("Invalid JWT Signature.")
-    key = serialization.load_pem_public_key(account.public_key_pem)
-    assert isinstance(key, rsa.RSAPublicKey)
-    try:
-        key.verify(signature, f"{parts[0]}.{parts[1]}".encode(), padding.PKCS1v15(), hashes.SHA256())
-    except InvalidSignature:
-        raise ValueError("Invalid JWT Signature.") from None
-    now = time.time()
-    if claims.get("aud") != GOOGLE_TOKEN_AUDIENCE:
-        raise ValueError("Invalid JWT: audience must be the token endpoint.")
-    if not (float(claims.get("iat", 0)) - 300 <= now < float(claims.get("exp", 0))):
-        raise ValueError("Invalid JWT: Token must be a short-lived token and in a reasonable timeframe.")
-    return claims
 
 
 def _full(scope: str) -> str:
@@ -308,7 +290,7 @@ def _parse_time_filter(text: str) -> tuple[str, int]:
     return op, round(stamp.timestamp() * 1000)
 
 
-class _Handler(BaseHTTPRequestHandler):
+class _Handler(OAuthRoutes, ChangesRoutes, BaseHTTPRequestHandler):
     google: FakeGoogle
     protocol_version = "HTTP/1.1"
 
@@ -328,7 +310,32 @@ class _Handler(BaseHTTPRequestHandler):
         self.end_headers()
         self.wfile.write(body)
 
-    def _error(self, status: int, message: str, reason: str, status_text: str, detail: str = "") -> None:
+    def _send_raw(self, status: int, body: bytes) -> None:
+        self.send_response(status)
+        self.send_header("Content-Type", "text/html")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def _allowed(self, method: str, resource: str = "changes") -> bool:
+        """A valid token carrying one of the scopes the discovery document names for the method."""
+        scopes = self._token_scopes()
+        if scopes is None:
+            return False
+        if not scopes & discovery_scopes(resource, method):
+            self._insufficient()
+            return False
+        return True
+
+    def _error(
+        self,
+        status: int,
+        message: str,
+        reason: str,
+        status_text: str,
+        detail: str = "",
+        headers: dict[str, str] | None = None,
+    ) -> None:
         error: dict[str, Any] = {
             "code": status,
             "message": message,
@@ -337,7 +344,7 @@ class _Handler(BaseHTTPRequestHandler):
         }
         if detail:
             error["details"] = [{"@type": "type.googleapis.com/google.rpc.ErrorInfo", "reason": detail}]
-        self._send(status, {"error": error})
+        self._send(status, {"error": error}, headers)
 
     def _body(self) -> bytes:
         length = int(self.headers.get("Content-Length") or 0)
@@ -375,6 +382,12 @@ class _Handler(BaseHTTPRequestHandler):
         if url.path == "/auth":
             self._count("auth")
             self._auth(query)
+        elif url.path == "/drive/v3/changes/startPageToken":
+            self._count("changes.getStartPageToken")
+            self._changes_start(query)
+        elif url.path == "/drive/v3/changes":
+            self._count("changes.list")
+            self._changes_list(query)
         elif url.path.startswith("/drive/v3/files/"):
             self._count("files.get")
             self._files_get(urllib.parse.unquote(url.path[len("/drive/v3/files/") :]))
@@ -388,89 +401,18 @@ class _Handler(BaseHTTPRequestHandler):
         url = urllib.parse.urlsplit(self.path)
         if url.path == "/token":
             self._count("token")
+            with self.google.state.lock:
+                garbage = self.google.state.token_garbage > 0
+                self.google.state.token_garbage -= 1 if garbage else 0
+            if garbage:
+                self._send_raw(200, b"<html>502 Bad Gateway</html>")
+                return
             self._token(dict(urllib.parse.parse_qsl(self._body().decode())))
         elif url.path == "/v2/activity:query":
             self._count("activity.query")
             self._activity_query(self._body())
         else:
             self._error(404, "Not Found", "notFound", "NOT_FOUND")
-
-    # -- OAuth
-
-    def _auth(self, query: dict[str, str]) -> None:
-        state = self.google.state
-        if query.get("client_id") not in state.clients or query.get("response_type") != "code":
-            self._send(400, {"error": "invalid_request"})
-            return
-        code = f"fake-code-{next(self.google._ids)}"
-        state.codes[code] = {
-            "client_id": query["client_id"],
-            "redirect_uri": query.get("redirect_uri", ""),
-            "scopes": set(query.get("scope", "").split()),
-            "challenge": query.get("code_challenge", ""),
-        }
-        params = {"state": query.get("state", ""), "code": code, "scope": query.get("scope", "")}
-        location = query.get("redirect_uri", "") + "?" + urllib.parse.urlencode(params)
-        self._send(302, None, {"Location": location})
-
-    def _token(self, form: dict[str, str]) -> None:
-        if form.get("grant_type") == JWT_BEARER:
-            self._jwt_grant(form.get("assertion", ""))
-            return
-        state = self.google.state
-        client = form.get("client_id", "")
-        if state.clients.get(client) != form.get("client_secret") or not client:
-            self._send(401, {"error": "invalid_client", "error_description": "The OAuth client was not found."})
-            return
-        grant = form.get("grant_type")
-        if grant == "refresh_token":
-            scopes = state.refresh_tokens.get(form.get("refresh_token", ""))
-            if scopes is None:
-                self._send(400, {"error": "invalid_grant", "error_description": "Token has been expired or revoked."})
-                return
-            refresh = None
-        elif grant == "authorization_code":
-            code = state.codes.pop(form.get("code", ""), None)
-            verifier = form.get("code_verifier", "")
-            challenge = base64.urlsafe_b64encode(hashlib.sha256(verifier.encode()).digest()).rstrip(b"=").decode()
-            if code is None or code["redirect_uri"] != form.get("redirect_uri") or code["challenge"] != challenge:
-                self._send(400, {"error": "invalid_grant", "error_description": "Bad Request"})
-                return
-            scopes = code["scopes"]
-            refresh = f"fake-refresh-{next(self.google._ids)}"
-            state.refresh_tokens[refresh] = scopes
-        else:
-            self._send(400, {"error": "unsupported_grant_type"})
-            return
-        access = self.google.issue_access_token(sorted(scopes))
-        payload = {
-            "access_token": access,
-            "expires_in": 3599,
-            "scope": " ".join(sorted(scopes)),
-            "token_type": "Bearer",
-        }
-        if refresh:
-            payload["refresh_token"] = refresh
-        self._send(200, payload)
-
-    def _jwt_grant(self, assertion: str) -> None:
-        """RFC 7523 as Google runs it for service accounts: an RS256 JWT signed with the
-        account's key, ``iss`` the account, ``aud`` Google's token URI, ``scope`` what it wants."""
-        try:
-            claims = _verified_claims(assertion, self.google.state.service_accounts)
-        except ValueError as exc:
-            self._send(400, {"error": "invalid_grant", "error_description": str(exc)})
-            return
-        scopes = frozenset(str(claims.get("scope", "")).split())
-        if not scopes:
-            self._send(
-                400,
-                {"error": "invalid_scope", "error_description": "Invalid OAuth scope or ID token audience provided."},
-            )
-            return
-        self.google.state.jwt_grants.append(JwtGrant(str(claims["iss"]), scopes, str(claims.get("sub", ""))))
-        access = self.google.issue_access_token(sorted(scopes))
-        self._send(200, {"access_token": access, "expires_in": 3599, "token_type": "Bearer"})
 
     # -- Drive Activity
 
@@ -528,10 +470,7 @@ class _Handler(BaseHTTPRequestHandler):
         if item is None:
             self._error(404, f"File not found: {file_id}.", "notFound", "NOT_FOUND")
             return
-        payload: dict[str, Any] = {"id": item.id, "name": item.name, "mimeType": item.mime, "trashed": item.trashed}
-        if item.parents:
-            payload["parents"] = list(item.parents)
-        self._send(200, payload)
+        self._send(200, self.google.file_resource(item))
 
     def _files_list(self, query: dict[str, str]) -> None:
         scopes = self._token_scopes()

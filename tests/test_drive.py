@@ -196,8 +196,14 @@ def test_folder_rename_marks_old_and_new_subtrees_and_refreshes_the_cache(setup,
     time.sleep(0.002)
     google.add("e3.mkv", season)
     poll_drive(config, store)
-    assert marks(store) == {(b"Shows/Season 1", True), (b"Shows/Season 01", True), (b"Shows/Season 01", False)}
-    cached = dict(store.execute("SELECT id, path FROM drive_folder").fetchall())
+    # The old and new subtrees, the folder holding them (its listing changed), the new episode's folder.
+    assert marks(store) == {
+        (b"Shows/Season 1", True),
+        (b"Shows/Season 01", True),
+        (b"Shows", False),
+        (b"Shows/Season 01", False),
+    }
+    cached = dict(store.execute("SELECT id, path FROM drive_item").fetchall())
     assert bytes(cached[season]) == b"Shows/Season 01"
 
 
@@ -210,11 +216,11 @@ def test_folder_move_and_delete_mark_subtrees(setup, drive, google):
     start(config, store)
     google.move(movie, drive.ids["Out"])
     poll_drive(config, store)
-    assert marks(store) == {(b"In/Film (2001)", True), (b"Out/Film (2001)", True)}
+    assert marks(store) == {(b"In/Film (2001)", True), (b"Out/Film (2001)", True), (b"In", False), (b"Out", False)}
     store.clear_marks(m.id for m in store.pending_marks())
     google.trash(movie)
     poll_drive(config, store)
-    assert marks(store) == {(b"Out/Film (2001)", True)}
+    assert marks(store) == {(b"Out/Film (2001)", True), (b"Out", False)}
 
 
 def test_permanently_deleted_folder_is_found_in_the_cache(setup, drive, google):
@@ -228,7 +234,7 @@ def test_permanently_deleted_folder_is_found_in_the_cache(setup, drive, google):
     google.delete_forever(gone)
     result = poll_drive(config, store)
     assert result.error is None
-    assert marks(store) == {(b"Old/Gone", True)}
+    assert marks(store) == {(b"Old/Gone", True), (b"Old", False)}
 
 
 def test_unresolvable_item_marks_the_root(setup, drive, google, caplog):
@@ -310,7 +316,8 @@ def test_late_activity_inside_the_overlap_is_handled_once(setup, drive, google):
 
 def test_failed_poll_keeps_the_cursor_and_retries(setup, drive, google, monkeypatch):
     config, store = setup
-    monkeypatch.setattr("graylink.drive.activity.NUM_RETRIES", 1)  # googleapiclient's backoff is seconds long
+    monkeypatch.setattr("graylink.drive.google.MAX_TRIES", 2)
+    monkeypatch.setattr("graylink.drive.google.BACKOFF_BASE", 0.01)  # the real backoff starts at a second
     drive.folder("A")
     start(config, store)
     cursor = store.get_meta("drive.cursor_ms")
@@ -369,7 +376,7 @@ def test_kill_between_fetch_and_commit_loses_nothing(setup, drive, google, tmp_p
 
 def test_refused_scope_is_one_clear_error(tmp_path, google, drive, caplog):
     write_rclone_conf(tmp_path / "rclone.conf", google, scopes="drive", root_folder_id=drive.root)
-    config = make_config(tmp_path, google)
+    config = make_config(tmp_path, google, feed="activity")
     with Store(config.paths.database) as store, caplog.at_level(logging.ERROR):
         result = poll_drive(config, store)
     assert result.scope_missing and result.error is not None

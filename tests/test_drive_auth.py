@@ -127,17 +127,18 @@ def test_doctor_checks_pass_with_the_activity_scope(tmp_path, google):
         ("drive remote", True),
         ("drive credentials", True),
         ("drive root folder", True),
-        ("drive activity scope", True),
+        ("drive feed", True),
     ]
+    assert "Drive Activity API" in checks[-1].message and "drive.activity scope" in checks[-1].message
     assert google.calls("token") == 1  # the refresh was really tried
 
 
 def test_doctor_checks_name_the_missing_scope_and_hide_secrets(tmp_path, google):
     drive = Drive(google)
     write_rclone_conf(tmp_path / "rclone.conf", google, scopes="drive", root_folder_id=drive.root)
-    checks = doctor_checks(make_config(tmp_path, google))
+    checks = doctor_checks(make_config(tmp_path, google, feed="activity"))
     scope = checks[-1]
-    assert scope.name == "drive activity scope" and not scope.ok
+    assert scope.name == "drive feed" and not scope.ok
     assert "drive.activity" in scope.message and scope.hint
     text = repr(checks)
     assert CLIENT_SECRET not in text and REFRESH not in text and "fake-access" not in text

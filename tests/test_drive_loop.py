@@ -55,12 +55,13 @@ class Mirror:
         for dirpath, _, _ in os.walk(self.lib.source):
             os.utime(dirpath, (OLD, OLD))
 
-    def write_ini(self, scopes: str = "drive,drive.activity.readonly") -> None:
+    def write_ini(self, scopes: str = "drive,drive.activity.readonly", feed: str = "auto") -> None:
         write_rclone_conf(self.rclone_conf, self.google, scopes=scopes, root_folder_id=self.ids[""])
         self.lib.write_ini(
             scan={"interval": "1h", "trust_dir_mtime": "yes", "workers": "2"},
             drive={
                 "enabled": "yes",
+                "feed": feed,
                 "interval": "1s",
                 "rclone_config": str(self.rclone_conf),
                 "remote": "gdrive:",
@@ -149,7 +150,7 @@ def test_the_loop_links_what_only_the_feed_reports(lib: Library, mirror: Mirror,
 def test_a_refused_scope_is_one_error_line_per_poll_and_the_loop_recovers(
     lib: Library, mirror: Mirror, loop_of: Callable[[], Loop]
 ) -> None:
-    mirror.write_ini(scopes="drive")  # rclone's default: Google refuses activity:query
+    mirror.write_ini(scopes="drive", feed="activity")  # rclone's default: Google refuses activity:query
     loop = loop_of()
     wait_for("the first walk's link", linked(lib, "Shows/S1/e1.mkv"), loop.proc)
     wait_for("three refused polls", runs_at_least(lib, "drive", 3), loop.proc)

@@ -215,6 +215,8 @@ def test_deleted_file_and_folder_are_pruned(world):
 
 def test_refused_scope_fails_the_reconcile_but_the_walk_goes_on(world, tmp_path):
     write_rclone_conf(tmp_path / "rclone.conf", world.google, scopes="drive", root_folder_id=world.ids[""])
+    world.raw["drive"]["feed"] = "activity"
+    world.write_ini()
     (world.source / "Shows" / "S3").mkdir()  # visible to the walk: the parent's mtime moved
     (world.source / "Shows" / "S3" / "x.mkv").write_bytes(b"v")
     proc = subprocess.run(

@@ -16,18 +16,19 @@ import json
 import logging
 import time
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
-from graylink.db import Mark, Store, join
-from graylink.drive.batch import MARK_REASON, Batch, collapse_root
-from graylink.drive.google import FOLDER_MIME, NUM_RETRIES, DriveClients
-from graylink.drive.items import FolderCache, Resolver, UnresolvableError
+from graylink.db import Mark, Store, join, parent_of
+from graylink.drive.batch import MARK_REASON, Polled, Writer, collapse_root
+from graylink.drive.google import FOLDER_MIME, DriveClients, FeedError
+from graylink.drive.items import ItemRecord, Known, Resolver, UnresolvableError, fetcher, settle
 from graylink.drive.names import encode_name
 
 log = logging.getLogger(__name__)
 
 PAGE_SIZE = 100
+MAX_PAGES = 100  # 10k activities in one poll: more is a page loop, or a poll that cannot end in time
 META_CURSOR = "drive.cursor_ms"
 
 
@@ -43,6 +44,7 @@ class Change:
     removed_parents: tuple[str, ...] = ()
     old_title: str = ""
     new_title: str = ""
+    permanent: bool = False  # a delete for good, not to the trash
 
 
 @dataclass(frozen=True)
@@ -114,6 +116,7 @@ def _change(detail: dict[str, Any], item: dict[str, Any]) -> Change | None:
         removed_parents=_parent_ids(body.get("removedParents", ())) if kind == "move" else (),
         old_title=str(body.get("oldTitle", "")) if kind == "rename" else "",
         new_title=str(body.get("newTitle", "")) if kind == "rename" else "",
+        permanent=kind == "delete" and body.get("type") == "PERMANENT_DELETE",
     )
 
 
@@ -131,91 +134,83 @@ def parse_activity(activity: dict[str, Any]) -> Activity:
     return Activity(activity_key(activity), activity_time_ms(activity), tuple(changes))
 
 
-def _parent(path: bytes) -> bytes:
-    return path.rpartition(b"/")[0]
+def _prefetch(change: Change, resolver: Resolver) -> None:
+    """Ask Google what is needed to place the change (network; nothing is written)."""
+    if change.kind == "delete" and resolver.record.get(change.item_id) is not None:
+        return  # the record knows where it was, and it is not shown any more
+    info = resolver.info(change.item_id)
+    if info is not None and info.parents:
+        resolver.prefetch(info.parents[0])
+    for parent in change.removed_parents:
+        resolver.prefetch(parent)
+
+
+def _old_place(change: Change, now: Known | None, resolver: Resolver) -> Known | None:
+    """Where an item the record did not know was before this change, from the activity itself."""
+    if change.kind == "create":
+        return None
+    if change.kind == "move":
+        for parent in change.removed_parents:
+            path = resolver.folder_path(parent)
+            if path is not None:
+                return Known(join(path, encode_name(change.title)), change.is_folder)
+        return Known(None, change.is_folder)
+    if now is None:
+        raise UnresolvableError(f"files.get {change.item_id}: gone, and not in the item record")
+    if change.kind == "rename" and now.path and change.old_title:
+        return replace(now, path=join(parent_of(now.path), encode_name(change.old_title)))
+    if change.kind in ("delete", "restore"):
+        return replace(now, trashed=change.kind == "restore")
+    return now
 
 
 def marks_for_change(change: Change, resolver: Resolver) -> set[Mark]:
-    """The dirty marks one change calls for; raises UnresolvableError when its place is unknown."""
-    marks: set[Mark] = set()
-
-    def file_dir(path: bytes | None) -> None:
-        if path is not None:
-            marks.add(Mark(path, MARK_REASON, recursive=False))
-
-    def subtree(path: bytes | None) -> None:
-        if path is not None:
-            marks.add(Mark(path, MARK_REASON, recursive=True))
-
-    cached_old = resolver.cache.get(change.item_id) if change.is_folder else None
-
-    if change.kind == "delete" and change.is_folder and cached_old is not None:
-        # A permanently deleted folder is gone from files.get; the cache knows where it was.
-        resolver.cache.drop_subtree(change.item_id, cached_old)
-        subtree(cached_old)
-        return marks
-
-    if change.kind == "move":
-        old_parents = [resolver.folder_path(p) for p in change.removed_parents]
-        if change.is_folder:
-            old_paths = [join(p, encode_name(change.title)) for p in old_parents if p is not None]
-            if cached_old is not None:
-                old_paths.append(cached_old)
-            resolver.cache.drop_subtree(change.item_id, cached_old)
-            for old in old_paths:
-                resolver.cache.drop_subtree(change.item_id, old)
-                subtree(old)
-            subtree(resolver.current_path(change.item_id))
-        else:
-            for old_parent in old_parents:
-                file_dir(old_parent)
-            for new_parent in change.added_parents:
-                file_dir(resolver.folder_path(new_parent))
-        return marks
-
-    if change.kind == "rename" and change.is_folder:
-        olds = {cached_old} if cached_old is not None else set()
-        resolver.cache.drop_subtree(change.item_id, cached_old)  # so the lookup below is fresh
-        current = resolver.current_path(change.item_id)
-        if current is not None and change.old_title:
-            olds.add(join(_parent(current), encode_name(change.old_title)))
-        for old in olds - {current}:
-            resolver.cache.drop_subtree(change.item_id, old)
-            subtree(old)
-        subtree(current)
-        if current is not None:
-            resolver.cache.put(change.item_id, current)
-        return marks
-
-    current = resolver.current_path(change.item_id)
-
-    if change.is_folder and change.kind in ("delete", "create", "restore"):
-        if change.kind == "delete" and current is not None:
-            resolver.cache.drop_subtree(change.item_id, current)
-        subtree(current)
-        if current:
-            file_dir(_parent(current))
-        return marks
-
-    if current is not None and current != b"":
-        file_dir(_parent(current))
-    return marks
+    """Record where the item went and return the marks; UnresolvableError when its place is unknown."""
+    was = resolver.record.get(change.item_id)
+    now: Known | None
+    if change.kind == "delete" and was is not None:
+        now = None if change.permanent else replace(was, trashed=True)
+    else:
+        info = resolver.info(change.item_id)
+        now = resolver.place(info) if info is not None else None
+        if info is None and was is None:
+            raise UnresolvableError(f"files.get {change.item_id}: gone, and not in the item record")
+    if was is None:
+        was = _old_place(change, now, resolver)
+    return settle(resolver.record, change.item_id, was, now)
 
 
-def fetch_activities(clients: DriveClients, root_id: str, since_ms: int) -> Iterator[dict[str, Any]]:
+def _pages(clients: DriveClients, body: dict[str, Any]) -> Iterator[dict[str, Any]]:
+    seen: set[str] = set()
+    for _ in range(MAX_PAGES):
+        page = clients.call(clients.activity.activity().query(body=body), "activity:query")
+        yield page
+        token = page.get("nextPageToken")
+        if not token:
+            return
+        if not isinstance(token, str) or token in seen:
+            raise FeedError("Google's activity pages loop (the same page token came back); the cursor stays")
+        seen.add(token)
+        body = {**body, "pageToken": token}
+    raise FeedError(f"more than {MAX_PAGES} pages of activities in one poll; the cursor stays")
+
+
+def fetch_activities(clients: DriveClients, root_id: str, since_ms: int) -> Iterator[Activity]:
     body: dict[str, Any] = {
         "ancestorName": f"items/{root_id}",
         "filter": f"time > {since_ms}",
         "pageSize": PAGE_SIZE,
         "consolidationStrategy": {"none": {}},
     }
-    while True:
-        page = clients.activity.activity().query(body=body).execute(num_retries=NUM_RETRIES)
-        yield from page.get("activities") or ()
-        token = page.get("nextPageToken")
-        if not token:
-            return
-        body = {**body, "pageToken": token}
+    for page in _pages(clients, body):
+        activities = page.get("activities") or []
+        if not isinstance(activities, list):
+            raise FeedError("the answer to activity:query is malformed (activities is not a list)")
+        for raw in activities:
+            try:
+                yield parse_activity(raw)
+            except (AttributeError, TypeError, ValueError, KeyError) as exc:
+                raise FeedError(f"an activity in Google's answer is malformed ({exc.__class__.__name__})") from None
 
 
 def _handled_keys(store: Store, keys: list[str]) -> set[str]:
@@ -234,52 +229,57 @@ def _remember(store: Store, activities: list[Activity]) -> None:
     )
 
 
-def _start(store: Store, clients: DriveClients, root_id: str, overlap_ms: int) -> Batch:
+def _start(store: Store, clients: DriveClients, root_id: str, overlap_ms: int, write: Writer) -> Polled:
     # The first poll starts now (the first full scan covers the past). What
     # the next poll's overlap will see again is recorded as handled, and the
     # query itself shows a missing scope at once.
     started_ms = int(time.time() * 1000)
-    past = [parse_activity(a) for a in fetch_activities(clients, root_id, started_ms - overlap_ms)]
+    past = list(fetch_activities(clients, root_id, started_ms - overlap_ms))
 
-    def commit() -> None:
+    def commit() -> list[Mark]:
         _remember(store, past)
         store.set_meta(META_CURSOR, str(started_ms))
+        return []
 
+    write(commit)
     log.info("drive feed: started, watching changes from now on")
-    return Batch(0, [], commit)
+    return Polled(note="started")
 
 
-def poll_activities(store: Store, clients: DriveClients, root_id: str, overlap_ms: int) -> Batch:
+def poll_activities(store: Store, clients: DriveClients, root_id: str, overlap_ms: int, write: Writer) -> Polled:
     """One poll of the Activity feed from the saved cursor."""
     cursor_text = store.get_meta(META_CURSOR)
     if cursor_text is None:
-        return _start(store, clients, root_id, overlap_ms)
+        return _start(store, clients, root_id, overlap_ms, write)
     cursor = int(cursor_text)
-    fetched = [parse_activity(a) for a in fetch_activities(clients, root_id, cursor - overlap_ms)]
+    fetched = list(fetch_activities(clients, root_id, cursor - overlap_ms))
     handled = _handled_keys(store, [a.key for a in fetched])
     fresh = sorted((a for a in fetched if a.key not in handled), key=lambda a: a.time_ms)
-    folder_cache = FolderCache(store)
-    resolver = Resolver(clients.drive, root_id, folder_cache)
-    marks: set[Mark] = set()
+    resolver = Resolver(ItemRecord(store), root_id, fetcher(clients))
     for activity in fresh:
         for change in activity.changes:
-            try:
-                marks |= marks_for_change(change, resolver)
-            except UnresolvableError as exc:
-                log.warning(
-                    "drive feed: cannot place %s %r (%s): marking the whole source dirty",
-                    change.kind,
-                    change.title,
-                    exc,
-                )
-                marks.add(Mark(b"", MARK_REASON, recursive=True))
+            _prefetch(change, resolver)
     new_cursor = max([cursor, *(a.time_ms for a in fresh)])
 
-    def commit() -> None:
-        folder_cache.commit()
+    def commit() -> list[Mark]:
+        marks: set[Mark] = set()
+        for activity in fresh:
+            for change in activity.changes:
+                try:
+                    marks |= marks_for_change(change, resolver)
+                except UnresolvableError as exc:
+                    log.warning(
+                        "drive feed: cannot place %s %r (%s): marking the whole source dirty",
+                        change.kind,
+                        change.title,
+                        exc,
+                    )
+                    marks.add(Mark(b"", MARK_REASON, recursive=True))
         _remember(store, fresh)
         # Keys older than any future query's window can go.
         store.execute("DELETE FROM drive_activity WHERE time_ms < ?", (new_cursor - overlap_ms - 60_000,))
         store.set_meta(META_CURSOR, str(new_cursor))
+        return collapse_root(marks)
 
-    return Batch(len(fresh), collapse_root(marks), commit, lookups=resolver.calls)
+    marks = write(commit)
+    return Polled(len(fresh), marks, resolver.calls)

@@ -1,4 +1,4 @@
-"""What one poll of a feed found, before the feed commits it."""
+"""What a poll did, and how a feed hands its writes to the poll's transaction."""
 
 from __future__ import annotations
 
@@ -9,16 +9,19 @@ from graylink.db import Mark
 
 MARK_REASON = "drive"
 
+# A feed's writes for one step (cursor, item record), returning that step's
+# marks. The writer runs the step and writes the marks in one transaction, so
+# that a kill loses neither; it returns how many marks it wrote.
+Step = Callable[[], list[Mark]]
+Writer = Callable[[Step], int]
+
 
 @dataclass
-class Batch:
-    """A poll's marks plus its own writes (cursor, item record), run by ``commit``
-    inside the same transaction as the marks, so that a kill loses neither."""
-
-    events: int  # changes or activities handled for the first time
-    marks: list[Mark]
-    commit: Callable[[], None]
+class Polled:
+    events: int = 0  # changes or activities handled for the first time
+    marks: int = 0  # dirty marks written
     lookups: int = 0  # files.get calls made to place them
+    note: str = ""  # "started", "token reset"
 
 
 def collapse_root(marks: set[Mark]) -> list[Mark]:

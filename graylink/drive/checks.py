@@ -1,4 +1,4 @@
-"""``graylink doctor``'s Drive checks: remote, credentials, root folder, feed scope."""
+"""``graylink doctor``'s Drive checks: remote, credentials, root folder, and the feed that runs."""
 
 from __future__ import annotations
 
@@ -7,8 +7,10 @@ import time
 from graylink.checks import Check
 from graylink.config import Config
 from graylink.drive.activity import fetch_activities
-from graylink.drive.credentials import DriveAuthError, load_credentials, read_remote
-from graylink.drive.google import build_clients, ensure_fresh, resolve_root, root_spec, runtime_error
+from graylink.drive.changes import start_token
+from graylink.drive.credentials import DriveAuthError, DriveCredentials, Remote, load_credentials, read_remote
+from graylink.drive.feed import choose_feed
+from graylink.drive.google import DriveClients, build_clients, ensure_fresh, resolve_root, root_spec, runtime_error
 from graylink.errors import ConfigError
 
 
@@ -31,7 +33,7 @@ def doctor_checks(config: Config) -> list[Check]:
     hint = "see docs/google-drive.md" if creds.source == "service_account" else "run 'graylink drive auth'"
     try:
         clients = build_clients(config.drive, creds)
-        ensure_fresh(creds)
+        ensure_fresh(clients)
     except DriveAuthError as exc:
         checks.append(Check("drive credentials", False, str(exc), hint))
         return checks
@@ -51,15 +53,24 @@ def doctor_checks(config: Config) -> list[Check]:
         message, _ = runtime_error(exc)
         checks.append(Check("drive root folder", False, message, "check [drive] folder_id and the remote's path"))
         return checks
+    checks.append(_feed_check(config, clients, creds, remote, root_id))
+    return checks
+
+
+def _feed_check(config: Config, clients: DriveClients, creds: DriveCredentials, remote: Remote, root_id: str) -> Check:
+    choice = choose_feed(config.drive, creds, remote)
+    api = "Drive Changes API" if choice.kind == "changes" else "Drive Activity API"
     try:
-        for _ in fetch_activities(clients, root_id, int(time.time() * 1000)):
-            pass
-        checks.append(Check("drive activity scope", True, "the Drive Activity API answers"))
+        if choice.kind == "changes":
+            start_token(clients, remote.team_drive)
+        else:
+            for _ in fetch_activities(clients, root_id, int(time.time() * 1000)):
+                pass
     except Exception as exc:
         message, scope = runtime_error(exc)
-        hint = "see docs/google-drive.md" if scope else "check the network and the Drive Activity API in the console"
-        checks.append(Check("drive activity scope", False, message, hint))
-    return checks
+        hint = "see docs/google-drive.md" if scope else f"check the network and the {api} in the Cloud console"
+        return Check("drive feed", False, f"{api} ({choice.reason}): {message}", hint)
+    return Check("drive feed", True, f"the {api} answers ({choice.reason})")
 
 
 _SOURCE_NAMES = {

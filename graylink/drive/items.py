@@ -1,16 +1,26 @@
-"""What the feed knows of the Drive items under the root, and the one path resolver.
+"""What the feed knows of the Drive items it met, and the one path resolver.
 
-Folder ID → path under the source root is kept in the DB (``drive_folder``);
-a poll reads it, adds and drops entries, and commits them with its marks.
+The item record (table ``drive_item``) maps an item ID to its path under the
+source root as the mount shows it (NULL: outside the root), for folders and
+for files. Both feeds read it to know where an item *was* (a change only
+tells where it is now), and update it in the transaction that writes their
+marks. The resolver places items: from the record, else from what this poll
+learned (the changes themselves, ``files.get`` answers fetched beforehand).
+
+Resolving runs in two steps so that no network call happens inside a
+transaction: ``prefetch`` (network, no writes) learns every unknown ancestor,
+then ``folder_path`` (inside the transaction) computes and records paths.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
-from graylink.db import Store, join, subtree_bounds
-from graylink.drive.google import FOLDER_MIME, NUM_RETRIES
+from graylink.db import Mark, Store, join, parent_of, subtree_bounds
+from graylink.drive.batch import MARK_REASON
+from graylink.drive.google import FOLDER_MIME, SHORTCUT_MIME, DriveClients, FeedError
 from graylink.drive.names import encode_name
 
 MAX_DEPTH = 256  # deeper than any real tree: a longer parents chain is a cycle
@@ -22,6 +32,8 @@ class UnresolvableError(Exception):
 
 @dataclass(frozen=True)
 class ItemInfo:
+    """An item as Google describes it now."""
+
     id: str
     name: str
     parents: tuple[str, ...]
@@ -29,121 +41,207 @@ class ItemInfo:
     trashed: bool
 
 
-OUTSIDE = None  # a path lookup's answer for an item outside the root
+@dataclass(frozen=True)
+class Known:
+    """An item as the record knows it."""
+
+    path: bytes | None  # None: outside the root
+    folder: bool
+    trashed: bool = False
+
+    @property
+    def visible(self) -> bytes | None:
+        """Where the mount shows it (rclone hides trashed items), None when it does not."""
+        return None if self.trashed else self.path
 
 
-@dataclass
-class FolderCache:
-    """Folder ID → path, read from the DB, with this poll's changes held until the commit."""
+class ItemRecord:
+    """The ``drive_item`` rows. Writes belong inside the caller's transaction."""
 
-    store: Store
-    added: dict[str, bytes] = field(default_factory=dict)
-    dropped_ids: set[str] = field(default_factory=set)
-    dropped_paths: list[bytes] = field(default_factory=list)
+    def __init__(self, store: Store) -> None:
+        self.store = store
 
-    def _dropped(self, path: bytes) -> bool:
-        return any(gone == b"" or path == gone or path.startswith(gone + b"/") for gone in self.dropped_paths)
-
-    def get(self, folder_id: str) -> bytes | None:
-        if folder_id in self.added:
-            return self.added[folder_id]
-        if folder_id in self.dropped_ids:
-            return None
-        row = self.store.execute("SELECT path FROM drive_folder WHERE id = ?", (folder_id,)).fetchone()
+    def get(self, item_id: str) -> Known | None:
+        row = self.store.execute("SELECT path, folder, trashed FROM drive_item WHERE id = ?", (item_id,)).fetchone()
         if row is None:
             return None
-        path = bytes(row[0])
-        return None if self._dropped(path) else path
+        return Known(None if row[0] is None else bytes(row[0]), bool(row[1]), bool(row[2]))
 
-    def put(self, folder_id: str, path: bytes) -> None:
-        self.added[folder_id] = path
-        self.dropped_ids.discard(folder_id)
+    def put(self, item_id: str, known: Known) -> None:
+        self.store.execute(
+            "INSERT OR REPLACE INTO drive_item (id, path, folder, trashed) VALUES (?, ?, ?, ?)",
+            (item_id, known.path, int(known.folder), int(known.trashed)),
+        )
 
-    def drop_subtree(self, folder_id: str, path: bytes | None) -> None:
-        """Forget a folder and everything cached below it: it was renamed, moved or deleted."""
-        self.dropped_ids.add(folder_id)
-        self.added.pop(folder_id, None)
-        if path is not None:
-            self.dropped_paths.append(path)
-            for key, value in list(self.added.items()):
-                if value == path or value.startswith(path + b"/"):
-                    del self.added[key]
+    def forget(self, item_id: str) -> None:
+        self.store.execute("DELETE FROM drive_item WHERE id = ?", (item_id,))
 
-    def commit(self) -> None:
-        for folder_id in self.dropped_ids:
-            self.store.execute("DELETE FROM drive_folder WHERE id = ?", (folder_id,))
-        for path in self.dropped_paths:
-            lo, hi = subtree_bounds(path)
-            self.store.execute("DELETE FROM drive_folder WHERE path = ? OR (path >= ? AND path < ?)", (path, lo, hi))
-        if self.added:
-            self.store.executemany(
-                "INSERT OR REPLACE INTO drive_folder (id, path) VALUES (?, ?)", list(self.added.items())
-            )
+    def move_below(self, old: bytes, new: bytes | None) -> None:
+        """Everything recorded below folder ``old`` now lies below ``new``; None: it left the root."""
+        lo, hi = subtree_bounds(old)
+        if new is None:
+            self.store.execute("DELETE FROM drive_item WHERE path >= ? AND path < ?", (lo, hi))
+            return
+        # In Python: SQLite's || turns BLOBs into TEXT, which no longer compares with BLOB paths.
+        rows = self.store.execute("SELECT id, path FROM drive_item WHERE path >= ? AND path < ?", (lo, hi)).fetchall()
+        cut = len(old)
+        self.store.executemany(
+            "UPDATE drive_item SET path = ? WHERE id = ?",
+            [(new + bytes(path)[cut:], item_id) for item_id, path in rows],
+        )
+
+    def forget_outside(self) -> None:
+        """A folder came into the root: items recorded as outside may lie below it now."""
+        self.store.execute("DELETE FROM drive_item WHERE path IS NULL")
+
+    def clear(self) -> None:
+        self.store.execute("DELETE FROM drive_item")
+
+    def count(self) -> int:
+        return int(self.store.execute("SELECT count(*) FROM drive_item").fetchone()[0])
+
+
+Fetch = Callable[[str], "ItemInfo | None"]  # files.get; None when Google says the item is gone
+
+ITEM_FIELDS = "id,name,parents,mimeType,trashed,shortcutDetails"
+
+
+def item_info(data: Any, what: str) -> ItemInfo:
+    """A Drive v3 ``File`` resource → ItemInfo; FeedError when it is not one."""
+    if not isinstance(data, dict) or not isinstance(data.get("id"), str):
+        raise FeedError(f"the answer to {what} is malformed (an item without an id)")
+    parents = data.get("parents") or []
+    if not isinstance(parents, list) or not all(isinstance(p, str) for p in parents):
+        raise FeedError(f"the answer to {what} is malformed (parents of {data['id']} is not a list of IDs)")
+    mime = data.get("mimeType")
+    shortcut = data.get("shortcutDetails")
+    if mime == SHORTCUT_MIME and isinstance(shortcut, dict):
+        mime = shortcut.get("targetMimeType")  # rclone shows a folder shortcut as a folder
+    return ItemInfo(
+        id=data["id"],
+        name=str(data.get("name", "")),
+        parents=tuple(parents),
+        is_folder=mime == FOLDER_MIME,
+        trashed=data.get("trashed") is True,
+    )
+
+
+def fetcher(clients: DriveClients) -> Fetch:
+    """files.get of one item; None for 404 (gone) and 403 (not visible to this token)."""
+
+    def fetch(item_id: str) -> ItemInfo | None:
+        from googleapiclient.errors import HttpError
+
+        request = clients.drive.files().get(fileId=item_id, fields=ITEM_FIELDS, supportsAllDrives=True)
+        try:
+            return item_info(clients.call(request, "files.get"), "files.get")
+        except HttpError as exc:
+            if exc.resp.status in (403, 404) and not _rate_limited(exc):
+                return None
+            raise
+
+    return fetch
+
+
+def _rate_limited(exc: Any) -> bool:
+    from graylink.drive.google import retry_wait
+
+    return retry_wait(exc, 1) is not None
 
 
 class Resolver:
-    """Item IDs → paths under the root, one ``files.get`` per item, folders once."""
+    """Item IDs → paths under the root: the record first, then this poll's knowledge."""
 
-    def __init__(self, drive: Any, root_id: str, cache: FolderCache) -> None:
-        self.drive = drive
+    def __init__(self, record: ItemRecord, root_id: str, fetch: Fetch) -> None:
+        self.record = record
         self.root_id = root_id
-        self.cache = cache
-        self._items: dict[str, ItemInfo] = {}
+        self.fetch = fetch
+        self.infos: dict[str, ItemInfo] = {}
+        self.gone: set[str] = set()
         self.calls = 0
 
-    def item(self, item_id: str) -> ItemInfo:
-        if item_id in self._items:
-            return self._items[item_id]
-        from googleapiclient.errors import HttpError
+    def learn(self, info: ItemInfo) -> None:
+        self.infos[info.id] = info
+        self.gone.discard(info.id)
 
-        try:
-            self.calls += 1
-            data = (
-                self.drive.files()
-                .get(fileId=item_id, fields="id,name,parents,mimeType,trashed", supportsAllDrives=True)
-                .execute(num_retries=NUM_RETRIES)
-            )
-        except HttpError as exc:
-            if exc.resp.status in (403, 404):
-                raise UnresolvableError(f"files.get {item_id}: HTTP {exc.resp.status}") from None
-            raise
-        info = ItemInfo(
-            id=str(data.get("id", item_id)),
-            name=str(data.get("name", "")),
-            parents=tuple(str(p) for p in data.get("parents", ())),
-            is_folder=data.get("mimeType") == FOLDER_MIME,
-            trashed=bool(data.get("trashed", False)),
-        )
-        self._items[item_id] = info
+    def info(self, item_id: str) -> ItemInfo | None:
+        """What Google says of the item now (fetched once per poll); None when it is gone."""
+        if item_id in self.infos:
+            return self.infos[item_id]
+        if item_id in self.gone:
+            return None
+        self.calls += 1
+        info = self.fetch(item_id)
+        if info is None:
+            self.gone.add(item_id)
+        else:
+            self.infos[item_id] = info
         return info
 
+    def prefetch(self, folder_id: str) -> None:
+        """Learn every ancestor of ``folder_id`` that the record does not place (network, no writes)."""
+        current: str | None = folder_id
+        for _ in range(MAX_DEPTH):
+            if current is None or current == self.root_id or self.record.get(current) is not None:
+                return
+            info = self.info(current)
+            if info is None:
+                return
+            current = info.parents[0] if info.parents else None
+
     def folder_path(self, folder_id: str, depth: int = 0) -> bytes | None:
-        """The folder's path under the root, or None when it lies outside the root."""
+        """The folder's path under the root, None when it lies outside. Records what it works out."""
         if folder_id == self.root_id:
             return b""
-        cached = self.cache.get(folder_id)
-        if cached is not None:
-            return cached
+        known = self.record.get(folder_id)
+        if known is not None:
+            return known.path
         if depth > MAX_DEPTH:
             raise UnresolvableError(f"parents of {folder_id} form a cycle")
-        info = self.item(folder_id)
-        if not info.parents:
-            return OUTSIDE  # a Drive's top, not ours
-        parent = self.folder_path(info.parents[0], depth + 1)
-        if parent is None:
-            return OUTSIDE
-        path = join(parent, encode_name(info.name))
-        self.cache.put(folder_id, path)
+        info = self.infos.get(folder_id)
+        if info is None:
+            raise UnresolvableError(f"folder {folder_id} is not visible (deleted or not shared)")
+        parent = self.folder_path(info.parents[0], depth + 1) if info.parents else None
+        path = None if parent is None else join(parent, encode_name(info.name))
+        self.record.put(folder_id, Known(path, True, info.trashed))
         return path
 
-    def current_path(self, item_id: str) -> bytes | None:
-        """Where the item is now (trashed items keep their parents), or None outside the root."""
-        if item_id == self.root_id:
-            return b""
-        info = self.item(item_id)
-        if info.is_folder:
-            return self.folder_path(item_id)
-        if not info.parents:
-            return OUTSIDE
-        parent = self.folder_path(info.parents[0])
-        return None if parent is None else join(parent, encode_name(info.name))
+    def place(self, info: ItemInfo) -> Known:
+        """Where an item is now, from its parents."""
+        if info.id == self.root_id:
+            return Known(b"", True)
+        parent = self.folder_path(info.parents[0]) if info.parents else None
+        path = None if parent is None else join(parent, encode_name(info.name))
+        return Known(path, info.is_folder, info.trashed)
+
+
+def _marks_at(path: bytes, folder: bool) -> set[Mark]:
+    """A file's folder; a folder's subtree and the folder holding it."""
+    marks = {Mark(parent_of(path), MARK_REASON, recursive=False)} if path else set()
+    if folder:
+        marks.add(Mark(path, MARK_REASON, recursive=True))
+    return marks
+
+
+def settle(record: ItemRecord, item_id: str, was: Known | None, now: Known | None) -> set[Mark]:
+    """Record that an item went from ``was`` to ``now`` (None: gone for good); the marks it calls for.
+
+    The folder it left and the folder it is in are marked (a folder's old and
+    new subtrees); an item that stayed in place marks its folder when it is a
+    file (its content changed) and nothing when it is a folder."""
+    folder = (now or was or Known(None, False)).folder
+    old, new = (was.visible if was else None), (now.visible if now else None)
+    if now is None:
+        record.forget(item_id)
+    else:
+        record.put(item_id, now)
+    if folder and was is not None and was.path is not None and (now is None or now.path != was.path):
+        record.move_below(was.path, now.path if now is not None else None)
+    if folder and was is not None and was.path is None and now is not None and now.path is not None:
+        record.forget_outside()
+    marks: set[Mark] = set()
+    if old is not None and old != new:
+        marks |= _marks_at(old, folder)
+    if new is not None and (new != old or not folder):
+        marks |= _marks_at(new, folder) if new != old else {Mark(parent_of(new), MARK_REASON, recursive=False)}
+    return marks
