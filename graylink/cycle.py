@@ -18,12 +18,12 @@ from contextlib import contextmanager
 from dataclasses import replace
 from typing import TYPE_CHECKING
 
-from graylink import ownership
+from graylink import deadline, ownership
 from graylink.announce import announce, notify, withdraw
 from graylink.config import Config
 from graylink.db import META_LAST_FULL, Mark, Store, StoredMark, parent_of
 from graylink.errors import ConfigError
-from graylink.fsinfo import io_workers, mtime_trusted
+from graylink.fsinfo import TRUSTED_FS, fs_type, mtime_trusted
 from graylink.links import STOPPED_ON_REQUEST, Applier, ApplyResult
 from graylink.listing import MountGone
 from graylink.outcome import CycleOptions, CycleResult, CycleStats
@@ -34,6 +34,7 @@ from graylink.recording import VideoCounts, record_links, record_video_counts
 from graylink.scanner import Interrupted, Scanner
 from graylink.scopes import Scope, ScopeSet, collapse, touched
 from graylink.scratch import scratch_copy
+from graylink.sourcecheck import CHECK_TIMEOUT, SourceGuard, veto_prunes
 from graylink.triggers.mount import Health, check_health, ensure_healthy, record_health, refresh_marked
 from graylink.triggers.walk import walk
 
@@ -65,7 +66,12 @@ class Cycle:
         self.full = False
         self.mount_ok = True
         self._path_marks: list[StoredMark] = []
-        self.workers = io_workers(config.paths.source, config.scan.workers)
+        # On a local filesystem listing is CPU-bound and threads only contend for
+        # the interpreter; on FUSE and network filesystems each listing waits on
+        # I/O, they overlap (ARCHITECTURE §4), and they can hang.
+        self.local = fs_type(config.paths.source) in TRUSTED_FS
+        self.workers = 1 if self.local else config.scan.workers
+        self.guard: SourceGuard | None = None
         self.video_counts: VideoCounts = []
         self.scopes: list[Scope] = []
 
@@ -91,6 +97,9 @@ class Cycle:
         self._check_target()
         drive = self._poll_drive()
         try:
+            self.guard = SourceGuard(
+                self.config.paths.source, hang_prone=not self.local, should_stop=self.options.should_stop
+            )
             marks = self._collect_marks()
             refresh_marked(self.config, marks)
             marks = self._refresh(marks)
@@ -118,6 +127,7 @@ class Cycle:
             withhold_prunes(plan, message)
             self.failures.append(message)
             self.mount_ok = False
+        self._veto_prunes(plan)
         owned_total = self.store.count("link")
         if not self.options.force:
             apply_prune_brake(plan, owned_total, self.config.reconcile.max_prune_fraction)
@@ -136,6 +146,17 @@ class Cycle:
 
     def _stop_requested(self) -> bool:
         return self.options.should_stop is not None and self.options.should_stop()
+
+    def _veto_prunes(self, plan: Plan) -> None:
+        """One lstat of each file about to be pruned: one that is there keeps its
+        link, and its folder is listed again (the index lost it)."""
+        veto = veto_prunes(plan, self.config.paths.source, CHECK_TIMEOUT, self.options.should_stop)
+        if not veto.message:
+            return
+        self.failures.append(veto.message)
+        if veto.folders and not self.options.dry_run:
+            with self.store.atomic():
+                self.store.add_marks([Mark(d, "prune-veto", recursive=False) for d in veto.folders])
 
     def _stopped(self, started: float) -> CycleResult:
         self.stats.duration_s = round(time.monotonic() - started, 6)
@@ -168,10 +189,11 @@ class Cycle:
     def _check_source(self) -> None:
         source = self.config.paths.source
         try:
-            is_dir = stat.S_ISDIR(os.stat(source).st_mode)
+            mode = deadline.call(lambda: os.stat(source).st_mode, CHECK_TIMEOUT, f"looking at {source}")
+            is_dir = stat.S_ISDIR(mode)
         except (FileNotFoundError, NotADirectoryError):
             is_dir = False
-        except OSError:
+        except (OSError, deadline.NoAnswer):
             return  # a dead or hung mount: the health gate reports it
         if not is_dir:
             raise ConfigError(f"[paths] source {source} is not a directory (or does not exist)")
@@ -218,6 +240,7 @@ class Cycle:
                 workers=self.workers,
                 progress=self.options.progress,
                 should_stop=self.options.should_stop,
+                guard=self.guard,
             )
             self.stats.dirs_statted += walked.dirs_statted
             if walked.scan:
@@ -274,6 +297,7 @@ class Cycle:
                 reason="refresh",
                 progress=self.options.progress,
                 should_stop=self.options.should_stop,
+                guard=self.guard,
             )
             scanner.refresh_trees([s.path for s in scopes if s.recursive])
             scanner.refresh_dirs([s.path for s in scopes if not s.recursive])

@@ -2,6 +2,10 @@
 
 Directory mtimes are only a reliable change signal on local filesystems; on
 an rclone FUSE mount they do not move when files are added (ARCHITECTURE §4).
+
+Resolving a path touches every component of it, the mount point included,
+and blocks for as long as a hung FUSE daemon does: it runs under a deadline
+(``graylink.deadline``) and falls back to the path as written.
 """
 
 from __future__ import annotations
@@ -10,7 +14,10 @@ import os
 import re
 from dataclasses import dataclass
 
+from graylink import deadline
+
 MOUNTINFO = "/proc/self/mountinfo"
+RESOLVE_TIMEOUT = 5.0  # realpath is a few lstat calls: seconds mean the mount does not answer
 
 # Local filesystems whose directory mtime changes whenever an entry is added,
 # removed or renamed.
@@ -24,6 +31,7 @@ class MountEntry:
     mount_point: str
     fs_type: str
     source: str
+    mount_id: int = 0  # unique per mount while the system runs: a remount gets a new one
 
 
 def _unescape(field: str) -> str:
@@ -40,23 +48,38 @@ def parse_mountinfo(text: str) -> list[MountEntry]:
         tail = right.split(" ")
         if len(fields) < 5 or len(tail) < 2:
             continue
-        entries.append(MountEntry(_unescape(fields[4]), tail[0], _unescape(tail[1])))
+        mount_id = int(fields[0]) if fields[0].isdigit() else 0
+        entries.append(MountEntry(_unescape(fields[4]), tail[0], _unescape(tail[1]), mount_id))
     return entries
+
+
+def real(path: str, timeout: float = RESOLVE_TIMEOUT) -> str:
+    """``os.path.realpath`` under a deadline; the absolute path as written when it hangs."""
+    try:
+        return deadline.call(lambda: os.path.realpath(path), timeout, f"resolving {path}")
+    except deadline.NoAnswer:
+        return os.path.normpath(os.path.abspath(path))
+
+
+def read_mountinfo() -> str | None:
+    try:
+        with open(MOUNTINFO, encoding="utf-8", errors="surrogateescape") as handle:
+            return handle.read()
+    except OSError:
+        return None
 
 
 def mount_of(path: str, mountinfo: str | None = None) -> MountEntry | None:
     """The deepest mount holding ``path`` (the last one mounted wins on ties)."""
     if mountinfo is None:
-        try:
-            with open(MOUNTINFO, encoding="utf-8", errors="surrogateescape") as handle:
-                mountinfo = handle.read()
-        except OSError:
+        mountinfo = read_mountinfo()
+        if mountinfo is None:
             return None
-    real = os.path.realpath(path)
+    resolved = real(path)
     best: MountEntry | None = None
     for entry in parse_mountinfo(mountinfo):
         mp = entry.mount_point
-        inside = real == mp or mp == "/" or real.startswith(mp.rstrip("/") + "/")
+        inside = resolved == mp or mp == "/" or resolved.startswith(mp.rstrip("/") + "/")
         if inside and (best is None or len(mp) >= len(best.mount_point)):
             best = entry
     return best
@@ -76,13 +99,6 @@ def mtime_trusted(path: str, setting: str = "auto", mountinfo: str | None = None
     return fs_type(path, mountinfo) in TRUSTED_FS
 
 
-def io_workers(path: str, configured: int) -> int:
-    """Threads worth listing with: on a local filesystem listing is CPU-bound
-    and threads only contend for the interpreter; on FUSE and network
-    filesystems each listing waits on I/O, and they overlap (ARCHITECTURE §4)."""
-    return 1 if fs_type(path) in TRUSTED_FS else configured
-
-
 def is_mountpoint(path: str, mountinfo: str | None = None) -> bool:
     """Whether ``path`` itself is a mount point, a dead FUSE mount included.
 
@@ -92,10 +108,10 @@ def is_mountpoint(path: str, mountinfo: str | None = None) -> bool:
     """
     entry = mount_of(path, mountinfo)
     if entry is not None:
-        return entry.mount_point == os.path.realpath(path)
+        return entry.mount_point == real(path)
     try:
-        return os.path.ismount(path)
-    except OSError:
+        return deadline.call(lambda: os.path.ismount(path), RESOLVE_TIMEOUT, f"looking at {path}")
+    except (OSError, deadline.NoAnswer):
         return False
 
 

@@ -11,14 +11,18 @@ import hashlib
 import logging
 import os
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from graylink.db import join
 
 log = logging.getLogger(__name__)
 
-# errnos that mean "the mount is gone", not "this folder is gone".
-MOUNT_ERRNOS = frozenset({errno.ENOTCONN, errno.EIO, errno.ESTALE, errno.EHOSTDOWN, errno.ENODEV})
+# errnos that mean "the mount is gone", not "this folder is gone". ECONNABORTED
+# is what a request in flight gets when the FUSE daemon dies (rclone stopped).
+MOUNT_ERRNOS = frozenset(
+    {errno.ENOTCONN, errno.EIO, errno.ESTALE, errno.EHOSTDOWN, errno.ENODEV, errno.ECONNABORTED, errno.ETIMEDOUT}
+)
 
 
 class MountGone(OSError):
@@ -94,10 +98,21 @@ def list_dir(root: bytes, rel: bytes, known_fingerprint: bytes | None = None) ->
                 raise MountGone(exc.errno, f"cannot stat in {os.fsdecode(path)}: {exc.strerror}") from None
             continue  # vanished between listing and stat
         files[entry.name] = (st.st_size, st.st_mtime_ns)
+    if len(files) != len(file_entries):
+        # The fingerprint names only what was indexed: one naming a file that
+        # could not be stat'ed would hide it from every later walk.
+        fp = fingerprint(dirs, list(files))
     return Listing(rel, mtime_ns, fp, dirs, files, listed_ns)
 
 
-def list_tree(root: bytes, rel: bytes, budget: int = 256) -> tuple[list[Listing], list[bytes]]:
+Tick = Callable[[], None]
+
+
+def no_tick() -> None:
+    return None
+
+
+def list_tree(root: bytes, rel: bytes, budget: int = 256, tick: Tick = no_tick) -> tuple[list[Listing], list[bytes]]:
     """List ``rel`` and the directories below it, parents before children.
 
     At most ``budget`` directories are listed; the subtrees left over are
@@ -110,11 +125,16 @@ def list_tree(root: bytes, rel: bytes, budget: int = 256) -> tuple[list[Listing]
     while stack and len(out) < budget:
         current = stack.pop()
         listing = list_dir(root, current)
+        tick()
         out.append(listing)
         stack.extend(join(current, name) for name in reversed(sorted(listing.dirs)))
     return out, stack
 
 
-def list_many(root: bytes, rels: list[tuple[bytes, bytes | None]]) -> list[Listing]:
+def list_many(root: bytes, rels: list[tuple[bytes, bytes | None]], tick: Tick = no_tick) -> list[Listing]:
     """List each of several directories, each with its known fingerprint."""
-    return [list_dir(root, rel, fp) for rel, fp in rels]
+    out = []
+    for rel, fp in rels:
+        out.append(list_dir(root, rel, fp))
+        tick()
+    return out

@@ -7,16 +7,21 @@ it happens on the calling thread only (SQLite has one writer).
 
 from __future__ import annotations
 
+import errno
 import logging
 import os
 from collections import deque
 from collections.abc import Callable, Iterable
-from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from graylink.db import Mark, Store, join, parent_of
 from graylink.index import DirUpdate, FileDiff, Index, compare_files
-from graylink.listing import Listing, list_many, list_tree
+from graylink.listing import Listing, MountGone, Tick, list_many, list_tree, no_tick
+from graylink.workers import DaemonPool, Hung, Stopped
+
+if TYPE_CHECKING:
+    from graylink.sourcecheck import SourceGuard
 
 log = logging.getLogger(__name__)
 
@@ -24,13 +29,14 @@ log = logging.getLogger(__name__)
 # whole subtrees (then new subdirectories are its own business), its listings,
 # and the subtrees it left for further tasks.
 TaskResult = tuple[bool, list[Listing], list[bytes]]
-Task = Callable[[], TaskResult]
+Task = Callable[[Tick], TaskResult]
 _IN_FLIGHT_PER_WORKER = 2  # tasks queued per thread: listing outpaces the single writer
-ProgressFn = Callable[[int, int], None]  # (dirs listed, files seen)
+ProgressFn = Callable[[int, int], None]  # (dirs listed, files seen), after each listing
 
 _FLUSH_DIRS = 2000
 _FLUSH_FILES = 50000
 _BATCH_DIRS = 64  # directories per listing task when listing known directories
+HANG_TIMEOUT = 10.0  # no folder listed by any thread for this long: the source does not answer
 
 
 @dataclass
@@ -62,7 +68,11 @@ class Scanner:
         reason: str = "walk",
         progress: ProgressFn | None = None,
         should_stop: StopFn | None = None,
+        guard: SourceGuard | None = None,
     ) -> None:
+        """``guard``: the source can hang or be remounted under the scan (FUSE,
+        network filesystems). Listing then always runs on daemon threads with a
+        hang timeout, and the guard checks the mount before each write."""
         self.store = store
         self.index = Index(store)
         self.root = root
@@ -77,6 +87,8 @@ class Scanner:
         self._pending_files = 0
         self._marks: list[Mark] = []
         self.should_stop = should_stop
+        self.guard = guard
+        self._known: set[bytes] = set()  # every directory the index holds, when listing them all
 
     # ------------------------------------------------------------ entry points
 
@@ -95,6 +107,7 @@ class Scanner:
         tasks: list[Task] = []
         batch: list[tuple[bytes, bytes | None]] = []
         for item in dirs:
+            self._known.add(item[0])
             batch.append(item)
             if len(batch) >= _BATCH_DIRS:
                 tasks.append(self._many_task(batch))
@@ -109,8 +122,8 @@ class Scanner:
     def _tree_task(self, rel: bytes) -> Task:
         root = self.root
 
-        def task() -> TaskResult:
-            listings, left = list_tree(root, rel)
+        def task(tick: Tick) -> TaskResult:
+            listings, left = list_tree(root, rel, tick=tick)
             return True, listings, left
 
         return task
@@ -123,19 +136,32 @@ class Scanner:
     def _interrupt(self) -> None:
         """Drop the unwritten batch and stop. Nothing is lost: what was written
         is consistent, and the marks that asked for this scan are still stored."""
+        self._drop_pending()
+        raise Interrupted("scan stopped on request")
+
+    def _drop_pending(self) -> None:
         self._pending = []
         self._pending_files = 0
         self._marks = []
-        raise Interrupted("scan stopped on request")
+
+    def _check_mount(self, when: str) -> None:
+        """MountGone (the unwritten batch dropped) when the mount is not the one the scan began on."""
+        if self.guard is None:
+            return
+        try:
+            self.guard.check(when)
+        except MountGone:
+            self._drop_pending()
+            raise
 
     def _many_task(self, batch: list[tuple[bytes, bytes | None]]) -> Task:
         root = self.root
-        return lambda: (False, list_many(root, batch), [])
+        return lambda tick: (False, list_many(root, batch, tick), [])
 
     def _run(self, tasks: list[Task]) -> None:
         if not tasks:
             return
-        if self.workers == 1:
+        if self.workers == 1 and (self.guard is None or not self.guard.hang_prone):
             self._run_serial(tasks)
         else:
             self._run_pool(tasks)
@@ -146,27 +172,33 @@ class Scanner:
         while queue:
             if self._stop_requested():
                 self._interrupt()
-            queue.extend(self._take(queue.pop()()))
+            queue.extend(self._take(queue.pop()(no_tick)))
 
     def _run_pool(self, tasks: list[Task]) -> None:
         backlog = deque(tasks)
         limit = self.workers * _IN_FLIGHT_PER_WORKER
-        with ThreadPoolExecutor(max_workers=self.workers, thread_name_prefix="graylink-list") as pool:
-            pending: set[Future[TaskResult]] = set()
-            try:
-                while backlog or pending:
-                    # Bounded: finished listings wait in memory only as long as the writer needs.
-                    while backlog and len(pending) < limit:
-                        pending.add(pool.submit(backlog.popleft()))
-                    done, pending = wait(pending, return_when=FIRST_COMPLETED)
-                    for future in done:
-                        backlog.extend(self._take(future.result()))
-                    if (pending or backlog) and self._stop_requested():
-                        self._interrupt()
-            except BaseException:
-                for future in pending:
-                    future.cancel()
-                raise
+        pool: DaemonPool[TaskResult] = DaemonPool(self.workers)
+        try:
+            while backlog or pool.in_flight:
+                # Bounded: finished listings wait in memory only as long as the writer needs.
+                while backlog and pool.in_flight < limit:
+                    task = backlog.popleft()
+                    pool.submit(lambda task=task: task(pool.alive))  # type: ignore[misc]
+                try:
+                    result = pool.next_result(HANG_TIMEOUT, self._stop_requested)
+                except Stopped:
+                    self._interrupt()
+                except Hung:
+                    self._drop_pending()
+                    where = os.fsdecode(self.root)
+                    raise MountGone(
+                        errno.ETIMEDOUT, f"listing the source {where} did not answer within {HANG_TIMEOUT:g}s"
+                    ) from None
+                backlog.extend(self._take(result))
+                if (pool.in_flight or backlog) and self._stop_requested():
+                    self._interrupt()
+        finally:
+            pool.close()
 
     def _take(self, result: TaskResult) -> list[Task]:
         """Process one task's listings; return the tasks that follow from them."""
@@ -181,6 +213,8 @@ class Scanner:
         stats = self.stats
         rel = listing.rel
         stats.dirs_listed += 1
+        if self.progress is not None:
+            self.progress(stats.dirs_listed, stats.files_seen)
         if listing.error:
             shown = os.fsdecode(rel) or "(source root)"
             message = f"cannot list {shown}: {listing.error}; its index and links are kept"
@@ -189,11 +223,19 @@ class Scanner:
             return []
         if listing.missing:
             if rel and self.index.dir_row(rel) is not None:
+                # ENOENT is also what every folder of a mount answers while it
+                # restarts (the empty folder underneath shows): only a mount
+                # that is still the same one makes it a deletion.
+                self._check_mount(f"while listing {os.fsdecode(rel)}")
                 self._queue_removal(rel)
             return []
         new_tasks: list[Task] = []
         if listing.files is None:
-            return new_tasks  # a known directory whose names are unchanged: nothing to write
+            # A known directory whose names are unchanged: nothing to write, unless
+            # the index lost a subfolder that the fingerprint still names.
+            if self._known:
+                self._to_list(sub for sub in (join(rel, name) for name in listing.dirs) if sub not in self._known)
+            return new_tasks
         parent = parent_of(rel)
         parent_new = bool(rel) and parent in self._new_dirs
         row = None if parent_new else self.index.dir_row(rel)
@@ -224,8 +266,11 @@ class Scanner:
             parent_row = self.index.dir_row(parent)
             parent_id = parent_row.id if parent_row else None
         stats.files_seen += len(listing.files)
-        diff = compare_files(self.index.files_of(row.id), listing.files)
+        indexed = self.index.files_of(row.id)
         known_children = self.index.child_dirs(row.id)
+        if not listing.files and not listing.dirs and (indexed or known_children):
+            self._check_mount(f"while listing {os.fsdecode(rel) or '(source root)'}, which looked empty")
+        diff = compare_files(indexed, listing.files)
         listed_children = set(listing.dirs)
         removed = [join(rel, name) for name in known_children if name not in listed_children]
         added = [join(rel, name) for name in listing.dirs if name not in known_children]
@@ -264,12 +309,13 @@ class Scanner:
         self._pending_files += weight
         if len(self._pending) >= _FLUSH_DIRS or self._pending_files >= _FLUSH_FILES:
             self._flush()
-        if self.progress is not None:
-            self.progress(self.stats.dirs_listed, self.stats.files_seen)
 
     def _flush(self) -> None:
         if not self._pending and not self._marks:
             return
+        # Whatever was listed since the last check is written only if the
+        # mount is still the one the scan began on.
+        self._check_mount("during the walk")
         updates = [u for u in self._pending if u.dir_id != 0]
         removals = [u for u in self._pending if u.dir_id == 0]
         with self.store.atomic():

@@ -20,6 +20,7 @@ from graylink.db import Store
 from graylink.index import Index
 from graylink.listing import MOUNT_ERRNOS, MountGone
 from graylink.scanner import ProgressFn, Scanner, ScanStats, StopFn
+from graylink.sourcecheck import SourceGuard
 
 log = logging.getLogger(__name__)
 
@@ -97,9 +98,12 @@ def walk(
     workers: int,
     progress: ProgressFn | None = None,
     should_stop: StopFn | None = None,
+    guard: SourceGuard | None = None,
 ) -> WalkStats:
     stats = WalkStats()
-    scanner = Scanner(store, root, workers, make_marks=True, reason="walk", progress=progress, should_stop=should_stop)
+    scanner = Scanner(
+        store, root, workers, make_marks=True, reason="walk", progress=progress, should_stop=should_stop, guard=guard
+    )
     if trusted:
         stale = stale_dirs(store, root, stats, workers)
         stats.scan = scanner.list_known((path, None) for path in stale)
