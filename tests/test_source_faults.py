@@ -12,11 +12,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from conftest import Library, expected_links, links_in
-
 from graylink.config import load_config
 from graylink.cycle import CycleOptions, run_cycle
 from graylink.db import Mark, Store
+
+from conftest import Library, expected_links, links_in
 
 
 def _library(lib: Library) -> None:
