@@ -8,23 +8,28 @@ deadline does.
 from __future__ import annotations
 
 import ast
+import json
 import os
+import signal
 import socket
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
 import requests
 from emby_server import Answer, FakeMediaServer
+from service_support import Loop, wait_for
 
 from graylink.config import parse_raw
 from graylink.db import Store
 from graylink.http_deadline import DeadlineExceeded, DeadlineSession, RequestStopped
 from graylink.notify.emby import deliver, enqueue
 from graylink.reconciler import Op
-from graylink.triggers.mount import RcError, rc_call
+from graylink.triggers.mount import RcError, rc_call, vfs_refresh
+
+from conftest import Library
 
 KEY = "made-up-key-0d1e2a"
 REPO = Path(__file__).resolve().parent.parent
@@ -208,6 +213,56 @@ def test_a_dripping_rclone_rc_ends_at_the_deadline(tmp_path: Path) -> None:
         assert time.monotonic() - began < 2.0
 
 
+class SlowRc:
+    """rclone's rc answering every vfs/refresh after ``delay`` s that the folder does not exist (yet)."""
+
+    def __init__(self, delay: float) -> None:
+        from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+        outer = self
+        self.calls = 0
+
+        class Handler(BaseHTTPRequestHandler):
+            def log_message(self, format: str, *args: object) -> None:
+                pass
+
+            def do_POST(self) -> None:
+                params = json.loads(self.rfile.read(int(self.headers["Content-Length"])) or b"{}")
+                outer.calls += 1
+                time.sleep(delay)
+                body = json.dumps(
+                    {"result": {v: "file does not exist" for k, v in params.items() if k.startswith("dir")}}
+                ).encode()
+                self.send_response(200)
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.httpd.daemon_threads = True
+        threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.httpd.server_address[1]}"
+
+    def close(self) -> None:
+        self.httpd.shutdown()
+        self.httpd.server_close()
+
+
+def test_vfs_refresh_rounds_share_one_budget(tmp_path: Path) -> None:
+    """Each round (a missing folder climbs to its parent) is a call; all of them end within the budget."""
+    rc = SlowRc(0.6)
+    try:
+        config = _config(tmp_path, mount={"rclone_rc": rc.url})
+        began = time.monotonic()
+        assert not vfs_refresh(config, [b"a/b/c/d/e/f"], budget=3.0)  # type: ignore[arg-type]
+        assert time.monotonic() - began < 3.5 and 3 <= rc.calls <= 5  # unbounded: 7 calls, 4.2 s
+    finally:
+        rc.close()
+
+
 # ---------------------------------------------------------- source guard
 
 # ``graylink drive auth`` trades a consent code for a token once, interactively;
@@ -228,3 +283,23 @@ def test_requests_are_made_only_through_the_deadline_session() -> None:
                 if func.startswith("requests.") and func.split(".")[1] in _BARE:
                     found.append(f"{path.relative_to(REPO)}:{node.lineno}: {func}()")
     assert found == []
+
+
+# ------------------------------------------------------------- the loop
+
+
+def test_sigterm_during_a_dripping_delivery_stops_the_loop_at_once(lib: Library, loop_of: Callable[[], Loop]) -> None:
+    """Before: the loop waited for the whole delivery (3 tries of the drip) before it stopped."""
+    with FakeMediaServer("emby", KEY) as server:
+        server.answer(*[Answer(204, drip=0.5)] * 3)
+        lib.write_ini(scan={"interval": "1h", "workers": "2"}, emby={"url": server.url, "api_key": KEY})
+        lib.add("Movies/A (2001)/A.mkv")
+        loop = loop_of()
+        wait_for("a delivery in flight", lambda: bool(server.posts()), loop.proc)
+        began = time.monotonic()
+        assert loop.stop(signal.SIGTERM) == 0
+        took = time.monotonic() - began
+        assert took < 5.0, f"the loop took {took:.1f}s to stop"
+        assert "stopped on request" in loop.text() and KEY not in loop.text()
+    status = json.loads(lib.run("status", "--json").stdout)
+    assert status["emby"]["pending"] == 1  # kept for the next run

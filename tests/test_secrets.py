@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 from emby_server import FakeMediaServer
+from plex_server import FakePlex
 
 from graylink.drive_auth import write_token
 
@@ -22,7 +23,8 @@ CLIENT_SECRET = "client-secret-made-up-5eb63bbbe01"
 ACCESS_TOKEN = "access-token-made-up-7c4a8d09ca37"
 REFRESH_TOKEN = "refresh-token-made-up-9b74c9897ba"
 RC_PASS = "rc-password-made-up-3c59dc048e88"
-SECRETS = (EMBY_KEY, CLIENT_SECRET, ACCESS_TOKEN, REFRESH_TOKEN, RC_PASS)
+PLEX_TOKEN = "plex-token-made-up-8e2d1c77aa"
+SECRETS = (EMBY_KEY, CLIENT_SECRET, ACCESS_TOKEN, REFRESH_TOKEN, RC_PASS, PLEX_TOKEN)
 
 TOKEN_JSON = (
     f'{{"access_token":"{ACCESS_TOKEN}","token_type":"Bearer",'
@@ -63,9 +65,11 @@ def test_no_secret_in_any_artifact(lib: Library, emby_key: str) -> None:
     lib.add("TV/Show/S01/E01.mkv")
     conf = lib.root / "rclone.conf"
     conf.write_text(RCLONE_CONF)
-    with FakeMediaServer(api_key=emby_key) as emby:
+    plex_token = PLEX_TOKEN if emby_key == EMBY_KEY else "plex-wants-another-token"
+    with FakeMediaServer(api_key=emby_key) as emby, FakePlex(plex_token) as plex:
         lib.write_ini(
             emby={"url": emby.url, "api_key": EMBY_KEY},
+            plex={"url": plex.url, "token": PLEX_TOKEN, "path_map": f"{lib.target}=/data"},
             drive={
                 # The Drive feed's failures are the same in both cases: walk that path once.
                 "enabled": "yes" if emby_key == EMBY_KEY else "no",
@@ -90,8 +94,10 @@ def test_no_secret_in_any_artifact(lib: Library, emby_key: str) -> None:
             assert emby.posts(), "the media server was told nothing: the key never travelled"
             assert all(p.headers.get("X-Emby-Token") == EMBY_KEY for p in emby.posts())
             assert all(EMBY_KEY not in p.path for p in emby.requests), "the key went into a URL"
+            assert plex.urls and all(PLEX_TOKEN not in url for url in plex.urls), "the token went into a URL"
         else:
             assert b"refused the API key" in outputs[0][1]
+            assert b"Plex refused the token" in outputs[0][1]
         present = commands()
         for name, args in (
             ("status", ("status",)),
@@ -122,7 +128,9 @@ def test_config_repr_and_errors_hide_secrets(lib: Library) -> None:
         "mount": {"rclone_rc_pass": RC_PASS},
     }
     config = parse_raw(raw)
+    config = parse_raw({**raw, "plex": {"url": "http://127.0.0.1:9", "token": PLEX_TOKEN}})
     shown = repr(config) + repr(config.emby) + repr(config.drive) + repr(config.mount) + str(config)
+    shown += repr(config.plex)
     assert leaks(shown.encode()) == []
     with pytest.raises(ConfigError) as caught:
         parse_raw({**raw, "emby": {"url": f"not a url {EMBY_KEY}", "api_key": EMBY_KEY}})

@@ -157,6 +157,7 @@ def send(
         _send(client, config, mode, entries, result, budget)
     except RequestStopped:
         result.error = f"delivery to {safe_url(config.url)} stopped on request; updates kept for the next run"
+        result.stopped = True
     finally:
         client.close()
     if not result.ok:
@@ -209,6 +210,8 @@ def report(label: str, url: str, result: DeliveryResult) -> None:
     if result.ok:
         what = f"{result.entries} entries" if result.mode == "targeted" else "a library refresh"
         log.info("%s: delivered %d queued changes as %s to %s", label, result.sent, what, safe_url(url))
+    elif result.stopped:
+        log.warning("%s", result.error)
     else:
         log.error("%s", result.error)
 

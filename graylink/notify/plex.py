@@ -107,6 +107,7 @@ def send(
         result.error = f"{scrub(str(exc), config.token)}; {KEPT}"
     except RequestStopped:
         result.error = f"delivery to {url} stopped on request; updates kept for the next run"
+        result.stopped = True
     finally:
         client.close()
     result.sent = len(done) - result.skipped
@@ -152,6 +153,7 @@ def _scan(client: Client, config: PlexConfig, plan: PlexPlan, result: DeliveryRe
             break
         except RequestStopped:
             result.error = f"delivery to {url} stopped on request; updates kept for the next run"
+            result.stopped = True
             break
         log.debug("Plex: scanning %s", scan.describe())
         succeeded.append(index)
@@ -186,5 +188,7 @@ def report(config: PlexConfig, result: DeliveryResult) -> None:
     if result.ok:
         what = f"{result.entries} scans" + (" (whole sections among them)" if result.mode == "section" else "")
         log.info("Plex: delivered %d queued changes as %s to %s", result.sent, what, safe_url(config.url))
+    elif result.stopped:
+        log.warning("%s", result.error)
     else:
         log.error("%s", result.error)

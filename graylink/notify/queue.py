@@ -57,6 +57,7 @@ class DeliveryResult:
     error: str = ""  # why updates were kept ("" when all is well)
     refused: bool = False  # the server refused the credentials
     skipped: int = 0  # changes under no library or section: reported once, dropped
+    stopped: bool = False  # a stop request (SIGTERM) ended the delivery: not a failure of the server
 
     @property
     def ok(self) -> bool:

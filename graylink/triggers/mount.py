@@ -435,7 +435,7 @@ def rc_call(config: Config, method: str, params: dict[str, Any], *, deadline: fl
     return body
 
 
-def _refresh_once(config: Config, dirs: list[str], recursive: bool) -> dict[str, str]:
+def _refresh_once(config: Config, dirs: list[str], recursive: bool, deadline: float = RC_DEADLINE) -> dict[str, str]:
     """One vfs/refresh call; rclone's answer per directory ("OK" or an error)."""
     params: dict[str, Any] = {}
     if dirs != [""]:  # the root is refreshed by naming no dir at all
@@ -443,17 +443,18 @@ def _refresh_once(config: Config, dirs: list[str], recursive: bool) -> dict[str,
             params["dir" if i == 0 else f"dir{i + 1}"] = path
     if recursive:
         params["recursive"] = "true"  # rclone 1.60 accepts only the string form
-    result = rc_call(config, "vfs/refresh", params).get("result", {})
+    result = rc_call(config, "vfs/refresh", params, deadline=deadline).get("result", {})
     return {str(k): str(v) for k, v in result.items()} if isinstance(result, dict) else {}
 
 
-def vfs_refresh(config: Config, dirs: list[bytes], recursive: bool = False) -> bool:
+def vfs_refresh(config: Config, dirs: list[bytes], recursive: bool = False, budget: float = RC_DEADLINE) -> bool:
     """Ask rclone to re-read ``dirs`` (relative to the source) now.
 
     A folder the VFS does not know yet (new on the Drive) answers "file does
     not exist"; its parent is refreshed instead, which is what makes it
-    appear. Failures are logged and reported as False: the walk goes on and
-    sees the change once rclone's directory cache expires.
+    appear. All rounds together end within ``budget`` seconds. Failures are
+    logged and reported as False: the walk goes on and sees the change once
+    rclone's directory cache expires.
     """
     if not config.mount.rclone_rc or not dirs:
         return bool(not dirs)
@@ -463,16 +464,21 @@ def vfs_refresh(config: Config, dirs: list[bytes], recursive: bool = False) -> b
     ok = True
     # Each round moves missing folders one level up, so a path of depth N
     # needs at most N+1 rounds.
+    end = time.monotonic() + budget
     while pending:
+        left = end - time.monotonic()
+        if left < 1.0:
+            log.error("vfs/refresh: rclone used the %gs this run gives it; the walk goes on without it", budget)
+            return False
         try:
             if "" in pending:
-                answers = _refresh_once(config, [""], recursive)
+                answers = _refresh_once(config, [""], recursive, left)
                 answers = {"": answers.get("", "OK")}
                 rest = [d for d in pending if d]
                 if rest:
-                    answers.update(_refresh_once(config, rest, recursive))
+                    answers.update(_refresh_once(config, rest, recursive, max(1.0, end - time.monotonic())))
             else:
-                answers = _refresh_once(config, pending, recursive)
+                answers = _refresh_once(config, pending, recursive, left)
         except RcError as exc:
             log.error("vfs/refresh failed: %s", exc)
             return False
