@@ -21,6 +21,7 @@ from graylink import fsinfo
 from graylink.config import load_config
 from graylink.cycle import CycleOptions, run_cycle
 from graylink.db import Mark, Store
+from graylink.rclone import mountflags
 from graylink.triggers import mount
 
 from conftest import links_in
@@ -120,7 +121,7 @@ def _start(argv: list[str], mnt: Path) -> subprocess.Popen[bytes]:
 def _stop(mnt: Path, process: subprocess.Popen[bytes]) -> None:
     subprocess.run(["fusermount3", "-uz", str(mnt)], capture_output=True, check=False)
     # Remounts started by graylink run as daemons of their own: find them too.
-    for found in mount.rclone_processes_serving(str(mnt)):
+    for found in mountflags.rclone_processes_serving(str(mnt)):
         try:
             os.kill(found.pid, signal.SIGKILL)
         except ProcessLookupError:

@@ -25,9 +25,6 @@ from graylink.triggers.mount import (
     MountWatch,
     check_health,
     ensure_healthy,
-    flag_checks,
-    parse_go_duration,
-    rclone_processes_serving,
 )
 
 from conftest import links_in
@@ -211,49 +208,6 @@ def test_mount_watch_spaces_remount_attempts(tmp_path: Path, library: Path) -> N
         assert not watch.tick(config, store, now=61.0).ok
     assert counter.read_text() == "xx"
     assert watch.backoff.failures == 2
-
-
-@pytest.mark.parametrize(
-    ("text", "seconds"),
-    [("1000h", 3_600_000.0), ("1h30m0s", 5400.0), ("90s", 90.0), ("5m", 300.0), ("off", 0.0), ("1d", 86400.0)],
-)
-def test_parse_go_duration(text: str, seconds: float) -> None:
-    assert parse_go_duration(text) == seconds
-
-
-def test_flag_checks(tmp_path: Path, library: Path) -> None:
-    plain = make_config(tmp_path)
-    with_rc = make_config(tmp_path, rclone_rc="http://127.0.0.1:5572")
-    base = ("rclone", "mount", "gdrive:", "/mnt/g")
-    short = flag_checks(plain, (*base, "--dir-cache-time", "5m"))
-    assert len(short) == 1 and short[0].warn and not short[0].failed
-    assert short[0].message.startswith("--dir-cache-time 5m")
-    default = flag_checks(plain, base)
-    assert "5m (default)" in default[0].message
-    good = flag_checks(plain, (*base, "--dir-cache-time=1000h", "--poll-interval", "1m"))
-    assert [c.message for c in good] == ["the mount's rclone flags suit graylink"]
-    no_poll = flag_checks(plain, (*base, "--dir-cache-time", "1000h", "--poll-interval", "0"))
-    assert "--poll-interval 0" in no_poll[0].message
-    no_rc = flag_checks(with_rc, (*base, "--dir-cache-time", "1000h"))
-    assert any("without --rc" in c.message for c in no_rc)
-    rc = flag_checks(with_rc, (*base, "--dir-cache-time", "1000h", "--rc", "--rc-addr", "127.0.0.1:5572"))
-    assert all(c.ok for c in rc)
-
-
-def test_rclone_process_found_by_mount_point(tmp_path: Path) -> None:
-    proc = tmp_path / "proc"
-    rows = {
-        "10": [b"/usr/bin/rclone", b"mount", b"gdrive:", str(tmp_path / "mnt").encode(), b"--rc"],
-        "11": [b"rclone", b"mount", b"other:", b"/elsewhere"],
-        "12": [b"/usr/bin/python3", b"rclone", b"mount", str(tmp_path / "mnt").encode()],
-        "self": [b"ignored"],
-    }
-    for pid, argv in rows.items():
-        (proc / pid).mkdir(parents=True)
-        (proc / pid / "cmdline").write_bytes(b"\0".join(argv) + b"\0")
-    (tmp_path / "mnt").mkdir()
-    found = rclone_processes_serving(str(tmp_path / "mnt"), proc=str(proc))
-    assert [(p.pid, p.argv[-1]) for p in found] == [(10, "--rc")]
 
 
 def test_doctor_fails_on_unhealthy_mount_with_a_hint(tmp_path: Path, library: Path) -> None:

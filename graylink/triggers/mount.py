@@ -26,6 +26,7 @@ from graylink import fsinfo
 from graylink.checks import Check
 from graylink.config import Config
 from graylink.db import Mark, Store, StoredMark
+from graylink.rclone import mountflags
 
 log = logging.getLogger(__name__)
 
@@ -552,138 +553,15 @@ def health_check(config: Config, store: Store) -> Check:
     return Check("mount", False, f"{health.failed_check}: {health.message}", hint)
 
 
-@dataclass(frozen=True)
-class RcloneProcess:
-    pid: int
-    argv: tuple[str, ...]
-
-
-def rclone_processes_serving(mount_point: str, proc: str = "/proc") -> list[RcloneProcess]:
-    """rclone processes whose command line names ``mount_point`` (as visible to us)."""
-    wanted = os.path.realpath(mount_point)
-    found: list[RcloneProcess] = []
-    try:
-        pids = [int(name) for name in os.listdir(proc) if name.isdigit()]
-    except OSError:
-        return []
-    for pid in pids:
-        try:
-            with open(os.path.join(proc, str(pid), "cmdline"), "rb") as handle:
-                raw = handle.read()
-        except OSError:
-            continue
-        argv = tuple(os.fsdecode(a) for a in raw.split(b"\0") if a)
-        if not argv or not os.path.basename(argv[0]).startswith("rclone"):
-            continue
-        if not any(a in ("mount", "nfsmount", "cmount") for a in argv[1:3]):
-            continue
-        if any(_same_path(a, wanted) for a in argv[2:] if not a.startswith("-")):
-            found.append(RcloneProcess(pid, argv))
-    return found
-
-
-def _same_path(arg: str, wanted: str) -> bool:
-    if not arg.startswith("/") and not arg.startswith("."):
-        return False
-    return os.path.normpath(arg) == wanted or os.path.realpath(arg) == wanted
-
-
-def _flag(argv: tuple[str, ...], name: str) -> str | None:
-    """The value of ``--name value`` or ``--name=value``; "" for a bare flag."""
-    for i, arg in enumerate(argv):
-        if arg == name:
-            nxt = argv[i + 1] if i + 1 < len(argv) else ""
-            return "" if nxt.startswith("-") else nxt
-        if arg.startswith(name + "="):
-            return arg[len(name) + 1 :]
-    return None
-
-
-_GO_UNITS = {"ns": 1e-9, "us": 1e-6, "µs": 1e-6, "ms": 1e-3, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
-
-
-def parse_go_duration(text: str) -> float | None:
-    """rclone's durations: ``1000h``, ``1h30m0s``, ``90s``, ``1d``, ``off`` (None when unreadable)."""
-    text = text.strip().lower()
-    if text in ("off", "0"):
-        return 0.0
-    total, number, i = 0.0, "", 0
-    while i < len(text):
-        ch = text[i]
-        if ch.isdigit() or ch == ".":
-            number += ch
-            i += 1
-            continue
-        unit = next((u for u in ("ns", "us", "µs", "ms", "s", "m", "h", "d") if text.startswith(u, i)), None)
-        if unit is None or not number:
-            return None
-        total += float(number) * _GO_UNITS[unit]
-        number, i = "", i + len(unit)
-    if number:  # a bare number is seconds
-        total += float(number)
-    return total
-
-
-SHORT_DIR_CACHE = 3600.0
-RCLONE_DEFAULT_DIR_CACHE = 300.0
-RCLONE_DEFAULT_POLL = 60.0
-
-
-def flag_checks(config: Config, argv: tuple[str, ...]) -> list[Check]:
-    """Warnings about an rclone mount's flags: they make graylink slow or costly, they do not break it."""
-    checks: list[Check] = []
-    raw_cache = _flag(argv, "--dir-cache-time")
-    cache = parse_go_duration(raw_cache) if raw_cache else RCLONE_DEFAULT_DIR_CACHE
-    raw_poll = _flag(argv, "--poll-interval")
-    poll = parse_go_duration(raw_poll) if raw_poll is not None and raw_poll != "" else None
-    recommended = "run the mount with --dir-cache-time 1000h --poll-interval 1m (docs/rclone.md)"
-    if cache is not None and cache < SHORT_DIR_CACHE and raw_poll is None:
-        checks.append(
-            Check(
-                "rclone flags",
-                False,
-                f"--dir-cache-time {raw_cache or '5m (default)'} without --poll-interval: every walk "
-                "re-lists expired folders through the Drive API, which is slow and rate-limited",
-                recommended,
-                warn=True,
-            )
-        )
-    elif poll == 0.0 and cache is not None and cache >= SHORT_DIR_CACHE:
-        checks.append(
-            Check(
-                "rclone flags",
-                False,
-                f"--poll-interval 0 with --dir-cache-time {raw_cache}: changes on the Drive stay "
-                "invisible through the mount until the cache expires",
-                recommended,
-                warn=True,
-            )
-        )
-    has_rc = _flag(argv, "--rc") is not None or _flag(argv, "--rc-addr") is not None
-    if config.mount.rclone_rc and not has_rc:
-        checks.append(
-            Check(
-                "rclone flags",
-                False,
-                "[mount] rclone_rc is set but the mount runs without --rc: vfs/refresh calls will fail",
-                "add --rc --rc-addr 127.0.0.1:5572 (with --rc-user/--rc-pass, or --rc-no-auth) to the mount",
-                warn=True,
-            )
-        )
-    if not checks:
-        checks.append(Check("rclone flags", True, "the mount's rclone flags suit graylink"))
-    return checks
-
-
 def doctor_checks(config: Config, store: Store) -> list[Check]:
     """Mount health (fails when unhealthy) and the serving rclone's flags (warnings)."""
     checks = [health_check(config, store)]
     source = config.paths.source
     entry = fsinfo.mount_of(source)
     if entry is not None and entry.fs_type == "fuse.rclone":
-        processes = rclone_processes_serving(entry.mount_point)
+        processes = mountflags.rclone_processes_serving(entry.mount_point)
         if processes:
-            checks.extend(flag_checks(config, processes[0].argv))
+            checks.extend(mountflags.flag_checks(config, processes[0]))
         else:
             checks.append(
                 Check(

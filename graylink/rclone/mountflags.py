@@ -1,0 +1,267 @@
+"""The flags a running ``rclone mount`` was started with, and what graylink makes of them.
+
+The command line is read from ``/proc/PID/cmdline`` the way rclone's flag
+parser (spf13/pflag, under cobra) reads it: global flags may come before the
+subcommand (``rclone --config X mount …``); a flag's value follows as
+``--flag=value`` or as the next argument, whatever it looks like; a boolean flag
+takes a value only as ``--flag=false``; the last of repeated flags wins; ``--``
+ends the flags. A flag missing from the command line is read from the
+process's environment, ``RCLONE_<FLAG>`` (rclone's ``fs.OptionToEnv``), else it
+has rclone's default (``vfs/vfscommon/options.go``: ``--dir-cache-time 5m``,
+``--poll-interval 1m``; ``fs/rc``: the remote control is off without ``--rc``,
+whatever ``--rc-addr`` says).
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from dataclasses import dataclass, field
+
+from graylink.checks import Check
+from graylink.config import Config
+from graylink.rclone.duration import parse_duration, shown
+
+MOUNT_COMMANDS = ("mount", "nfsmount", "cmount")
+# The flags read here, and whether they take a value.
+VALUE_FLAGS = ("--dir-cache-time", "--poll-interval", "--rc-addr")
+BOOL_FLAGS = ("--rc",)
+# Other flags of a typical mount known to take a value (whatever it looks like:
+# "--rc-pass --rc" sets a password). Any other flag is an unknown: see _command_words.
+OTHER_VALUE_FLAGS = frozenset(
+    {
+        "--config", "--log-file", "--log-level", "--cache-dir", "--rc-user", "--rc-pass", "--rc-htpasswd",
+        "--rc-key", "--rc-cert", "--vfs-cache-mode", "--vfs-cache-max-age", "--vfs-cache-max-size",
+        "--vfs-read-chunk-size", "--vfs-read-chunk-size-limit", "--buffer-size", "--attr-timeout",
+        "--uid", "--gid", "--umask", "--dir-perms", "--file-perms", "--user-agent", "--drive-chunk-size",
+        "--tpslimit", "--tpslimit-burst", "--stats", "--timeout", "--contimeout", "--volname", "--option", "-o",
+    }
+)  # fmt: skip
+_TRUE = {"1", "t", "T", "TRUE", "true", "True"}  # Go's strconv.ParseBool
+_FALSE = {"0", "f", "F", "FALSE", "false", "False"}
+
+SHORT_DIR_CACHE = 3600.0
+DEFAULT_DIR_CACHE = "5m"
+DEFAULT_POLL = "1m"
+NAME = "rclone flags"
+RECOMMENDED = "run the mount with --dir-cache-time 1000h --poll-interval 1m (docs/rclone.md)"
+
+
+@dataclass(frozen=True)
+class RcloneProcess:
+    pid: int
+    argv: tuple[str, ...]
+    environ: dict[str, str] = field(default_factory=dict)  # the RCLONE_* variables of the flags read here
+
+    @property
+    def command(self) -> str:
+        """The subcommand (``mount``), "" when there is none."""
+        return subcommand(self.argv)
+
+    def flag(self, name: str) -> tuple[str, str] | None:
+        """(value, where it came from) of a flag: the command line, else RCLONE_*; None when unset."""
+        value = flag_value(self.argv, name)
+        if value is not None:
+            return value, name
+        env = env_name(name)
+        if env in self.environ:
+            return self.environ[env], env
+        return None
+
+
+@dataclass(frozen=True)
+class _Word:
+    text: str
+    after_flag: bool  # follows a flag we do not know without "=": may be that flag's value
+
+
+def env_name(flag: str) -> str:
+    """The variable rclone reads a flag from: ``--dir-cache-time`` → ``RCLONE_DIR_CACHE_TIME``."""
+    return "RCLONE_" + flag.lstrip("-").upper().replace("-", "_")
+
+
+def _parsed(argv: tuple[str, ...]) -> tuple[list[tuple[str, str]], list[_Word]]:
+    """(flag name, value) pairs in order, and the other words, of ``argv[1:]``."""
+    flags: list[tuple[str, str]] = []
+    words: list[_Word] = []
+    i, after_flag = 1, False
+    while i < len(argv):
+        arg = argv[i]
+        i += 1
+        if arg == "--":
+            words.extend(_Word(rest, False) for rest in argv[i:])
+            break
+        if not arg.startswith("-") or arg == "-":
+            words.append(_Word(arg, after_flag))
+            after_flag = False
+            continue
+        name, eq, inline = arg.partition("=")
+        after_flag = False
+        if name in VALUE_FLAGS and not eq:
+            inline = argv[i] if i < len(argv) else ""
+            i += 1
+        elif name in BOOL_FLAGS and not eq:
+            inline = "true"
+        elif name in OTHER_VALUE_FLAGS and not eq:
+            i += 1
+        elif not eq:
+            after_flag = True  # "--config X": X is its value; "--read-only X": X is a word
+        flags.append((name, inline))
+    return flags, words
+
+
+def flag_value(argv: tuple[str, ...], name: str) -> str | None:
+    values = [value for flag, value in _parsed(argv)[0] if flag == name]
+    return values[-1] if values else None
+
+
+def _command_words(argv: tuple[str, ...]) -> tuple[str, list[str]]:
+    """The subcommand and the words after it.
+
+    Without rclone's whole flag table a word after an unknown flag may be that
+    flag's value (``--config X``) or the subcommand (``--fast-list mount``): a
+    mount command's name is taken as the subcommand, any other such word as a value.
+    """
+    words = _parsed(argv)[1]
+    for index, word in enumerate(words):
+        if word.text in MOUNT_COMMANDS or not word.after_flag:
+            return word.text, [w.text for w in words[index + 1 :]]
+    return "", []
+
+
+def subcommand(argv: tuple[str, ...]) -> str:
+    return _command_words(argv)[0]
+
+
+def serves(argv: tuple[str, ...], mount_point: str) -> bool:
+    """``argv`` is an rclone mount command whose mount point is ``mount_point`` (a real path)."""
+    if not argv or not os.path.basename(argv[0]).startswith("rclone"):
+        return False
+    command, rest = _command_words(argv)
+    return command in MOUNT_COMMANDS and any(_same_path(arg, mount_point) for arg in rest)
+
+
+def _same_path(arg: str, wanted: str) -> bool:
+    if not arg.startswith("/") and not arg.startswith("."):
+        return False
+    return os.path.normpath(arg) == wanted or os.path.realpath(arg) == wanted
+
+
+def _read_nul_list(path: str) -> list[bytes] | None:
+    try:
+        with open(path, "rb") as handle:
+            return [item for item in handle.read().split(b"\0") if item]
+    except OSError:
+        return None
+
+
+def rclone_processes_serving(mount_point: str, proc: str = "/proc") -> list[RcloneProcess]:
+    """rclone processes whose command line mounts ``mount_point`` (as visible to us)."""
+    wanted = os.path.realpath(mount_point)
+    found: list[RcloneProcess] = []
+    try:
+        pids = sorted(int(name) for name in os.listdir(proc) if name.isdigit())
+    except OSError:
+        return []
+    for pid in pids:
+        raw = _read_nul_list(os.path.join(proc, str(pid), "cmdline"))
+        if not raw:
+            continue
+        argv = tuple(os.fsdecode(a) for a in raw)
+        if not serves(argv, wanted):
+            continue
+        # The flags read here may come from RCLONE_* variables; nothing else is kept (secrets).
+        variables = _read_nul_list(os.path.join(proc, str(pid), "environ")) or []
+        pairs = (os.fsdecode(item).partition("=") for item in variables)
+        wanted_env = {env_name(flag) for flag in (*VALUE_FLAGS, *BOOL_FLAGS)}
+        environ = {key: value for key, _, value in pairs if key in wanted_env}
+        found.append(RcloneProcess(pid, argv, environ))
+    return found
+
+
+# ------------------------------------------------------------------ judging
+
+
+@dataclass(frozen=True)
+class _Duration:
+    text: str  # as given, for messages
+    seconds: float | None  # None: not readable
+    origin: str  # the flag, the RCLONE_* variable, or "rclone's default"
+
+    def describe(self, flag: str) -> str:
+        if self.origin == flag:
+            return f"{flag} {self.text}"
+        if self.origin.startswith("RCLONE_"):
+            return f"{flag} {self.text} (from {self.origin})"
+        return f"{flag} {self.text} ({self.origin})"
+
+
+def _duration(process: RcloneProcess, flag: str, default: str) -> _Duration:
+    found = process.flag(flag)
+    text, origin = found if found is not None else (default, "rclone's default")
+    return _Duration(text, parse_duration(text), origin)
+
+
+def _enabled(process: RcloneProcess, flag: str) -> bool:
+    found = process.flag(flag)
+    return found is not None and found[0] in _TRUE
+
+
+def flag_checks(config: Config, process: RcloneProcess) -> list[Check]:
+    """Warnings about an rclone mount's flags: they make graylink slow or blind, they do not break it."""
+    checks: list[Check] = []
+    cache = _duration(process, "--dir-cache-time", DEFAULT_DIR_CACHE)
+    poll = _duration(process, "--poll-interval", DEFAULT_POLL)
+    for value, flag in ((cache, "--dir-cache-time"), (poll, "--poll-interval")):
+        if value.seconds is None or math.isnan(value.seconds):
+            unreadable = f"cannot read {value.describe(flag)} as a duration"
+            checks.append(Check(NAME, False, unreadable, RECOMMENDED, warn=True))
+    if cache.seconds is not None and cache.seconds < SHORT_DIR_CACHE:
+        checks.append(
+            Check(
+                NAME,
+                False,
+                f"{cache.describe('--dir-cache-time')} is shorter than an hour: every walk re-lists expired "
+                "folders through the Drive API, which is slow and rate-limited",
+                RECOMMENDED,
+                warn=True,
+            )
+        )
+    if poll.seconds is not None and poll.seconds <= 0:
+        checks.append(
+            Check(
+                NAME,
+                False,
+                f"{poll.describe('--poll-interval')} turns polling off: changes on the Drive stay invisible "
+                f"through the mount until the directory cache expires ({cache.describe('--dir-cache-time')})",
+                RECOMMENDED,
+                warn=True,
+            )
+        )
+    elif poll.seconds is not None and cache.seconds is not None and poll.seconds >= cache.seconds:
+        checks.append(
+            Check(
+                NAME,
+                False,
+                f"{poll.describe('--poll-interval')} is not shorter than {cache.describe('--dir-cache-time')}: "
+                "rclone wants it smaller",
+                RECOMMENDED,
+                warn=True,
+            )
+        )
+    if config.mount.rclone_rc and not _enabled(process, "--rc"):
+        alone = " (--rc-addr alone does not start it)" if process.flag("--rc-addr") is not None else ""
+        checks.append(
+            Check(
+                NAME,
+                False,
+                f"[mount] rclone_rc is set but the mount runs without --rc{alone}: vfs/refresh calls will fail",
+                "add --rc --rc-addr 127.0.0.1:5572 (with --rc-user/--rc-pass, or --rc-no-auth) to the mount",
+                warn=True,
+            )
+        )
+    if not checks:
+        checks.append(
+            Check(NAME, True, f"the mount's rclone flags suit graylink (--dir-cache-time {shown(cache.seconds or 0)})")
+        )
+    return checks
