@@ -50,9 +50,7 @@ INLINE_COMMENT_PREFIXES = ("#", ";")
 
 
 def _read_file(path: str, raw: dict[str, dict[str, str]]) -> None:
-    parser = configparser.ConfigParser(
-        interpolation=None, strict=True, inline_comment_prefixes=INLINE_COMMENT_PREFIXES
-    )
+    parser = configparser.ConfigParser(interpolation=None, strict=True, inline_comment_prefixes=INLINE_COMMENT_PREFIXES)
     try:
         with open(path, encoding="utf-8") as handle:
             parser.read_file(handle)

@@ -17,6 +17,9 @@ import copy
 import os
 import re
 import shlex
+import shutil
+import subprocess
+import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -183,6 +186,8 @@ def simple_commands(text: str) -> Iterator[list[str]]:
 def graylink_args(words: list[str]) -> list[str] | None:
     """The arguments after ``graylink`` when these words run it, else None."""
     while words and ASSIGNMENT.match(words[0]):
+        if words[0].startswith("_GRAYLINK_COMPLETE="):
+            return None  # prints the completion script: checked by its own test
         words = words[1:]
     while words and words[0] in WRAPPERS:
         words = words[1:]
@@ -267,9 +272,31 @@ def test_every_graylink_command_line_parses(example: Example) -> None:
     group = parse_only(cli)
     try:
         code = group.main(list(example.args), prog_name="graylink", standalone_mode=False)
+    except click.exceptions.NoArgsIsHelpError:
+        return  # a plain `graylink` prints the help
     except click.ClickException as exc:
         pytest.fail(f"{example.where}: `{example.text.strip()}` does not parse: {exc.format_message()}", pytrace=False)
     assert code in (None, 0), f"{example.where}: `{example.text.strip()}` exits {code}"
+
+
+def test_the_documented_shell_completion_completes(tmp_path: Path) -> None:
+    """cli.md's bash line, run by a real bash: `graylink rec<Tab>` and `graylink reconcile --d<Tab>`."""
+    bash = shutil.which("bash")
+    script = Path(sys.executable).parent / "graylink"
+    if bash is None or not script.exists():
+        pytest.skip("needs bash and graylink's console script beside this Python")
+    lines = [line for block in blocks(ROOT / "docs" / "cli.md") if block.lang == "sh" for line in block.lines]
+    documented = next(line for line in lines if "bash_source" in line).split("#")[0].strip()
+    probe = (
+        f"{documented}\n"
+        'COMP_WORDS=(graylink rec); COMP_CWORD=1; _graylink_completion graylink; echo "1:${COMPREPLY[*]}"\n'
+        "COMPREPLY=(); COMP_WORDS=(graylink reconcile --d); COMP_CWORD=2; _graylink_completion graylink;"
+        ' echo "2:${COMPREPLY[*]}"\n'
+    )
+    env = {**os.environ, "PATH": f"{script.parent}{os.pathsep}{os.environ.get('PATH', '')}", "HOME": str(tmp_path)}
+    run = subprocess.run([bash, "--norc", "-c", probe], capture_output=True, text=True, env=env, timeout=60)
+    assert "1:reconcile" in run.stdout.splitlines(), (documented, run.stdout, run.stderr)
+    assert "2:--dry-run" in run.stdout.splitlines(), (documented, run.stdout, run.stderr)
 
 
 # ------------------------------------------------------------- cli.md synopsis

@@ -89,18 +89,3 @@ def parse_duration(text: str, clock: Callable[[], float] = time.time) -> float |
         if value is not None:
             return value
     return _since_date(text, clock())
-
-
-def shown(seconds: float) -> str:
-    """A duration for a message: ``5m``, ``1h30m``, ``off``."""
-    if math.isinf(seconds):
-        return "off"
-    if seconds < 1:
-        return f"{seconds * 1000:g}ms"
-    parts = []
-    rest = round(seconds)
-    for unit, size in (("d", 86400), ("h", 3600), ("m", 60), ("s", 1)):
-        if rest >= size:
-            parts.append(f"{rest // size}{unit}")
-            rest %= size
-    return "".join(parts) or "0s"

@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 
 from graylink.checks import Check
 from graylink.config import Config
-from graylink.rclone.duration import parse_duration, shown
+from graylink.rclone.duration import parse_duration
 
 MOUNT_COMMANDS = ("mount", "nfsmount", "cmount")
 # The flags read here, and whether they take a value.
@@ -261,7 +261,6 @@ def flag_checks(config: Config, process: RcloneProcess) -> list[Check]:
             )
         )
     if not checks:
-        checks.append(
-            Check(NAME, True, f"the mount's rclone flags suit graylink (--dir-cache-time {shown(cache.seconds or 0)})")
-        )
+        settings = f"{cache.describe('--dir-cache-time')}, {poll.describe('--poll-interval')}"
+        checks.append(Check(NAME, True, f"the mount's rclone flags suit graylink ({settings})"))
     return checks
