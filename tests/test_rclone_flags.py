@@ -275,3 +275,8 @@ def test_a_real_mount_with_flags_from_its_environment(
     assert process.environ == {"RCLONE_DIR_CACHE_TIME": "1000h", "RCLONE_RC": "true"}
     checks = flag_checks(config(tmp_path, rclone_rc="http://127.0.0.1:5572"), process)
     assert [c.ok for c in checks] == [True], [c.message for c in checks]
+
+
+def test_polling_as_slow_as_a_long_cache_warns(tmp_path: Path) -> None:
+    found = messages(config(tmp_path), (*MOUNT, "--dir-cache-time", "2h", "--poll-interval", "3h"))
+    assert len(found) == 1 and "is not shorter than --dir-cache-time 2h" in found[0]

@@ -238,7 +238,7 @@ def flag_checks(config: Config, process: RcloneProcess) -> list[Check]:
                 warn=True,
             )
         )
-    elif poll.seconds is not None and cache.seconds is not None and poll.seconds >= cache.seconds:
+    elif poll.seconds is not None and cache.seconds is not None and SHORT_DIR_CACHE <= cache.seconds <= poll.seconds:
         checks.append(
             Check(
                 NAME,
