@@ -104,3 +104,21 @@ def test_benchmark_script_runs_and_prints_every_row(tmp_path: Path) -> None:
 def test_benchmark_script_refuses_bad_arguments(args: list[str]) -> None:
     result = subprocess.run([sys.executable, str(REPO / "benchmarks" / "run.py"), *args], capture_output=True)
     assert result.returncode == 2
+
+
+def test_marks_benchmark_runs_on_its_own() -> None:
+    """A smoke run of benchmarks/marks_bench.py with tiny sizes (no timing asserted)."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("GRAYLINK_")}
+    script = str(REPO / "benchmarks" / "marks_bench.py")
+    result = subprocess.run(
+        [sys.executable, script, "--sizes", "40,80", "--repeat", "1"],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=120,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    rows = [line for line in result.stdout.splitlines() if line[:2] in ("7a", "7b")]
+    assert len(rows) == 2 and all("cpu ratio" in row for row in rows)
+    bad = subprocess.run([sys.executable, script, "--sizes", "40"], capture_output=True, text=True, env=env)
+    assert bad.returncode == 2 and "two sizes" in bad.stderr
