@@ -16,7 +16,7 @@ import tempfile
 from dataclasses import dataclass
 
 from graylink.db import MIGRATIONS, Mark, Store
-from graylink.errors import DatabaseError, GraylinkError
+from graylink.errors import ConfigError, DatabaseError, GraylinkError
 
 BEFORE_RESTORE_SUFFIX = ".before-restore"
 REQUIRED_TABLES = frozenset({"applied_migration", "meta_value", "directory", "file", "dirty", "link", "link_dir"})
@@ -48,7 +48,8 @@ def _quote(path: str) -> str:
 def inspect_database(path: str) -> DbInfo:
     """Check that ``path`` is an intact graylink database this graylink can use."""
     if not os.path.isfile(path):
-        raise GraylinkError(f"{path}: no such file")
+        what = "is not a file" if os.path.lexists(path) else "no such file"
+        raise ConfigError(f"{path}: {what}")
     conn = _connect_ro(path)
     try:
         try:
@@ -93,18 +94,32 @@ def _copy_to_new_file(src: sqlite3.Connection, dest: str) -> None:
         raise
 
 
+def check_backup_args(database: str, dest: str, *, force: bool) -> None:
+    """Refusals of ``db backup`` that are the user's to fix (exit 2, nothing written)."""
+    if not os.path.exists(database):
+        raise ConfigError(f"no database at {database}: nothing to back up")
+    if os.path.isdir(dest):
+        raise ConfigError(f"{dest} is a directory; name the backup file")
+    if os.path.lexists(dest) and not force:
+        raise ConfigError(f"{dest} exists; use --force to overwrite it")
+    if not os.path.isdir(os.path.dirname(os.path.abspath(dest))):
+        raise ConfigError(f"folder of {dest} does not exist")
+    if os.path.realpath(dest) == os.path.realpath(database):
+        raise ConfigError("the backup file cannot be the database itself")
+
+
+def check_restore_args(database: str, backup: str) -> None:
+    """Refusals of ``db restore`` that are the user's to fix, judged before the lock is taken."""
+    if not os.path.isfile(backup):
+        what = "is not a file" if os.path.lexists(backup) else "no such file"
+        raise ConfigError(f"{backup}: {what}: nothing to restore")
+    if os.path.lexists(database) and os.path.realpath(backup) == os.path.realpath(database):
+        raise ConfigError("the file to restore is the database itself")
+
+
 def backup_database(database: str, dest: str, *, force: bool = False) -> DbInfo:
     """Write a consistent copy of ``database`` to ``dest``; works while the service runs."""
-    if not os.path.exists(database):
-        raise GraylinkError(f"no database at {database}: nothing to back up")
-    if os.path.lexists(dest) and not force:
-        raise GraylinkError(f"{dest} exists; use --force to overwrite it")
-    if os.path.isdir(dest):
-        raise GraylinkError(f"{dest} is a directory; name the backup file")
-    if not os.path.isdir(os.path.dirname(os.path.abspath(dest))):
-        raise GraylinkError(f"folder of {dest} does not exist")
-    if os.path.abspath(dest) == os.path.abspath(database):
-        raise GraylinkError("the backup file cannot be the database itself")
+    check_backup_args(database, dest, force=force)
     src = _connect_ro(database)
     try:
         _copy_to_new_file(src, dest)
@@ -150,9 +165,8 @@ def _copy_into_live(src: sqlite3.Connection, database: str) -> None:
 def restore_database(database: str, backup: str) -> tuple[DbInfo, str | None]:
     """Replace ``database`` with the contents of ``backup``. The caller holds the
     instance lock. Returns the backup's info and where the old database was kept."""
+    check_restore_args(database, backup)
     info = inspect_database(backup)
-    if os.path.abspath(backup) == os.path.abspath(database):
-        raise GraylinkError("the file to restore is the database itself")
     kept: str | None = None
     src = _connect_ro(backup)
     try:

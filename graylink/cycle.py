@@ -11,23 +11,22 @@ from __future__ import annotations
 import gc
 import logging
 import os
-import stat
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import replace
 from typing import TYPE_CHECKING
 
-from graylink import deadline, ownership
+from graylink import ownership
 from graylink.announce import announce, notify, withdraw
 from graylink.config import Config
 from graylink.db import META_LAST_FULL, Mark, Store, StoredMark, parent_of
-from graylink.errors import ConfigError
 from graylink.fsinfo import TRUSTED_FS, fs_type, mtime_trusted
 from graylink.links import STOPPED_ON_REQUEST, Applier, ApplyResult
 from graylink.listing import MountGone
 from graylink.outcome import CycleOptions, CycleResult, CycleStats
 from graylink.planning import link_space, plan_scope, rules_of, settings_fingerprint
+from graylink.preflight import check_source, check_target, make_target
 from graylink.problems import CONFLICT, FAILED, Problem, problem_folders, update_problems
 from graylink.reconciler import Op, Plan, apply_prune_brake, withhold_prunes
 from graylink.recording import VideoCounts, record_links, record_video_counts
@@ -169,34 +168,13 @@ class Cycle:
 
     def _check_target(self) -> None:
         """The link tree's root must be a directory, or be creatable (not in a dry run)."""
-        target = self.config.paths.target
-        if os.path.isdir(target):
-            return
-        if os.path.lexists(target):
-            raise ConfigError(f"[paths] target {target} exists and is not a directory")
         if self.options.dry_run:
-            parent = os.path.dirname(target)
-            while not os.path.lexists(parent):
-                parent = os.path.dirname(parent)
-            if not os.path.isdir(parent):
-                raise ConfigError(f"[paths] target {target} cannot be created: {parent} is not a directory")
-            return
-        try:
-            os.makedirs(target)
-        except OSError as exc:
-            raise ConfigError(f"[paths] target {target} cannot be created: {exc.strerror}") from None
+            check_target(self.config)
+        else:
+            make_target(self.config)
 
     def _check_source(self) -> None:
-        source = self.config.paths.source
-        try:
-            mode = deadline.call(lambda: os.stat(source).st_mode, CHECK_TIMEOUT, f"looking at {source}")
-            is_dir = stat.S_ISDIR(mode)
-        except (FileNotFoundError, NotADirectoryError):
-            is_dir = False
-        except (OSError, deadline.NoAnswer):
-            return  # a dead or hung mount: the health gate reports it
-        if not is_dir:
-            raise ConfigError(f"[paths] source {source} is not a directory (or does not exist)")
+        check_source(self.config)
 
     def _poll_drive(self) -> DrivePollResult | None:
         """One poll of the Drive feed, before the walk: its marks (indexed=False) make
@@ -215,7 +193,7 @@ class Cycle:
         store = self.store
         if self.options.paths:
             now = time.time()
-            self._path_marks = [StoredMark(0, p, "path", now, True, False) for p in self.options.paths]
+            self._path_marks = [StoredMark(0, p.path, "path", now, p.recursive, False) for p in self.options.paths]
             return self._current_marks()
         with store.atomic():
             if store.is_empty():
@@ -253,7 +231,7 @@ class Cycle:
         given subtrees and the stored marks inside them (which they cover)."""
         if not self.options.paths:
             return self.store.pending_marks()
-        scopes = ScopeSet(Scope(m.path, True) for m in self._path_marks)
+        scopes = ScopeSet(Scope(m.path, m.recursive) for m in self._path_marks)
         stored = [m for m in self.store.pending_marks() if scopes.covers(m.path, m.recursive)]
         return self._path_marks + stored
 
@@ -264,7 +242,7 @@ class Cycle:
             return []
         folders = problem_folders(self.store)
         if self.options.paths:
-            inside = ScopeSet(Scope(p, True) for p in self.options.paths)
+            inside = ScopeSet(self.options.paths)
             folders = [f for f in folders if inside.covers(f, False)]
         return [(f, False) for f in folders]
 

@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING
 from graylink.links import ApplyResult
 from graylink.reconciler import Action, Op, Plan
 from graylink.scanner import ProgressFn
+from graylink.scopes import Scope
 from graylink.triggers.mount import Health
 
 if TYPE_CHECKING:  # the notifiers (requests) and the Drive feed load only when configured
@@ -18,7 +19,9 @@ if TYPE_CHECKING:  # the notifiers (requests) and the Drive feed load only when 
 
 @dataclass(frozen=True)
 class CycleOptions:
-    paths: tuple[bytes, ...] = ()  # subtrees relative to the source; empty = walk and everything dirty
+    # What ``--path`` named, relative to the source (a folder's subtree, or a
+    # file's folder alone); empty = walk, and everything dirty.
+    paths: tuple[Scope, ...] = ()
     dry_run: bool = False
     force: bool = False
     full: bool = False  # verify everything now

@@ -76,7 +76,9 @@ class Job:
 
 
 def job_walk(service: Service) -> Outcome:
-    return service.reconcile("walk", CycleOptions())
+    # ``reconcile --loop --full``: the first walk is a full verification.
+    full, service.full_first = service.full_first, False
+    return service.reconcile("walk", CycleOptions(full=full))
 
 
 def job_full_verify(service: Service) -> Outcome:
@@ -118,14 +120,25 @@ JOBS: tuple[Job, ...] = (
 
 # ------------------------------------------------------------------ service
 
+# Keys a reload cannot switch: the running loop keeps its config and says why.
+RESTART_KEYS = {
+    "database": "restart graylink to switch databases",
+    # The links already made under the old target would be left behind,
+    # owned by nobody: moving the tree is a deliberate step, not a reload.
+    "target": "the links under the old target would be orphaned; restart graylink to switch link trees",
+}
+
 
 def _epoch(moment: dt.datetime | None) -> float | None:
     return moment.timestamp() if moment is not None else None
 
 
 class Service:
-    def __init__(self, app: AppContext, config: Config, store: Store, jobs: tuple[Job, ...] = JOBS) -> None:
+    def __init__(
+        self, app: AppContext, config: Config, store: Store, jobs: tuple[Job, ...] = JOBS, *, full: bool = False
+    ) -> None:
         self.app = app
+        self.full_first = full
         self.config = config
         self.store = store
         self.jobs = jobs
@@ -372,12 +385,13 @@ def _human(seconds: float) -> str:
     return f"{seconds:g}s"
 
 
-def run_loop(app: AppContext, jobs: tuple[Job, ...] = JOBS) -> int:
-    """Run the service until SIGTERM / SIGINT; 0 on a clean stop."""
+def run_loop(app: AppContext, jobs: tuple[Job, ...] = JOBS, *, full: bool = False) -> int:
+    """Run the service until SIGTERM / SIGINT; 0 on a clean stop. ``full``: the
+    first walk verifies everything."""
     config = app.config
     with InstanceLock(config.paths.database) as lock, Store(config.paths.database) as store:
         ownership.check(config, store)  # another library's database: refuse before the first job
-        service = Service(app, config, store, jobs)
+        service = Service(app, config, store, jobs, full=full)
         service.guard.lock = lock
         handlers = {
             signal.SIGTERM: service._on_stop,

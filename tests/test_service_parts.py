@@ -225,7 +225,7 @@ def test_backup_refuses_to_overwrite_unless_forced(lib: Library) -> None:
     dest = lib.root / "b.db"
     dest.write_text("precious")
     refused = lib.run("db", "backup", str(dest))
-    assert refused.returncode == 1
+    assert refused.returncode == 2  # a usage error: the user names another file or adds --force
     assert refused.stderr.strip() == f"graylink: {dest} exists; use --force to overwrite it"
     assert dest.read_text() == "precious"
     forced = lib.run("db", "backup", "--force", str(dest))
@@ -253,7 +253,7 @@ def test_restore_refuses_what_is_not_a_usable_graylink_database(lib: Library) ->
         (lib.root / "missing.db", "no such file"),
     ):
         result = lib.run("db", "restore", str(bad))
-        assert result.returncode != 0
+        assert result.returncode == 2, (bad, result.stderr)
         assert message in result.stderr and "Traceback" not in result.stderr
     assert lib.database.read_bytes() == before
     assert not Path(str(lib.database) + ".before-restore").exists()
@@ -346,3 +346,29 @@ def test_unwritable_log_file_is_one_line_not_a_traceback(lib: Library) -> None:
     result = lib.run("reconcile")
     assert result.returncode == 0
     assert "cannot write log file" in result.stderr and "Traceback" not in result.stderr
+
+
+# ---------------------------------------------------------------- reload
+
+
+@pytest.mark.parametrize("key", ["target", "database"])
+def test_sighup_cannot_switch_the_link_tree_or_the_database(
+    lib: Library, caplog: pytest.LogCaptureFixture, key: str
+) -> None:
+    """The links made under the old target would be owned by nobody: refused like a new database."""
+    lib.add("Movies/A.mkv")
+    assert lib.run("reconcile").returncode == 0  # links made: a new target would orphan them
+    app = AppContext(config_path=str(lib.ini), verbosity=0)
+    with Store(str(lib.database)) as store:
+        service = Service(app, app.config, store)
+        old = service.config
+        moved = str(lib.root / f"elsewhere-{key}")
+        lib.write_ini(paths={key: moved}, scan={"interval": "7m"})
+        with caplog.at_level(logging.INFO):
+            service.reload()
+    assert service.config is old and app.config is old  # the loop keeps its config, all of it
+    errors = [r.getMessage() for r in caplog.records if r.levelno == logging.ERROR]
+    assert errors == [errors[0]] and errors[0].startswith(f"SIGHUP: [paths] {key} changed ")
+    assert moved in errors[0]
+    assert errors[0].endswith("keeping the old config") and "\n" not in errors[0]
+    assert not (lib.root / f"elsewhere-{key}").exists()

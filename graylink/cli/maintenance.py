@@ -37,10 +37,15 @@ def db_backup(app: AppContext, file: str, force: bool) -> None:
 @handle_errors
 def db_restore(app: AppContext, file: str) -> None:
     """Replace the database with FILE; the next reconcile re-verifies everything against it."""
-    from graylink.backup import restore_database
+    from graylink.backup import check_restore_args, restore_database
     from graylink.lock import InstanceLock
+    from graylink.preflight import check_database
 
-    database = app.config.paths.database
+    config = app.config
+    database = config.paths.database
+    # Refused before the lock file exists: a bad restore leaves nothing behind.
+    check_restore_args(database, file)
+    check_database(config)
     with InstanceLock(database):
         info, kept = restore_database(database, file)
     log.info("restored %s from %s", database, file)

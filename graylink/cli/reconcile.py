@@ -8,34 +8,28 @@ import sys
 import click
 
 from graylink.cli.app import AppContext, display, handle_errors
+from graylink.cli.pathargs import scopes_of
 from graylink.cli.report import plan_document, print_plan, summary_line
-from graylink.config import Config
 from graylink.errors import ConfigError, GraylinkError
 
 log = logging.getLogger("graylink")
 
 
-def resolve_subtree(config: Config, given: str) -> bytes:
-    """``--path`` as a subtree relative to the source: absolute in the source or the
-    link tree, or relative to the source."""
-    import os
+# What --loop cannot honour, and what to run instead.
+LOOP_REFUSES = {
+    "--dry-run": "the service applies what it plans; for a plan, run 'graylink reconcile --dry-run'",
+    "--path": "the service reconciles the whole tree; for one subtree, run 'graylink reconcile --path P'",
+    "--json": "the service prints no plan; 'graylink status --json' shows what it did",
+    "--force": "the service keeps the prune brake; run 'graylink reconcile --force' once, then start the loop",
+}
 
-    from graylink.db import normalize_rel
 
-    raw = os.fsencode(given)
-    if raw.startswith(b"/"):
-        path = os.path.normpath(raw)
-        for root in (config.paths.source, config.paths.target):
-            base = os.fsencode(root).rstrip(b"/")
-            if path == base:
-                return b""
-            if path.startswith(base + b"/"):
-                return path[len(base) + 1 :]
-        raise ConfigError(f"--path {given} is neither inside the source nor inside the target")
-    try:
-        return normalize_rel(raw)
-    except ValueError:
-        raise ConfigError(f"--path {given} leaves the source") from None
+def refuse_with_loop(*, dry_run: bool, paths: bool, as_json: bool, force: bool) -> None:
+    """``--loop`` with an option it cannot honour is a usage error (exit 2), not ignored."""
+    given = {"--dry-run": dry_run, "--path": paths, "--json": as_json, "--force": force}
+    for option, reason in LOOP_REFUSES.items():
+        if given[option]:
+            raise ConfigError(f"--loop cannot be combined with {option}: {reason}")
 
 
 class Progress:
@@ -63,14 +57,19 @@ class Progress:
     "paths",
     multiple=True,
     metavar="P",
-    help="Reconcile only this subtree (absolute, or relative to the source). Repeatable.",
+    help="Reconcile only this folder's subtree, or this file's folder (relative to the source, "
+    "or absolute in the source or the link tree). Repeatable.",
 )
 @click.option(
     "--dry-run", is_flag=True, help="Print the plan (+ create, ~ repair, - prune, ! conflict); change nothing."
 )
 @click.option("--loop", is_flag=True, help="Run as a service: walk, poll and reconcile on a schedule.")
 @click.option("--force", is_flag=True, help="Prune even when the prune brake would withhold it.")
-@click.option("--full", is_flag=True, help="Verify everything now (list every folder, check every link).")
+@click.option(
+    "--full",
+    is_flag=True,
+    help="Verify everything now (list every folder, check every link); with --loop, in its first cycle.",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON document (the plan with counts) on stdout.")
 @click.option(
     "--rebase",
@@ -97,16 +96,22 @@ def reconcile(
     from graylink.db import Store
     from graylink.listing import MountGone
     from graylink.lock import InstanceLock
+    from graylink.preflight import check_paths
     from graylink.status import eventful, record_reconcile
 
     if rebase and (loop or paths):
         raise ConfigError("--rebase verifies the whole library once: it takes neither --loop nor --path")
+    if loop:
+        refuse_with_loop(dry_run=dry_run, paths=bool(paths), as_json=as_json, force=force)
     config = app.config
+    subtrees = scopes_of(config, paths)
+    # Everything that can be refused is refused now, before the lock file and
+    # the database exist: a bad run leaves nothing behind.
+    check_paths(config, source=not os.path.isfile(config.paths.database))
     if loop:
         from graylink.service import run_loop
 
-        sys.exit(run_loop(app))
-    subtrees = tuple(resolve_subtree(config, p) for p in paths)
+        sys.exit(run_loop(app, full=full))
     progress = Progress() if sys.stderr.isatty() and not as_json and app.verbosity >= 0 else None
     options = CycleOptions(
         paths=subtrees, dry_run=dry_run, force=force, full=full or rebase, progress=progress, rebase=rebase

@@ -1,0 +1,99 @@
+"""``reconcile --path``: what the user typed, as the scope a cycle works on.
+
+A path may be given relative to the source, or absolute inside the source or
+the link tree. It names a folder (its whole subtree is reconciled), a file
+(its folder is), or something that has gone from the source since the last
+run but is still in the index (reconciled all the same, which prunes its
+links). A path that is in neither names nothing to do: a usage error.
+"""
+
+from __future__ import annotations
+
+import os
+import stat
+
+from graylink import deadline
+from graylink.config import Config
+from graylink.db import Store, normalize_rel, parent_of, subtree_bounds
+from graylink.errors import ConfigError
+from graylink.scopes import Scope
+from graylink.sourcecheck import CHECK_TIMEOUT
+
+
+def relative_path(config: Config, given: str) -> bytes:
+    """``given`` relative to the source root; ConfigError when it lies outside."""
+    raw = os.fsencode(given)
+    if raw.startswith(b"/"):
+        path = os.path.normpath(raw)
+        for root in _roots(config):
+            if path == root:
+                return b""
+            if path.startswith(root + b"/"):
+                return path[len(root) + 1 :]
+        raise ConfigError(f"--path {given} is neither inside the source nor inside the target")
+    try:
+        return normalize_rel(raw)
+    except ValueError:
+        raise ConfigError(f"--path {given} leaves the source") from None
+
+
+def _roots(config: Config) -> list[bytes]:
+    """The source and the link tree, as configured and as resolved (a path typed
+    through a symlinked folder names the same place)."""
+    roots: list[bytes] = []
+    for root in (config.paths.source, config.paths.target):
+        for form in (root, os.path.realpath(root)):
+            base = os.path.normpath(os.fsencode(form))
+            if base not in roots:
+                roots.append(base)
+    return roots
+
+
+def scope_of(config: Config, store: Store | None, given: str) -> Scope:
+    """The scope ``--path given`` asks for (``store``: the index, None when there is none yet)."""
+    rel = relative_path(config, given)
+    if not rel:
+        return Scope(b"", True)
+    full = os.path.join(os.fsencode(config.paths.source), rel)
+    try:
+        mode: int | None = deadline.call(lambda: os.lstat(full).st_mode, CHECK_TIMEOUT, f"looking at {given}")
+    except (FileNotFoundError, NotADirectoryError):
+        mode = None
+    except (OSError, deadline.NoAnswer):
+        # The source cannot be looked at (a dead or hung mount): the cycle's health
+        # gate reports that, and a subtree is the safe reading meanwhile.
+        return Scope(rel, True)
+    if mode is not None:
+        return Scope(rel, True) if stat.S_ISDIR(mode) else Scope(parent_of(rel), False)
+    known = _known(store, rel) if store is not None else None
+    if known is None:
+        raise ConfigError(f"--path {given}: not in the source, and not in the index either: nothing to reconcile")
+    return known
+
+
+def _known(store: Store, rel: bytes) -> Scope | None:
+    """What the index knows at ``rel`` (gone from the source since): a folder, or a file or link."""
+    if store.execute("SELECT 1 FROM directory WHERE path = ?", (rel,)).fetchone() is not None:
+        return Scope(rel, True)
+    lo, hi = subtree_bounds(rel)
+    if store.execute("SELECT 1 FROM link WHERE dir = ? OR (dir >= ? AND dir < ?) LIMIT 1", (rel, lo, hi)).fetchone():
+        return Scope(rel, True)
+    folder, _, name = rel.rpartition(b"/")
+    if store.execute("SELECT 1 FROM link WHERE dir = ? AND name = ?", (folder, name)).fetchone() is not None:
+        return Scope(folder, False)
+    row = store.execute(
+        "SELECT 1 FROM file JOIN directory ON directory.id = file.dir_id WHERE directory.path = ? AND file.name = ?",
+        (folder, name),
+    ).fetchone()
+    return Scope(folder, False) if row is not None else None
+
+
+def scopes_of(config: Config, given: tuple[str, ...]) -> tuple[Scope, ...]:
+    """Every ``--path``, judged before anything is created (a bad one exits 2, leaving nothing)."""
+    if not given:
+        return ()
+    database = config.paths.database
+    if not os.path.isfile(database):
+        return tuple(scope_of(config, None, p) for p in given)
+    with Store(database, readonly=True) as store:
+        return tuple(scope_of(config, store, p) for p in given)
