@@ -19,11 +19,11 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, replace
 from typing import Any
 
-from graylink.db import Mark, Store, join, parent_of
+from graylink.db import Mark, Store, parent_of
 from graylink.drive.batch import MARK_REASON, Polled, Writer, collapse_root
 from graylink.drive.google import FOLDER_MIME, DriveClients, FeedError
 from graylink.drive.items import ItemRecord, Known, Resolver, UnresolvableError, fetcher, settle
-from graylink.drive.names import encode_name
+from graylink.drive.names import DEFAULT_NAMES, Names
 
 log = logging.getLogger(__name__)
 
@@ -153,12 +153,12 @@ def _old_place(change: Change, now: Known | None, resolver: Resolver) -> Known |
         for parent in change.removed_parents:
             path = resolver.folder_path(parent)
             if path is not None:
-                return Known(join(path, encode_name(change.title)), change.is_folder)
+                return Known(resolver.shown(path, change.title), change.is_folder)
         return Known(None, change.is_folder)
     if now is None:
         raise UnresolvableError(f"files.get {change.item_id}: gone, and not in the item record")
     if change.kind == "rename" and now.path and change.old_title:
-        return replace(now, path=join(parent_of(now.path), encode_name(change.old_title)))
+        return replace(now, path=resolver.shown(parent_of(now.path), change.old_title))
     if change.kind in ("delete", "restore"):
         return replace(now, trashed=change.kind == "restore")
     return now
@@ -246,7 +246,9 @@ def _start(store: Store, clients: DriveClients, root_id: str, overlap_ms: int, w
     return Polled(note="started")
 
 
-def poll_activities(store: Store, clients: DriveClients, root_id: str, overlap_ms: int, write: Writer) -> Polled:
+def poll_activities(
+    store: Store, clients: DriveClients, root_id: str, overlap_ms: int, write: Writer, names: Names = DEFAULT_NAMES
+) -> Polled:
     """One poll of the Activity feed from the saved cursor."""
     cursor_text = store.get_meta(META_CURSOR)
     if cursor_text is None:
@@ -255,10 +257,11 @@ def poll_activities(store: Store, clients: DriveClients, root_id: str, overlap_m
     fetched = list(fetch_activities(clients, root_id, cursor - overlap_ms))
     handled = _handled_keys(store, [a.key for a in fetched])
     fresh = sorted((a for a in fetched if a.key not in handled), key=lambda a: a.time_ms)
-    resolver = Resolver(ItemRecord(store), root_id, fetcher(clients))
+    resolver = Resolver(ItemRecord(store), root_id, fetcher(clients), names)
     for activity in fresh:
         for change in activity.changes:
             _prefetch(change, resolver)
+    resolver.names_ready(t for a in fresh for c in a.changes for t in (c.title, c.old_title) if t)
     new_cursor = max([cursor, *(a.time_ms for a in fresh)])
 
     def commit() -> list[Mark]:

@@ -33,6 +33,7 @@ from graylink.drive.items import (
     item_info,
 )
 from graylink.drive.items import settle as settle_item
+from graylink.drive.names import DEFAULT_NAMES, Names
 
 log = logging.getLogger(__name__)
 
@@ -174,7 +175,9 @@ def _invalid_token(exc: Exception) -> bool:
     return isinstance(exc, HttpError) and exc.resp.status in (400, 404)
 
 
-def poll_changes(store: Store, clients: DriveClients, root_id: str, drive_id: str, write: Writer) -> Polled:
+def poll_changes(
+    store: Store, clients: DriveClients, root_id: str, drive_id: str, write: Writer, names: Names = DEFAULT_NAMES
+) -> Polled:
     """One poll of the Changes feed from the saved page token."""
     token = store.get_meta(META_PAGE_TOKEN)
     if not token:
@@ -189,7 +192,7 @@ def poll_changes(store: Store, clients: DriveClients, root_id: str, drive_id: st
         return Polled(note="started")
     polled = Polled()
     seen = {token}
-    resolver = Resolver(ItemRecord(store), root_id, fetcher(clients))
+    resolver = Resolver(ItemRecord(store), root_id, fetcher(clients), names)
     for number in range(MAX_PAGES):
         try:
             page = list_page(clients, token, drive_id)
@@ -203,6 +206,7 @@ def poll_changes(store: Store, clients: DriveClients, root_id: str, drive_id: st
         if page.next_token is not None and page.next_token in seen:
             raise FeedError("Google's change pages loop (the same page token came back); the saved token stays")
         _prefetch(page, resolver)
+        resolver.names_ready()
         resume = page.new_start or page.next_token or token
         polled.marks += write(_page_step(store, page, resolver, resume))
         polled.events += len(page.changes)

@@ -11,20 +11,36 @@ from graylink.drive.changes import start_token
 from graylink.drive.credentials import DriveAuthError, DriveCredentials, Remote, load_credentials, read_remote
 from graylink.drive.feed import choose_feed
 from graylink.drive.google import DriveClients, build_clients, ensure_fresh, resolve_root, root_spec, runtime_error
+from graylink.drive.names import names_for, root_path
 from graylink.errors import ConfigError
+
+BORROWED_HINT = (
+    "the remote uses rclone's built-in client, whose token only rclone refreshes: keep the rclone mount "
+    "running (with --poll-interval it uses the Drive every minute), or set your own client_id/client_secret "
+    "on the remote and run 'graylink drive auth'"
+)
 
 
 def doctor_checks(config: Config) -> list[Check]:
     """Remote, credential refresh, activity scope, root folder: each with a hint, never a secret."""
     if not config.drive.enabled:
         return []
+    from graylink.rclone.token import BorrowedTokenExpired  # google-auth: only when the feed is on
+
     checks: list[Check] = []
     try:
         remote = read_remote(config.drive)
     except ConfigError as exc:
         return [Check("drive remote", False, str(exc), "fix [drive] remote / rclone_config (see 'rclone listremotes')")]
-    where = f"[{remote.name}]" + (f" path {remote.path!r}" if remote.path else "")
-    checks.append(Check("drive remote", True, f"rclone remote {where} in {config.drive.rclone_config}"))
+    where = f"rclone remote [{remote.name}]" + (f" path {remote.path!r}" if remote.path else "")
+    if remote.crypt is not None:
+        where = f"crypt remote {remote.crypt.spec} over [{remote.name}]"
+    checks.append(Check("drive remote", True, f"{where} in {remote.conf_path or 'the environment'}"))
+    try:
+        names = names_for(remote)
+    except ConfigError as exc:
+        checks.append(Check("drive names", False, str(exc), "install rclone (see docs/rclone.md)"))
+        return checks
     try:
         creds = load_credentials(config.drive, remote)
     except (ConfigError, DriveAuthError) as exc:
@@ -34,6 +50,9 @@ def doctor_checks(config: Config) -> list[Check]:
     try:
         clients = build_clients(config.drive, creds)
         ensure_fresh(clients)
+    except BorrowedTokenExpired as exc:
+        checks.append(Check("drive credentials", False, f"{exc} and rclone has not refreshed it", BORROWED_HINT))
+        return checks
     except DriveAuthError as exc:
         checks.append(Check("drive credentials", False, str(exc), hint))
         return checks
@@ -44,7 +63,8 @@ def doctor_checks(config: Config) -> list[Check]:
     checks.append(Check("drive credentials", True, f"token from {_SOURCE_NAMES[creds.source]} is valid"))
     try:
         start, path = root_spec(config.drive, remote)
-        root_id = resolve_root(clients, remote, start, path)
+        path = root_path(remote, names, path, config.drive.folder_id)
+        root_id = resolve_root(clients, remote, start, path, names)
         checks.append(Check("drive root folder", True, f"the mount root is Drive folder {root_id}"))
     except DriveAuthError as exc:
         checks.append(Check("drive root folder", False, str(exc), "check [drive] folder_id and the remote's path"))

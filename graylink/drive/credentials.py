@@ -52,6 +52,7 @@ class CryptLayer:
 
     spec: str  # the crypt remote as rclone's command line names it, e.g. "secret:"
     path: str  # the plain path inside the crypt remote ("" for its root)
+    conf_path: str = ""  # the rclone config that defines it, for rclone's own use
 
 
 @dataclass(frozen=True)
@@ -71,6 +72,7 @@ class Remote:
     impersonate: str
     encoding: str = encoder.DRIVE_DEFAULT  # the remote's rclone name encoding (option "encoding")
     crypt: CryptLayer | None = None
+    conf_path: str = ""  # the rclone config it was read from ("" = the environment only)
 
     def __repr__(self) -> str:  # the token and secret must never reach a log
         return f"Remote(name={self.name!r}, path={self.path!r})"
@@ -144,7 +146,7 @@ def read_remote(config: DriveConfig, env: Mapping[str, str] | None = None) -> Re
             if kind == "crypt":
                 if crypt is not None:
                     raise ConfigError(f"[drive] remote: [{where.name}] is a crypt remote over another crypt remote")
-                crypt = CryptLayer(spec=_spec_text(where), path=where.path)
+                crypt = CryptLayer(spec=_spec_text(where), path=where.path, conf_path=conf.path)
             inner = _parse_spec(target, f"the 'remote' of [{where.name}],")
             if not inner.name:
                 raise ConfigError(f"[drive] remote: {kind} [{where.name}] points at a local path, not a Drive")
@@ -154,7 +156,7 @@ def read_remote(config: DriveConfig, env: Mapping[str, str] | None = None) -> Re
             continue
         if kind != "drive":
             raise ConfigError(f"[drive] remote: [{where.name}] has type {kind or '(none)'!r}, not 'drive'")
-        return _drive_remote(where, option, conf.path or "the environment", crypt)
+        return _drive_remote(where, option, conf.path, crypt)
 
 
 def _spec_text(where: RemotePath) -> str:
@@ -179,13 +181,14 @@ def _drive_remote(where: RemotePath, option: Callable[[str], str], conf_path: st
     token: dict[str, Any] | None = None
     raw_token = option("token")
     name = where.name
+    where_from = conf_path or "the environment"
     if raw_token:
         try:
             parsed = json.loads(raw_token)
         except ValueError:
-            raise ConfigError(f"[drive] remote: the token of [{name}] in {conf_path} is not valid JSON") from None
+            raise ConfigError(f"[drive] remote: the token of [{name}] in {where_from} is not valid JSON") from None
         if not isinstance(parsed, dict) or not parsed.get("access_token"):
-            raise ConfigError(f"[drive] remote: the token of [{name}] in {conf_path} has no access_token")
+            raise ConfigError(f"[drive] remote: the token of [{name}] in {where_from} has no access_token")
         token = parsed
     encoding = option("encoding") or encoder.DRIVE_DEFAULT
     try:
@@ -206,6 +209,7 @@ def _drive_remote(where: RemotePath, option: Callable[[str], str], conf_path: st
         impersonate=option("impersonate"),
         encoding=encoding,
         crypt=crypt,
+        conf_path=conf_path,
     )
 
 

@@ -44,6 +44,7 @@ from graylink.drive.google import (
     runtime_error,
 )
 from graylink.drive.items import ItemRecord
+from graylink.drive.names import CryptError, Names, names_for, root_key, root_path
 from graylink.errors import ConfigError
 
 log = logging.getLogger(__name__)
@@ -151,12 +152,13 @@ def _load(config: Config, cache: CredentialCache | None) -> tuple[Remote, DriveC
     return remote, creds
 
 
-def _root_id(store: Store, clients: DriveClients, remote: Remote, config: DriveConfig, feed: str) -> str:
+def _root_id(store: Store, clients: DriveClients, remote: Remote, config: DriveConfig, feed: str, names: Names) -> str:
     start, path = root_spec(config, remote)
-    spec = f"{feed}:{start}:{path}"
+    spec = f"{feed}:{start}:{path}{root_key(remote, config.folder_id)}"
     if store.get_meta(META_ROOT_SPEC) == spec and store.get_meta(META_ROOT_ID):
         return str(store.get_meta(META_ROOT_ID))
-    root_id = resolve_root(clients, remote, start, path)
+    path = root_path(remote, names, path, config.folder_id)
+    root_id = resolve_root(clients, remote, start, path, names)
     with store.atomic():
         # Another root (or feed) means other paths and another cursor: start afresh.
         ItemRecord(store).clear()
@@ -283,8 +285,9 @@ def _poll_with(
         log.info(
             "drive feed: the %s feed (%s)", "Changes API" if choice.kind == "changes" else "Activity API", choice.reason
         )
+    names = names_for(remote)
     clients = build_clients(config.drive, creds, caller)
-    root_id = _root_id(store, clients, remote, config.drive, choice.kind)
+    root_id = _root_id(store, clients, remote, config.drive, choice.kind, names)
 
     def write(step: Step) -> int:
         with store.atomic():
@@ -294,10 +297,13 @@ def _poll_with(
             return len(marks)
 
     polled: Polled
-    if choice.kind == "changes":
-        polled = poll_changes(store, clients, root_id, remote.team_drive, write)
-    else:
-        polled = poll_activities(store, clients, root_id, int(config.drive.overlap * 1000), write)
+    try:
+        if choice.kind == "changes":
+            polled = poll_changes(store, clients, root_id, remote.team_drive, write, names)
+        else:
+            polled = poll_activities(store, clients, root_id, int(config.drive.overlap * 1000), write, names)
+    except CryptError as exc:
+        raise DriveAuthError(str(exc)) from None
     result = DrivePollResult(polled.events, polled.marks, feed=choice.kind, calls=caller.calls)
     with store.atomic():
         _record(store, result)

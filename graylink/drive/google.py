@@ -19,6 +19,7 @@ from typing import Any
 
 from graylink.config import DriveConfig
 from graylink.drive.credentials import MISSING_SCOPE_HINT, DriveAuthError, DriveCredentials, Remote
+from graylink.drive.names import DEFAULT_NAMES, Names
 
 FOLDER_MIME = "application/vnd.google-apps.folder"
 SHORTCUT_MIME = "application/vnd.google-apps.shortcut"
@@ -217,7 +218,12 @@ def build_clients(config: DriveConfig, creds: DriveCredentials, caller: Caller |
 def ensure_fresh(clients: DriveClients) -> None:
     """Refresh now when the token is expired (or absent), so a refused refresh shows up here."""
     creds = clients.credentials
-    if creds.credentials.valid or not creds.refreshable:
+    if creds.credentials.valid:
+        return
+    if not creds.refreshable:
+        check = getattr(creds.credentials, "check", None)  # a token borrowed from rclone: re-read it
+        if check is not None:
+            check()
         return
     import google_auth_httplib2
     import httplib2
@@ -240,7 +246,7 @@ def root_spec(config: DriveConfig, remote: Remote) -> tuple[str, str]:
     return remote.root_folder_id or remote.team_drive or "root", remote.path
 
 
-def resolve_root(clients: DriveClients, remote: Remote, start: str, path: str) -> str:
+def resolve_root(clients: DriveClients, remote: Remote, start: str, path: str, names: Names = DEFAULT_NAMES) -> str:
     """The real ID of the mount's root folder ("root" and paths resolved by name)."""
     from googleapiclient.errors import HttpError
 
@@ -252,7 +258,8 @@ def resolve_root(clients: DriveClients, remote: Remote, start: str, path: str) -
             raise DriveAuthError(f"the Drive root folder {start!r} does not exist or is not visible") from None
         raise
     current = _text(answer, "id", "files.get")
-    for name in (p for p in path.split("/") if p):
+    for shown in (p for p in path.split("/") if p):
+        name = names.stored(shown)  # the path is written as the mount shows it; rclone searches this
         query = (
             f"'{_query_quote(current)}' in parents and name = '{_query_quote(name)}' "
             f"and mimeType = '{FOLDER_MIME}' and trashed = false"
@@ -265,7 +272,7 @@ def resolve_root(clients: DriveClients, remote: Remote, start: str, path: str) -
         if not isinstance(files, list) or not all(isinstance(f, dict) for f in files):
             raise FeedError("the answer to files.list is malformed (files is not a list of objects)")
         if not files:
-            raise DriveAuthError(f"folder {name!r} of the remote path {path!r} was not found on the Drive")
+            raise DriveAuthError(f"folder {shown!r} of the remote path {path!r} was not found on the Drive")
         current = _text(files[0], "id", "files.list")
     return current
 

@@ -14,14 +14,14 @@ then ``folder_path`` (inside the transaction) computes and records paths.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
 from graylink.db import Mark, Store, join, parent_of, subtree_bounds
 from graylink.drive.batch import MARK_REASON
 from graylink.drive.google import FOLDER_MIME, SHORTCUT_MIME, DriveClients, FeedError
-from graylink.drive.names import encode_name
+from graylink.drive.names import DEFAULT_NAMES, Names
 
 MAX_DEPTH = 256  # deeper than any real tree: a longer parents chain is a cycle
 
@@ -152,8 +152,9 @@ def _rate_limited(exc: Any) -> bool:
 class Resolver:
     """Item IDs → paths under the root: the record first, then this poll's knowledge."""
 
-    def __init__(self, record: ItemRecord, root_id: str, fetch: Fetch) -> None:
+    def __init__(self, record: ItemRecord, root_id: str, fetch: Fetch, names: Names = DEFAULT_NAMES) -> None:
         self.record = record
+        self.names = names  # stored names → the mount's (rclone's encoding, a crypt layer)
         self.root_id = root_id
         self.fetch = fetch
         self.infos: dict[str, ItemInfo] = {}
@@ -189,6 +190,15 @@ class Resolver:
                 return
             current = info.parents[0] if info.parents else None
 
+    def names_ready(self, extra: Iterable[str] = ()) -> None:
+        """Decrypt every name this poll met (a crypt remote: one rclone call), before the transaction."""
+        self.names.prefetch([*(info.name for info in self.infos.values()), *extra])
+
+    def shown(self, parent: bytes | None, name: str) -> bytes | None:
+        """The path the mount shows for ``name`` in ``parent``; None outside the root or when it is hidden."""
+        mount_name = self.names.mount_name(name)
+        return None if parent is None or mount_name is None else join(parent, mount_name)
+
     def folder_path(self, folder_id: str, depth: int = 0) -> bytes | None:
         """The folder's path under the root, None when it lies outside. Records what it works out."""
         if folder_id == self.root_id:
@@ -202,7 +212,7 @@ class Resolver:
         if info is None:
             raise UnresolvableError(f"folder {folder_id} is not visible (deleted or not shared)")
         parent = self.folder_path(info.parents[0], depth + 1) if info.parents else None
-        path = None if parent is None else join(parent, encode_name(info.name))
+        path = self.shown(parent, info.name)
         self.record.put(folder_id, Known(path, True, info.trashed))
         return path
 
@@ -211,7 +221,7 @@ class Resolver:
         if info.id == self.root_id:
             return Known(b"", True)
         parent = self.folder_path(info.parents[0]) if info.parents else None
-        path = None if parent is None else join(parent, encode_name(info.name))
+        path = self.shown(parent, info.name)
         return Known(path, info.is_folder, info.trashed)
 
 

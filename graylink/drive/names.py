@@ -1,8 +1,156 @@
-"""Drive names as the rclone mount shows them."""
+"""Drive names as the rclone mount shows them: rclone's encoding, then a crypt remote's decryption.
+
+A stored name becomes ``Standard.Encode(Drive.Decode(name))`` with the
+remote's ``encoding`` option (graylink/rclone/encoder.py). Below a crypt
+remote that name is encrypted: rclone decrypts it (``rclone cryptdecode``,
+batched, with the crypt remote's own options and passwords, which graylink
+never reads); a name rclone cannot decrypt is one the crypt mount does not
+list. Folder paths, once resolved, are kept in the DB by the item record.
+"""
 
 from __future__ import annotations
 
+import logging
+import os
+import subprocess
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+
+from graylink.drive.credentials import CryptLayer, Remote
+from graylink.errors import ConfigError
+from graylink.rclone import conffile
+from graylink.rclone.encoder import DRIVE_DEFAULT, Encoder, from_standard, parse_mask, to_standard
+
+log = logging.getLogger(__name__)
+
+DECODE_TIMEOUT = 60.0
+_BATCH = 200  # names per rclone call: far below any argv limit
+_FAILED = "Failed to decrypt"
+
+
+class CryptError(RuntimeError):
+    """rclone could not be run to decrypt names (not: a name it cannot decrypt)."""
+
+
+@dataclass
+class CryptNames:
+    """Encrypted names → plain ones, asked of rclone in batches and remembered for the poll."""
+
+    layer: CryptLayer
+    rclone: str
+    env: Mapping[str, str] = field(repr=False, default_factory=dict)
+    known: dict[str, str | None] = field(default_factory=dict)
+    calls: int = 0
+
+    def _run(self, args: list[str]) -> list[str]:
+        argv = [self.rclone, "--config", self.layer.conf_path or os.devnull, "--ask-password=false"]
+        argv += ["cryptdecode", *args]
+        self.calls += 1
+        try:
+            done = subprocess.run(
+                argv,
+                env=dict(self.env),
+                stdin=subprocess.DEVNULL,
+                capture_output=True,
+                timeout=DECODE_TIMEOUT,
+                check=False,
+            )
+        except (OSError, subprocess.TimeoutExpired) as exc:
+            raise CryptError(f"cannot run rclone cryptdecode: {exc.__class__.__name__}") from None
+        if done.returncode != 0:
+            raise CryptError(f"rclone cryptdecode {self.layer.spec} failed: {conffile.last_line(done.stderr)}")
+        return done.stdout.decode("utf-8", "surrogateescape").splitlines()
+
+    def prefetch(self, names: Iterable[str]) -> None:
+        todo = sorted({n for n in names if n and n not in self.known})
+        for start in range(0, len(todo), _BATCH):
+            chunk = todo[start : start + _BATCH]
+            for line in self._run([self.layer.spec, *chunk]):
+                encrypted, sep, plain = line.partition(" \t ")
+                if sep and encrypted in chunk:
+                    self.known[encrypted] = None if plain == _FAILED else plain
+            for name in chunk:
+                self.known.setdefault(name, None)
+
+    def plain(self, name: str) -> str | None:
+        if name not in self.known:
+            self.prefetch([name])
+        return self.known.get(name)
+
+    def encrypt_path(self, path: str) -> str:
+        """A plain path inside the crypt remote → the path below it on the Drive."""
+        if not path:
+            return ""
+        lines = self._run(["--reverse", self.layer.spec, path])
+        _, sep, encrypted = (lines[0] if lines else "").partition(" \t ")  # "plain \t encrypted"
+        if not sep or not encrypted or encrypted.startswith("Failed to"):
+            raise CryptError(f"rclone could not encrypt the path {path!r} of {self.layer.spec}")
+        return encrypted
+
+
+@dataclass
+class Names:
+    """How one remote's Drive names appear on the mount."""
+
+    encoder: Encoder = field(default_factory=lambda: Encoder(parse_mask(DRIVE_DEFAULT)))
+    crypt: CryptNames | None = None
+
+    def shown(self, name: str) -> str | None:
+        """The name the mount lists for a stored name, None if the mount cannot list it."""
+        standard = to_standard(self.encoder, name)
+        return standard if self.crypt is None else self.crypt.plain(standard)
+
+    def mount_name(self, name: str) -> bytes | None:
+        shown = self.shown(name)
+        return None if shown is None else shown.encode("utf-8", "surrogateescape")
+
+    def prefetch(self, names: Iterable[str]) -> None:
+        if self.crypt is not None:
+            self.crypt.prefetch(to_standard(self.encoder, n) for n in names)
+
+    def stored(self, shown: str) -> str:
+        """A path element as rclone shows it → the name rclone searches the Drive for."""
+        return from_standard(self.encoder, shown)
+
+
+DEFAULT_NAMES = Names()
+
+
+def names_for(remote: Remote, env: Mapping[str, str] | None = None) -> Names:
+    """The name mapping of ``remote``; ConfigError when a crypt remote has no rclone to decrypt it."""
+    encoder = Encoder(parse_mask(remote.encoding))
+    if remote.crypt is None:
+        return Names(encoder)
+    environ = dict(os.environ if env is None else env)
+    rclone = conffile.find_rclone(environ)
+    if rclone is None:
+        raise ConfigError(
+            f"[drive] remote: {remote.crypt.spec} is a crypt remote; graylink decrypts its names with rclone "
+            "itself: put the rclone binary on PATH (or turn the feed off with [drive] enabled = no)"
+        )
+    return Names(encoder, CryptNames(remote.crypt, rclone, environ))
+
+
+def root_key(remote: Remote, folder_id: str) -> str:
+    """What besides (start, path) decides the root folder: a crypt layer's own path."""
+    if remote.crypt is None or folder_id:
+        return ""
+    return f" crypt {remote.crypt.spec}{remote.crypt.path}"
+
+
+def root_path(remote: Remote, names: Names, path: str, folder_id: str) -> str:
+    """The Drive path of the mount's root below ``path``: a crypt remote's path is encrypted there."""
+    if remote.crypt is None or folder_id or names.crypt is None or not remote.crypt.path:
+        return path
+    try:
+        encrypted = names.crypt.encrypt_path(remote.crypt.path)
+    except CryptError as exc:
+        raise ConfigError(f"[drive] remote: {exc}") from None
+    return "/".join(p for p in (path, encrypted) if p)
+
 
 def encode_name(name: str) -> bytes:
-    """A Drive name as the rclone mount shows it (rclone's standard encoding of ``/`` and NUL)."""
-    return name.replace("/", "\uff0f").replace("\x00", "\u2400").encode("utf-8", "surrogateescape")
+    """A Drive name as the rclone mount shows it, with Drive's default encoding (no crypt)."""
+    shown = DEFAULT_NAMES.mount_name(name)
+    assert shown is not None  # only a crypt layer hides names
+    return shown

@@ -39,6 +39,8 @@ ENCRYPTED_MARK = "RCLONE_ENCRYPT_V0:"
 _VAR = re.compile(r"%\(([^)]+)\)s")
 _DEFAULT_SECTION = "DEFAULT"
 _WHERE = "[drive] rclone_config"
+# Passwords graylink never needs (crypt's, sftp's...): dropped as soon as they are read.
+_PASSWORD_KEYS = frozenset({"password", "password2", "pass", "key_file_pass"})
 
 
 def find_rclone(env: Mapping[str, str]) -> str | None:
@@ -247,7 +249,9 @@ def _encrypted_error(path: str, rclone: str | None, detail: str) -> ConfigError:
     )
 
 
-def _last_line(text: str) -> str:
+def last_line(raw: bytes | str) -> str:
+    """The last line of rclone's stderr, without its time stamp."""
+    text = raw.decode("utf-8", "replace") if isinstance(raw, bytes) else raw
     lines = [line.strip() for line in text.strip().splitlines() if line.strip()]
     if not lines:
         return "no message"
@@ -267,7 +271,7 @@ def dump(rclone: str, path: str, env: Mapping[str, str]) -> dict[str, dict[str, 
     except OSError as exc:
         raise RuntimeError(f"cannot run {rclone}: {exc.strerror}") from None
     if done.returncode != 0:
-        raise RuntimeError(_last_line(done.stderr.decode("utf-8", "replace")))
+        raise RuntimeError(last_line(done.stderr))
     try:
         data = json.loads(done.stdout.decode("utf-8", "surrogateescape"))
     except ValueError:
@@ -279,6 +283,10 @@ def dump(rclone: str, path: str, env: Mapping[str, str]) -> dict[str, dict[str, 
         for name, values in data.items()
         if isinstance(values, dict)
     }
+
+
+def _without_passwords(sections: dict[str, dict[str, str]]) -> dict[str, dict[str, str]]:
+    return {name: {k: v for k, v in keys.items() if k not in _PASSWORD_KEYS} for name, keys in sections.items()}
 
 
 def load(configured: str, env: Mapping[str, str] | None = None, *, use_rclone: bool = True) -> RcloneConfig:
@@ -294,7 +302,7 @@ def load(configured: str, env: Mapping[str, str] | None = None, *, use_rclone: b
     encrypted = is_encrypted(text)
     if rclone is not None:
         try:
-            return RcloneConfig(path, dump(rclone, path, environ), "rclone config dump", environ)
+            return RcloneConfig(path, _without_passwords(dump(rclone, path, environ)), "rclone config dump", environ)
         except RuntimeError as exc:
             if encrypted:
                 raise _encrypted_error(path, rclone, str(exc)) from None
@@ -302,6 +310,6 @@ def load(configured: str, env: Mapping[str, str] | None = None, *, use_rclone: b
     if encrypted:
         raise _encrypted_error(path, None, "")
     try:
-        return RcloneConfig(path, parse_ini(text), "graylink", environ)
+        return RcloneConfig(path, _without_passwords(parse_ini(text)), "graylink", environ)
     except ValueError as exc:
         raise ConfigError(f"{_WHERE}: {path} is not a valid rclone config: {exc}") from None
