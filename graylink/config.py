@@ -132,6 +132,20 @@ class SnapshotConfig:
 
 
 @dataclass(frozen=True)
+class WebConfig:
+    listen: str
+    token: str = field(repr=False)  # a secret: never in a repr, hence never in a log
+    arr_path_map: tuple[tuple[str, str], ...] = ()
+    arr_wait: float = 1800.0
+
+
+@dataclass(frozen=True)
+class AlertsConfig:
+    urls: tuple[str, ...] = field(repr=False)  # Apprise URLs hold bot tokens
+    events: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
 class Config:
     paths: PathsConfig
     scan: ScanConfig
@@ -143,6 +157,8 @@ class Config:
     plex: PlexConfig
     log: LogConfig
     snapshot: SnapshotConfig
+    web: WebConfig
+    alerts: AlertsConfig
     file: str  # the INI file read, "" when configured by environment only
 
     def __repr__(self) -> str:  # secrets must never reach a log through a repr
@@ -165,6 +181,8 @@ _SECTION_TYPES: dict[str, type] = {
     "plex": PlexConfig,
     "log": LogConfig,
     "snapshot": SnapshotConfig,
+    "web": WebConfig,
+    "alerts": AlertsConfig,
 }
 
 
@@ -245,3 +263,26 @@ def validate(config: Config) -> None:
         raise ConfigError(f"[mount] anchor must be a path relative to the source: {anchor!r}")
     if config.drive.enabled and not config.drive.remote:
         raise ConfigError("[drive] remote is not set: name the rclone remote of the mount (e.g. gdrive:)")
+    _validate_web(config.web)
+    _validate_alerts(config.alerts)
+
+
+def _validate_web(web: WebConfig) -> None:
+    from graylink.config_values import is_loopback, listen_address
+
+    if not web.listen:
+        return
+    host, _ = listen_address(web.listen)
+    if not web.token and not is_loopback(host):
+        raise ConfigError(
+            f"[web] listen = {web.listen} is not a loopback address and [web] token is not set: "
+            "set a token (every request must then carry it) or listen on 127.0.0.1"
+        )
+
+
+def _validate_alerts(alerts: AlertsConfig) -> None:
+    from graylink.alerts.events import EVENTS
+
+    unknown = [e for e in alerts.events if e not in EVENTS]
+    if unknown:
+        raise ConfigError(f"[alerts] events: unknown event {unknown[0]!r} (known: {', '.join(EVENTS)})")

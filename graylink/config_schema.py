@@ -89,8 +89,25 @@ SCHEMA: dict[str, dict[str, tuple[Parser, str]]] = {
     "snapshot": {
         "path": (v.path, ""),
     },
+    "web": {
+        "listen": (v.listen, ""),
+        "token": (v.text, ""),
+        "arr_path_map": (v.path_map, ""),
+        "arr_wait": (v.positive_duration, "30m"),
+    },
+    "alerts": {
+        "urls": (v.url_list, ""),
+        "events": (v.word_list, ""),
+    },
 }
 
 SECRET_KEYS = frozenset(
-    {("emby", "api_key"), ("plex", "token"), ("drive", "client_secret"), ("mount", "rclone_rc_pass")}
+    {
+        ("emby", "api_key"),
+        ("plex", "token"),
+        ("drive", "client_secret"),
+        ("mount", "rclone_rc_pass"),
+        ("web", "token"),
+        ("alerts", "urls"),  # Apprise URLs carry bot tokens and passwords
+    }
 )

@@ -185,3 +185,40 @@ def server_url(credentials: str) -> Callable[[str], str]:
         return stripped
 
     return parse
+
+
+def listen(value: str) -> str:
+    """``HOST:PORT`` (``[::1]:PORT`` for IPv6), or "" for off."""
+    stripped = value.strip()
+    if not stripped:
+        return ""
+    match = re.fullmatch(r"(\[[0-9A-Fa-f:.]+\]|[^\s:\[\]]+):(\d{1,5})", stripped)
+    if not match or not 0 < int(match.group(2)) < 65536:
+        raise ValueError(f"not HOST:PORT: {stripped!r} (e.g. 127.0.0.1:8765)")
+    return stripped
+
+
+def url_list(value: str) -> tuple[str, ...]:
+    """Apprise URLs, one per line or comma-separated."""
+    urls = tuple(u for u in re.split(r"[\s,]+", value.strip()) if u)
+    for item in urls:
+        if "://" not in item:
+            raise ValueError("an alert URL must look like scheme://... (Apprise syntax, e.g. tgram://TOKEN/CHAT)")
+    return urls
+
+
+def listen_address(value: str) -> tuple[str, int]:
+    """A ``listen`` value as (host, port); the brackets of an IPv6 host removed."""
+    host, _, port = value.rpartition(":")
+    return host.strip("[]"), int(port)
+
+
+def is_loopback(host: str) -> bool:
+    import ipaddress
+
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False

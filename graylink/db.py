@@ -199,6 +199,15 @@ def _m0007_drive_item(db: pw.SqliteDatabase) -> None:
     db.execute_sql("DROP TABLE drive_folder")
 
 
+def _m0008_arr_wait(db: pw.SqliteDatabase) -> None:
+    # Folders a Sonarr / Radarr webhook named whose files have not reached the
+    # mount yet (graylink.web.arr): re-marked until they appear or time runs out.
+    db.execute_sql(
+        "CREATE TABLE arr_wait (folder BLOB PRIMARY KEY, files TEXT NOT NULL, "
+        "origin TEXT NOT NULL, since REAL NOT NULL, until REAL NOT NULL)"
+    )
+
+
 # Forward migrations, applied in order, each once, by name. Append only: a
 # database records the names it has, so a newer graylink knows what to add and
 # an older one can tell that a database is newer than itself.
@@ -210,6 +219,7 @@ MIGRATIONS: list[tuple[str, Callable[[pw.SqliteDatabase], None]]] = [
     ("0005_problems", _m0005_problems),
     ("0006_queue_server", _m0006_queue_server),
     ("0007_drive_item", _m0007_drive_item),
+    ("0008_arr_wait", _m0008_arr_wait),
 ]
 
 SCHEMA_VERSION = len(MIGRATIONS)

@@ -167,7 +167,16 @@ def run_checks(config_path: str | None) -> list[Check]:
         checks.extend(_guarded("plex", lambda: plex_checks(config)))
     if config.drive.enabled:
         checks.extend(_guarded("drive", lambda: drive_checks(config)))
+    checks.extend(_guarded("web", lambda: _web_checks(config)))
     return checks
+
+
+def _web_checks(config: Config) -> list[Check]:
+    if not config.web.listen and not config.alerts.urls:
+        return []
+    from graylink.web.checks import alert_checks, web_checks
+
+    return web_checks(config) + alert_checks(config)
 
 
 @contextmanager

@@ -20,6 +20,7 @@ import datetime as dt
 import logging
 import os
 import signal
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, replace
@@ -28,7 +29,7 @@ from typing import TYPE_CHECKING
 
 import schedule
 
-from graylink import dbwatch, ownership
+from graylink import alerts, dbwatch, ownership
 from graylink.config import Config, load_config
 from graylink.cycle import CycleOptions, CycleResult, run_cycle
 from graylink.db import Store
@@ -38,6 +39,7 @@ from graylink.lock import InstanceLock
 from graylink.logsetup import configure_logging
 from graylink.status import record_reconcile
 from graylink.triggers.mount import MountWatch
+from graylink.web import jobs as web_jobs
 
 if TYPE_CHECKING:
     from graylink.cli import AppContext
@@ -88,7 +90,9 @@ def job_full_verify(service: Service) -> Outcome:
 def job_mount(service: Service) -> Outcome:
     """Health, with remounts spaced by the backoff; a recovered mount marks the
     whole tree, which is then reconciled at once."""
+    remounts = bool(service.config.mount.remount_command) and service.mount_watch.backoff.ready(time.monotonic())
     health = service.mount_watch.tick(service.config, service.store)
+    service.observe(alerts.from_mount(health, remounts))
     if not health.ok:
         # Already logged (one ERROR line) by the check itself.
         return Outcome(False, f"unhealthy: {health.failed_check}: {health.message}")
@@ -97,6 +101,7 @@ def job_mount(service: Service) -> Outcome:
 
 def job_drive(service: Service) -> Outcome:
     result = poll_drive(service.config, service.store, service.drive_cache)
+    service.observe(alerts.from_feed(result))
     if result.retry_in is not None:
         service.retry_soon("drive", result.retry_in)
     if result.skipped:
@@ -115,6 +120,14 @@ JOBS: tuple[Job, ...] = (
     Job("walk", lambda c: c.scan.interval, job_walk),
     # Not at start: a walk cycle runs a full verification by itself when one is due.
     Job("full-verify", lambda c: c.scan.full_verify, job_full_verify, at_start=False),
+    # Folders a Sonarr / Radarr webhook named, re-marked until their files arrive.
+    Job(
+        "webhooks",
+        web_jobs.arr_recheck_interval,
+        web_jobs.job_arr,
+        enabled=lambda c: bool(c.web.listen),
+        at_start=False,
+    ),
 )
 
 
@@ -149,6 +162,9 @@ class Service:
         self.mount_watch = MountWatch()
         self.guard = dbwatch.Guard(store)
         self.exit_code = 0
+        # Set by the web server's triggers (another thread): the loop reconciles at once.
+        self.wake = threading.Event()
+        self.alerts = alerts.Alerts(config.alerts.urls, config.alerts.events, library=config.paths.source)
 
     # -- signals
 
@@ -208,6 +224,8 @@ class Service:
             result = f"{exc.__class__.__name__}: {exc}"
             log.error("job %s failed: %s; it runs again at its next tick", job.name, result)
             log.debug("job %s traceback", job.name, exc_info=True)
+            if job.name in ("walk", "full-verify"):
+                self.observe(alerts.from_crash(result))
         duration = time.monotonic() - clock
         try:
             self._record_job(job.name, started, duration, ok, result)
@@ -269,6 +287,8 @@ class Service:
         options = replace(options, should_stop=self.should_stop, remount=False, drive=False)
         result = run_cycle(self.config, self.store, options)
         record_reconcile(self.store, result, trigger)
+        if self.alerts.enabled:
+            self.observe(alerts.from_cycle(result, self._open_conflicts()))
         line = _cycle_line(result)
         if result.exit_code == 0:
             log.info("reconcile (%s): %s", trigger, line)
@@ -299,6 +319,19 @@ class Service:
         done = self.reconcile(trigger, CycleOptions(walk=False))
         return Outcome(done.ok, "reconciled: " + done.result)
 
+    def _open_conflicts(self) -> list[str]:
+        from graylink.problems import open_problems
+
+        found = open_problems(self.store, 1000)
+        return [p.link.decode("utf-8", "backslashreplace") for p in found if p.kind == "conflict"]
+
+    def observe(self, seen: alerts.Observation) -> None:
+        """Hand what a job saw to the alerts; their bookkeeping never ends a job."""
+        try:
+            self.alerts.observe(self.store, seen)
+        except Exception as exc:
+            log.error("alerts: %s: %s", exc.__class__.__name__, exc)
+
     # -- config reload
 
     def reload(self) -> None:
@@ -320,6 +353,7 @@ class Service:
             return
         self.config = fresh
         self.app._config = fresh
+        self.alerts = self.alerts.reconfigured(fresh.alerts.urls, fresh.alerts.events, fresh.paths.source)
         # Credentials kept from the old config may belong to another remote, token
         # file or rclone.conf: the next poll loads them afresh.
         self.drive_cache = CredentialCache()
@@ -350,12 +384,15 @@ class Service:
                 self._record_next_runs()
                 continue
             idle = self.scheduler.idle_seconds
-            time.sleep(TICK_S if idle is None else min(TICK_S, max(idle, 0.01)))
+            if self.wake.wait(TICK_S if idle is None else min(TICK_S, max(idle, 0.01))):
+                self.wake.clear()
+                self.run_job(WAKE_JOB)
 
     def shutdown(self) -> None:
         self.scheduler.clear()
         if not self.store.db.is_closed():
             self._record_next_runs()
+        self.alerts.close()
 
 
 def _cycle_line(result: CycleResult) -> str:
@@ -385,6 +422,10 @@ def _human(seconds: float) -> str:
     return f"{seconds:g}s"
 
 
+# Run when a web request woke the loop (not scheduled).
+WAKE_JOB = Job("webhook", lambda c: 0.0, web_jobs.job_woken)
+
+
 def run_loop(app: AppContext, jobs: tuple[Job, ...] = JOBS, *, full: bool = False) -> int:
     """Run the service until SIGTERM / SIGINT; 0 on a clean stop. ``full``: the
     first walk verifies everything."""
@@ -400,9 +441,12 @@ def run_loop(app: AppContext, jobs: tuple[Job, ...] = JOBS, *, full: bool = Fals
         }
         previous = {signum: signal.signal(signum, handler) for signum, handler in handlers.items()}
         log.info("service started (pid %d), database %s", os.getpid(), config.paths.database)
+        web = web_jobs.start_web(service)
         try:
             service.loop()
         finally:
+            if web is not None:
+                web.close()
             service.shutdown()
             service.store.close()  # a recreated database is not the one this block opened
             for signum, handler in previous.items():

@@ -14,6 +14,7 @@ from collections.abc import Callable
 from functools import partial
 from typing import Any
 
+from graylink import history
 from graylink.config import Config
 from graylink.db import META_LAST_FULL, Store
 from graylink.lock import holder, lock_path
@@ -43,8 +44,13 @@ def record_reconcile(store: Store, result: Any, trigger: str) -> None:
         "stopped": result.stopped,
         "exit_code": result.exit_code,
     }
+    applied = getattr(result, "applied", None)
+    done = applied.done if applied is not None and not result.dry_run else []
+    changes = [(a.op.value, a.link) for a in done if a.op.value in ("create", "repair", "prune")]
     with store.atomic():
         store.set_meta(META_LAST_RECONCILE, json.dumps(summary))
+        history.record_cycle(store, summary)
+        history.record_changes(store, changes, at=summary["at"])
 
 
 def _json_meta(store: Store, key: str) -> Any:

@@ -1,0 +1,14 @@
+"""The kinds of alert ``[alerts] events`` can choose (a small module: the config validates against it)."""
+
+from __future__ import annotations
+
+# name -> what it covers (docs/alerts.md lists the same)
+EVENTS: dict[str, str] = {
+    "mount": "the mount went down / came back",
+    "remount": "a remount attempt failed",
+    "brake": "the prune brake is holding prunes back",
+    "conflicts": "new conflicts appeared in the link tree",
+    "server": "a media server refuses its key or is unreachable / is back",
+    "feed": "the Drive feed is refused or failing / is back",
+    "cycle": "reconcile cycles keep failing / recovered",
+}

@@ -1,0 +1,1 @@
+"""The service's HTTP face: status page, JSON, metrics, webhook triggers ([web] listen)."""

@@ -1,0 +1,120 @@
+"""``GET /metrics``: the status document in Prometheus' text format, via prometheus_client.
+
+Built at scrape time from the same document as ``status --json`` (and the
+running totals of :mod:`graylink.history`), in a registry of its own, so
+the numbers are the database's, survive restarts, and agree with the page.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
+from prometheus_client.registry import Collector
+
+
+def _num(value: Any) -> float | None:
+    if isinstance(value, bool):
+        return float(value)
+    return float(value) if isinstance(value, (int, float)) else None
+
+
+def _dict(value: Any) -> dict[str, Any]:
+    return value if isinstance(value, dict) else {}
+
+
+def _servers(doc: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    return {name: _dict(doc.get(name)) for name in ("emby", "plex") if doc.get(name) is not None}
+
+
+class StatusCollector(Collector):
+    def __init__(self, doc: dict[str, Any], totals: dict[str, Any]) -> None:
+        self.doc = doc
+        self.totals = totals
+
+    def collect(self) -> Iterator[GaugeMetricFamily | CounterMetricFamily]:
+        doc, totals = self.doc, self.totals
+        cycles = CounterMetricFamily("graylink_cycles", "Reconcile cycles by result.", labels=["result"])
+        for result in ("ok", "attention", "stopped"):
+            cycles.add_metric([result], float(_dict(totals.get("cycles")).get(result, 0)))
+        yield cycles
+        yield CounterMetricFamily(
+            "graylink_cycle_seconds", "Time spent in reconcile cycles.", value=float(totals.get("duration_s", 0.0))
+        )
+        last = _dict(doc.get("last_reconcile"))
+        if _num(last.get("duration_s")) is not None:
+            yield GaugeMetricFamily(
+                "graylink_last_cycle_duration_seconds", "Duration of the last cycle.", value=_num(last["duration_s"])
+            )
+        index = _dict(doc.get("index"))
+        for key, name, text in (
+            ("links", "graylink_links", "Links graylink owns in the link tree."),
+            ("videos", "graylink_videos", "Indexed files that get a link."),
+            ("files", "graylink_indexed_files", "Files in the index."),
+            ("dirs", "graylink_indexed_folders", "Folders in the index."),
+        ):
+            value = _num(index.get(key))
+            if value is not None:
+                yield GaugeMetricFamily(name, text, value=value)
+        dirty = _num(_dict(doc.get("dirty")).get("total"))
+        if dirty is not None:
+            yield GaugeMetricFamily("graylink_dirty_marks", "Subtrees waiting to be reconciled.", value=dirty)
+        queue = GaugeMetricFamily("graylink_queue_depth", "Changes queued for a media server.", labels=["server"])
+        for name, section in _servers(doc).items():
+            pending = _num(section.get("pending"))
+            if pending is not None:
+                queue.add_metric([name], pending)
+        yield queue
+        mount = _dict(doc.get("mount"))
+        if "healthy" in mount:
+            yield GaugeMetricFamily(
+                "graylink_mount_up", "1 when the source mount is healthy.", value=float(bool(mount["healthy"]))
+            )
+        yield from self._feed(_dict(doc.get("drive")))
+        yield from self._last_success(doc, totals)
+
+    def _feed(self, drive: dict[str, Any]) -> Iterator[GaugeMetricFamily | CounterMetricFamily]:
+        if not drive:
+            return
+        healthy = drive.get("healthy")
+        if not isinstance(healthy, bool):
+            result = str(drive.get("last_result") or "")
+            healthy = result == "" or result.startswith("ok")
+        yield GaugeMetricFamily(
+            "graylink_feed_ok", "1 when the Drive feed's last poll succeeded.", value=float(healthy)
+        )
+        lag = _num(drive.get("lag_s"))
+        if lag is None:
+            lag = _num(drive.get("cursor_age_s"))
+        if lag is not None:
+            yield GaugeMetricFamily(
+                "graylink_feed_lag_seconds", "Age of the newest change the feed handled.", value=lag
+            )
+        calls = _dict(drive.get("api_calls"))
+        for window in ("last_poll", "last_24h"):
+            value = _num(calls.get(window))
+            if value is not None:
+                yield GaugeMetricFamily(
+                    f"graylink_drive_api_calls_{window}",
+                    f"Drive API calls in the {window.replace('_', ' ')}.",
+                    value=value,
+                )
+
+    def _last_success(self, doc: dict[str, Any], totals: dict[str, Any]) -> Iterator[GaugeMetricFamily]:
+        family = GaugeMetricFamily(
+            "graylink_last_success_timestamp_seconds", "When each job last succeeded (epoch seconds).", labels=["job"]
+        )
+        for job in doc.get("jobs") or []:
+            if isinstance(job, dict) and job.get("ok") and _num(job.get("last_run")) is not None:
+                family.add_metric([str(job.get("name"))], float(job["last_run"]))
+        if _num(totals.get("last_ok_at")) is not None:
+            family.add_metric(["reconcile"], float(totals["last_ok_at"]))
+        yield family
+
+
+def render_metrics(doc: dict[str, Any], totals: dict[str, Any]) -> tuple[bytes, str]:
+    registry = CollectorRegistry(auto_describe=False)
+    registry.register(StatusCollector(doc, totals))
+    return generate_latest(registry), CONTENT_TYPE_LATEST

@@ -1,0 +1,171 @@
+"""The status page's view: the status document turned into what a person reads at a glance.
+
+Pure: the status document (``status --json``) and the history in, plain
+values out, so the template holds no logic and the page shows exactly what
+``status`` says.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+REFRESH_S = 15
+MEDIA_SERVERS = ("emby", "plex")  # the status document's section of each configured server
+
+
+@dataclass
+class Tile:
+    title: str
+    state: str  # ok | warn | bad | off
+    headline: str
+    lines: list[str] = field(default_factory=list)
+
+
+@dataclass
+class Page:
+    generated_at: float
+    library: str
+    tiles: list[Tile]
+    counts: list[tuple[str, int]]
+    cycles: list[dict[str, Any]]
+    conflicts: list[dict[str, str]]
+    changes: list[dict[str, Any]]
+    snapshot: bool
+    refresh_s: int = REFRESH_S
+
+
+def ago(epoch: Any, now: float) -> str:
+    if not isinstance(epoch, (int, float)) or epoch <= 0:
+        return "never"
+    delta = max(0.0, now - float(epoch))
+    if delta < 60:
+        return f"{int(delta)} s ago"
+    if delta < 3600:
+        return f"{int(delta // 60)} min ago"
+    if delta < 172800:
+        return f"{delta / 3600:.1f} h ago"
+    return f"{delta / 86400:.1f} days ago"
+
+
+def clock(epoch: Any) -> str:
+    if not isinstance(epoch, (int, float)) or epoch <= 0:
+        return ""
+    return time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(float(epoch)))
+
+
+def _dict(value: Any) -> dict[str, Any]:
+    return value if isinstance(value, dict) else {}
+
+
+def _mount_tile(doc: dict[str, Any], now: float) -> Tile:
+    mount = _dict(doc.get("mount"))
+    if not mount:
+        return Tile("Mount", "off", "not checked")
+    if "error" in mount and "healthy" not in mount:
+        return Tile("Mount", "bad", "cannot be checked", [str(mount["error"])])
+    if mount.get("healthy"):
+        lines = [f"{mount.get('fs_type') or 'local folder'} at {mount.get('source', '')}"]
+        return Tile("Mount", "ok", "healthy", lines)
+    lines = [str(mount.get("message") or mount.get("failed_check") or "")]
+    if mount.get("down_since"):
+        lines.append(f"down since {clock(mount['down_since'])} ({ago(mount['down_since'], now)})")
+    lines.append("no link is pruned while the mount is down")
+    return Tile("Mount", "bad", "down", [line for line in lines if line])
+
+
+def _feed_tile(doc: dict[str, Any], now: float) -> Tile:
+    drive = _dict(doc.get("drive"))
+    if not drive:
+        return Tile("Drive feed", "off", "off", ["[drive] enabled = no: the walk finds changes"])
+    if "error" in drive and "last_poll" not in drive:
+        return Tile("Drive feed", "bad", "cannot be read", [str(drive["error"])])
+    feed = str(drive.get("feed") or drive.get("kind") or "drive")
+    result = str(drive.get("last_result") or "")
+    healthy = drive.get("healthy")
+    ok = healthy if isinstance(healthy, bool) else (result in ("", "ok") or result.startswith("ok"))
+    lines = [f"last poll {ago(drive.get('last_poll'), now)}"]
+    lag = drive.get("lag_s")
+    if isinstance(lag, (int, float)):
+        lines.append(f"lag {int(lag)} s")
+    if result:
+        lines.append(result)
+    return Tile("Drive feed", "ok" if ok else "bad", feed if ok else f"{feed}: failing", lines)
+
+
+def _server_tiles(doc: dict[str, Any], now: float) -> list[Tile]:
+    servers = {name: _dict(doc.get(name)) for name in MEDIA_SERVERS if doc.get(name) is not None}
+    tiles = []
+    for name, section in servers.items():
+        if "error" in section and "pending" not in section:
+            tiles.append(Tile(name, "bad", "cannot be read", [str(section["error"])]))
+            continue
+        last = _dict(section.get("last_delivery"))
+        error = str(last.get("error") or section.get("last_error") or "")
+        pending = int(section.get("pending") or 0)
+        lines = [f"{pending} changes queued"]
+        if last.get("time"):
+            lines.append(f"last delivery {ago(last.get('time'), now)}")
+        if error:
+            lines.append(error)
+        state = "bad" if error else ("warn" if pending else "ok")
+        tiles.append(Tile(name, state, "failing" if error else "up to date" if not pending else "queued", lines))
+    return tiles
+
+
+def _conflicts(doc: dict[str, Any]) -> list[dict[str, str]]:
+    """Open conflicts and failed actions (``status``'s ``problems``), each with its link path."""
+    problems = _dict(doc.get("problems"))
+    out = []
+    for item in problems.get("open") or []:
+        if not isinstance(item, dict):
+            continue
+        kind = str(item.get("kind", "conflict"))
+        detail = str(item.get("detail", ""))
+        if kind != "conflict":
+            detail = f"{item.get('op', '')} failed: {detail}".strip()
+        out.append({"path": str(item.get("link", "")), "detail": detail, "kind": kind})
+    return out
+
+
+def page_model(
+    doc: dict[str, Any], cycles: list[dict[str, Any]], changes: list[dict[str, Any]], snapshot: bool
+) -> Page:
+    now = time.time()
+    index = _dict(doc.get("index"))
+    tiles = [_mount_tile(doc, now), _feed_tile(doc, now), *_server_tiles(doc, now)]
+    counts = [
+        ("links", int(index.get("links") or 0)),
+        ("videos", int(index.get("videos") or 0)),
+        ("folders", int(index.get("dirs") or 0)),
+        ("files", int(index.get("files") or 0)),
+        ("dirty marks", int(_dict(doc.get("dirty")).get("total") or 0)),
+    ]
+    shown_cycles = []
+    for cycle in cycles[:20]:
+        c = _dict(cycle.get("counts"))
+        shown_cycles.append(
+            {
+                "when": clock(cycle.get("at")),
+                "ago": ago(cycle.get("at"), now),
+                "trigger": str(cycle.get("trigger", "")),
+                "counts": f"+{c.get('create', 0)} ~{c.get('repair', 0)} -{c.get('prune', 0)} !{c.get('conflict', 0)}",
+                "duration": f"{float(cycle.get('duration_s') or 0):.2f} s",
+                "exit": int(cycle.get("exit_code") or 0),
+            }
+        )
+    shown_changes = [
+        {"when": clock(ch.get("at")), "op": str(ch.get("op", "")), "path": str(ch.get("path", ""))}
+        for ch in changes[:200]
+    ]
+    return Page(
+        generated_at=now,
+        library=str(doc.get("source") or ""),
+        tiles=tiles,
+        counts=counts,
+        cycles=shown_cycles,
+        conflicts=_conflicts(doc),
+        changes=shown_changes,
+        snapshot=snapshot,
+    )

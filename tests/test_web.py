@@ -1,0 +1,333 @@
+"""The service's web face against a real loop process: auth, triggers, *arr webhooks, JSON, metrics, the page."""
+
+from __future__ import annotations
+
+import json
+import os
+import sqlite3
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import requests
+from prometheus_client.parser import text_string_to_metric_families
+from service_support import Loop, linked, wait_for
+from web_support import TOKEN, WebLoop, free_port
+
+from conftest import Library, links_in
+
+ARR = Path(__file__).parent / "data" / "arr"
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
+
+
+def arr_body(name: str) -> bytes:
+    return (ARR / f"{name}.json").read_bytes()
+
+
+@pytest.fixture
+def web(lib: Library, loop_of: Callable[[], Loop]) -> Callable[..., WebLoop]:
+    def start(token: str = TOKEN, **sections: dict[str, str]) -> WebLoop:
+        port = free_port()
+        extra_web = sections.pop("web", {})
+        web_keys = {"listen": f"127.0.0.1:{port}", "arr_path_map": f"/tv={lib.source}/TV,/movies={lib.source}/Movies"}
+        if token:
+            web_keys["token"] = token
+        # A walk only every hour: what gets linked here was triggered by a request.
+        lib.write_ini(scan={"interval": "1h", "workers": "2"}, web={**web_keys, **extra_web}, **sections)
+        running = WebLoop(lib, loop_of(), port, token)
+        running.wait_up()
+        return running
+
+    return start
+
+
+WEB_REASONS = ("api", "webhook", "sonarr", "radarr")
+
+
+def marks(lib: Library) -> list[tuple[bytes, str]]:
+    """Marks a web request made (the loop's own first walk marks the root as well)."""
+    conn = sqlite3.connect(lib.database)
+    try:
+        rows = conn.execute("SELECT path, reason FROM dirty").fetchall()
+    finally:
+        conn.close()
+    return [(bytes(p), str(r)) for p, r in rows if r in WEB_REASONS]
+
+
+def job_result(lib: Library, name: str) -> str:
+    conn = sqlite3.connect(lib.database)
+    try:
+        row = conn.execute("SELECT result FROM job_run WHERE name = ?", (name,)).fetchone()
+    finally:
+        conn.close()
+    return str(row[0]) if row else ""
+
+
+# ------------------------------------------------------------------ auth
+
+
+def test_every_route_needs_the_token_and_nothing_is_marked_without_it(
+    lib: Library, web: Callable[..., WebLoop]
+) -> None:
+    lib.add("TV/Show/e1.mkv")
+    w = web()
+    wait_for("the first walk", linked(lib, "TV/Show/e1.mkv"), w.loop.proc)
+    lib.add("TV/Show/e2.mkv")
+    for path in ("/", "/api/status", "/metrics", "/snapshot"):
+        assert w.get(path, headers={}).status_code == 401, path
+    wrong = {"Authorization": "Bearer not-the-token"}
+    for route in ("/api/reconcile", "/api/webhook"):
+        assert w.post(route, {"paths": ["TV/Show"]}, headers={}).status_code == 401
+        assert w.post(route, {"paths": ["TV/Show"]}, headers=wrong).status_code == 401
+    assert w.post("/api/webhook/sonarr", arr_body("sonarr_download"), headers=wrong).status_code == 401
+    assert marks(lib) == []
+    assert os.fsencode("TV/Show/e2.mkv") not in links_in(lib.target)
+    # Each form Sonarr, Radarr, Prometheus and scripts can send:
+    assert w.get("/api/status", headers={"X-Api-Key": TOKEN}).status_code == 200
+    assert requests.get(w.url + "/metrics", auth=("sonarr", TOKEN), timeout=30).status_code == 200
+    assert w.get("/", headers={"Authorization": f"Bearer {TOKEN}"}).status_code == 200
+    assert TOKEN not in w.loop.text()
+
+
+def test_a_public_address_without_a_token_is_refused_in_one_line(lib: Library) -> None:
+    lib.write_ini(web={"listen": f"0.0.0.0:{free_port()}"})
+    result = lib.run("reconcile", "--loop")
+    assert result.returncode == 2
+    assert result.stderr.count("\n") == 1 and "[web] token" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_a_port_in_use_is_one_line_and_exit_2(lib: Library) -> None:
+    import socket
+
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        lib.write_ini(web={"listen": f"127.0.0.1:{busy.getsockname()[1]}"})
+        result = lib.run("reconcile", "--loop")
+    assert result.returncode == 2, result.stderr
+    assert "port is in use" in result.stderr and "Traceback" not in result.stderr
+
+
+# ------------------------------------------------------------------ triggers
+
+
+def test_reconcile_request_marks_the_subtree_and_links_at_once(lib: Library, web: Callable[..., WebLoop]) -> None:
+    lib.add("TV/Show/e1.mkv")
+    w = web()
+    wait_for("the first walk", linked(lib, "TV/Show/e1.mkv"), w.loop.proc)
+    lib.add("TV/Show/e2.mkv")
+    answer = w.post("/api/reconcile", {"paths": ["TV/Show"]})
+    assert answer.status_code == 202 and answer.json() == {"marked": ["TV/Show"]}
+    wait_for("the link the request asked for", linked(lib, "TV/Show/e2.mkv"), w.loop.proc)
+    lib.add("Movies/M/m.mkv")
+    assert w.post("/api/webhook", {"paths": [str(lib.source / "Movies/M")]}).status_code == 202
+    wait_for("the link of an absolute path", linked(lib, "Movies/M/m.mkv"), w.loop.proc)
+
+
+@pytest.mark.parametrize(
+    "body",
+    [{"paths": ["../etc"]}, {"paths": ["/etc/passwd"]}, {"paths": []}, {"paths": "TV"}, {"nothing": 1}, [1]],
+)
+def test_bad_reconcile_requests_are_400_and_mark_nothing(
+    lib: Library, web: Callable[..., WebLoop], body: Any
+) -> None:
+    w = web()
+    answer = w.post("/api/reconcile", body)
+    assert answer.status_code == 400 and answer.json()["error"]
+    assert marks(lib) == []
+
+
+def test_sonarr_download_is_rewaited_until_the_upload_reaches_the_source(
+    lib: Library, web: Callable[..., WebLoop]
+) -> None:
+    episode = "TV/Fate Zero/Season 01/Fate Zero - S01E02 - False Combatants.mkv"
+    lib.add("TV/Fate Zero/Season 01/Fate Zero - S01E01.mkv")
+    w = web(web={"arr_wait": "2m"})  # re-marked every 2 s
+    wait_for("the first walk", linked(lib, "TV/Fate Zero/Season 01/Fate Zero - S01E01.mkv"), w.loop.proc)
+    answer = w.post("/api/webhook/sonarr", arr_body("sonarr_download"))
+    assert answer.status_code == 202
+    assert answer.json() == {"event": "Download", "marked": ["TV/Fate Zero"], "waiting_for": 1}
+    w.loop.wait_log("webhook (sonarr Download): marked TV/Fate Zero")
+    # The import is done, the upload lands later: the folder is looked at again until it does.
+    wait_for("the folder re-marked", lambda: "re-marked" in job_result(lib, "webhooks"), w.loop.proc)
+    lib.add(episode)
+    wait_for("the episode's link", linked(lib, episode), w.loop.proc)
+    w.loop.wait_log("TV/Fate Zero arrived on the mount")
+    conn = sqlite3.connect(lib.database)
+    assert conn.execute("SELECT count(*) FROM arr_wait").fetchone()[0] == 0
+    conn.close()
+
+
+def test_radarr_upgrade_links_and_movie_delete_prunes(lib: Library, web: Callable[..., WebLoop]) -> None:
+    lib.add("Movies/Heat (1995)/Heat (1995) DVD.avi")
+    lib.add("Movies/Ronin (1998)/Ronin.mkv")
+    w = web()
+    wait_for("the first walk", linked(lib, "Movies/Ronin (1998)/Ronin.mkv"), w.loop.proc)
+    os.unlink(lib.source / "Movies/Heat (1995)/Heat (1995) DVD.avi")
+    lib.add("Movies/Heat (1995)/Heat (1995) Bluray-1080p.mkv")
+    assert w.post("/api/webhook/radarr", arr_body("radarr_download")).status_code == 202
+    wait_for("the upgrade's link", linked(lib, "Movies/Heat (1995)/Heat (1995) Bluray-1080p.mkv"), w.loop.proc)
+    wait_for("the old file's link pruned", lambda: not linked(lib, "Movies/Heat (1995)/Heat (1995) DVD.avi")())
+    (lib.source / "Movies/Ronin (1998)/Ronin.mkv").unlink()
+    (lib.source / "Movies/Ronin (1998)").rmdir()
+    answer = w.post("/api/webhook/radarr", arr_body("radarr_movie_delete"))
+    assert answer.status_code == 202 and answer.json()["waiting_for"] == 0
+    wait_for("the deleted movie's link pruned", lambda: not linked(lib, "Movies/Ronin (1998)/Ronin.mkv")())
+
+
+def test_the_arr_test_button_and_events_without_files_answer_200(lib: Library, web: Callable[..., WebLoop]) -> None:
+    w = web()
+    answer = requests.post(w.url + "/api/webhook/sonarr", data=arr_body("sonarr_test"), auth=("", TOKEN), timeout=30)
+    assert answer.status_code == 200 and answer.json() == {"event": "Test", "marked": []}
+    grab = json.dumps({"eventType": "Grab", "series": {"path": "/tv/X"}})
+    assert w.post("/api/webhook/sonarr", grab).status_code == 200
+    assert marks(lib) == []
+
+
+def test_arr_paths_outside_the_source_or_garbage_mark_nothing(lib: Library, web: Callable[..., WebLoop]) -> None:
+    w = web()
+    elsewhere = json.loads(arr_body("sonarr_episode_file_delete"))
+    elsewhere["series"]["path"] = "/srv/other/Show"
+    answer = w.post("/api/webhook/sonarr", json.dumps(elsewhere))
+    assert answer.status_code == 422 and "not inside the source" in answer.json()["error"]
+    assert w.post("/api/webhook/radarr", b"{not json").status_code == 400
+    assert w.post("/api/webhook/radarr", json.dumps({"eventType": "Download", "movie": {}})).status_code == 400
+    assert marks(lib) == []
+
+
+# ------------------------------------------------------------------ documents
+
+
+def test_api_status_is_the_status_document(lib: Library, web: Callable[..., WebLoop]) -> None:
+    lib.add("TV/Show/e1.mkv")
+    w = web()
+    wait_for("the first walk", linked(lib, "TV/Show/e1.mkv"), w.loop.proc)
+    served = w.get("/api/status").json()
+    printed = json.loads(lib.run("status", "--json").stdout)
+    assert served["index"] == printed["index"]
+    assert set(served) == set(printed)
+    assert served["service"]["running"] is True
+
+
+def test_metrics_parse_with_prometheus_own_parser(lib: Library, web: Callable[..., WebLoop]) -> None:
+    for n in range(3):
+        lib.add(f"TV/Show/e{n}.mkv")
+    w = web()
+    wait_for("the links", lambda: len(links_in(lib.target)) == 3, w.loop.proc)
+    wait_for("the walk's record", lambda: bool(job_result(lib, "walk")), w.loop.proc)
+    answer = w.get("/metrics")
+    assert answer.headers["Content-Type"].startswith("text/plain")
+    samples = {
+        (s.name, tuple(sorted(s.labels.items()))): s.value
+        for family in text_string_to_metric_families(answer.text)
+        for s in family.samples
+    }
+    assert samples[("graylink_links", ())] == 3
+    assert samples[("graylink_mount_up", ())] == 1
+    assert samples[("graylink_cycles_total", (("result", "ok"),))] >= 1
+    assert ("graylink_last_success_timestamp_seconds", (("job", "walk"),)) in samples
+
+
+# ------------------------------------------------------------------ the page
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Any]:
+    if not os.path.exists(CHROMIUM):
+        pytest.skip(f"BROWSER TESTS SKIPPED: {CHROMIUM} is missing (apt-get install chromium)")
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        instance = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        yield instance
+        instance.close()
+
+
+def open_page(browser: Any, w: WebLoop, width: int) -> tuple[Any, list[str]]:
+    context = browser.new_context(
+        viewport={"width": width, "height": 900}, http_credentials={"username": "me", "password": w.token}
+    )
+    page = context.new_page()
+    errors: list[str] = []
+    page.on("pageerror", lambda exc: errors.append(str(exc)))
+    page.on("console", lambda msg: errors.append(msg.text) if msg.type == "error" else None)
+    page.goto(w.url + "/")
+    return page, errors
+
+
+def test_status_page_in_chromium_shows_mount_drop_and_conflict(
+    lib: Library, web: Callable[..., WebLoop], browser: Any
+) -> None:
+    lib.add("TV/Show/e1.mkv")
+    lib.add("TV/Show/e2.mkv")
+    lib.add(".anchor")
+    (lib.target / "TV/Show").mkdir(parents=True)
+    (lib.target / "TV/Show/e2.mkv").write_text("a regular file where a link belongs")
+    w = web(mount={"anchor": ".anchor", "check_interval": "1s"})
+    wait_for("the first walk", linked(lib, "TV/Show/e1.mkv"), w.loop.proc)
+    page, errors = open_page(browser, w, 1200)
+    assert page.text_content("[data-tile=Mount] .headline") == "healthy"
+    assert str(lib.target / "TV/Show/e2.mkv") in page.text_content("#conflicts")
+    assert "create" in page.text_content("#changes") and "TV/Show/e1.mkv" in page.text_content("#changes")
+    (lib.source / ".anchor").unlink()  # what a dropped mount looks like to the anchor check
+    w.loop.wait_log("anchor")
+
+    def shows_down() -> bool:
+        page.reload()
+        return page.text_content("[data-tile=Mount] .headline") == "down"
+
+    wait_for("the page to show the mount down", shows_down, w.loop.proc)
+    phone, phone_errors = open_page(browser, w, 390)
+    overflow = phone.evaluate("document.documentElement.scrollWidth - window.innerWidth")
+    assert overflow <= 0, "the page scrolls sideways on a phone"
+    assert errors == [] and phone_errors == []
+
+
+def test_doctor_checks_the_address_and_the_alert_urls_without_showing_them(lib: Library) -> None:
+    import socket
+
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        lib.write_ini(
+            web={"listen": f"127.0.0.1:{busy.getsockname()[1]}"},
+            alerts={"urls": "tgram://123456:made-up-bot-token/987654, nosuchservice://made-up-secret@host"},
+        )
+        result = lib.run("doctor")
+    assert result.returncode == 1
+    out = result.stdout + result.stderr
+    assert "in use by another program" in out
+    assert "does not understand 1 of the [alerts] urls (nosuchservice://…)" in out
+    assert "made-up-bot-token" not in out and "made-up-secret" not in out
+    lib.write_ini(web={"listen": f"127.0.0.1:{free_port()}"}, alerts={"urls": "json://127.0.0.1:9/hook"})
+    fine = lib.run("doctor")
+    assert "✔ web:" in fine.stdout and "✔ alerts: 1 Apprise URLs (json://…)" in fine.stdout
+
+
+def test_a_media_server_that_does_not_answer_shows_on_the_page_and_in_metrics(
+    lib: Library, web: Callable[..., WebLoop]
+) -> None:
+    lib.add("TV/Show/e1.mkv")
+    key = "made-up-emby-key-5678"
+    w = web(emby={"url": f"http://127.0.0.1:{free_port()}", "api_key": key})  # nothing listens there
+    wait_for("the link", linked(lib, "TV/Show/e1.mkv"), w.loop.proc)
+    wait_for("the failed delivery", lambda: "error" in json.dumps(w.get("/api/status").json()["emby"]), w.loop.proc)
+    page = w.get("/").text
+    assert 'data-tile="emby"' in page and "failing" in page and key not in page
+    samples = {
+        (s.name, tuple(sorted(s.labels.items()))): s.value
+        for family in text_string_to_metric_families(w.get("/metrics").text)
+        for s in family.samples
+    }
+    assert samples[("graylink_queue_depth", (("server", "emby"),))] == 1
