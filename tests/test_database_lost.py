@@ -57,7 +57,6 @@ def test_database_deleted_under_the_loop_is_recreated_and_no_queued_update_is_lo
             loop.proc,
         )
         assert len(links_in(lib.target)) == 30
-        before = os.stat(lib.database).st_ino
 
         remove(lib, what)
         loop.wait_log("opened again")
@@ -65,7 +64,7 @@ def test_database_deleted_under_the_loop_is_recreated_and_no_queued_update_is_lo
         error = next(line for line in text.splitlines() if "under the loop: graylink stops writing" in line)
         assert " ERROR " in error and f"database {lib.database} was deleted under the loop" in error
         assert "30 links graylink made and 30 queued media-server updates carried over" in text
-        assert os.stat(lib.database).st_ino != before or what != "database"
+        # (Not the inode: ext4 hands the freed inode number to the new file at once.)
         wait_for("the new index", lambda: count(lib.database, "file") == 30, loop.proc)
         assert count(lib.database, "emby_queue") == 30
         if what == "state folder":
