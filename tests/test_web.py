@@ -15,6 +15,8 @@ from prometheus_client.parser import text_string_to_metric_families
 from service_support import Loop, linked, wait_for
 from web_support import TOKEN, WebLoop, free_port
 
+from tests.test_drive_loop import Mirror, mirror  # noqa: F401  (the fixture)
+
 from conftest import Library, links_in
 
 ARR = Path(__file__).parent / "data" / "arr"
@@ -331,3 +333,20 @@ def test_a_media_server_that_does_not_answer_shows_on_the_page_and_in_metrics(
         for s in family.samples
     }
     assert samples[("graylink_queue_depth", (("server", "emby"),))] == 1
+
+
+def test_the_drive_feed_shows_on_the_page_and_in_metrics(
+    lib: Library, mirror: Mirror, loop_of: Callable[[], Loop]  # noqa: F811  (the imported fixture)
+) -> None:
+    mirror.write_ini(scopes="drive")  # rclone's default scope: the Changes feed
+    port = free_port()
+    with lib.ini.open("a") as ini:
+        ini.write(f"\n[web]\nlisten = 127.0.0.1:{port}\ntoken = {TOKEN}\n")
+    w = WebLoop(lib, loop_of(), port, TOKEN)
+    w.wait_up()
+    wait_for("a successful poll", lambda: w.get("/api/status").json()["drive"].get("last_result") == "ok", w.loop.proc)
+    page = w.get("/").text
+    assert 'data-tile="Drive feed"' in page and "changes feed" in page and "healthy" in page
+    samples = {s.name: s.value for f in text_string_to_metric_families(w.get("/metrics").text) for s in f.samples}
+    assert samples["graylink_feed_ok"] == 1
+    assert samples["graylink_drive_api_calls_last_24h"] >= 1

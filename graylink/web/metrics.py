@@ -7,6 +7,7 @@ the numbers are the database's, survive restarts, and agree with the page.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -76,31 +77,20 @@ class StatusCollector(Collector):
         yield from self._last_success(doc, totals)
 
     def _feed(self, drive: dict[str, Any]) -> Iterator[GaugeMetricFamily | CounterMetricFamily]:
-        if not drive:
+        if not drive or not drive.get("last_poll"):
             return
-        healthy = drive.get("healthy")
-        if not isinstance(healthy, bool):
-            result = str(drive.get("last_result") or "")
-            healthy = result == "" or result.startswith("ok")
-        yield GaugeMetricFamily(
-            "graylink_feed_ok", "1 when the Drive feed's last poll succeeded.", value=float(healthy)
-        )
-        lag = _num(drive.get("lag_s"))
-        if lag is None:
-            lag = _num(drive.get("cursor_age_s"))
-        if lag is not None:
-            yield GaugeMetricFamily(
-                "graylink_feed_lag_seconds", "Age of the newest change the feed handled.", value=lag
-            )
-        calls = _dict(drive.get("api_calls"))
-        for window in ("last_poll", "last_24h"):
-            value = _num(calls.get(window))
+        healthy = str(drive.get("last_result") or "") in ("", "ok")
+        yield GaugeMetricFamily("graylink_feed_ok", "1 when the Drive feed's last poll succeeded.", value=healthy)
+        newest = _num(drive.get("newest_change"))
+        if newest is not None:
+            lag = max(0.0, time.time() - newest)
+            text = "Age of the newest change the feed handled."
+            yield GaugeMetricFamily("graylink_feed_lag_seconds", text, value=lag)
+        for key, name in (("calls_last_poll", "last_poll"), ("calls_24h", "last_24h")):
+            value = _num(drive.get(key))
             if value is not None:
-                yield GaugeMetricFamily(
-                    f"graylink_drive_api_calls_{window}",
-                    f"Drive API calls in the {window.replace('_', ' ')}.",
-                    value=value,
-                )
+                text = f"Drive API calls in the {name.replace('_', ' ')}."
+                yield GaugeMetricFamily(f"graylink_drive_api_calls_{name}", text, value=value)
 
     def _last_success(self, doc: dict[str, Any], totals: dict[str, Any]) -> Iterator[GaugeMetricFamily]:
         family = GaugeMetricFamily(

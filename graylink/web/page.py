@@ -81,17 +81,20 @@ def _feed_tile(doc: dict[str, Any], now: float) -> Tile:
         return Tile("Drive feed", "off", "off", ["[drive] enabled = no: the walk finds changes"])
     if "error" in drive and "last_poll" not in drive:
         return Tile("Drive feed", "bad", "cannot be read", [str(drive["error"])])
-    feed = str(drive.get("feed") or drive.get("kind") or "drive")
+    feed = str(drive.get("feed") or "Drive")
     result = str(drive.get("last_result") or "")
-    healthy = drive.get("healthy")
-    ok = healthy if isinstance(healthy, bool) else (result in ("", "ok") or result.startswith("ok"))
-    lines = [f"last poll {ago(drive.get('last_poll'), now)}"]
-    lag = drive.get("lag_s")
-    if isinstance(lag, (int, float)):
-        lines.append(f"lag {int(lag)} s")
-    if result:
+    ok = result in ("", "ok")
+    lines = [f"{feed} feed" + (f" ({drive['feed_reason']})" if drive.get("feed_reason") else "")]
+    lines.append(f"last poll {ago(drive.get('last_poll'), now)}")
+    newest = drive.get("newest_change")
+    if isinstance(newest, (int, float)):
+        lines.append(f"newest change handled {ago(newest, now)}")
+    if isinstance(drive.get("calls_24h"), int):
+        lines.append(f"{drive.get('calls_last_poll', 0)} API calls last poll, {drive['calls_24h']} in 24 h")
+    if not ok:
         lines.append(result)
-    return Tile("Drive feed", "ok" if ok else "bad", feed if ok else f"{feed}: failing", lines)
+    headline = ("healthy" if ok else "failing") if drive.get("last_poll") else "not polled yet"
+    return Tile("Drive feed", "ok" if ok else "bad", headline, lines)
 
 
 def _server_tiles(doc: dict[str, Any], now: float) -> list[Tile]:
