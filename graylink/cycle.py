@@ -94,6 +94,7 @@ class Cycle:
             self.stats.duration_s = round(time.monotonic() - started, 6)
             return CycleResult(Plan(), self.stats, self.options.dry_run, False, self.failures, health=health)
         self._check_target()
+        self.space = ownership.claimed_space(self.config, self.store, self.space, write=not self.options.dry_run)
         drive = self._poll_drive()
         try:
             self.guard = SourceGuard(

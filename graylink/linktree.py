@@ -7,6 +7,15 @@ import os
 from graylink.db import join
 from graylink.reconciler import Entry
 
+# The folder at the top of the link tree where graylink databases record their
+# claims on it (graylink.ownership): never planned, never holds links.
+MARKER_DIR = b".graylink"
+
+
+def reserved(rel_dir: bytes) -> bool:
+    """Whether a folder of the link tree is graylink's marker folder (or below it)."""
+    return rel_dir == MARKER_DIR or rel_dir.startswith(MARKER_DIR + b"/")
+
 
 def _path(root: bytes, rel: bytes) -> bytes:
     return root + b"/" + rel if rel else root
@@ -45,7 +54,11 @@ def walk_dirs(root: bytes, rel: bytes) -> list[bytes]:
         current = stack.pop()
         try:
             with os.scandir(_path(root, current)) as it:
-                subs = [join(current, e.name) for e in it if e.is_dir(follow_symlinks=False)]
+                subs = [
+                    join(current, e.name)
+                    for e in it
+                    if e.is_dir(follow_symlinks=False) and (current or e.name != MARKER_DIR)
+                ]
         except OSError:
             continue
         found.extend(subs)

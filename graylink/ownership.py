@@ -13,11 +13,13 @@ from __future__ import annotations
 import logging
 import os
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
+from graylink import linktree
 from graylink.config import Config
 from graylink.db import Store
 from graylink.errors import ConfigError
+from graylink.reconciler import LinkSpace
 
 log = logging.getLogger(__name__)
 
@@ -123,3 +125,111 @@ def reload_refusal(running: Config, fresh: Config, store: Store) -> str | None:
         f"{'; '.join(changes)}: the database belongs to the old library; to move it, stop the service, "
         "run 'graylink reconcile --rebase' once, then start the service again"
     )
+
+
+# --------------------------------------------------------------- link tree
+
+# Beside the links, at the top of the link tree: one file per graylink database
+# that keeps links there. Hidden (media servers skip dot-folders), never a
+# link, never planned: see docs/reliability.md, "Whose links".
+MARKER_DIR = os.fsdecode(linktree.MARKER_DIR)
+_OWNER_PREFIX = "owner-"
+
+
+@dataclass(frozen=True)
+class Claim:
+    """One graylink database's claim on a link tree (a file in ``TARGET/.graylink``)."""
+
+    database_id: str
+    database: str
+    source: str
+    file: str = ""
+
+    def text(self) -> str:
+        return f"id = {self.database_id}\ndatabase = {self.database}\nsource = {self.source}\n"
+
+
+def _parse(path: str) -> Claim | None:
+    try:
+        with open(path, encoding="utf-8", errors="surrogateescape") as handle:
+            text = handle.read(4096)
+    except OSError:
+        return None
+    values = dict(line.partition(" = ")[::2] for line in text.splitlines() if " = " in line)
+    if not values.get("id"):
+        return None
+    return Claim(values["id"], values.get("database", ""), values.get("source", ""), path)
+
+
+def claims(target: str) -> list[Claim] | None:
+    """The claims on the link tree at ``target``; None when they cannot be read."""
+    folder = os.path.join(target, MARKER_DIR)
+    try:
+        names = sorted(os.listdir(folder))
+    except (FileNotFoundError, NotADirectoryError):
+        return []
+    except OSError:
+        return None
+    found = (_parse(os.path.join(folder, n)) for n in names if n.startswith(_OWNER_PREFIX))
+    return [c for c in found if c is not None]
+
+
+def ensure_id(store: Store) -> str:
+    current = database_id(store)
+    if current is None:
+        current = uuid.uuid4().hex
+        with store.atomic():
+            store.set_meta(META_DATABASE_ID, current)
+    return current
+
+
+def _write(target: str, claim: Claim) -> None:
+    folder = os.path.join(target, MARKER_DIR)
+    os.makedirs(folder, exist_ok=True)
+    final = os.path.join(folder, _OWNER_PREFIX + claim.database_id)
+    temp = os.path.join(folder, f".{_OWNER_PREFIX}{claim.database_id}.tmp")
+    with open(temp, "w", encoding="utf-8", errors="surrogateescape") as handle:
+        handle.write(claim.text())
+    os.replace(temp, final)
+
+
+def claim_tree(config: Config, store: Store, *, write: bool) -> list[Claim]:
+    """Record this database's claim on the link tree; the other databases that claim it.
+
+    A claim is this database's when it carries its identity, or its path and
+    source (the same database made anew: moved away and rebuilt, or recreated
+    under the loop); an old claim of this database is replaced."""
+    mine = Claim(ensure_id(store), _norm(config.paths.database), _norm(config.paths.source))
+    target = config.paths.target
+    found = claims(target)
+    if found is None:
+        log.warning(
+            "cannot read %s: links not recorded in this database are left alone", os.path.join(target, MARKER_DIR)
+        )
+        return [Claim("unknown", "unknown", "unknown")]
+    ours = [
+        c for c in found if c.database_id == mine.database_id or (c.database, c.source) == (mine.database, mine.source)
+    ]
+    others = [c for c in found if c not in ours]
+    if write and [replace(c, file="") for c in ours] != [mine]:
+        try:
+            _write(target, mine)
+            for old in ours:
+                if old.database_id != mine.database_id:
+                    os.unlink(old.file)
+        except OSError as exc:
+            log.warning("cannot record this database's claim in %s: %s", os.path.join(target, MARKER_DIR), exc.strerror)
+    return others
+
+
+def claimed_space(config: Config, store: Store, space: LinkSpace, *, write: bool) -> LinkSpace:
+    """``space``, marked shared when another graylink database claims the link tree."""
+    others = claim_tree(config, store, write=write)
+    if not others:
+        return replace(space, shared=True)
+    log.debug(
+        "the link tree %s is shared with %s: only links recorded in this database are repaired or pruned",
+        config.paths.target,
+        ", ".join(f"database {c.database} (source {c.source})" for c in others),
+    )
+    return replace(space, shared=True)

@@ -17,7 +17,7 @@ from typing import Any
 from graylink.config import Config
 from graylink.db import Store, join, subtree_bounds
 from graylink.index import Index
-from graylink.linktree import read_dir, walk_dirs
+from graylink.linktree import read_dir, reserved, walk_dirs
 from graylink.reconciler import Action, Desired, LinkSpace, Op, plan_dir
 from graylink.rules import Rules
 from graylink.scopes import Scope
@@ -90,7 +90,7 @@ def plan_scope(
         on_disk = False
         for _, tag, rows in items:
             if tag == 0:
-                if rows and rules.wants_dir(rel_dir):
+                if rows and rules.wants_dir(rel_dir) and not reserved(rel_dir):
                     for name in rows:
                         rel = join(rel_dir, name)
                         desired[name] = Desired(space.link_target(rel), rel)

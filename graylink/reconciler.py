@@ -86,6 +86,9 @@ class LinkSpace:
     target: bytes  # the link tree's root
     link_root: bytes  # the source root as the media server sees it
     relative: bool
+    # Another graylink database claims this link tree too: then only links this
+    # database recorded are its own, not every link into its source.
+    shared: bool = False
 
     def link_target(self, rel: bytes) -> bytes:
         absolute = self.link_root.rstrip(b"/") + b"/" + rel
@@ -93,6 +96,11 @@ class LinkSpace:
             return absolute
         link_dir = os.path.dirname(self.target.rstrip(b"/") + b"/" + rel)
         return os.path.relpath(absolute, link_dir)
+
+    def claims(self, rel_dir: bytes, content: bytes) -> bool:
+        """Whether a symlink this database did not record is still graylink's to
+        repair or prune: it points into the source and no other graylink shares the tree."""
+        return not self.shared and self.points_into_source(rel_dir, content)
 
     def points_into_source(self, rel_dir: bytes, content: bytes) -> bool:
         """Whether a symlink in ``rel_dir`` of the link tree points into the source."""
@@ -145,7 +153,7 @@ def _plan_wanted(
             if mine != want.target:
                 return [Action(Op.ADOPT, link, want.target, want.source)]
             return []
-        if mine is not None or space.points_into_source(rel_dir, have.target):
+        if mine is not None or space.claims(rel_dir, have.target):
             return [Action(Op.REPAIR, link, want.target, want.source, detail=_show(have.target))]
         return [Action(Op.CONFLICT, link, want.target, want.source, detail="a symlink graylink did not make")]
     what = {"file": "a regular file", "dir": "a directory"}.get(have.kind, "a special file")
@@ -164,7 +172,7 @@ def _plan_unwanted(
         return [Action(Op.PRUNE, link, have.target, detail="temporary entry of an interrupted run")]
     if mine is not None and (have.target == mine or space.points_into_source(rel_dir, have.target)):
         return [Action(Op.PRUNE, link, have.target)]
-    if space.points_into_source(rel_dir, have.target):
+    if space.claims(rel_dir, have.target):
         return [Action(Op.PRUNE, link, have.target)]
     # Someone replaced our link with one of their own: it is theirs now.
     return [Action(Op.FORGET, link)] if mine is not None else []

@@ -134,3 +134,96 @@ def test_sighup_to_another_source_is_refused_and_rebase_completes_the_move(
     assert links_in(lib.target) == expected_links(new)
     assert good != lib.ini.read_text()
     assert os.path.exists(lib.database)
+
+
+# ------------------------------------------------------- whose links: the marker
+
+
+def nested_pair(lib: Library) -> tuple[Library, Library]:
+    """A over src/Movies, B over src (which holds A's source), one shared link tree, two databases."""
+    src = lib.root / "src"
+    a = Library(lib.root, src / "Movies", lib.target, lib.root / "a" / "a.db", lib.root / "a.ini")
+    b = Library(lib.root, src, lib.target, lib.root / "b" / "b.db", lib.root / "b.ini")
+    a.source.mkdir(parents=True)
+    a.write_ini()
+    b.write_ini()
+    for rel in ("Movies/X (2001)/X.mkv", "Movies/Y (2002)/Y.mkv", "TV/Show/S01E01.mkv", "TV/Show/S01E02.mkv"):
+        b.add(rel)
+    return a, b
+
+
+def wanted(lib: Library, prefix: str = "") -> dict[bytes, bytes]:
+    return {os.fsencode(prefix) + rel: content for rel, content in expected_links(lib.source).items()}
+
+
+def run_ok(lib: Library, *args: str) -> str:
+    done = lib.run("reconcile", *args)
+    assert done.returncode == 0, done.stderr
+    return done.stdout
+
+
+def test_two_graylinks_sharing_a_target_never_prune_each_others_links(lib: Library) -> None:
+    a, b = nested_pair(lib)
+    run_ok(a)
+    assert links_in(lib.target) == wanted(a)
+    assert "0 pruned" in run_ok(b), "B must not prune A's links, which point into B's source"
+    both = wanted(a) | wanted(b)
+    assert links_in(lib.target) == both
+    assert "0 created, 0 repaired, 0 pruned, 0 conflicts" in run_ok(a)
+    assert "0 created, 0 repaired, 0 pruned, 0 conflicts" in run_ok(b)
+    assert links_in(lib.target) == both
+
+    owners = sorted(p.name for p in (lib.target / ".graylink").iterdir())
+    assert len(owners) == 2 and all(name.startswith("owner-") for name in owners)
+    claims = {meta(db, "database_id"): db for db in (a.database, b.database)}
+    for name in owners:
+        text = (lib.target / ".graylink" / name).read_text()
+        db = claims[name.removeprefix("owner-")]
+        assert f"database = {db}\n" in text
+        assert f"source = {a.source if db == a.database else b.source}\n" in text
+
+    # A deleted movie: each graylink prunes its own link to it, and only that.
+    os.unlink(a.source / "X (2001)" / "X.mkv")
+    assert "1 pruned" in run_ok(a)
+    assert "1 pruned" in run_ok(b)
+    assert links_in(lib.target) == wanted(a) | wanted(b)
+
+    # The marker is no link, no conflict, no page entry, and no update for a media server.
+    dry = b.run("reconcile", "--dry-run", "--json")
+    assert ".graylink/" not in dry.stdout and "owner-" not in dry.stdout
+    snapshot = b.run("snapshot", "-o", str(lib.root / "page.html"))
+    assert snapshot.returncode == 0 and "owner-" not in (lib.root / "page.html").read_text()
+
+
+def test_a_rebuilt_database_takes_its_link_tree_back(lib: Library) -> None:
+    """Alone on its link tree, a database moved away and rebuilt adopts the links
+    into its source and prunes the orphans (its old claim is its own: same path, same source)."""
+    lib.add("Movies/A.mkv")
+    lib.add("Movies/B.mkv")
+    assert lib.run("reconcile").returncode == 0
+    old_id = meta(lib.database, "database_id")
+    os.rename(lib.database, lib.root / "away.db")
+    os.unlink(lib.source / "Movies" / "B.mkv")
+    rebuilt = lib.run("reconcile")
+    assert rebuilt.returncode == 0, rebuilt.stderr
+    assert "0 created, 0 repaired, 1 pruned" in rebuilt.stdout
+    assert links_in(lib.target) == expected_links(lib.source)
+    new_id = meta(lib.database, "database_id")
+    assert new_id != old_id
+    assert [p.name for p in (lib.target / ".graylink").iterdir()] == [f"owner-{new_id}"]
+
+
+def test_a_link_tree_another_database_claims_keeps_its_unrecorded_links(lib: Library) -> None:
+    a, b = nested_pair(lib)
+    run_ok(a)
+    run_ok(b)
+    # B's database is lost: its links are not recorded in the rebuilt one and A
+    # still claims the tree, so B adopts what it wants and leaves the rest alone.
+    shutil.rmtree(b.database.parent)
+    os.unlink(b.source / "TV" / "Show" / "S01E02.mkv")
+    out = run_ok(b)
+    assert "0 created, 0 repaired, 0 pruned" in out
+    assert b"TV/Show/S01E02.mkv" in links_in(lib.target), "not recorded by B's new database: left alone"
+    assert links_in(lib.target) == wanted(a) | wanted(b) | {
+        b"TV/Show/S01E02.mkv": os.fsencode(b.source / "TV" / "Show" / "S01E02.mkv")
+    }

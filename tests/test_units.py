@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import gc
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -84,6 +85,29 @@ def test_plan_dir_cases() -> None:
     after = {name: Entry("link", d.target) for name, d in want.items()}
     mine = {name: d.target for name, d in want.items()}
     assert plan_dir(SPACE, b"D", want, after, mine) == []
+
+
+def test_plan_dir_on_a_shared_link_tree_touches_only_recorded_links() -> None:
+    """Another graylink database claims the tree: a link into the source is ours only when recorded."""
+    shared = replace(SPACE, shared=True)
+    want = {b"wrong.mkv": Desired(b"/mnt/src/D/wrong.mkv", b"D/wrong.mkv")}
+    have = {
+        b"wrong.mkv": Entry("link", b"/mnt/src/E/other.mkv"),
+        b"gone.mkv": Entry("link", b"/mnt/src/D/gone.mkv"),
+        b"mine-gone.mkv": Entry("link", b"/mnt/src/D/mine-gone.mkv"),
+        b"ok.mkv": Entry("link", b"/mnt/src/D/ok.mkv"),
+    }
+    want[b"ok.mkv"] = Desired(b"/mnt/src/D/ok.mkv", b"D/ok.mkv")
+    owned = {b"mine-gone.mkv": b"/mnt/src/D/mine-gone.mkv"}
+    ops = {(a.op, a.link) for a in plan_dir(shared, b"D", want, have, owned)}
+    assert ops == {
+        (Op.CONFLICT, b"D/wrong.mkv"),  # not recorded: another graylink's, never rewritten
+        (Op.PRUNE, b"D/mine-gone.mkv"),  # recorded: ours to prune
+        (Op.ADOPT, b"D/ok.mkv"),  # exactly the link wanted: recorded, untouched
+    }
+    # Alone on the tree, the same links into the source are all ours.
+    alone = {(a.op, a.link) for a in plan_dir(SPACE, b"D", want, have, owned)}
+    assert (Op.REPAIR, b"D/wrong.mkv") in alone and (Op.PRUNE, b"D/gone.mkv") in alone
 
 
 def test_relative_link_targets() -> None:
