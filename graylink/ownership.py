@@ -226,7 +226,7 @@ def claimed_space(config: Config, store: Store, space: LinkSpace, *, write: bool
     """``space``, marked shared when another graylink database claims the link tree."""
     others = claim_tree(config, store, write=write)
     if not others:
-        return replace(space, shared=True)
+        return space
     log.debug(
         "the link tree %s is shared with %s: only links recorded in this database are repaired or pruned",
         config.paths.target,
