@@ -28,6 +28,7 @@ from graylink.config import Config
 from graylink.db import SQLITE_ERRORS, Mark, Store
 from graylink.errors import GraylinkError
 from graylink.lock import InstanceLock
+from graylink.readonlyfs import on_read_only_fs, read_only_refusal
 
 log = logging.getLogger(__name__)
 
@@ -188,6 +189,10 @@ class Guard:
 
     def check(self, store: Store, config: Config) -> Store:
         """The store to go on with (``store``, or a new one); raises CannotGoOn."""
+        if on_read_only_fs(store.path):
+            # Every write would fail from now on (a disk the kernel remounted
+            # read-only after errors does not come back by itself).
+            raise CannotGoOn(str(read_only_refusal(store.path)))
         if self.lock is not None and self.lock.lost():
             try:
                 self.lock.reacquire()

@@ -96,12 +96,25 @@ def check(config: Config, store: Store, *, rebase: bool = False) -> None:
 def record(config: Config, store: Store) -> None:
     """Record the config's library as the database's (inside the caller's transaction)."""
     wanted = Library.of(config)
-    if recorded(store) == wanted and database_id(store) is not None:
+    before = recorded(store)
+    if before == wanted and database_id(store) is not None:
         return
     if database_id(store) is None:
         store.set_meta(META_DATABASE_ID, uuid.uuid4().hex)
+    elif before is not None and before.target != wanted.target:
+        _withdraw_claim(before.target, str(database_id(store)))
     store.set_meta(META_SOURCE, wanted.source)
     store.set_meta(META_TARGET, wanted.target)
+
+
+def _withdraw_claim(target: str, my_id: str) -> None:
+    """A rebase onto another link tree: the old tree is no longer this database's."""
+    folder = os.path.join(target, MARKER_DIR)
+    try:
+        os.unlink(os.path.join(folder, _OWNER_PREFIX + my_id))
+        os.rmdir(folder)  # only when no other graylink claims that tree
+    except OSError:
+        pass
 
 
 def reload_refusal(running: Config, fresh: Config, store: Store) -> str | None:

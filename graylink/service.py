@@ -275,6 +275,7 @@ class Service:
             log.error("%s; stopping", exc)
             self.exit_code = exc.exit_code
             self.stop_requested = True
+            self.store.close()  # nothing more is written (shutdown skips a closed store)
             return False
         return True
 

@@ -114,13 +114,22 @@ def read_only_state(lib: Library) -> Iterator[Callable[[], None]]:
     if mounted.returncode != 0:
         pytest.skip(f"SKIPPED LOUDLY: cannot mount a tmpfs here ({mounted.stderr!r}); EROFS is not tested")
 
+    mounts = 1
+
     def read_only() -> None:
-        subprocess.run(["mount", "-o", "remount,ro", str(state)], check=True)
+        nonlocal mounts
+        remounted = subprocess.run(["mount", "-o", "remount,ro", str(state)], capture_output=True)
+        if remounted.returncode != 0:
+            # Busy (a writer has files open): a read-only bind mount over the same folder.
+            subprocess.run(["mount", "--bind", str(state), str(state)], check=True)
+            mounts += 1
+            subprocess.run(["mount", "-o", "remount,bind,ro", str(state)], check=True)
 
     try:
         yield read_only
     finally:
-        subprocess.run(["umount", "-l", str(state)], check=False)
+        for _ in range(mounts):
+            subprocess.run(["umount", "-l", str(state)], check=False)
 
 
 def test_database_on_a_read_only_filesystem(lib: Library, read_only_state: Callable[[], None]) -> None:
@@ -148,3 +157,20 @@ def test_database_on_a_read_only_filesystem(lib: Library, read_only_state: Calla
             "('graylink status' and 'graylink snapshot' can still read it)"
         ]
     assert b"Movies/B.mkv" not in links_in(lib.target)
+
+
+def test_database_filesystem_turning_read_only_under_the_loop_stops_it(
+    lib: Library, read_only_state: Callable[[], None], loop_of: Callable[[], Loop]
+) -> None:
+    lib.add("Movies/A.mkv")
+    lib.write_ini(scan={"interval": "1s", "workers": "2"}, mount={"check_interval": "1s"})
+    loop = loop_of()
+    wait_for("the link", linked(lib, "Movies/A.mkv"), loop.proc)
+    read_only_state()  # what the kernel does to a disk after I/O errors (errors=remount-ro)
+    assert loop.proc.wait(timeout=60) == 1
+    lines = [line for line in loop.text().splitlines() if "read-only filesystem" in line]
+    assert len(lines) == 1 and " ERROR " in lines[0], loop.text()
+    assert lines[0].endswith("can still read it); stopping")
+    assert "Traceback" not in loop.text()
+    status = lib.run("status")
+    assert status.returncode == 0, status.stderr

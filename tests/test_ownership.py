@@ -227,3 +227,19 @@ def test_a_link_tree_another_database_claims_keeps_its_unrecorded_links(lib: Lib
     assert links_in(lib.target) == wanted(a) | wanted(b) | {
         b"TV/Show/S01E02.mkv": os.fsencode(b.source / "TV" / "Show" / "S01E02.mkv")
     }
+
+
+def test_rebase_onto_another_link_tree_withdraws_the_old_claim(lib: Library) -> None:
+    lib.add("Movies/A.mkv")
+    assert lib.run("reconcile").returncode == 0
+    my_id = meta(lib.database, "database_id")
+    assert (lib.target / ".graylink" / f"owner-{my_id}").is_file()
+    fresh = lib.root / "links2"
+    lib.write_ini(paths={"target": str(fresh)})
+    assert lib.run("reconcile").returncode == 2
+    rebased = lib.run("reconcile", "--rebase")
+    assert rebased.returncode == 0, rebased.stderr
+    assert links_in(fresh) == expected_links(lib.source)
+    assert not (lib.target / ".graylink").exists(), "the old tree is no longer claimed"
+    assert links_in(lib.target) == expected_links(lib.source), "nothing outside the target is deleted"
+    assert [p.name for p in (fresh / ".graylink").iterdir()] == [f"owner-{my_id}"]
