@@ -280,7 +280,34 @@ def render_status(doc: dict[str, Any], now: float | None = None) -> str:
                 f"  {job['name']:<12} last {_when(job['last_run'], now)}{took}: {state} {job['result']}".rstrip()
             )
             lines.append(f"  {'':<12} next {next_run}; {job['runs']} runs, {job['failures']} failed")
-    for key, title in (("emby", "emby queue"), ("plex", "plex queue"), ("mount", "mount"), ("drive", "drive feed")):
+    for key in ("emby", "plex"):
+        if key in doc:
+            lines.append(_queue_line(f"{key} queue", doc[key], now))
+    for key, title in (("mount", "mount"), ("drive", "drive feed")):
         if key in doc:
             lines.extend(_section_lines(title, doc[key]))
     return "\n".join(lines)
+
+
+def _queue_line(title: str, queue: dict[str, Any], now: float) -> str:
+    """One media server's queue and last delivery, in one line."""
+    if "error" in queue and "pending" not in queue:
+        return f"{title}: unreadable ({queue['error']})"
+    if queue["pending"]:
+        waiting = (
+            f"{queue['pending']} updates waiting ({queue['pending_paths']} paths, "
+            f"oldest {_when(queue['oldest_queued_at'], now)})"
+        )
+    else:
+        waiting = "nothing waiting"
+    last = queue.get("last_delivery")
+    if not last:
+        return f"{title}: {waiting}; never delivered"
+    server = f", {last['server']}" if last.get("server") else ""
+    if last.get("ok"):
+        outcome = f"ok, {last.get('sent', 0)} sent ({last.get('mode', '-')}{server})"
+        if last.get("skipped"):
+            outcome += f", {last['skipped']} under no library (not sent)"
+    else:
+        outcome = f"FAILED: {last.get('error', '')}"
+    return f"{title}: {waiting}; last delivery {_when(last.get('time'), now)}: {outcome}"

@@ -49,6 +49,7 @@ class Scan:
     ignored: bool  # the path is under none of the section's locations
     headers: dict[str, str] = field(default_factory=dict)
     url: str = ""
+    at: float = field(default_factory=time.monotonic)  # when Plex took it
 
 
 @dataclass

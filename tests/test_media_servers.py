@@ -6,10 +6,19 @@ graylink runs as a real process against a loopback Emby and a loopback Plex.
 from __future__ import annotations
 
 import json
+import os
 import socket
+import time
+from pathlib import Path
 
-from emby_server import FakeMediaServer
+from emby_server import Answer, FakeMediaServer
 from plex_server import FakePlex
+
+from graylink.config import parse_raw
+from graylink.db import Store
+from graylink.notify.deliver import deliver_all
+from graylink.notify.queue import enqueue
+from graylink.reconciler import Op
 
 from conftest import Library
 
@@ -67,7 +76,9 @@ def test_plex_down_for_two_runs_never_holds_back_emby_and_loses_nothing(lib: Lib
         assert status["plex"]["pending"] == 2 and status["plex"]["last_delivery"]["ok"] is False
         human = lib.run("status")
         outputs.append(human.stdout + human.stderr)
-        assert "plex queue:" in human.stdout and "emby queue:" in human.stdout
+        lines = {line.split(":", 1)[0]: line for line in human.stdout.splitlines()}
+        assert "nothing waiting" in lines["emby queue"] and ": ok, 1 sent" in lines["emby queue"]
+        assert "2 updates waiting" in lines["plex queue"] and "FAILED: Plex at" in lines["plex queue"]
         with FakePlex(TOKEN, port=port) as plex:
             third = lib.run("reconcile")
             fourth = lib.run("reconcile")
@@ -102,3 +113,32 @@ def test_a_server_removed_from_the_config_drops_its_queue_with_a_warning(lib: Li
         done = lib.run("reconcile")
     assert done.returncode == 0, done.stderr
     assert "[plex] is no longer configured: dropping its 1 queued updates" in done.stderr
+
+
+class Sleeps(list[float]):
+    def __call__(self, seconds: float) -> None:
+        self.append(seconds)
+
+
+def test_a_slow_server_does_not_hold_back_the_other(tmp_path: Path) -> None:
+    """The servers are told at the same time: Plex is done while a dripping Emby still holds its delivery."""
+    links = tmp_path / "links"
+    (links / "Movies" / "A (2001)").mkdir(parents=True)
+    (tmp_path / "src").mkdir()
+    with FakeMediaServer("emby", KEY) as emby, FakePlex(TOKEN) as plex, Store(str(tmp_path / "g.db")) as store:
+        emby.answer(*[Answer(204, drip=0.3)] * 3)
+        config = parse_raw(
+            {
+                "paths": {"source": str(tmp_path / "src"), "target": str(links)},
+                "emby": {"url": emby.url, "api_key": KEY, "server": "emby"},
+                "plex": {"url": plex.url, "token": TOKEN, "path_map": f"{links}=/data"},
+            }
+        )
+        with store.atomic():
+            enqueue(store, [(Op.CREATE, os.fsencode(links / "Movies/A (2001)/A.mkv"))], ("emby", "plex"))
+        began = time.monotonic()
+        results = deliver_all(config, store, sleep=Sleeps(), deadline=1.0)
+        took = time.monotonic() - began
+        assert results["plex"].ok and not results["emby"].ok and took >= 3.0  # Emby: three 1 s tries
+        assert plex.scans[0].at - began < 1.0  # Plex did not wait for Emby
+        assert results["emby"].pending == 1 and results["plex"].pending == 0

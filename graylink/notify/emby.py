@@ -172,24 +172,24 @@ def _send(
     url = safe_url(config.url)
     path = UPDATED_PATH if mode == "targeted" else REFRESH_PATH
     body = {"Updates": [entry.as_json() for entry in entries]} if mode == "targeted" else None
-    state = {"kind": config.server if config.server != "auto" else "", "final": config.server != "auto"}
+    known = Detected(config.server, final=True) if config.server != "auto" else None
 
     def attempt() -> None:
-        if not state["kind"]:
-            seen = detect(public_info(client))
-            state["kind"], state["final"] = seen.kind, seen.final
-            result.server = seen.kind
+        nonlocal known
+        if known is None:
+            known = detect(public_info(client))
+            result.server = known.kind
         try:
-            client.request("POST", path, headers=auth_headers(str(state["kind"]), config.api_key), body=body)
+            client.request("POST", path, headers=auth_headers(known.kind, config.api_key), body=body)
         except TransientError:
-            if not state["final"]:
-                state["kind"] = ""  # a starting Jellyfin: ask again what answers
+            if not known.final:
+                known = None  # a starting Jellyfin: ask again what answers
             raise
 
     try:
         with_tries(client, budget, f"media server at {url}", attempt)
     except RefusedError as exc:
-        kind = str(state["kind"]) or result.server
+        kind = known.kind if known is not None else result.server
         name = "Jellyfin" if kind == "jellyfin" else "Emby"
         hint = (
             "check [emby] api_key"
@@ -202,8 +202,8 @@ def _send(
         result.error = f"{url}: {scrub(str(exc), config.api_key)}; {KEPT}"
     except GaveUpError as exc:
         result.error = f"{exc}; {KEPT}"
-    if state["kind"]:
-        result.server = str(state["kind"])
+    if known is not None:
+        result.server = known.kind
 
 
 def report(label: str, url: str, result: DeliveryResult) -> None:

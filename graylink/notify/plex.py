@@ -11,6 +11,7 @@ it answered 2xx, so a server that fails halfway keeps only what it missed.
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import xml.etree.ElementTree as ET
@@ -52,8 +53,6 @@ def token_headers(token: str) -> dict[str, str]:
 def parse_sections(content_type: str, body: bytes) -> list[Section]:
     """The sections of a ``/library/sections`` answer, JSON or XML."""
     if "json" in content_type:
-        import json
-
         doc = json.loads(body)
         container = (doc.get("MediaContainer") or {}) if isinstance(doc, dict) else {}
         directories = [d for d in container.get("Directory") or [] if isinstance(d, dict)]
