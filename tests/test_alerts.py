@@ -55,9 +55,10 @@ def test_a_refused_key_is_told_at_once_unreachable_after_three_cycles() -> None:
     assert len(sent) == 1 and "refuses" in sent[0].body
     _, sent = run([Observation(at=i, servers={"plex": down}) for i in range(2)])
     assert sent == []
-    _, sent = run([Observation(at=i, servers={"plex": down}) for i in range(4)] + [
-        Observation(at=9, servers={"plex": ServerSeen(ok=True)})
-    ])
+    _, sent = run(
+        [Observation(at=i, servers={"plex": down}) for i in range(4)]
+        + [Observation(at=9, servers={"plex": ServerSeen(ok=True)})]
+    )
     assert [a.kind for a in sent] == ["failure", "success"]
 
 

@@ -114,7 +114,7 @@ def test_a_dripping_answer_ends_at_the_deadline(head_first: bool) -> None:
         began = time.monotonic()
         with pytest.raises(DeadlineExceeded, match="within 1s"):
             session.get(server.url, timeout=1.0)
-        assert time.monotonic() - began < 2.0
+        assert time.monotonic() - began < 10.0  # the whole answer would take 40 s
         assert isinstance(DeadlineExceeded(), requests.Timeout)  # callers classify it as a timeout
 
 
@@ -126,12 +126,12 @@ def test_a_quick_answer_is_read_whole() -> None:
 
 def test_a_stop_request_ends_a_request_at_once() -> None:
     stop = threading.Event()
-    with DripServer(0.2, body=b"x" * 500) as server, DeadlineSession(60.0, should_stop=stop.is_set) as session:
+    with DripServer(0.2, body=b"x" * 500) as server, DeadlineSession(90.0, should_stop=stop.is_set) as session:
         threading.Timer(0.5, stop.set).start()
         began = time.monotonic()
         with pytest.raises(RequestStopped):
-            session.get(server.url, timeout=60.0)
-        assert time.monotonic() - began < 1.5
+            session.get(server.url, timeout=90.0)
+        assert time.monotonic() - began < 10.0  # the answer would take 100 s, the deadline is 90 s
 
 
 # ----------------------------------------------------------- media server
@@ -149,7 +149,7 @@ def _emby(url: str) -> object:
 
 
 def test_a_dripping_media_server_cannot_hold_a_delivery(store: Store) -> None:
-    """Failed before the fix: each try waited for the whole drip (one byte every 0.3 s, ~80 bytes)."""
+    """Failed before the fix: each try waited for the whole drip (one byte every 0.3 s, ~80 bytes: 24 s)."""
     with FakeMediaServer("emby", KEY) as server:
         server.answer(*[Answer(204, drip=0.3)] * 3)
         _queued(store)
@@ -158,7 +158,7 @@ def test_a_dripping_media_server_cannot_hold_a_delivery(store: Store) -> None:
         took = time.monotonic() - began
     assert not result.ok and result.pending == 1
     assert "no complete answer within 1s" in result.error
-    assert len(server.posts()) == 3 and took < 5.0
+    assert len(server.posts()) == 3 and took < 15.0  # three whole drips: 72 s
 
 
 def test_a_delivery_stops_when_its_budget_is_spent(store: Store) -> None:
@@ -172,7 +172,7 @@ def test_a_delivery_stops_when_its_budget_is_spent(store: Store) -> None:
     # 1 s try, 1 s pause, 1 s try: the 2 s pause before a third would overrun 3.5 s.
     assert len(server.posts()) == 2 and sleeps == [1.0]
     assert not result.ok and "the 3.5 s this run gives a delivery are spent" in result.error
-    assert took < 3.5
+    assert took < 3.5 + 3.0  # the budget, and a margin for a loaded machine (one drip: 24 s)
 
 
 def test_a_stop_request_ends_a_dripping_delivery_and_keeps_the_queue(store: Store) -> None:
@@ -184,7 +184,7 @@ def test_a_stop_request_ends_a_dripping_delivery_and_keeps_the_queue(store: Stor
         began = time.monotonic()
         result = deliver(_emby(server.url), store, should_stop=stop.is_set)  # type: ignore[arg-type]
         took = time.monotonic() - began
-    assert took < 1.5
+    assert took < 10.0  # the drip alone takes 24 s, three tries 72 s
     assert not result.ok and "stopped on request" in result.error and result.pending == 1
 
 
@@ -196,7 +196,7 @@ def test_a_stop_request_ends_the_pause_between_tries(store: Store) -> None:
         threading.Timer(0.5, stop.set).start()
         began = time.monotonic()
         result = deliver(_emby(server.url), store, should_stop=stop.is_set)  # type: ignore[arg-type]
-        assert time.monotonic() - began < 1.5
+        assert time.monotonic() - began < 10.0  # the server asked for 30 s
     assert "stopped on request" in result.error and result.pending == 1
 
 
@@ -210,7 +210,7 @@ def test_a_dripping_rclone_rc_ends_at_the_deadline(tmp_path: Path) -> None:
         began = time.monotonic()
         with pytest.raises(RcError, match="did not answer vfs/refresh in time"):
             rc_call(config, "vfs/refresh", {}, deadline=1.0)  # type: ignore[arg-type]
-        assert time.monotonic() - began < 2.0
+        assert time.monotonic() - began < 10.0  # the whole answer takes 24 s
 
 
 class SlowRc:
@@ -253,12 +253,13 @@ class SlowRc:
 
 def test_vfs_refresh_rounds_share_one_budget(tmp_path: Path) -> None:
     """Each round (a missing folder climbs to its parent) is a call; all of them end within the budget."""
-    rc = SlowRc(0.6)
+    rc = SlowRc(1.0)
     try:
         config = _config(tmp_path, mount={"rclone_rc": rc.url})
         began = time.monotonic()
         assert not vfs_refresh(config, [b"a/b/c/d/e/f"], budget=3.0)  # type: ignore[arg-type]
-        assert time.monotonic() - began < 3.5 and 3 <= rc.calls <= 5  # unbounded: 7 calls, 4.2 s
+        assert 2 <= rc.calls <= 4  # unbounded: 7 calls, one per level
+        assert time.monotonic() - began < 6.5  # unbounded: 7 s
     finally:
         rc.close()
 
@@ -299,7 +300,7 @@ def test_sigterm_during_a_dripping_delivery_stops_the_loop_at_once(lib: Library,
         began = time.monotonic()
         assert loop.stop(signal.SIGTERM) == 0
         took = time.monotonic() - began
-        assert took < 5.0, f"the loop took {took:.1f}s to stop"
+        assert took < 15.0, f"the loop took {took:.1f}s to stop"  # the delivery alone: 3 drips of ~40 s
         assert "stopped on request" in loop.text() and KEY not in loop.text()
     status = json.loads(lib.run("status", "--json").stdout)
     assert status["emby"]["pending"] == 1  # kept for the next run

@@ -140,5 +140,5 @@ def test_a_slow_server_does_not_hold_back_the_other(tmp_path: Path) -> None:
         results = deliver_all(config, store, sleep=Sleeps(), deadline=1.0)
         took = time.monotonic() - began
         assert results["plex"].ok and not results["emby"].ok and took >= 3.0  # Emby: three 1 s tries
-        assert plex.scans[0].at - began < 1.0  # Plex did not wait for Emby
+        assert plex.scans[0].at - began < 2.0  # Plex did not wait for Emby's three 1 s tries
         assert results["emby"].pending == 1 and results["plex"].pending == 0

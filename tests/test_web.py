@@ -141,9 +141,7 @@ def test_reconcile_request_marks_the_subtree_and_links_at_once(lib: Library, web
     "body",
     [{"paths": ["../etc"]}, {"paths": ["/etc/passwd"]}, {"paths": []}, {"paths": "TV"}, {"nothing": 1}, [1]],
 )
-def test_bad_reconcile_requests_are_400_and_mark_nothing(
-    lib: Library, web: Callable[..., WebLoop], body: Any
-) -> None:
+def test_bad_reconcile_requests_are_400_and_mark_nothing(lib: Library, web: Callable[..., WebLoop], body: Any) -> None:
     w = web()
     answer = w.post("/api/reconcile", body)
     assert answer.status_code == 400 and answer.json()["error"]
