@@ -194,11 +194,12 @@ def graylink_args(words: list[str]) -> list[str] | None:
         while words and (words[0].startswith("-") or ASSIGNMENT.match(words[0])):
             takes_value = words[0] in ("-u", "-g")
             words = words[2:] if takes_value else words[1:]
-    if words[:2] == ["docker", "exec"] or words[:3] == ["docker", "compose", "exec"]:
-        words = words[3:] if words[1] == "compose" else words[2:]
-        while words and words[0].startswith("-"):
-            words = words[1:]
-        words = words[1:]  # the container
+    if words and words[0] in ("docker", "podman"):
+        # "docker compose run --rm graylink graylink status": the container or
+        # service may be called graylink too; the command is the last such word
+        # ("docker logs graylink" then reads as a bare `graylink`, which parses).
+        at = [i for i, word in enumerate(words) if os.path.basename(word) == "graylink"]
+        return words[at[-1] + 1 :] if at else None
     if words and os.path.basename(words[0]) == "graylink":
         return words[1:]
     if len(words) >= 3 and os.path.basename(words[0]).startswith("python") and words[1:3] == ["-m", "graylink"]:
@@ -215,7 +216,8 @@ def examples_in(path: Path) -> Iterator[Example]:
             yield from _examples(f"{rel}:{line}", text)
     for line, text in prose_lines(path):
         for code in INLINE_CODE.findall(text):
-            if code.startswith(("graylink ", "python3 -m graylink", "python -m graylink")) or code == "graylink":
+            runs = code.startswith(("graylink ", "python3 -m graylink", "python -m graylink", "docker ", "podman "))
+            if runs or code == "graylink":
                 yield from _examples(f"{rel}:{line}", code)
 
 
