@@ -103,6 +103,9 @@ def block_line_of(block: Block, message: str) -> int:
     at = re.search(r"\[line\s+(\d+)\]", message)
     if at:
         return block.line + int(at.group(1)) - 1
+    section = re.search(r"unknown section \[([^\]]+)\]", message)
+    if section:
+        return block.line + next((i for i, line in enumerate(block.lines) if line.strip() == f"[{section[1]}]"), 0)
     named = re.match(r"\[(\w+)\] (\w+):", message) or re.search(r"unknown key '(\w+)'", message)
     if named:
         key = named.group(named.lastindex or 1)
@@ -177,7 +180,7 @@ def simple_commands(text: str) -> Iterator[list[str]]:
         elif token and token[0] in "<>":  # a redirection: drop it and its target
             if words and words[-1].isdigit():
                 words.pop()
-            skip_next = not token.endswith("&")
+            skip_next = True
         else:
             words.append(token)
     yield words
@@ -267,6 +270,30 @@ EXAMPLES = all_examples()
 
 def test_the_docs_have_command_lines() -> None:
     assert len(EXAMPLES) > 30, [e.where for e in EXAMPLES]
+
+
+@pytest.mark.parametrize(
+    ("line", "expected"),
+    [
+        ("graylink status 2>&1 | less", [["status"]]),
+        ("graylink -v reconcile --dry-run >/tmp/plan 2>/dev/null", [["-v", "reconcile", "--dry-run"]]),
+        ("sudo -u media GRAYLINK_CONFIG=/x graylink doctor && graylink status", [["doctor"], ["status"]]),
+        ("graylink db backup /b/g-$(date +%F).db   # nightly", [["db", "backup", "/b/g-SUBSTITUTED.db"]]),
+        ("docker exec graylink graylink-entrypoint graylink status", [["status"]]),
+        ("python3 -m graylink --version", [["--version"]]),
+        ("rclone mount gdrive: /mnt/g --daemon", []),
+    ],
+)
+def test_command_lines_are_read_as_the_shell_splits_them(line: str, expected: list[list[str]]) -> None:
+    found = [args for words in simple_commands(line) if (args := graylink_args(words)) is not None]
+    assert found == expected
+
+
+def test_a_drifted_ini_block_names_its_file_line_and_key(tmp_path: Path) -> None:
+    doc = ROOT / "docs" / "example.md"
+    block = Block(doc, 10, "ini", ("[paths]", "source = /s", "", "[scan]", "intervall = 5m"))
+    with pytest.raises(pytest.fail.Exception, match=r"docs/example.md:14: .*unknown key 'intervall' in \[scan\]"):
+        test_every_ini_block_loads_with_the_config_loader(block, tmp_path)
 
 
 @pytest.mark.parametrize("example", EXAMPLES, ids=lambda e: f"{e.where} {' '.join(e.args)}")
