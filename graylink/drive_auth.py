@@ -2,7 +2,8 @@
 
 It uses the OAuth client of the user's rclone remote (or ``[drive] client_id`` /
 ``client_secret``), asks for ``drive.activity.readonly`` + ``drive.metadata.readonly``
-with PKCE, and takes the answer either on a loopback port (a browser on this
+with PKCE (google-auth-oauthlib's ``Flow``: the verifier, the state and the code
+exchange are the library's), and takes the answer either on a loopback port (a browser on this
 machine, or one reached through ``ssh -L``) or as the redirected URL pasted at
 the prompt (a browser anywhere else: the page fails to load, the address bar
 still holds the code). The token is stored as google-auth's authorized-user
@@ -11,9 +12,8 @@ JSON, mode 0600, in ``[drive] token_file``.
 
 from __future__ import annotations
 
-import base64
+import contextlib
 import datetime as dt
-import hashlib
 import json
 import logging
 import os
@@ -21,7 +21,7 @@ import queue
 import secrets
 import threading
 import urllib.parse
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, HTTPServer
 from typing import IO, Any
@@ -75,42 +75,25 @@ def oauth_client(config: Config) -> OAuthClient:
     return OAuthClient(remote.client_id, remote.client_secret)
 
 
-def _pkce() -> tuple[str, str]:
-    verifier = secrets.token_urlsafe(64)
-    challenge = base64.urlsafe_b64encode(hashlib.sha256(verifier.encode("ascii")).digest()).rstrip(b"=").decode()
-    return verifier, challenge
-
-
-def consent_url(auth_uri: str, client: OAuthClient, redirect_uri: str, state: str, challenge: str) -> str:
-    params = {
-        "client_id": client.client_id,
-        "redirect_uri": redirect_uri,
-        "response_type": "code",
-        "scope": " ".join(GRAYLINK_SCOPES),
-        "access_type": "offline",  # a refresh token, so graylink keeps working
-        "prompt": "consent",
-        "state": state,
-        "code_challenge": challenge,
-        "code_challenge_method": "S256",
-    }
-    return f"{auth_uri}?{urllib.parse.urlencode(params)}"
-
-
-def parse_answer(text: str) -> dict[str, str] | None:
-    """The query of a redirected URL (or the bare query) pasted by the user; None if it is not one."""
+def parse_answer(text: str) -> str | None:
+    """A redirected URL (or its bare query) pasted by the user, as a URL; None if it is not one."""
     text = text.strip()
     if not text:
         return None
     query = urllib.parse.urlsplit(text).query if "://" in text else text.lstrip("?")
     params = dict(urllib.parse.parse_qsl(query))
-    return params if ("code" in params or "error" in params) else None
+    return f"{_ANSWER_BASE}?{query}" if ("code" in params or "error" in params) else None
+
+
+# oauthlib insists on https for the answer; where it arrived does not matter, only its query.
+_ANSWER_BASE = "https://127.0.0.1/"
 
 
 class _Answers:
     """The first answer from either the loopback port or the prompt."""
 
     def __init__(self) -> None:
-        self.queue: queue.Queue[dict[str, str]] = queue.Queue()
+        self.queue: queue.Queue[str] = queue.Queue()
 
 
 def _handler(answers: _Answers) -> type[BaseHTTPRequestHandler]:
@@ -119,8 +102,8 @@ def _handler(answers: _Answers) -> type[BaseHTTPRequestHandler]:
             pass
 
         def do_GET(self) -> None:
-            params = parse_answer(urllib.parse.urlsplit(self.path).query)
-            if params is None:
+            answer = parse_answer(urllib.parse.urlsplit(self.path).query)
+            if answer is None:
                 self.send_error(404)
                 return
             self.send_response(200)
@@ -128,43 +111,74 @@ def _handler(answers: _Answers) -> type[BaseHTTPRequestHandler]:
             self.send_header("Content-Length", str(len(_PAGE)))
             self.end_headers()
             self.wfile.write(_PAGE)
-            answers.queue.put(params)
+            answers.queue.put(answer)
 
     return Handler
 
 
 def _read_prompt(stream: IO[str], answers: _Answers) -> None:
     for line in stream:
-        params = parse_answer(line)
-        if params is not None:
-            answers.queue.put(params)
+        answer = parse_answer(line)
+        if answer is not None:
+            answers.queue.put(answer)
             return
 
 
-def exchange_code(config: Config, client: OAuthClient, code: str, redirect_uri: str, verifier: str) -> dict[str, Any]:
+def _flow(config: Config, client: OAuthClient, redirect_uri: str) -> Any:
+    """google-auth-oauthlib's Flow for graylink's scopes, with PKCE (S256) and a random state."""
+    from google_auth_oauthlib.flow import Flow
+
+    client_config = {
+        "installed": {
+            "client_id": client.client_id,
+            "client_secret": client.client_secret,
+            "auth_uri": config.drive.auth_uri or GOOGLE_AUTH_URI,
+            "token_uri": token_uri(config.drive),
+            "redirect_uris": [redirect_uri],
+        }
+    }
+    return Flow.from_client_config(client_config, scopes=list(GRAYLINK_SCOPES), redirect_uri=redirect_uri)
+
+
+@contextlib.contextmanager
+def _loopback_transport(url: str) -> Iterator[None]:
+    """oauthlib refuses plain http; a token endpoint on this machine (tests, a local proxy) is allowed it."""
+    host = urllib.parse.urlsplit(url).hostname or ""
+    if not url.startswith("http://") or host not in ("127.0.0.1", "localhost", "::1"):
+        yield
+        return
+    before = os.environ.get("OAUTHLIB_INSECURE_TRANSPORT")
+    os.environ["OAUTHLIB_INSECURE_TRANSPORT"] = "1"
     try:
-        response = requests.post(
-            token_uri(config.drive),
-            data={
-                "grant_type": "authorization_code",
-                "code": code,
-                "client_id": client.client_id,
-                "client_secret": client.client_secret,
-                "redirect_uri": redirect_uri,
-                "code_verifier": verifier,
-            },
-            timeout=HTTP_TIMEOUT,
-        )
+        yield
+    finally:
+        if before is None:
+            os.environ.pop("OAUTHLIB_INSECURE_TRANSPORT", None)
+        else:
+            os.environ["OAUTHLIB_INSECURE_TRANSPORT"] = before
+
+
+def exchange(config: Config, flow: Any, answer: str) -> dict[str, Any]:
+    """The answer URL → Google's token reply (state checked, code and PKCE verifier sent by the Flow)."""
+    from oauthlib.oauth2.rfc6749.errors import MismatchingStateError, OAuth2Error
+
+    try:
+        with _loopback_transport(token_uri(config.drive)):
+            reply = flow.fetch_token(authorization_response=answer)
+    except MismatchingStateError:
+        raise GraylinkError(
+            "the answer does not belong to this request (state mismatch); run 'graylink drive auth'"
+        ) from None
+    except Warning as changed:  # oauthlib's way of saying Google granted other scopes than asked
+        reply = dict(getattr(changed, "token", {}) or {})
+    except OAuth2Error as exc:
+        where = "Google did not grant access" if "error=" in answer else "Google refused the authorization code"
+        raise GraylinkError(f"{where} ({exc.error}); run 'graylink drive auth' again") from None
     except requests.RequestException as exc:
         raise GraylinkError(f"cannot reach Google's token endpoint: {exc.__class__.__name__}") from None
-    try:
-        payload = response.json()
-    except ValueError:
-        payload = {}
-    if response.status_code != 200 or not isinstance(payload, dict) or "access_token" not in payload:
-        error = payload.get("error", f"HTTP {response.status_code}") if isinstance(payload, dict) else "bad answer"
-        raise GraylinkError(f"Google refused the authorization code ({error}); run 'graylink drive auth' again")
-    return payload
+    if not isinstance(reply, dict) or "access_token" not in reply:
+        raise GraylinkError("Google's token endpoint sent no access token; run 'graylink drive auth' again")
+    return dict(reply)
 
 
 def write_token(path: str, info: dict[str, Any]) -> None:
@@ -199,15 +213,16 @@ def run_auth(
     client = oauth_client(config)
     if not config.drive.token_file:
         raise ConfigError("[drive] token_file is empty: name the file where graylink keeps its Drive token")
-    verifier, challenge = _pkce()
-    state = secrets.token_urlsafe(24)
     answers = _Answers()
     try:
         server = HTTPServer(("127.0.0.1", port), _handler(answers))
     except OSError as exc:
         raise ConfigError(f"cannot listen on 127.0.0.1:{port}: {exc.strerror}") from None
     redirect_uri = f"http://127.0.0.1:{server.server_address[1]}/"
-    url = consent_url(config.drive.auth_uri or GOOGLE_AUTH_URI, client, redirect_uri, state, challenge)
+    flow = _flow(config, client, redirect_uri)
+    # offline: a refresh token, so graylink keeps working; consent: Google sends it again on a re-run.
+    with _loopback_transport(config.drive.auth_uri or GOOGLE_AUTH_URI):
+        url, _state = flow.authorization_url(access_type="offline", prompt="consent")
     threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.2}, daemon=True).start()
     if prompt is not None:
         threading.Thread(target=_read_prompt, args=(prompt, answers), daemon=True).start()
@@ -218,18 +233,15 @@ def run_auth(
     echo(f"Waiting for Google's answer on {redirect_uri} ...")
     echo("If the browser runs on another machine, its page will not load: paste the address it shows here.")
     try:
-        params = answers.queue.get(timeout=timeout)
+        answer = answers.queue.get(timeout=timeout)
     except queue.Empty:
         raise GraylinkError("no answer from the browser in time; run 'graylink drive auth' again") from None
     finally:
         server.shutdown()
         server.server_close()
-    if params.get("error"):
-        raise GraylinkError(f"Google did not grant access ({params['error']})")
-    if not secrets.compare_digest(params.get("state", ""), state):
-        raise GraylinkError("the answer does not belong to this request (state mismatch); run 'graylink drive auth'")
-    payload = exchange_code(config, client, params.get("code", ""), redirect_uri, verifier)
-    granted = set(str(payload.get("scope", " ".join(GRAYLINK_SCOPES))).split())
+    payload = exchange(config, flow, answer)
+    scope = payload.get("scope", list(GRAYLINK_SCOPES))
+    granted = set(scope.split() if isinstance(scope, str) else (str(s) for s in scope))
     if not granted & ACTIVITY_SCOPES:
         raise GraylinkError(
             "the Drive activity permission was not granted (it was unticked on the consent page); "

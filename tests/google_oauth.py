@@ -93,13 +93,23 @@ class OAuthRoutes:
         location = query.get("redirect_uri", "") + "?" + urllib.parse.urlencode(params)
         self._send(302, None, {"Location": location})
 
+    def _client_credentials(self, form: dict[str, str]) -> tuple[str, str | None]:
+        """RFC 6749 2.3.1: HTTP Basic (client_secret_basic) or the form (client_secret_post);
+        Google's token endpoint takes both (its discovery document's token_endpoint_auth_methods_supported)."""
+        header = str(getattr(self, "headers", {}).get("Authorization", ""))
+        if header.startswith("Basic "):
+            raw = base64.b64decode(header[len("Basic ") :]).decode()
+            client, _, secret = raw.partition(":")
+            return urllib.parse.unquote_plus(client), urllib.parse.unquote_plus(secret)
+        return form.get("client_id", ""), form.get("client_secret")
+
     def _token(self, form: dict[str, str]) -> None:
         if form.get("grant_type") == JWT_BEARER:
             self._jwt_grant(form.get("assertion", ""))
             return
         state = self.google.state
-        client = form.get("client_id", "")
-        if state.clients.get(client) != form.get("client_secret") or not client:
+        client, secret = self._client_credentials(form)
+        if state.clients.get(client) != secret or not client:
             self._send(401, {"error": "invalid_client", "error_description": "The OAuth client was not found."})
             return
         grant = form.get("grant_type")

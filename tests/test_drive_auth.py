@@ -6,6 +6,7 @@ import os
 import stat
 import subprocess
 import sys
+import urllib.parse
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -151,3 +152,33 @@ def test_doctor_checks_report_a_revoked_token(tmp_path, google):
     checks = doctor_checks(make_config(tmp_path, google))
     assert [(c.name, c.ok) for c in checks] == [("drive remote", True), ("drive credentials", False)]
     assert "invalid_grant" in checks[-1].message
+
+
+def _paste(proc: subprocess.Popen[str], answer: str) -> tuple[int, str]:
+    assert proc.stdin is not None
+    proc.stdin.write(answer + "\n")
+    proc.stdin.flush()
+    return finish(proc)
+
+
+def test_drive_auth_with_the_activity_scope_unticked_stores_nothing(tmp_path, google):
+    drive = Drive(google)
+    write_rclone_conf(tmp_path / "rclone.conf", google)
+    proc, url = start_auth(write_ini(tmp_path, google, drive.root))
+    redirect = requests.get(url, allow_redirects=False, timeout=30).headers["Location"]
+    code = dict(urllib.parse.parse_qsl(urllib.parse.urlsplit(redirect).query))["code"]
+    # What Google's granular consent does when the user unticks a box: the grant has fewer scopes.
+    google.state.codes[code]["scopes"] = {"https://www.googleapis.com/auth/drive.metadata.readonly"}
+    status, output = _paste(proc, redirect)
+    assert status == 1 and "activity permission was not granted" in output, output
+    assert not (tmp_path / "tokens" / "drive.json").exists()
+
+
+def test_drive_auth_refused_on_the_consent_page_says_so(tmp_path, google):
+    drive = Drive(google)
+    write_rclone_conf(tmp_path / "rclone.conf", google)
+    proc, url = start_auth(write_ini(tmp_path, google, drive.root))
+    state = dict(urllib.parse.parse_qsl(urllib.parse.urlsplit(url).query))["state"]
+    status, output = _paste(proc, f"http://127.0.0.1:1/?error=access_denied&state={state}")
+    assert status == 1 and "access_denied" in output and "Traceback" not in output, output
+    assert not (tmp_path / "tokens" / "drive.json").exists()
