@@ -78,8 +78,18 @@ class Job:
 
 
 def job_walk(service: Service) -> Outcome:
+    """The walk; on an untrusted filesystem with a healthy Drive feed, only what is marked."""
     # ``reconcile --loop --full``: the first walk is a full verification.
     full, service.full_first = service.full_first, False
+    if service.config.drive.enabled and not full:
+        from graylink.drive.cadence import cadence, record_cadence
+        from graylink.fsinfo import mtime_trusted
+
+        config = service.config
+        now = cadence(config, service.store, mtime_trusted(config.paths.source, config.scan.trust_dir_mtime))
+        record_cadence(service.store, now)
+        if not now.list_all:
+            return service.reconcile("walk", CycleOptions(walk=False))
     return service.reconcile("walk", CycleOptions(full=full))
 
 
@@ -100,7 +110,9 @@ def job_mount(service: Service) -> Outcome:
 
 
 def job_drive(service: Service) -> Outcome:
-    result = poll_drive(service.config, service.store, service.drive_cache)
+    result = poll_drive(service.config, service.store, service.drive_cache, should_stop=service.should_stop)
+    if result.stopped:
+        return Outcome(True, "drive feed: stopped on request")
     service.observe(alerts.from_feed(result))
     if result.retry_in is not None:
         service.retry_soon("drive", result.retry_in)
@@ -108,9 +120,14 @@ def job_drive(service: Service) -> Outcome:
         return Outcome(True, f"drive feed: {result.skipped}")
     if result.error is not None:
         # Already logged by the poll; the cursor is kept, so nothing is lost.
-        return Outcome(False, f"drive feed: {result.error}")
-    polled = Outcome(True, f"{result.activities} activities, {result.marks} marks")
+        failed = Outcome(False, f"drive feed: {result.error}")
+        return failed.then(service.walk_if_feed_lost())
+    polled = Outcome(True, f"{result.activities} {_events(result.feed)}, {result.marks} marks, {result.calls} calls")
     return polled.then(service.reconcile_if_dirty("drive"))
+
+
+def _events(feed: str) -> str:
+    return "changes" if feed == "changes" else "activities"
 
 
 JOBS: tuple[Job, ...] = (
@@ -310,6 +327,18 @@ class Service:
             log.error("snapshot: %s", exc)
             return Outcome(False, f"snapshot failed: {exc}")
         return Outcome(True, f"snapshot of {stats.files} files written")
+
+    def walk_if_feed_lost(self) -> Outcome | None:
+        """The feed just failed while the walk relied on it: list every folder now, not at the next tick."""
+        from graylink.drive.feed import META_CADENCE
+
+        if self.stop_requested or not (self.store.get_meta(META_CADENCE) or "").startswith("marked:"):
+            return None
+        job = next((j for j in self.jobs if j.name == "walk"), None)
+        if job is None:
+            return None
+        self.run_job(job)
+        return Outcome(True, "walked every folder")
 
     def reconcile_if_dirty(self, trigger: str) -> Outcome | None:
         """After a trigger marked something: reconcile those marks (no walk)."""

@@ -100,7 +100,9 @@ class ChangesRoutes:
             return
         if forced is not None:
             status, reason, retry_after = forced
-            message = "Rate Limit Exceeded" if status in (403, 429) else "Backend Error"
+            message = (
+                "Rate Limit Exceeded" if "ateLimit" in reason else "Forbidden" if status == 403 else "Backend Error"
+            )
             headers = {"Retry-After": retry_after} if retry_after else None
             self._error(status, message, reason, "RESOURCE_EXHAUSTED", headers=headers)  # type: ignore[attr-defined]
             return

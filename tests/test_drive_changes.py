@@ -310,3 +310,34 @@ def test_a_shared_drive_sends_drive_id_on_both_calls(tmp_path, google):
         assert poll_drive(config, store).error is None
         assert marks(store) == {(b"", False)}
     assert all(q.get("driveId") == shared for q in google.state.changes.requests)
+
+
+def test_a_google_that_never_answers_neither_holds_the_loop_nor_its_stop(lib, loop_of, google):
+    from service_support import linked, wait_for
+
+    media = google.add("Media", MY_DRIVE_ROOT, folder=True, record=False)
+    write_rclone_conf(lib.root / "rclone.conf", google, scopes="drive", root_folder_id=media)
+    lib.add("Movies/A (2001)/a.mkv")
+    lib.write_ini(
+        scan={"interval": "1h", "workers": "1"},
+        drive={
+            "enabled": "yes",
+            "interval": "1s",
+            "rclone_config": str(lib.root / "rclone.conf"),
+            "remote": "gdrive:",
+            "api_endpoint": google.url,
+            "token_uri": google.url + "/token",
+            "token_file": str(lib.root / "none.json"),
+        },
+    )
+    hang = threading.Event()
+    google.state.changes.faults.hang = hang  # changes.list never answers (the start token does)
+    try:
+        loop = loop_of()
+        wait_for("the walk's link despite the feed", linked(lib, "Movies/A (2001)/a.mkv"), loop.proc)
+        wait_for("a poll that hangs", lambda: len(google.state.changes.requests) >= 1, loop.proc)
+        stopped = time.monotonic()
+        assert loop.stop(signal.SIGTERM) == 0
+        assert time.monotonic() - stopped < 5  # the request's own deadline is 20 s: the stop came first
+    finally:
+        hang.set()

@@ -63,6 +63,7 @@ META_TOKEN_WAITS = "drive.token_waits"  # noqa: S105 - consecutive polls that fo
 TOKEN_RETRY = 60.0  # rclone refreshes on its next Drive call: with --poll-interval 1m, within a minute
 TOKEN_PATIENCE = 3  # polls that may find it expired before that is an error
 META_FEED = "drive.feed"
+META_CADENCE = "drive.cadence"  # how the service walks: "all:<why>" or "marked:<why>" (drive.cadence)
 
 DEFAULT_INTERVALS = {"changes": 60.0, "activity": 3600.0}
 
@@ -354,6 +355,7 @@ def drive_status(store: Store) -> dict[str, Any]:
         "newest_change": int(newest) / 1000 if newest else None,
         "cursor": int(cursor) / 1000 if cursor else None,
         "cursor_age_s": round(now - int(cursor) / 1000, 1) if cursor else None,
+        "walk": (store.get_meta(META_CADENCE) or "").partition(":")[2] or None,
         "root_id": store.get_meta(META_ROOT_ID),
         "known_items": ItemRecord(store).count(),
     }

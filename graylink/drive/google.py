@@ -10,6 +10,7 @@ turns a malformed answer into a :class:`FeedError` of one line.
 from __future__ import annotations
 
 import json
+import logging
 import socket
 import threading
 import time
@@ -191,6 +192,9 @@ def build_clients(config: DriveConfig, creds: DriveCredentials, caller: Caller |
     import google_auth_httplib2
     import httplib2
     from googleapiclient.discovery import build
+
+    # googleapiclient warns of every refused request itself; the feed reports it once, in its own words.
+    logging.getLogger("googleapiclient.http").setLevel(logging.ERROR)
 
     def authorized() -> Any:
         return google_auth_httplib2.AuthorizedHttp(creds.credentials, http=httplib2.Http(timeout=REQUEST_TIMEOUT))
