@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import sqlite3
+import subprocess
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -16,6 +17,9 @@ from service_support import Loop, linked, wait_for
 from web_support import TOKEN, WebLoop, free_port
 
 from tests.test_drive_loop import Mirror, mirror  # noqa: F401  (the fixture)
+from tests.test_mount import _MISSING as MISSING_FUSE
+from tests.test_mount import Mounted, rclone_mount  # noqa: F401  (the fixture)
+from tests.test_mount import _start as start_rclone
 
 from conftest import Library, links_in
 
@@ -348,3 +352,40 @@ def test_the_drive_feed_shows_on_the_page_and_in_metrics(
     samples = {s.name: s.value for f in text_string_to_metric_families(w.get("/metrics").text) for s in f.samples}
     assert samples["graylink_feed_ok"] == 1
     assert samples["graylink_drive_api_calls_last_24h"] >= 1
+
+
+@pytest.mark.fuse
+def test_sonarr_webhook_links_the_episode_once_it_shows_on_a_real_rclone_mount(
+    rclone_mount: Callable[..., Mounted],  # noqa: F811  (the imported fixture)
+    loop_of: Callable[[], Loop],
+    tmp_path: Path,
+) -> None:
+    if MISSING_FUSE:
+        pytest.skip(f"FUSE TESTS SKIPPED: {', '.join(MISSING_FUSE)} missing (install Debian's rclone and fuse3)")
+    m = rclone_mount(dir_cache="1h")  # rclone keeps showing the old listing until asked to re-read
+    rc_port, port = free_port(), free_port()
+    m.process.kill()
+    m.process.wait()
+    subprocess.run(["fusermount3", "-uz", str(m.mnt)], check=False)
+    m.process = start_rclone([*m.argv, "--rc", "--rc-no-auth", "--rc-addr", f"127.0.0.1:{rc_port}"], m.mnt)
+    lib = Library(tmp_path, m.mnt, m.links, tmp_path / "graylink.db", m.ini)
+    lib.write_ini(
+        scan={"interval": "1h", "workers": "2"},
+        mount={"rclone_rc": f"http://127.0.0.1:{rc_port}"},
+        web={"listen": f"127.0.0.1:{port}", "token": TOKEN, "arr_path_map": f"/tv={m.mnt}", "arr_wait": "2m"},
+    )
+    w = WebLoop(lib, Loop(lib), port, TOKEN)
+    try:
+        w.wait_up()
+        wait_for("the first walk", lambda: "Show/S01/e01.mkv" in m.links_now(), w.loop.proc)
+        body = json.loads(arr_body("sonarr_download"))
+        body["series"]["path"] = "/tv/Show"
+        body["episodeFile"]["relativePath"] = "S01/e03.mkv"
+        body["episodeFile"]["path"] = "/tv/Show/S01/e03.mkv"
+        assert w.post("/api/webhook/sonarr", json.dumps(body)).status_code == 202
+        # The upload lands on the Drive (here: the mount's backing folder) after the import.
+        (m.src / "Show/S01/e03.mkv").write_bytes(b"video")
+        wait_for("the episode linked through the mount", lambda: "Show/S01/e03.mkv" in m.links_now(), w.loop.proc)
+        assert os.readlink(m.links / "Show/S01/e03.mkv") == str(m.mnt / "Show/S01/e03.mkv")
+    finally:
+        w.loop.kill()

@@ -362,8 +362,13 @@ class MountWatch:
         return health
 
 
-def refresh_marked(config: Config, marks: list[StoredMark], reason: str = "drive") -> bool:
-    """vfs/refresh the folders that the Drive trigger marked, before they are re-listed.
+# Marks that say "the Drive changed here" (the feed, the web triggers, Sonarr / Radarr):
+# rclone's directory cache may not show the change yet, so those folders are re-read first.
+REMOTE_REASONS = frozenset({"drive", "api", "webhook", "sonarr", "radarr"})
+
+
+def refresh_marked(config: Config, marks: list[StoredMark], reasons: frozenset[str] = REMOTE_REASONS) -> bool:
+    """vfs/refresh the folders that the Drive feed or a webhook marked, before they are re-listed.
 
     A whole-root mark (an activity that could not be resolved) refreshes the
     root alone: a recursive refresh of a whole Drive would list every folder
@@ -371,7 +376,7 @@ def refresh_marked(config: Config, marks: list[StoredMark], reason: str = "drive
     """
     if not config.mount.rclone_rc:
         return True
-    wanted = [m for m in marks if m.reason == reason and not m.indexed]
+    wanted = [m for m in marks if m.reason in reasons and not m.indexed]
     flat = sorted({m.path for m in wanted if not m.recursive or not m.path})
     deep = sorted({m.path for m in wanted if m.recursive and m.path})
     ok = True
