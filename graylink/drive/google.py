@@ -197,7 +197,10 @@ def build_clients(config: DriveConfig, creds: DriveCredentials, caller: Caller |
     logging.getLogger("googleapiclient.http").setLevel(logging.ERROR)
 
     def authorized() -> Any:
-        return google_auth_httplib2.AuthorizedHttp(creds.credentials, http=httplib2.Http(timeout=REQUEST_TIMEOUT))
+        # The per-read socket timeout only lets an abandoned worker end: the whole
+        # request's deadline (Caller.bounded) is shorter and answers first.
+        http = httplib2.Http(timeout=2 * REQUEST_TIMEOUT)
+        return google_auth_httplib2.AuthorizedHttp(creds.credentials, http=http)
 
     root = config.api_endpoint.rstrip("/") + "/" if config.api_endpoint else ""
     activity = build(
