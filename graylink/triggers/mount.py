@@ -32,6 +32,7 @@ log = logging.getLogger(__name__)
 
 LIST_TIMEOUT = 10.0  # a hung FUSE mount must not block a cycle forever
 RC_DEADLINE = 120.0  # seconds for a whole rc call: a recursive refresh lists through the Drive API
+RC_NOOP_DEADLINE = 10.0  # doctor's rc/noop: rclone answers it at once when it answers at all
 
 # Check names, as reported in the one ERROR line and in status/doctor.
 LISTABLE = "source-listable"
@@ -578,7 +579,7 @@ def doctor_checks(config: Config, store: Store) -> list[Check]:
             )
     if config.mount.rclone_rc:
         try:
-            rc_call(config, "rc/noop", {})
+            rc_call(config, "rc/noop", {}, deadline=RC_NOOP_DEADLINE)
             checks.append(Check("rclone rc", True, f"rclone rc answers at {_rc_endpoint(config)}"))
         except RcError as exc:
             checks.append(
