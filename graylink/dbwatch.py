@@ -127,18 +127,29 @@ def _restore(new: Store, carry: str) -> None:
         new.execute("DETACH DATABASE carry")
 
 
-def _remove_stale_journals(database: str) -> None:
-    """A ``-wal`` / ``-shm`` left beside a missing database belongs to the old
-    file: SQLite would replay that log into the new database."""
-    if os.path.lexists(database):
-        return
-    for suffix in ("-wal", "-shm", "-journal"):
+JOURNALS = ("-wal", "-shm")
+
+
+def journal_ids(database: str) -> dict[str, tuple[int, int] | None]:
+    return {suffix: file_id(database + suffix) for suffix in JOURNALS}
+
+
+def _remove_stale_journals(database: str, old: dict[str, tuple[int, int] | None]) -> None:
+    """Remove the old database's ``-wal`` / ``-shm`` still at the path (a reader
+    kept them): SQLite would replay that log into the new database, or share
+    that memory index with it. Beside a missing database any of them is stale;
+    beside a replacement, only the files the old database used."""
+    gone = not os.path.lexists(database)
+    for suffix in (*JOURNALS, "-journal"):
+        now = file_id(database + suffix)
+        if now is None or not (gone or now == old.get(suffix)):
+            continue
         with contextlib.suppress(FileNotFoundError):
             os.unlink(database + suffix)
             log.info("removed %s%s, left over from the vanished database", database, suffix)
 
 
-def recreate(old: Store) -> tuple[Store, Carried]:
+def recreate(old: Store, journals: dict[str, tuple[int, int] | None] | None = None) -> tuple[Store, Carried]:
     """Close ``old`` (whose file vanished) and open a database at its path,
     carrying over what only the database knew. Raises GraylinkError when no
     database can be opened there."""
@@ -154,7 +165,7 @@ def recreate(old: Store) -> tuple[Store, Carried]:
         counts = {}
     old.close()
     old.db.autoconnect = False  # a late use of the old store must fail, not open the new file
-    _remove_stale_journals(path)
+    _remove_stale_journals(path, journals or {})
     try:
         new = Store(path)
         if counts:
@@ -186,6 +197,7 @@ class Guard:
     def __init__(self, store: Store, lock: InstanceLock | None = None) -> None:
         self.lock = lock
         self.opened = file_id(store.path)
+        self.journals = journal_ids(store.path)
 
     def check(self, store: Store, config: Config) -> Store:
         """The store to go on with (``store``, or a new one); raises CannotGoOn."""
@@ -201,6 +213,7 @@ class Guard:
             log.error("the lock file %s went away under the loop; it is locked again", self.lock.path)
         happened = what_happened(store, self.opened)
         if happened is None:
+            self.journals = journal_ids(store.path)  # the files a replacement must not inherit
             return store
         return self._recreate(store, config, happened)
 
@@ -217,10 +230,11 @@ class Guard:
             happened,
         )
         try:
-            new, carried = recreate(store)
+            new, carried = recreate(store, self.journals)
         except GraylinkError as exc:
             raise CannotGoOn(f"{exc}: {queued} queued media-server updates are lost") from None
         self.opened = file_id(path)
+        self.journals = journal_ids(path)
         if carried.lost:
             log.error(
                 "nothing could be carried over from the old database (%s): %d queued media-server updates "

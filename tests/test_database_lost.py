@@ -174,3 +174,52 @@ def test_database_filesystem_turning_read_only_under_the_loop_stops_it(
     assert "Traceback" not in loop.text()
     status = lib.run("status")
     assert status.returncode == 0, status.stderr
+
+
+def _log_grew(lib: Library) -> bool:
+    return os.path.getsize(f"{lib.database}-wal") > 0
+
+
+def test_database_replaced_under_the_loop_takes_the_new_file_without_the_old_log(
+    lib: Library, loop_of: Callable[[], Loop]
+) -> None:
+    """``mv backup.db graylink.db`` while the loop runs, with a reader holding the old
+    file open: its ``-wal`` / ``-shm`` stay at the path and must not be replayed into
+    (or shared with) the replacement."""
+    lib.add("Movies/A/A.mkv")
+    lib.write_ini(scan={"interval": "1s", "workers": "2"}, mount={"check_interval": "1s"})
+    loop = loop_of()
+    wait_for("the first link", lambda: count(lib.database, "link") == 1, loop.proc)
+    copy = lib.root / "copy.db"
+    assert lib.run("db", "backup", str(copy)).returncode == 0
+    backup = lib.root / "backup.db"
+    with sqlite3.connect(copy) as conn:  # the same content, pages laid out anew, and one mark of its own
+        conn.execute("INSERT INTO meta_value (key, value) VALUES ('test_replacement', 'yes')")
+        conn.commit()
+        conn.execute("VACUUM INTO ?", (str(backup),))
+    for i in range(20):
+        lib.add(f"Movies/B{i}/B{i}.mkv")
+    wait_for("the later links", lambda: count(lib.database, "link") == 21, loop.proc)
+
+    reader = sqlite3.connect(lib.database, isolation_level=None)  # like a `status` caught at that moment
+    try:
+        reader.execute("BEGIN")  # a read snapshot: the log cannot be reset under it
+        assert reader.execute("SELECT count(*) FROM link").fetchone()[0] == 21
+        wait_for("more writes into the log", lambda: count(lib.database, "job_run") >= 0 and _log_grew(lib), loop.proc)
+        os.replace(backup, lib.database)
+        loop.wait_log("opened again")
+        assert f"database {lib.database} was replaced by another file under the loop" in loop.text()
+        assert "21 links graylink made" in loop.text()
+    finally:
+        reader.close()
+    lib.add("Movies/C/C.mkv")
+    wait_for("a link after the swap", linked(lib, "Movies/C/C.mkv"), loop.proc)
+    wait_for("everything recorded", lambda: count(lib.database, "link") == 22, loop.proc)
+    assert loop.stop() == 0
+    assert links_in(lib.target) == expected_links(lib.source)
+    conn = sqlite3.connect(lib.database)
+    assert conn.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+    # The replacement itself, not the old file's log laid over it.
+    assert conn.execute("SELECT value FROM meta_value WHERE key = 'test_replacement'").fetchone() == ("yes",)
+    conn.close()
+    assert "Traceback" not in loop.text()
