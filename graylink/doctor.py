@@ -11,6 +11,7 @@ import tempfile
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager, suppress
 
+from graylink import ownership
 from graylink.checks import Check
 from graylink.config import Config, load_config
 from graylink.db import MIGRATIONS, Store
@@ -156,6 +157,9 @@ def run_checks(config_path: str | None) -> list[Check]:
     checks.append(check_source(config))
     checks.append(check_writable_place("target", config.paths.target, "link tree"))
     checks.append(check_database(config))
+    library = ownership.doctor_check(config)
+    if library is not None:
+        checks.append(library)
     checks.append(check_filesystem(config))
     checks.append(check_service(config))
     log_check = check_log(config)

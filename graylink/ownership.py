@@ -16,9 +16,10 @@ import uuid
 from dataclasses import dataclass, replace
 
 from graylink import linktree
+from graylink.checks import Check
 from graylink.config import Config
 from graylink.db import Store
-from graylink.errors import ConfigError
+from graylink.errors import ConfigError, GraylinkError
 from graylink.reconciler import LinkSpace
 
 log = logging.getLogger(__name__)
@@ -115,6 +116,22 @@ def _withdraw_claim(target: str, my_id: str) -> None:
         os.rmdir(folder)  # only when no other graylink claims that tree
     except OSError:
         pass
+
+
+def doctor_check(config: Config) -> Check | None:
+    """``graylink doctor``: whether the database belongs to this config's library (None: no database yet)."""
+    if not os.path.exists(config.paths.database):
+        return None
+    try:
+        with Store(config.paths.database, readonly=True) as store:
+            mine, refusal = recorded(store), mismatch(config, store)
+    except GraylinkError:
+        return None  # the database check reports an unusable database
+    if refusal is not None:
+        return Check("library", False, refusal, "see 'Moving a library' in docs/cli.md")
+    if mine is None:
+        return Check("library", True, "not recorded yet: the next reconcile records this config's source and target")
+    return Check("library", True, f"the database belongs to this config's {mine}")
 
 
 def reload_refusal(running: Config, fresh: Config, store: Store) -> str | None:

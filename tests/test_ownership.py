@@ -52,6 +52,10 @@ def test_two_configs_sharing_a_database_the_second_is_refused_naming_both(lib: L
         assert "graylink reconcile --rebase" in lines[0]
     assert links_in(lib.target) == links, "a refused config changes nothing"
     assert meta(lib.database, "library_source") == str(lib.source)
+    doctor = lib.run("doctor")
+    assert doctor.returncode == 1
+    line = next(x for x in doctor.stdout.splitlines() if "library" in x and "belongs to source" in x)
+    assert f"this config has source {tv}" in line
 
 
 def test_a_first_run_on_a_wrong_source_does_not_lock_the_database(lib: Library) -> None:

@@ -286,7 +286,17 @@ def test_doctor_all_good(lib: Library) -> None:
     assert result.returncode == 0, result.stdout + result.stderr
     lines = result.stdout.splitlines()
     names = [line.split(":")[0] for line in lines if line.startswith("✔")]
-    assert names == ["✔ config", "✔ source", "✔ target", "✔ database", "✔ filesystem", "✔ service", "✔ mount", "✔ emby"]
+    assert names == [
+        "✔ config",
+        "✔ source",
+        "✔ target",
+        "✔ database",
+        "✔ library",
+        "✔ filesystem",
+        "✔ service",
+        "✔ mount",
+        "✔ emby",
+    ]
     assert "schema" in result.stdout and "1 files" in result.stdout
 
 
