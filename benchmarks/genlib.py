@@ -14,7 +14,10 @@ give the same tree, so runs on different days compare. About 7.3 files per
 folder, the ratio of the libraries graylink's design was measured on
 (138k files in 19k folders).
 
-    python benchmarks/genlib.py DEST [--files N] [--seed S]
+    python benchmarks/genlib.py DEST [--files N] [--seed S] [--videos SHARE]
+
+``--videos 0.6`` makes a video-heavy library (a Drive library without local
+metadata): sidecars are left out until 60 % of the files are videos.
 """
 
 from __future__ import annotations
@@ -181,10 +184,39 @@ def _series(rng: random.Random, names: _Names, category: str, asian: bool) -> It
         yield _Dir(f"{top}/Specials", tuple(f"{bare} - SP{i:02d}.mkv" for i in range(1, rng.randint(2, 5))))
 
 
-def plan_library(files: int, seed: int = 0) -> Iterator[_Dir]:
-    """The folders of the library, in creation order, holding ``files`` files in all."""
+class _Thinner:
+    """Leaves sidecars out so that a share ``videos`` of the files are videos.
+
+    A Drive library that no local media manager wrote into has few .nfo and
+    artwork files: mostly videos and their subtitles. Every video stays; a
+    non-video file stays while the non-videos kept so far are within the
+    share the target allows (deterministic: no randomness of its own)."""
+
+    def __init__(self, videos: float) -> None:
+        self.allowed = (1 - videos) / videos
+        self.videos = 0
+        self.others = 0
+
+    def __call__(self, d: _Dir) -> _Dir:
+        chosen: list[str] = []
+        for name in d.files:
+            if _is_video(d.path, name):
+                self.videos += 1
+                chosen.append(name)
+            elif self.others + 1 <= self.allowed * self.videos:
+                self.others += 1
+                chosen.append(name)
+        return _Dir(d.path, tuple(chosen))
+
+
+def plan_library(files: int, seed: int = 0, videos: float | None = None) -> Iterator[_Dir]:
+    """The folders of the library, in creation order, holding ``files`` files in all.
+
+    ``videos`` (0 < videos <= 1): the share of the files that are videos,
+    reached by leaving sidecars out; None keeps the natural mix (~30 %)."""
     rng = random.Random(seed)
     names = _Names(rng)
+    thin = _Thinner(videos) if videos is not None else None
     left = files
     while left > 0:
         roll = rng.random()
@@ -195,6 +227,8 @@ def plan_library(files: int, seed: int = 0) -> Iterator[_Dir]:
         else:
             unit = _series(rng, names, "Anime", asian=True)
         for d in unit:
+            if thin is not None:
+                d = thin(d)
             if left <= 0:
                 return
             chosen = d.files[:left]
@@ -208,17 +242,19 @@ def _is_video(rel_dir: str, name: str) -> bool:
     return os.path.splitext(name)[1].lower() in VIDEO_EXTS
 
 
-def generate(root: str, files: int = DEFAULT_FILES, seed: int = 0) -> LibraryStats:
+def generate(root: str, files: int = DEFAULT_FILES, seed: int = 0, videos: float | None = None) -> LibraryStats:
     """Write the library under ``root`` (created; must not hold a library already)."""
     if not 1 <= files <= MAX_FILES:
         raise ValueError(f"files must be between 1 and {MAX_FILES}")
+    if videos is not None and not 0 < videos <= 1:
+        raise ValueError("videos must be a share above 0 and at most 1")
     start = time.perf_counter()
     root = os.path.abspath(root)
     os.makedirs(root, exist_ok=True)
     stats = LibraryStats(root=root)
     made: set[str] = {""}
     flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC
-    for d in plan_library(files, seed):
+    for d in plan_library(files, seed, videos):
         parts = d.path.split("/")
         for depth in range(1, len(parts) + 1):
             rel = "/".join(parts[:depth])
@@ -250,12 +286,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("dest", help="folder to create the library in")
     parser.add_argument("--files", type=int, default=DEFAULT_FILES, help=f"number of files (default {DEFAULT_FILES})")
     parser.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+    parser.add_argument(
+        "--videos", type=float, metavar="SHARE", help="share of videos, e.g. 0.6 (default: the natural ~30 %%)"
+    )
     args = parser.parse_args(argv)
     if os.path.isdir(args.dest) and os.listdir(args.dest):
         print(f"genlib: {args.dest} is not empty", file=sys.stderr)
         return 2
     try:
-        stats = generate(args.dest, args.files, args.seed)
+        stats = generate(args.dest, args.files, args.seed, args.videos)
     except (ValueError, OSError) as exc:
         print(f"genlib: {exc}", file=sys.stderr)
         return 2

@@ -1,6 +1,6 @@
 """graylink's benchmarks: each figure is a ratio against a reference measured in the same run.
 
-    python benchmarks/run.py [--files N] [--repeat K] [--rclone] [--json FILE] [--workdir DIR] [--keep]
+    python benchmarks/run.py [--files N] [--videos SHARE] [--repeat K] [--rclone] [--json FILE] [--workdir DIR] [--keep]
 
 Builds a synthetic library (benchmarks/genlib.py) on tmpfs, then measures, K
 times each with graylink and its reference interleaved, and prints the medians:
@@ -364,12 +364,12 @@ class DataVersion:
 
 
 class Bench:
-    def __init__(self, work: str, files: int, repeat: int, report: Report) -> None:
+    def __init__(self, work: str, files: int, repeat: int, report: Report, videos: float | None = None) -> None:
         self.work = work
         self.repeat = repeat
         self.report = report
         self.src = os.path.join(work, "src")
-        self.stats = genlib.generate(self.src, files)
+        self.stats = genlib.generate(self.src, files, videos=videos)
         report.library = {
             "files": self.stats.files,
             "dirs": self.stats.dirs,
@@ -882,6 +882,12 @@ def main(argv: list[str] | None = None) -> int:
         default=genlib.DEFAULT_FILES,
         help=f"library size in files (default {genlib.DEFAULT_FILES}, up to {genlib.MAX_FILES})",
     )
+    parser.add_argument(
+        "--videos",
+        type=float,
+        metavar="SHARE",
+        help="a video-heavy library: this share of the files are videos, e.g. 0.6 (default: the natural ~30%%)",
+    )
     parser.add_argument("--repeat", type=int, default=3, help="runs of each measurement; medians are shown (default 3)")
     parser.add_argument("--rclone", action="store_true", help="also measure through a real rclone mount of the tree")
     parser.add_argument("--json", metavar="FILE", help="also write the results as JSON")
@@ -894,12 +900,14 @@ def main(argv: list[str] | None = None) -> int:
         parser.error(f"--files must be between 1 and {genlib.MAX_FILES}")
     if args.repeat < 1:
         parser.error("--repeat must be at least 1")
+    if args.videos is not None and not 0 < args.videos <= 1:
+        parser.error("--videos must be a share above 0 and at most 1")
 
     report = Report(machine=machine_info(), library={}, repeat=args.repeat)
     try:
         with workspace(args.workdir, args.keep, args.files) as work:
             print(f"building a {args.files}-file library in {work} ...", file=sys.stderr, flush=True)
-            bench = Bench(work, args.files, args.repeat, report)
+            bench = Bench(work, args.files, args.repeat, report, args.videos)
             steps: list[tuple[str, Callable[[], None]]] = [
                 ("first run", bench.first_run),
                 ("start-up", bench.startup),

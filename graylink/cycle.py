@@ -294,6 +294,7 @@ class Cycle:
         announced = announce(self.config, store, plan.actions)
         applier = Applier(self.space.target, self._is_made_dir, self.options.should_stop)
         new_dirs = applier.dirs_to_make(plan.actions)
+        recorded = set(new_dirs)
         if new_dirs:
             with store.atomic():
                 store.executemany("INSERT OR IGNORE INTO link_dir (path) VALUES (?)", ((d,) for d in new_dirs))
@@ -305,7 +306,7 @@ class Cycle:
         keep = self._marks_to_keep(plan, marks, applied)
         with store.atomic():
             ownership.record(self.config, store)
-            record_links(store, applied)
+            record_links(store, applied, recorded)
             record_video_counts(store, self.video_counts)
             withdraw(self.config, store, announced, applied)
             made = set(applied.made_dirs)

@@ -73,9 +73,11 @@ class Applier:
         missing: set[bytes] = set()
         seen: set[bytes] = {b""}
         for action in actions:
-            if action.op not in (Op.CREATE, Op.REPAIR):
+            if action.op is not Op.CREATE and action.op is not Op.REPAIR:
                 continue
-            rel = parent_of(action.link)
+            rel = action.link.rpartition(b"/")[0]
+            if rel in seen:  # the usual case: a sibling of the previous link
+                continue
             chain: list[bytes] = []
             while rel not in seen:
                 seen.add(rel)
@@ -173,16 +175,23 @@ class Applier:
         self._dirs_ok.add(rel_dir)
 
     def _create(self, action: Action) -> None:
-        self._ensure_dir(parent_of(action.link))
-        path = self._abs(action.link)
+        # Once per link of a first run: the folder check and the symlink call inline.
+        folder = action.link.rpartition(b"/")[0]
+        if folder not in self._dirs_ok:
+            self._ensure_dir(folder)
+        path = self.root + b"/" + action.link
         try:
-            _symlink(action.target, path)
+            os.symlink(action.target, path)
         except FileExistsError:
             # Something appeared since planning: a correct link is fine, anything else is not ours.
             if os.path.islink(path) and os.readlink(path) == action.target:
                 self.result.done.append(Action(Op.ADOPT, action.link, action.target, action.source))
                 return
             raise Blocked("something appeared at the link path while applying; left alone") from None
+        except OSError as exc:
+            if exc.errno not in NO_SYMLINK_ERRNOS:
+                raise
+            raise NoSymlinks(exc.errno, exc.strerror, exc.filename) from None
         self.result.done.append(action)
 
     def _repair(self, action: Action) -> None:

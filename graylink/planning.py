@@ -15,7 +15,7 @@ from operator import itemgetter
 from typing import Any
 
 from graylink.config import Config
-from graylink.db import Store, join, subtree_bounds
+from graylink.db import Store, subtree_bounds
 from graylink.index import Index
 from graylink.linktree import read_dir, reserved, walk_dirs
 from graylink.reconciler import Action, Desired, LinkSpace, Op, plan_dir
@@ -83,27 +83,36 @@ def plan_scope(
         ((d, 2, []) for d in target_dirs),
     ]
     actions: list[Action] = []
+    # Absolute link contents are the link root plus the path: one concatenation
+    # per file (a first run plans every video of the library).
+    absolute = None if space.relative else space.link_root.rstrip(b"/") + b"/"
+    create = Op.CREATE
     merged = heapq.merge(*streams, key=itemgetter(0))
     for rel_dir, items in itertools.groupby(merged, key=itemgetter(0)):
-        desired: dict[bytes, Desired] = {}
+        names: list[bytes] = []
         owned: dict[bytes, bytes] = {}
         on_disk = False
         for _, tag, rows in items:
             if tag == 0:
                 if rows and rules.wants_dir(rel_dir) and not reserved(rel_dir):
-                    for name in rows:
-                        rel = join(rel_dir, name)
-                        desired[name] = Desired(space.link_target(rel), rel)
+                    names = rows
             elif tag == 1:
                 owned.update((row[1], row[2]) for row in rows)
             else:
                 on_disk = True
-        if videos is not None and desired:
-            videos[rel_dir] = len(desired)
+        if videos is not None and names:
+            videos[rel_dir] = len(names)
+        prefix = rel_dir + b"/" if rel_dir else b""
         if not on_disk and not owned and scope.recursive:
             # Nothing on disk and nothing recorded: every wanted link is a create.
-            actions.extend(Action(Op.CREATE, d.source, d.target, d.source) for d in desired.values())
+            for name in names:
+                rel = prefix + name
+                actions.append(Action(create, rel, absolute + rel if absolute else space.link_target(rel), rel))
             continue
+        desired: dict[bytes, Desired] = {}
+        for name in names:
+            rel = prefix + name
+            desired[name] = Desired(absolute + rel if absolute else space.link_target(rel), rel)
         actual = read_dir(space.target, rel_dir) if on_disk or not scope.recursive else {}
         actions.extend(plan_dir(space, rel_dir, desired, actual, owned))
     return actions

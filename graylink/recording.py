@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Collection
+
 from graylink.db import Store, subtree_bounds
 from graylink.links import ApplyResult
 from graylink.reconciler import Op
@@ -10,8 +12,11 @@ from graylink.scopes import Scope
 VideoCounts = list[tuple[Scope, dict[bytes, int]]]
 
 
-def record_links(store: Store, applied: ApplyResult) -> None:
-    """The link table and graylink's own folders, as the applier left them."""
+def record_links(store: Store, applied: ApplyResult, recorded_dirs: Collection[bytes] = ()) -> None:
+    """The link table and graylink's own folders, as the applier left them.
+
+    ``recorded_dirs``: folders already recorded before they were made (a
+    first run makes thousands: writing each row twice is measurable)."""
     upserts: list[tuple[bytes, bytes, bytes, bytes]] = []
     deletes: list[tuple[bytes, bytes]] = []
     for action in applied.done:
@@ -23,7 +28,9 @@ def record_links(store: Store, applied: ApplyResult) -> None:
             deletes.append((folder, name))
     store.executemany("DELETE FROM link WHERE dir = ? AND name = ?", deletes)
     store.executemany("INSERT OR REPLACE INTO link (dir, name, target, source) VALUES (?, ?, ?, ?)", upserts)
-    store.executemany("INSERT OR IGNORE INTO link_dir (path) VALUES (?)", ((d,) for d in applied.made_dirs))
+    store.executemany(
+        "INSERT OR IGNORE INTO link_dir (path) VALUES (?)", ((d,) for d in applied.made_dirs if d not in recorded_dirs)
+    )
     store.executemany("DELETE FROM link_dir WHERE path = ?", ((d,) for d in applied.removed_dirs))
 
 

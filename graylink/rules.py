@@ -24,6 +24,7 @@ ALWAYS_EXCLUDED_DIRS: frozenset[str] = frozenset({"bdmv"})
 
 _TEMP_SUFFIXES = (b".part", b".partial", b".!qb", b".!ut", b".crdownload", b".tmp", b".downloading")
 _TEMP_PREFIXES = (b".fuse_hidden", b"._", b".~", b"~$")
+_TEMP_EXTS = frozenset(_TEMP_SUFFIXES)
 
 
 @dataclass(frozen=True)
@@ -45,10 +46,14 @@ class Rules:
     def wants_file(self, name: bytes) -> bool:
         """Whether a file with this name (no folder) gets a link."""
         dot = name.rfind(b".")
-        if dot <= 0 or name[dot:].lower() not in self.extensions:
+        if dot <= 0:
             return False
-        low = name.lower()
-        return not (low.startswith(_TEMP_PREFIXES) or low.endswith(_TEMP_SUFFIXES))
+        ext = name[dot:].lower()
+        # Every temporary suffix is one extension, so "ends with it" is "is the extension".
+        if ext not in self.extensions or ext in _TEMP_EXTS:
+            return False
+        first = name[:1]  # called for every file of a first run: look at prefixes only when one can match
+        return not ((first == b"." or first == b"~") and name.lower().startswith(_TEMP_PREFIXES))
 
     def wants_dir(self, rel_dir: bytes) -> bool:
         """Whether files under this folder (relative to the source) may get links."""

@@ -122,3 +122,12 @@ def test_marks_benchmark_runs_on_its_own() -> None:
     assert len(rows) == 2 and all("cpu ratio" in row for row in rows)
     bad = subprocess.run([sys.executable, script, "--sizes", "40"], capture_output=True, text=True, env=env)
     assert bad.returncode == 2 and "two sizes" in bad.stderr
+
+
+def test_video_heavy_profile_reaches_its_share_and_keeps_the_count(tmp_path: Path) -> None:
+    stats = genlib.generate(str(tmp_path / "v"), 4000, videos=0.6)
+    assert stats.files == 4000 and 0.6 <= stats.videos / stats.files < 0.62
+    genlib.generate(str(tmp_path / "w"), 4000, videos=0.6)
+    assert tree(tmp_path / "v") == tree(tmp_path / "w")
+    with pytest.raises(ValueError):
+        genlib.generate(str(tmp_path / "x"), 10, videos=0)
