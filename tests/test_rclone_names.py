@@ -191,3 +191,49 @@ def test_a_crypt_remote_is_watched_below_and_linked_at_the_decrypted_paths(tmp_p
         reverse = ["rclone", "--config", str(mount_conf), "cryptdecode", "--reverse", "secret:", "Show"]
         encrypted = subprocess.run(reverse, capture_output=True, text=True, check=True).stdout.split(" \t ")[1]
         assert store.get_meta("drive.root_id") == ids[encrypted.strip()]
+
+
+def test_vfs_refresh_names_the_sources_vfs_when_rclone_serves_several(tmp_path, mounted):
+    """One rclone (vfs/rc.go getVFS): a mount from its command line and one added with mount/mount."""
+    import requests
+
+    from graylink.config import load_config
+    from graylink.triggers import mount
+    from tests.test_mount import free_port
+
+    for name in ("disk1", "disk2"):
+        (tmp_path / name / "S1").mkdir(parents=True)
+        (tmp_path / name / "S1" / "e1.mkv").write_bytes(b"video")
+    port = free_port()
+    mnt = mounted(
+        str(tmp_path / "disk1"), "--config", os.devnull, "--dir-cache-time", "1000h",
+        "--rc", "--rc-addr", f"127.0.0.1:{port}", "--rc-no-auth",
+    )  # fmt: skip
+    second = tmp_path / "mnt2"
+    second.mkdir()
+    rc = f"http://127.0.0.1:{port}"
+    answer = requests.post(
+        f"{rc}/mount/mount",
+        json={
+            "fs": str(tmp_path / "disk2"),
+            "mountPoint": str(second),
+            "vfsOpt": {"DirCacheTime": 3600 * 10**9 * 1000},
+        },
+        timeout=60,
+    )
+    assert answer.status_code == 200, answer.text
+    try:
+        assert "more than one VFS" in requests.post(f"{rc}/vfs/refresh", json={}, timeout=60).text
+        for source, disk in ((mnt, "disk1"), (second, "disk2")):
+            ini = tmp_path / f"{disk}.ini"
+            ini.write_text(
+                f"[paths]\nsource = {source}\ntarget = {tmp_path / ('links-' + disk)}\n"
+                f"database = {tmp_path / (disk + '.db')}\n[mount]\nrclone_rc = {rc}\n"
+            )
+            assert os.listdir(source / "S1") == ["e1.mkv"]
+            (tmp_path / disk / "S1" / "e2.mkv").write_bytes(b"video")
+            assert os.listdir(source / "S1") == ["e1.mkv"], "the directory cache holds"
+            assert mount.vfs_refresh(load_config(str(ini)), [b"S1"]), disk
+            assert sorted(os.listdir(source / "S1")) == ["e1.mkv", "e2.mkv"], disk
+    finally:
+        requests.post(f"{rc}/mount/unmount", json={"mountPoint": str(second)}, timeout=60)

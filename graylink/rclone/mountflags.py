@@ -133,6 +133,11 @@ def subcommand(argv: tuple[str, ...]) -> str:
     return _command_words(argv)[0]
 
 
+def command_words(argv: tuple[str, ...]) -> tuple[str, list[str]]:
+    """The subcommand and its arguments (``mount REMOTE MOUNTPOINT``), flags left out."""
+    return _command_words(argv)
+
+
 def serves(argv: tuple[str, ...], mount_point: str) -> bool:
     """``argv`` is an rclone mount command whose mount point is ``mount_point`` (a real path)."""
     if not argv or not os.path.basename(argv[0]).startswith("rclone"):

@@ -27,6 +27,7 @@ from graylink.checks import Check
 from graylink.config import Config
 from graylink.db import Mark, Store, StoredMark
 from graylink.rclone import mountflags
+from graylink.rclone.vfs import MANY_VFS, serving_fs
 
 log = logging.getLogger(__name__)
 
@@ -442,9 +443,11 @@ def rc_call(config: Config, method: str, params: dict[str, Any], *, deadline: fl
     return body
 
 
-def _refresh_once(config: Config, dirs: list[str], recursive: bool, deadline: float = RC_DEADLINE) -> dict[str, str]:
+def _refresh_once(
+    config: Config, dirs: list[str], recursive: bool, deadline: float = RC_DEADLINE, fs: str | None = None
+) -> dict[str, str]:
     """One vfs/refresh call; rclone's answer per directory ("OK" or an error)."""
-    params: dict[str, Any] = {}
+    params: dict[str, Any] = {"fs": fs} if fs else {}
     if dirs != [""]:  # the root is refreshed by naming no dir at all
         for i, path in enumerate(dirs):
             params["dir" if i == 0 else f"dir{i + 1}"] = path
@@ -472,6 +475,7 @@ def vfs_refresh(config: Config, dirs: list[bytes], recursive: bool = False, budg
     # Each round moves missing folders one level up, so a path of depth N
     # needs at most N+1 rounds.
     end = time.monotonic() + budget
+    fs: str | None = None
     while pending:
         left = end - time.monotonic()
         if left < 1.0:
@@ -479,14 +483,18 @@ def vfs_refresh(config: Config, dirs: list[bytes], recursive: bool = False, budg
             return False
         try:
             if "" in pending:
-                answers = _refresh_once(config, [""], recursive, left)
+                answers = _refresh_once(config, [""], recursive, left, fs)
                 answers = {"": answers.get("", "OK")}
                 rest = [d for d in pending if d]
                 if rest:
-                    answers.update(_refresh_once(config, rest, recursive, max(1.0, end - time.monotonic())))
+                    answers.update(_refresh_once(config, rest, recursive, max(1.0, end - time.monotonic()), fs))
             else:
-                answers = _refresh_once(config, pending, recursive, left)
+                answers = _refresh_once(config, pending, recursive, left, fs)
         except RcError as exc:
+            if fs is None and MANY_VFS in str(exc):
+                fs = _serving_fs(config)
+                if fs is not None:
+                    continue  # the same round again, naming the source's VFS
             log.error("vfs/refresh failed: %s", exc)
             return False
         tried.update(pending)
@@ -503,6 +511,26 @@ def vfs_refresh(config: Config, dirs: list[bytes], recursive: bool = False, budg
     if ok:
         log.info("asked rclone to refresh %d folder(s)", len(dirs))
     return ok
+
+
+def _serving_fs(config: Config) -> str | None:
+    """The VFS of the source's mount when one rclone serves several; logged when it cannot be told."""
+    entry = fsinfo.mount_of(config.paths.source)
+    mount_point = entry.mount_point if entry is not None else config.paths.source
+    try:
+        fs = serving_fs(lambda method, params: rc_call(config, method, params), mount_point)
+    except RcError as exc:
+        log.error("vfs/refresh: rclone serves several VFSes and vfs/list failed: %s", exc)
+        return None
+    if fs is None:
+        log.error(
+            "vfs/refresh: rclone serves several VFSes and none is known to serve %s "
+            "(give each mount its own rclone process, or its own --rc-addr)",
+            mount_point,
+        )
+    else:
+        log.info("vfs/refresh: rclone serves several VFSes; %s is the one at %s", fs, mount_point)
+    return fs
 
 
 def _vfs_dir(prefix: str, rel: bytes) -> str:
