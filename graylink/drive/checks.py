@@ -11,6 +11,7 @@ from graylink.drive.changes import start_token
 from graylink.drive.credentials import DriveAuthError, DriveCredentials, Remote, load_credentials, read_remote
 from graylink.drive.feed import choose_feed
 from graylink.drive.google import DriveClients, build_clients, ensure_fresh, resolve_root, root_spec, runtime_error
+from graylink.drive.mountmatch import mount_check
 from graylink.drive.names import names_for, root_path
 from graylink.errors import ConfigError
 
@@ -36,6 +37,9 @@ def doctor_checks(config: Config) -> list[Check]:
     if remote.crypt is not None:
         where = f"crypt remote {remote.crypt.spec} over [{remote.name}]"
     checks.append(Check("drive remote", True, f"{where} in {remote.conf_path or 'the environment'}"))
+    served = mount_check(config, remote)
+    if served is not None:
+        checks.append(served)
     try:
         names = names_for(remote)
     except ConfigError as exc:

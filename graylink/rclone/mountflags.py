@@ -24,7 +24,7 @@ from graylink.rclone.duration import parse_duration
 
 MOUNT_COMMANDS = ("mount", "nfsmount", "cmount")
 # The flags read here, and whether they take a value.
-VALUE_FLAGS = ("--dir-cache-time", "--poll-interval", "--rc-addr")
+VALUE_FLAGS = ("--dir-cache-time", "--poll-interval", "--rc-addr", "--drive-root-folder-id", "--drive-team-drive")
 BOOL_FLAGS = ("--rc",)
 # Other flags of a typical mount known to take a value (whatever it looks like:
 # "--rc-pass --rc" sets a password). Any other flag is an unknown: see _command_words.
