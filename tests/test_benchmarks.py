@@ -131,3 +131,21 @@ def test_video_heavy_profile_reaches_its_share_and_keeps_the_count(tmp_path: Pat
     assert tree(tmp_path / "v") == tree(tmp_path / "w")
     with pytest.raises(ValueError):
         genlib.generate(str(tmp_path / "x"), 10, videos=0)
+
+
+def test_idle_hour_benchmark_runs_on_a_small_library(tmp_path: Path) -> None:
+    """A smoke run of benchmarks/idle_hour.py (skips itself without rclone/FUSE; no timing asserted)."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("GRAYLINK_")}
+    env["PYTHONPATH"] = str(REPO)
+    result = subprocess.run(
+        [sys.executable, str(REPO / "benchmarks" / "idle_hour.py"), "--files", "1500", "--minutes", "20",
+         "--json", str(tmp_path / "idle.json")],
+        capture_output=True, text=True, env=env, timeout=180,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stdout + result.stderr
+    if "skipped:" in result.stderr:
+        pytest.skip(result.stderr.strip())
+    doc = json.loads((tmp_path / "idle.json").read_text())
+    without, with_feed = doc["scenarios"]
+    assert without["folders_listed"] > 0 and with_feed["drive_calls"] >= 20  # a poll a minute
+    assert len(with_feed["latency_s"]) == 2  # both reported files were linked after their poll

@@ -237,6 +237,21 @@ def test_permanently_deleted_folder_is_found_in_the_cache(setup, drive, google):
     assert marks(store) == {(b"Old/Gone", True), (b"Old", False)}
 
 
+def test_a_file_deleted_for_good_is_placed_from_the_item_record(setup, drive, google):
+    config, store = setup
+    drive.folder("Shows")
+    start(config, store)
+    vid = drive.file("Shows/e1.mkv")
+    poll_drive(config, store)  # the record learns where e1.mkv is
+    store.clear_marks(m.id for m in store.pending_marks())
+    before = google.calls("files.get")
+    google.delete_forever(vid)
+    result = poll_drive(config, store)
+    assert result.error is None
+    assert marks(store) == {(b"Shows", False)}  # its folder, not the whole source
+    assert google.calls("files.get") == before  # no files.get answering 404
+
+
 def test_unresolvable_item_marks_the_root(setup, drive, google, caplog):
     config, store = setup
     drive.folder("X")
