@@ -80,6 +80,7 @@ class GoogleState:
     calls: dict[str, int] = field(default_factory=dict)
     changes: ChangeLog = field(default_factory=ChangeLog)
     token_garbage: int = 0  # token endpoint answers that are not JSON
+    activity_garbage: int = 0  # activity:query answers that are not JSON
     fail_queries: list[int] = field(default_factory=list)  # statuses to answer the next activity queries
     hold_files_get: threading.Event | None = None  # when set, files.get waits for it to be set
     files_get_reached: threading.Event = field(default_factory=threading.Event)
@@ -426,6 +427,11 @@ class _Handler(OAuthRoutes, ChangesRoutes, BaseHTTPRequestHandler):
         state = self.google.state
         with state.lock:
             forced = state.fail_queries.pop(0) if state.fail_queries else None
+            garbage = state.activity_garbage > 0
+            state.activity_garbage -= 1 if garbage else 0
+        if garbage:
+            self._send_raw(200, b"<html>Service temporarily unavailable</html>")
+            return
         if forced is not None:
             self._error(forced, "Backend Error", "backendError", "UNAVAILABLE")
             return

@@ -231,3 +231,27 @@ def test_refused_scope_fails_the_reconcile_but_the_walk_goes_on(world, tmp_path)
     assert "Traceback" not in proc.stderr
     assert "Shows/S3/x.mkv" in world.links()
     assert not any(s in proc.stdout + proc.stderr for s in SECRETS)
+
+
+@pytest.mark.parametrize("broken", ["activity answer", "token endpoint"])
+def test_a_garbled_google_answer_fails_the_feed_not_the_walk(world, tmp_path, broken):
+    # The world's token carries the activity scope: the Activity feed runs.
+    if broken == "token endpoint":
+        write_rclone_conf(tmp_path / "rclone.conf", world.google, root_folder_id=world.ids[""], expires_in=-60)
+        world.google.state.token_garbage = 1
+    else:
+        world.google.state.activity_garbage = 1
+    (world.source / "Shows" / "S4").mkdir()  # visible to the walk: the parent's mtime moved
+    (world.source / "Shows" / "S4" / "y.mkv").write_bytes(b"v")
+    proc = subprocess.run(
+        [sys.executable, "-m", "graylink", "-c", str(world.ini), "reconcile"],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+        timeout=120,
+    )
+    assert proc.returncode == 1, proc.stderr
+    errors = [line for line in proc.stderr.splitlines() if "ERROR" in line]
+    assert any("drive feed:" in line and "malformed" in line for line in errors), proc.stderr
+    assert "unexpected error" not in proc.stderr and "Traceback" not in proc.stderr
+    assert "Shows/S4/y.mkv" in world.links()
