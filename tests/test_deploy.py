@@ -13,6 +13,7 @@ import re
 import shutil
 import subprocess
 import sys
+import tempfile
 import tomllib
 from pathlib import Path
 
@@ -245,15 +246,21 @@ def run_entrypoint_unprivileged(env: dict[str, str], *command: str) -> subproces
             pytest.skip("running as root without setpriv: cannot run the entrypoint unprivileged")
         prefix = [setpriv, "--reuid=65534", "--regid=65534", "--clear-groups", "--"]
     base = {"PATH": os.environ.get("PATH", "/usr/bin:/bin")}
-    return subprocess.run(
-        [*prefix, "sh", str(ENTRYPOINT), *command],
-        env={**base, **env},
-        capture_output=True,
-        text=True,
-        timeout=30,
-        check=False,
-        cwd="/",
-    )
+    # A copy the unprivileged user can read: the checkout may lie under a folder
+    # only root may enter (a clone in /root, mode 0700 on Debian).
+    with tempfile.TemporaryDirectory(prefix="graylink-entrypoint-") as scratch:
+        os.chmod(scratch, 0o755)
+        script = Path(scratch) / "entrypoint.sh"
+        shutil.copyfile(ENTRYPOINT, script)
+        return subprocess.run(
+            [*prefix, "sh", str(script), *command],
+            env={**base, **env},
+            capture_output=True,
+            text=True,
+            timeout=30,
+            check=False,
+            cwd="/",
+        )
 
 
 def test_entrypoint_rejects_non_numeric_ids() -> None:
