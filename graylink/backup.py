@@ -17,6 +17,7 @@ from dataclasses import dataclass
 
 from graylink.db import MIGRATIONS, Mark, Store
 from graylink.errors import ConfigError, DatabaseError, GraylinkError
+from graylink.readonlyfs import immutable_uri, on_read_only_fs
 
 BEFORE_RESTORE_SUFFIX = ".before-restore"
 REQUIRED_TABLES = frozenset({"applied_migration", "meta_value", "directory", "file", "dirty", "link", "link_dir"})
@@ -36,6 +37,14 @@ def _connect_ro(path: str) -> sqlite3.Connection:
         uri = "file:" + _quote(os.path.abspath(path)) + "?mode=ro"
         conn = sqlite3.connect(uri, uri=True)
         conn.execute("PRAGMA busy_timeout = 10000")
+        if on_read_only_fs(path):
+            try:
+                conn.execute("SELECT count(*) FROM sqlite_master").fetchone()
+            except sqlite3.OperationalError:
+                # A WAL database on a read-only filesystem: no shared-memory file
+                # can be made there, so it is read as an immutable file.
+                conn.close()
+                conn = sqlite3.connect(immutable_uri(path), uri=True)
         return conn
     except sqlite3.Error as exc:
         raise DatabaseError(f"cannot open {path}: {exc}") from None

@@ -21,6 +21,7 @@ from graylink.fsinfo import TRUSTED_FS, fs_type, mtime_trusted
 from graylink.lock import holder
 from graylink.notify.emby_doctor import doctor_checks as emby_checks
 from graylink.notify.plex_doctor import doctor_checks as plex_checks
+from graylink.readonlyfs import on_read_only_fs
 from graylink.triggers.mount import doctor_checks as mount_checks
 
 ConfigLoader = Callable[[], Config]
@@ -90,6 +91,13 @@ def check_database(config: Config) -> Check:
     known = [name for name, _ in MIGRATIONS]
     pending = [name for name in known if name not in info.migrations]
     version = f"schema {len(info.migrations)}/{len(known)}"
+    if on_read_only_fs(database):
+        return Check(
+            "database",
+            False,
+            f"{database} is on a read-only filesystem ({version})",
+            "remount it read-write, or set [paths] database on a writable disk",
+        )
     if not os.access(database, os.W_OK):
         return Check("database", False, f"{database} is not writable ({version})", "fix its owner or mode")
     detail = f"; {len(pending)} upgrade(s) apply at the next reconcile" if pending else ""

@@ -147,6 +147,12 @@ def test_database_on_a_read_only_filesystem(lib: Library, read_only_state: Calla
     assert snapshot.returncode == 0, snapshot.stderr
     dry = lib.run("reconcile", "--dry-run")
     assert dry.returncode == 0, dry.stderr
+    backup = lib.run("db", "backup", str(lib.root / "copy.db"))
+    assert backup.returncode == 0, backup.stderr
+    assert "2 files" in backup.stdout
+    doctor = lib.run("doctor")
+    assert f"✘ database: {lib.database} is on a read-only filesystem" in doctor.stdout
+    assert "✔ library: the database belongs to this config's" in doctor.stdout
 
     lib.add("Movies/B.mkv")
     for args in (("reconcile",), ("reconcile", "--loop")):
