@@ -35,7 +35,7 @@ log = logging.getLogger(__name__)
 # Rebuilt from the source by the full verification, or history of the loop:
 # everything else in the database is carried over to a new one.
 NOT_CARRIED = frozenset(
-    {"directory", "file", "dirty", "job_run", "applied_migration", "drive_folder", "drive_activity"}
+    {"directory", "file", "dirty", "job_run", "applied_migration", "drive_folder", "drive_item", "drive_activity"}
 )
 # A table whose rows the new database may have already: its own rows win.
 KEEP_NEW = frozenset({"meta_value"})
@@ -118,8 +118,10 @@ def _restore(new: Store, carry: str) -> None:
             for table in _tables(new, "carry"):
                 if table not in present:
                     continue
-                wanted = set(_columns(new, "main", table))
-                cols = ", ".join(f'"{c}"' for c in _columns(new, "carry", table) if c in wanted)
+                # The new table's columns decide (a copy made by CREATE TABLE AS
+                # has no primary key to tell the row number by).
+                carried = {str(row[1]) for row in new.execute(f'PRAGMA carry.table_info("{table}")')}
+                cols = ", ".join(f'"{c}"' for c in _columns(new, "main", table) if c in carried)
                 verb = "INSERT OR IGNORE" if table in KEEP_NEW else "INSERT OR REPLACE"
                 new.execute(f'{verb} INTO main."{table}" ({cols}) SELECT {cols} FROM carry."{table}"')
             new.add_marks([Mark(b"", "database-lost")])

@@ -229,3 +229,45 @@ def test_database_replaced_under_the_loop_takes_the_new_file_without_the_old_log
     assert conn.execute("SELECT value FROM meta_value WHERE key = 'test_replacement'").fetchone() == ("yes",)
     conn.close()
     assert "Traceback" not in loop.text()
+
+
+def test_recreate_carries_queue_and_links_into_a_replacement_without_clobbering_its_rows(tmp_path: Path) -> None:
+    from graylink.db import Store
+    from graylink.dbwatch import journal_ids, recreate
+
+    path = str(tmp_path / "graylink.db")
+    old = Store(path)
+    with old.atomic():
+        old.executemany(
+            "INSERT INTO emby_queue (path, op, queued_at) VALUES (?, 'create', 1.0)",
+            [(f"/links/old{i}.mkv".encode(),) for i in range(3)],
+        )
+        old.executemany(
+            "INSERT INTO link (dir, name, target, source) VALUES (?, ?, ?, ?)",
+            [(b"M", f"old{i}.mkv".encode(), b"/src/M/x", b"M/x") for i in range(3)],
+        )
+    journals = journal_ids(path)
+    replacement = str(tmp_path / "other.db")
+    with Store(replacement) as other, other.atomic():
+        other.executemany(
+            "INSERT INTO emby_queue (path, op, queued_at) VALUES (?, 'prune', 2.0)",
+            [(f"/links/new{i}.mkv".encode(),) for i in range(2)],
+        )
+        other.execute(
+            "INSERT INTO link (dir, name, target, source) VALUES (?, ?, ?, ?)", (b"M", b"new.mkv", b"t", b"s")
+        )
+    os.replace(replacement, path)
+
+    new, carried = recreate(old, journals)
+    try:
+        assert carried.queued == 3 and not carried.lost
+        queued = sorted(bytes(r[0]) for r in new.execute("SELECT path FROM emby_queue"))
+        assert queued == sorted(
+            [f"/links/old{i}.mkv".encode() for i in range(3)] + [b"/links/new0.mkv", b"/links/new1.mkv"]
+        )
+        assert new.count("link") == 4
+        assert new.execute("SELECT count(*) FROM dirty WHERE reason = 'database-lost'").fetchone()[0] == 1
+        assert new.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+    finally:
+        new.close()
+    assert sorted(p.name for p in tmp_path.iterdir() if "carry" in p.name) == [], "the carry file is removed"
