@@ -63,6 +63,7 @@ class Applier:
         self.result = ApplyResult()
         self._dirs_ok: set[bytes] = {b""}
         self._missing: set[bytes] = set()  # folders dirs_to_make found missing
+        self._probe: bool | None = None  # whether the root takes symlinks, once asked
 
     def dirs_to_make(self, actions: list[Action]) -> list[bytes]:
         """The folders applying ``actions`` will create (missing parents of new links).
@@ -112,6 +113,8 @@ class Applier:
                 self._fail(action, str(exc))
             except OSError as exc:
                 reason = f"{exc.strerror or exc}"
+                if isinstance(exc, NoSymlinks) and self._root_takes_symlinks():
+                    exc = OSError(exc.errno, exc.strerror)  # one folder refuses (immutable, a mount inside): not fatal
                 if isinstance(exc, NoSymlinks) or exc.errno in FATAL_ERRNOS:
                     self.result.failed.append((action, reason))  # the one line below says it
                     self.result.stopped = self._stop_reason(exc, reason)
@@ -121,6 +124,21 @@ class Applier:
                 self._fail(action, reason)
         self._remove_emptied_dirs(prunes)
         return self.result
+
+    def _root_takes_symlinks(self) -> bool:
+        """Whether a symlink can be made at the link tree's root: tells a filesystem
+        without symlinks from one folder that refuses them (EPERM in an immutable
+        folder, another filesystem mounted inside). Asked once, on the first refusal."""
+        if self._probe is None:
+            probe = self.root + b"/" + TEMP_PREFIX + secrets.token_hex(6).encode() + b".tmp"
+            try:
+                os.symlink(b"probe", probe)
+            except OSError:
+                self._probe = False
+            else:
+                os.unlink(probe)
+                self._probe = True
+        return self._probe
 
     def _leave(self, rest: list[Action]) -> None:
         self.result.unreached.extend(a for a in rest if a.op in (Op.CREATE, Op.REPAIR, Op.PRUNE))

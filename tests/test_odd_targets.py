@@ -197,3 +197,27 @@ def test_a_target_without_symlinks_stops_at_the_first_refusal(lib: Library, rclo
     counts = summary(proc.stdout)
     assert counts["create"] == 0 and counts["failed"] == 1000
     assert recorded_links(lib) == set()
+
+
+def test_one_folder_that_refuses_symlinks_is_a_failed_action_not_a_stop(lib: Library) -> None:
+    """EPERM in an immutable folder is that folder's failure; the filesystem takes symlinks elsewhere."""
+    if os.geteuid() != 0 or shutil.which("chattr") is None:
+        pytest.skip("SKIPPED LOUDLY: making a folder immutable needs root and chattr")
+    lib.add("Movies/A/A.mkv")
+    lib.add("Movies/B/B.mkv")
+    (lib.target / "Movies/A").mkdir(parents=True)
+    if subprocess.run(["chattr", "+i", str(lib.target / "Movies/A")], capture_output=True).returncode:
+        pytest.skip("SKIPPED LOUDLY: this filesystem has no immutable attribute")
+    try:
+        proc = lib.run("reconcile", "--json")
+        assert proc.returncode == 1, proc.stderr
+        counts = summary(proc.stdout)
+        assert counts["create"] == 1 and counts["failed"] == 1
+        assert "does not take symlinks" not in proc.stderr
+        assert os.path.islink(lib.target / "Movies/B/B.mkv")
+        assert not [p for p in os.listdir(lib.target) if p.startswith(".graylink-")], "the probe is removed"
+    finally:
+        subprocess.run(["chattr", "-i", str(lib.target / "Movies/A")], check=False)
+    fixed = lib.run("reconcile", "--json")
+    assert fixed.returncode == 0, fixed.stderr
+    assert summary(fixed.stdout)["create"] == 1
