@@ -27,6 +27,7 @@ from tests.google_changes import ChangeLog, ChangesRoutes, discovery_scopes
 from tests.google_oauth import JwtGrant, OAuthRoutes
 
 FOLDER_MIME = "application/vnd.google-apps.folder"
+SHORTCUT_MIME = "application/vnd.google-apps.shortcut"
 SCOPE = "https://www.googleapis.com/auth/"
 ACTIVITY_SCOPES = {SCOPE + "drive.activity", SCOPE + "drive.activity.readonly"}
 FILES_SCOPES = {SCOPE + s for s in ("drive", "drive.readonly", "drive.metadata", "drive.metadata.readonly")}
@@ -41,6 +42,8 @@ class Item:
     mime: str
     trashed: bool = False
     drive_id: str = ""  # a shared drive's ID, "" for My Drive
+    target: str = ""  # a shortcut's target (Drive v3 File.shortcutDetails.targetId)
+    target_mime: str = ""
 
     @property
     def folder(self) -> bool:
@@ -162,6 +165,15 @@ class FakeGoogle:
             self._record(item, {"create": {"new": {}}}, at_ms)
         return item.id
 
+    def add_shortcut(self, name: str, parent: str, target: str, *, record: bool = True) -> str:
+        """A shortcut (mimeType application/vnd.google-apps.shortcut) to ``target``."""
+        kind = self.state.items[target].mime
+        item = Item(self.new_id("s"), name, [parent], SHORTCUT_MIME, target=target, target_mime=kind)
+        self.state.items[item.id] = item
+        if record:
+            self._record(item, {"create": {"new": {}}}, None)
+        return item.id
+
     def add_shared_drive(self, drive_id: str, name: str) -> None:
         """A shared drive: its root folder's ID is the drive's ID."""
         self.state.items[drive_id] = Item(drive_id, name, [], FOLDER_MIME, drive_id=drive_id)
@@ -173,6 +185,8 @@ class FakeGoogle:
             payload["parents"] = list(item.parents)
         if item.drive_id:
             payload["driveId"] = item.drive_id
+        if item.target:
+            payload["shortcutDetails"] = {"targetId": item.target, "targetMimeType": item.target_mime}
         return payload
 
     def untrash(self, item_id: str, at_ms: int | None = None) -> None:
@@ -226,6 +240,8 @@ class FakeGoogle:
 
     def _ref(self, item_id: str) -> dict[str, Any]:
         item = self.state.items[item_id]
+        if item.drive_id and item.id == item.drive_id:  # a shared drive's root: a DriveReference
+            return {"drive": {"name": f"drives/{item.id}", "title": item.name}}
         return {
             "driveItem": {
                 "name": f"items/{item.id}",

@@ -94,11 +94,15 @@ def _is_folder(item: dict[str, Any]) -> bool:
 
 
 def _parent_ids(refs: Iterable[dict[str, Any]]) -> tuple[str, ...]:
+    """The folder IDs of a move's TargetReferences: a Drive item (``items/ID``), or a shared drive
+    (``drives/ID``, before it ``teamDrives/ID``), whose root folder has the drive's ID."""
     out = []
     for ref in refs:
-        item = ref.get("driveItem") or {}
-        if item.get("name"):
-            out.append(_item_id(str(item["name"])))
+        for kind, prefix in (("driveItem", "items/"), ("drive", "drives/"), ("teamDrive", "teamDrives/")):
+            name = str((ref.get(kind) or {}).get("name") or "")
+            if name.startswith(prefix) and len(name) > len(prefix):
+                out.append(name[len(prefix) :])
+                break
     return tuple(out)
 
 

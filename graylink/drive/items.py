@@ -39,6 +39,7 @@ class ItemInfo:
     parents: tuple[str, ...]
     is_folder: bool
     trashed: bool
+    target: str = ""  # a folder shortcut's target folder: the mount shows its content at the shortcut
 
 
 @dataclass(frozen=True)
@@ -115,14 +116,17 @@ def item_info(data: Any, what: str) -> ItemInfo:
         raise FeedError(f"the answer to {what} is malformed (parents of {data['id']} is not a list of IDs)")
     mime = data.get("mimeType")
     shortcut = data.get("shortcutDetails")
+    target = ""
     if mime == SHORTCUT_MIME and isinstance(shortcut, dict):
         mime = shortcut.get("targetMimeType")  # rclone shows a folder shortcut as a folder
+        target = str(shortcut.get("targetId") or "") if mime == FOLDER_MIME else ""
     return ItemInfo(
         id=data["id"],
         name=str(data.get("name", "")),
         parents=tuple(parents),
         is_folder=mime == FOLDER_MIME,
         trashed=data.get("trashed") is True,
+        target=target,
     )
 
 
@@ -222,6 +226,10 @@ class Resolver:
             return Known(b"", True)
         parent = self.folder_path(info.parents[0]) if info.parents else None
         path = self.shown(parent, info.name)
+        if info.target and path is not None:
+            # Changes inside the target (usually outside the root) show at the shortcut: the
+            # record places the target there, so they mark the shortcut's path.
+            self.record.put(info.target, Known(path, True, info.trashed))
         return Known(path, info.is_folder, info.trashed)
 
 
