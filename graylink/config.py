@@ -237,7 +237,11 @@ def _inside(child: str, parent: str) -> bool:
 
 
 def _real(path: str) -> str:
-    return os.path.realpath(path)
+    # A path on a hung mount must not hang the loading of the config: resolved
+    # under a deadline, it falls back to the path as written.
+    from graylink.fsinfo import real
+
+    return real(path)
 
 
 def validate(config: Config) -> None:

@@ -30,11 +30,11 @@ from graylink.preflight import check_source, check_target, make_target
 from graylink.problems import CONFLICT, FAILED, Problem, problem_folders, update_problems
 from graylink.reconciler import Op, Plan, apply_prune_brake, withhold_prunes
 from graylink.recording import VideoCounts, record_links, record_video_counts
-from graylink.scanner import Interrupted, Scanner
+from graylink.scanner import Interrupted, Scanner, ScanStats
 from graylink.scopes import Scope, ScopeSet, collapse, touched
 from graylink.scratch import scratch_copy
 from graylink.sourcecheck import CHECK_TIMEOUT, SourceGuard, veto_prunes
-from graylink.triggers.mount import Health, check_health, ensure_healthy, record_health, refresh_marked
+from graylink.triggers.mount import STOPPED, Health, check_health, ensure_healthy, record_health, refresh_marked
 from graylink.triggers.walk import walk
 
 if TYPE_CHECKING:  # the Drive feed loads only when configured
@@ -47,6 +47,7 @@ log = logging.getLogger(__name__)
 
 _MAX_REFRESH_ROUNDS = 16
 META_SETTINGS = "plan_settings"
+UNLISTABLE = "unlistable"  # the reason of a mark that retries a folder that could not be listed
 
 
 # ------------------------------------------------------------------ cycle
@@ -71,6 +72,7 @@ class Cycle:
         self.local = fs_type(config.paths.source) in TRUSTED_FS
         self.workers = 1 if self.local else config.scan.workers
         self.guard: SourceGuard | None = None
+        self.unlistable: set[bytes] = set()  # folders that could not be listed: reported, retried next run
         self.video_counts: VideoCounts = []
         self.scopes: list[Scope] = []
 
@@ -85,8 +87,13 @@ class Cycle:
             self._check_source()
         # A dry run may not remount: it changes nothing, the mount included.
         health = ensure_healthy(
-            self.config, self.store, allow_remount=self.options.remount and not self.options.dry_run
+            self.config,
+            self.store,
+            allow_remount=self.options.remount and not self.options.dry_run,
+            should_stop=self.options.should_stop,
         )
+        if health is STOPPED:
+            return self._stopped(started)
         if not health.ok:
             # Walking a dropped mount would read "everything deleted" into the
             # index: touch nothing, keep every mark, report.
@@ -119,7 +126,9 @@ class Cycle:
             self.video_counts.append((scope, videos))
         # The mount can drop while we walk; a clean unmount then reads as
         # deletions, so health is checked again right before any prune.
-        health = check_health(self.config, self.store)
+        health = check_health(self.config, self.store, should_stop=self.options.should_stop)
+        if health is STOPPED:
+            return self._stopped(started)
         if not health.ok:
             record_health(self.store, health)
             message = f"mount check {health.failed_check} failed: {health.message}"
@@ -223,7 +232,7 @@ class Cycle:
             )
             self.stats.dirs_statted += walked.dirs_statted
             if walked.scan:
-                self._add_scan_stats(walked.scan.dirs_listed, walked.scan.files_seen, walked.scan.errors)
+                self._add_scan_stats(walked.scan)
             pending = store.pending_marks()
         return pending
 
@@ -251,10 +260,11 @@ class Cycle:
         last = self.store.get_meta(META_LAST_FULL)
         return last is None or time.time() - float(last) >= self.config.scan.full_verify
 
-    def _add_scan_stats(self, listed: int, files: int, errors: list[str]) -> None:
-        self.stats.dirs_listed += listed
-        self.stats.files_indexed += files
-        self.failures.extend(errors)
+    def _add_scan_stats(self, scan: ScanStats) -> None:
+        self.stats.dirs_listed += scan.dirs_listed
+        self.stats.files_indexed += scan.files_seen
+        self.failures.extend(scan.errors)
+        self.unlistable.update(scan.unlistable)
 
     def _refresh(self, marks: list[StoredMark]) -> list[StoredMark]:
         """Bring the index up to date wherever a mark says it is stale.
@@ -280,7 +290,7 @@ class Cycle:
             )
             scanner.refresh_trees([s.path for s in scopes if s.recursive])
             scanner.refresh_dirs([s.path for s in scopes if not s.recursive])
-            self._add_scan_stats(scanner.stats.dirs_listed, scanner.stats.files_seen, scanner.stats.errors)
+            self._add_scan_stats(scanner.stats)
             stored = [m.id for m in stale if m.id]
             if stored:
                 with self.store.atomic():
@@ -314,7 +324,14 @@ class Cycle:
             store.clear_marks(m.id for m in marks if m.id and m.id not in keep)
             finished = not applied.stopped and self.mount_ok
             update_problems(store, ScopeSet(self.scopes) if finished else None, self._problems(plan, applied))
-            if self.full and not keep and not result.failures:
+            # Folders that could not be listed stay on the books as marks of their
+            # own, listed again (and reported) each run until they can be.
+            store.add_marks([Mark(d, UNLISTABLE, indexed=False) for d in sorted(self.unlistable) if d])
+            # Everything was verified but what this run reported (unlistable
+            # folders, a failing feed, failed actions: each on the books and
+            # retried): that is a full verification, or one bad folder would
+            # make every later run list the whole library again.
+            if self.full and not keep:
                 store.set_meta(META_LAST_FULL, str(time.time()))
                 # Everything was just listed: the Activity feed's item record, which
                 # may have missed a late activity, is rebuilt rather than trusted. The

@@ -68,10 +68,9 @@ def call(
 def wait_done(done: threading.Event, timeout: float, what: str, should_stop: Callable[[], bool] | None = None) -> None:
     """Wait for ``done`` in short slices; NoAnswer on the deadline or a stop request."""
     deadline = time.monotonic() + timeout
-    while not done.is_set():
-        left = deadline - time.monotonic()
-        if left <= 0:
+    # A call that answers at once never looks at the stop request.
+    while not done.wait(max(0.0, min(SLICE_S, deadline - time.monotonic()))):
+        if time.monotonic() >= deadline:
             raise NoAnswer(what, timeout)
         if should_stop is not None and should_stop():
             raise NoAnswer(what, timeout, stopped=True)
-        done.wait(min(SLICE_S, left))

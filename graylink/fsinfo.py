@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from graylink import deadline
 
 MOUNTINFO = "/proc/self/mountinfo"
-RESOLVE_TIMEOUT = 5.0  # realpath is a few lstat calls: seconds mean the mount does not answer
+RESOLVE_TIMEOUT = 2.0  # realpath is a few lstat calls, answered from memory: seconds mean a hung mount
 
 # Local filesystems whose directory mtime changes whenever an entry is added,
 # removed or renamed.

@@ -45,6 +45,7 @@ class ScanStats:
     files_seen: int = 0
     dirs_changed: int = 0
     errors: list[str] = field(default_factory=list)
+    unlistable: list[bytes] = field(default_factory=list)  # folders reported in ``errors``
 
 
 StopFn = Callable[[], bool]
@@ -220,6 +221,7 @@ class Scanner:
             message = f"cannot list {shown}: {listing.error}; its index and links are kept"
             log.error(message)
             stats.errors.append(message)
+            stats.unlistable.append(rel)
             return []
         if listing.missing:
             if rel and self.index.dir_row(rel) is not None:

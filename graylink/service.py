@@ -101,7 +101,9 @@ def job_mount(service: Service) -> Outcome:
     """Health, with remounts spaced by the backoff; a recovered mount marks the
     whole tree, which is then reconciled at once."""
     remounts = bool(service.config.mount.remount_command) and service.mount_watch.backoff.ready(time.monotonic())
-    health = service.mount_watch.tick(service.config, service.store)
+    health = service.mount_watch.tick(service.config, service.store, should_stop=service.should_stop)
+    if service.stop_requested:
+        return Outcome(True, "stopped on request")
     service.observe(alerts.from_mount(health, remounts))
     if not health.ok:
         # Already logged (one ERROR line) by the check itself.

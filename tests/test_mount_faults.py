@@ -9,20 +9,28 @@ ECONNABORTED; afterwards a new mount (a new device) shows everything again.
 
 from __future__ import annotations
 
+import contextlib
+import os
+import shlex
+import shutil
 import signal
 import subprocess
+import sys
+import tempfile
 import threading
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from test_mount import _MISSING, _start, _stop
+from test_mount import _MISSING, REPO, _start, _stop, wait_until
 
 from graylink.config import load_config
 from graylink.cycle import CycleOptions, run_cycle
 from graylink.db import Store
 from graylink.listing import MountGone
+from graylink.triggers import mount
 
 pytestmark = [
     pytest.mark.fuse,
@@ -61,12 +69,13 @@ class Library:
         self.process = _start(self.argv, self.mnt)
 
 
-@pytest.fixture
-def library(tmp_path: Path) -> Iterator[Library]:
-    src, mnt, links = tmp_path / "src", tmp_path / "mnt", tmp_path / "links"
-    for show in range(SHOWS):
+def _mount(tmp_path: Path, shows: int, mnt: Path | None = None, library: str = "") -> Library:
+    """``library``: the source is that folder inside the mount (as /mnt/gdrive/Media often is)."""
+    src, links = tmp_path / "src", tmp_path / "links"
+    mnt = mnt or tmp_path / "mnt"
+    for show in range(shows):
         for season in range(SEASONS):
-            folder = src / f"Show {show:02d}" / f"Season {season}"
+            folder = src / library / f"Show {show:02d}" / f"Season {season}"
             folder.mkdir(parents=True)
             for episode in range(EPISODES):
                 (folder / f"e{episode:02d}.mkv").write_bytes(b"v")
@@ -78,12 +87,37 @@ def library(tmp_path: Path) -> Iterator[Library]:
         "--log-file", str(tmp_path / "rclone.log"),
     ]  # fmt: skip
     ini = tmp_path / "graylink.ini"
-    ini.write_text(
-        f"[paths]\nsource = {mnt}\ntarget = {links}\ndatabase = {tmp_path / 'graylink.db'}\n[scan]\nworkers = 2\n"
-    )
-    lib = Library(src, mnt, links, ini, argv, _start(argv, mnt))
-    yield lib
+    database = tmp_path / "graylink.db"
+    ini.write_text(f"[paths]\nsource = {mnt / library}\ntarget = {links}\ndatabase = {database}\n[scan]\nworkers = 2\n")
+    return Library(src, mnt, links, ini, argv, _start(argv, mnt))
+
+
+def _unmount(lib: Library) -> None:
+    for pid in [lib.process.pid] + [p.pid for p in mount.rclone_processes_serving(str(lib.mnt))]:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGCONT)  # a stopped rclone cannot die of SIGKILL's cleanup otherwise
     _stop(lib.mnt, lib.process)
+
+
+@pytest.fixture
+def library(tmp_path: Path) -> Iterator[Library]:
+    lib = _mount(tmp_path, SHOWS)
+    yield lib
+    _unmount(lib)
+
+
+@pytest.fixture
+def small_library(tmp_path: Path) -> Iterator[Library]:
+    """A mount that the test will freeze, in a folder of its own: under the shared
+    pytest base folder, any other process that looks at old test folders (pytest
+    cleaning them up, in a concurrent session) would freeze with it."""
+    private = Path(tempfile.mkdtemp(prefix="graylink-frozen-"))
+    lib = _mount(tmp_path, 3, private / "mnt", library="Media")
+    try:
+        yield lib
+    finally:
+        _unmount(lib)
+        shutil.rmtree(private, ignore_errors=True)
 
 
 class RestartMidWalk:
@@ -166,3 +200,127 @@ def test_a_mount_restarted_during_a_walk_costs_no_link(
         assert library.links_now() == wanted
         assert _indexed_files(store) == len(wanted)
         assert run_cycle(config, store, CycleOptions()).plan.is_empty()
+
+
+# ------------------------------------------------------------- a frozen mount
+
+
+def _graylink(lib: Library, *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "graylink", "-c", str(lib.ini), *args],
+        env={**os.environ, "PYTHONPATH": str(REPO)},
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+
+
+def test_a_frozen_mount_does_not_freeze_a_reconcile(small_library: Library) -> None:
+    lib = small_library
+    assert _graylink(lib, "reconcile").returncode == 0
+    wanted = lib.links_now()
+    os.kill(lib.process.pid, signal.SIGSTOP)  # what a blocked rclone looks like
+    try:
+        started = time.monotonic()
+        run = _graylink(lib, "reconcile", "--force")
+        took = time.monotonic() - started
+    finally:
+        os.kill(lib.process.pid, signal.SIGCONT)
+    assert run.returncode == 1, run.stderr
+    assert "the mount does not answer" in run.stderr
+    assert "Traceback" not in run.stderr
+    # Config loading, the mount check and the walk each give up on their own
+    # deadline (2 s, 10 s), not on the test's: a hang is 120 s here.
+    assert took < 40, f"a reconcile over a frozen mount took {took:.0f}s"
+    assert lib.links_now() == wanted
+    again = _graylink(lib, "reconcile")
+    assert again.returncode == 0, again.stderr
+    assert lib.links_now() == wanted
+
+
+class LoopProcess:
+    def __init__(self, lib: Library) -> None:
+        self.log = lib.ini.parent / "loop.log"
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "graylink", "-c", str(lib.ini), "reconcile", "--loop"],
+            stdout=subprocess.DEVNULL,
+            stderr=self.log.open("wb"),
+            env={**os.environ, "PYTHONPATH": str(REPO)},
+        )
+
+    def text(self) -> str:
+        return self.log.read_text(errors="replace")
+
+    def wait_log(self, needle: str, count: int = 1, limit: float = 60.0) -> float:
+        """Seconds until ``needle`` is in the log ``count`` times."""
+        started = time.monotonic()
+        wait_until(lambda: self.text().count(needle) >= count or self.proc.poll() is not None, needle, limit)
+        assert self.proc.poll() is None, f"the loop exited ({self.proc.returncode}):\n{self.text()}"
+        return time.monotonic() - started
+
+    def stop_within(self) -> float:
+        started = time.monotonic()
+        self.proc.send_signal(signal.SIGTERM)
+        assert self.proc.wait(timeout=60) == 0, self.text()
+        return time.monotonic() - started
+
+    def kill(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait()
+
+
+@pytest.fixture
+def loop_over(small_library: Library) -> Iterator[Callable[[str], LoopProcess]]:
+    started: list[LoopProcess] = []
+
+    def start(mount_keys: str) -> LoopProcess:
+        with small_library.ini.open("a") as ini:
+            ini.write(f"interval = 1h\n[mount]\ncheck_interval = 2s\n{mount_keys}")
+        loop = LoopProcess(small_library)
+        started.append(loop)
+        return loop
+
+    yield start
+    for loop in started:
+        loop.kill()
+
+
+def test_a_frozen_mount_in_the_loop_is_reported_and_remounted(
+    small_library: Library, loop_over: Callable[[str], LoopProcess]
+) -> None:
+    lib = small_library
+    remount = shlex.join([*lib.argv, "--daemon"])
+    loop = loop_over(f"remount_command = {remount}\nremount_wait = 20s\n")
+    loop.wait_log("reconcile (walk)")
+    wanted = lib.links_now()
+    frozen = lib.process.pid
+    os.kill(frozen, signal.SIGSTOP)
+    try:
+        # check_interval (2 s) + the probe's 10 s + a walk's own 10 s give-up, at most.
+        assert loop.wait_log("mount check source-listable failed") < 2 + 10 + 10 + 5
+        assert "the mount does not answer" in loop.text()
+        loop.wait_log("lazily unmounted")
+        loop.wait_log("is healthy again")
+        assert sorted(os.listdir(lib.mnt / "Media")) == ["Show 00", "Show 01", "Show 02"]
+        assert loop.stop_within() < 10
+    finally:
+        os.kill(frozen, signal.SIGCONT)
+    assert lib.links_now() == wanted
+
+
+def test_sigterm_stops_the_loop_within_seconds_over_a_frozen_mount(
+    small_library: Library, loop_over: Callable[[str], LoopProcess]
+) -> None:
+    lib = small_library
+    loop = loop_over("")
+    loop.wait_log("reconcile (walk)")
+    os.kill(lib.process.pid, signal.SIGSTOP)
+    try:
+        loop.wait_log("mount check source-listable failed")
+        # Now every mount check blocks a thread: SIGTERM must still end the loop at once.
+        time.sleep(3)
+        assert loop.stop_within() < 5
+    finally:
+        os.kill(lib.process.pid, signal.SIGCONT)

@@ -12,7 +12,7 @@ from __future__ import annotations
 import os
 import stat
 
-from graylink import deadline
+from graylink import deadline, fsinfo
 from graylink.config import Config
 from graylink.db import Store, normalize_rel, parent_of, subtree_bounds
 from graylink.errors import ConfigError
@@ -42,7 +42,7 @@ def _roots(config: Config) -> list[bytes]:
     through a symlinked folder names the same place)."""
     roots: list[bytes] = []
     for root in (config.paths.source, config.paths.target):
-        for form in (root, os.path.realpath(root)):
+        for form in (root, fsinfo.real(root)):  # under a deadline: the source may be a hung mount
             base = os.path.normpath(os.fsencode(form))
             if base not in roots:
                 roots.append(base)

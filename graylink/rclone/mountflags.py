@@ -18,6 +18,7 @@ import math
 import os
 from dataclasses import dataclass, field
 
+from graylink import fsinfo
 from graylink.checks import Check
 from graylink.config import Config
 from graylink.rclone.duration import parse_duration
@@ -149,7 +150,7 @@ def serves(argv: tuple[str, ...], mount_point: str) -> bool:
 def _same_path(arg: str, wanted: str) -> bool:
     if not arg.startswith("/") and not arg.startswith("."):
         return False
-    return os.path.normpath(arg) == wanted or os.path.realpath(arg) == wanted
+    return os.path.normpath(arg) == wanted or fsinfo.real(arg) == wanted
 
 
 def _read_nul_list(path: str) -> list[bytes] | None:
@@ -162,7 +163,7 @@ def _read_nul_list(path: str) -> list[bytes] | None:
 
 def rclone_processes_serving(mount_point: str, proc: str = "/proc") -> list[RcloneProcess]:
     """rclone processes whose command line mounts ``mount_point`` (as visible to us)."""
-    wanted = os.path.realpath(mount_point)
+    wanted = fsinfo.real(mount_point)  # a hung mount must not hang doctor
     found: list[RcloneProcess] = []
     try:
         pids = sorted(int(name) for name in os.listdir(proc) if name.isdigit())

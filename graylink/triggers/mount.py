@@ -15,14 +15,13 @@ import os
 import shlex
 import subprocess
 import tempfile
-import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlsplit
 
-from graylink import fsinfo
+from graylink import deadline, fsinfo
 from graylink.checks import Check
 from graylink.config import Config
 from graylink.db import Mark, Store, StoredMark
@@ -48,6 +47,8 @@ META_LAST_FAILURE = "mount_last_failure"
 
 _DEAD_ERRNOS = {errno.ENOTCONN, errno.EIO, errno.ESTALE, errno.ECONNABORTED}
 
+StopFn = Callable[[], bool]
+
 
 @dataclass(frozen=True)
 class Health:
@@ -58,6 +59,7 @@ class Health:
 
 
 HEALTHY = Health(ok=True)
+STOPPED = Health(False, "stopped", "stopped on request before the source answered")
 
 
 # ------------------------------------------------------------------ health
@@ -89,17 +91,16 @@ def _probe(source: str, anchor: str) -> _Probe:
     return _Probe(has_entries=has_entries, anchor_found=anchor_found)
 
 
-def _probe_with_timeout(source: str, anchor: str, timeout: float) -> _Probe | None:
-    """``_probe`` on a daemon thread; None when it did not answer in time.
+def _probe_with_timeout(source: str, anchor: str, timeout: float, should_stop: StopFn | None = None) -> _Probe | None:
+    """``_probe`` under a deadline; None when it did not answer in time (or a stop came).
 
     A thread blocked in the kernel on a hung FUSE mount cannot be cancelled;
     being a daemon thread it at least does not keep the process alive.
     """
-    box: list[_Probe] = []
-    worker = threading.Thread(target=lambda: box.append(_probe(source, anchor)), name="mount-probe", daemon=True)
-    worker.start()
-    worker.join(timeout)
-    return box[0] if box else None
+    try:
+        return deadline.call(lambda: _probe(source, anchor), timeout, "mount-probe", should_stop)
+    except deadline.NoAnswer:
+        return None
 
 
 def _index_has_files(store: Store) -> bool:
@@ -110,13 +111,18 @@ def must_be_mountpoint(config: Config, store: Store) -> bool:
     return config.mount.require_mountpoint or store.get_meta(META_WAS_MOUNTPOINT) == "1"
 
 
-def check_health(config: Config, store: Store, *, timeout: float = LIST_TIMEOUT) -> Health:
+def check_health(
+    config: Config, store: Store, *, timeout: float = LIST_TIMEOUT, should_stop: StopFn | None = None
+) -> Health:
     """Whether the source can be trusted to show the library as it is."""
     source = config.paths.source
     anchor = config.mount.anchor
-    probe = _probe_with_timeout(source, anchor, timeout)
+    probe = _probe_with_timeout(source, anchor, timeout, should_stop)
+    if probe is None and should_stop is not None and should_stop():
+        return STOPPED
     if probe is None:
-        return Health(False, LISTABLE, f"listing the source {source} did not answer within {timeout:g}s", dead=True)
+        message = f"the mount does not answer: listing the source {source} took more than {timeout:g}s"
+        return Health(False, LISTABLE, message, dead=True)
     if probe.error is not None:
         exc = probe.error
         reason = exc.strerror or str(exc)
@@ -147,11 +153,16 @@ def note_first_index(config: Config, store: Store) -> None:
     """
     if store.get_meta(META_WAS_MOUNTPOINT) is not None or store.readonly:
         return
+    source = config.paths.source
+
+    def shows_content() -> bool:
+        with os.scandir(source) as entries:
+            return next(entries, None) is not None
+
     try:
-        with os.scandir(config.paths.source) as entries:
-            if next(entries, None) is None:
-                return
-    except OSError:
+        if not deadline.call(shows_content, LIST_TIMEOUT, "mount-probe"):
+            return
+    except (OSError, deadline.NoAnswer):
         return
     store.set_meta(META_WAS_MOUNTPOINT, "1" if fsinfo.is_mountpoint(config.paths.source) else "0")
 
@@ -195,6 +206,17 @@ def _lazy_unmount(path: str) -> None:
             log.error("%s could not unmount %s: %s", tool, path, _last_line(done.stderr))
         return
     log.error("no fusermount3, fusermount or umount found to unmount %s", path)
+
+
+def _mount_to_detach(source: str) -> str:
+    """The mount point to lazily unmount for a dead source: the source itself when
+    it is a mount point, else the FUSE mount holding it (never a local disk)."""
+    entry = fsinfo.mount_of(source)
+    if entry is None or entry.mount_point == "/":
+        return ""
+    if entry.mount_point == fsinfo.real(source) or entry.fs_type.startswith("fuse"):
+        return entry.mount_point
+    return ""
 
 
 def _last_line(text: str) -> str:
@@ -258,29 +280,34 @@ def wait_for_health(
     *,
     clock: Callable[[], float] = time.monotonic,
     sleep: Callable[[float], None] = time.sleep,
+    should_stop: StopFn | None = None,
 ) -> Health:
-    deadline = clock() + wait
+    until = clock() + wait
     while True:
-        health = check_health(config, store, timeout=min(LIST_TIMEOUT, max(wait, 1.0)))
-        if health.ok or clock() >= deadline:
+        health = check_health(config, store, timeout=min(LIST_TIMEOUT, max(wait, 1.0)), should_stop=should_stop)
+        if health.ok or clock() >= until or (should_stop is not None and should_stop()):
             return health
-        sleep(min(0.5, max(0.0, deadline - clock())))
+        sleep(min(0.5, max(0.0, until - clock())))
 
 
-def remount(config: Config, store: Store, health: Health | None = None) -> bool:
+def remount(config: Config, store: Store, health: Health | None = None, should_stop: StopFn | None = None) -> bool:
     """Bring the mount back with ``[mount] remount_command``; True once healthy."""
-    if not config.mount.remount_command:
+    if not config.mount.remount_command or (should_stop is not None and should_stop()):
         return False
     source = config.paths.source
-    health = health if health is not None else check_health(config, store)
+    health = health if health is not None else check_health(config, store, should_stop=should_stop)
     if health.ok:
         return True
-    if health.dead and fsinfo.is_mountpoint(source):
-        _lazy_unmount(source)
+    # A dead or hung FUSE mount must be detached first: until then the mount
+    # point answers ENOTCONN (or nothing), and a new mount cannot go there.
+    if health.dead:
+        dead_mount = _mount_to_detach(source)
+        if dead_mount:
+            _lazy_unmount(dead_mount)
     log.info("running the remount command for %s", source)
     if not run_remount_command(config):
         return False
-    after = wait_for_health(config, store, config.mount.remount_wait)
+    after = wait_for_health(config, store, config.mount.remount_wait, should_stop=should_stop)
     if after.ok:
         log.info("the source %s is healthy again", source)
         return True
@@ -321,7 +348,9 @@ class Backoff:
 RECOVERED_REASON = "mount-recovered"
 
 
-def ensure_healthy(config: Config, store: Store, *, allow_remount: bool = True) -> Health:
+def ensure_healthy(
+    config: Config, store: Store, *, allow_remount: bool = True, should_stop: StopFn | None = None
+) -> Health:
     """The health gate run before every reconcile (and by the loop's mount check).
 
     Unhealthy: one ERROR line naming the failed check, the failure kept in the
@@ -329,7 +358,9 @@ def ensure_healthy(config: Config, store: Store, *, allow_remount: bool = True) 
     drop: the whole tree is marked for verification, since what changed
     while the mount was down went unseen.
     """
-    health = check_health(config, store)
+    health = check_health(config, store, should_stop=should_stop)
+    if health is STOPPED:
+        return health  # not a verdict on the mount: nothing to record
     if not health.ok:
         log.error(
             "mount check %s failed: %s; nothing will be pruned and dirty marks are kept",
@@ -337,8 +368,8 @@ def ensure_healthy(config: Config, store: Store, *, allow_remount: bool = True) 
             health.message,
         )
         record_health(store, health)
-        if allow_remount and config.mount.remount_command and remount(config, store, health):
-            health = check_health(config, store)
+        if allow_remount and config.mount.remount_command and remount(config, store, health, should_stop):
+            health = check_health(config, store, should_stop=should_stop)
     if health.ok:
         if record_health(store, health):
             log.info("the source is back after a drop: every folder will be verified")
@@ -353,9 +384,9 @@ class MountWatch:
 
     backoff: Backoff = field(default_factory=Backoff)
 
-    def tick(self, config: Config, store: Store, now: float | None = None) -> Health:
+    def tick(self, config: Config, store: Store, now: float | None = None, should_stop: StopFn | None = None) -> Health:
         now = time.monotonic() if now is None else now
-        health = ensure_healthy(config, store, allow_remount=self.backoff.ready(now))
+        health = ensure_healthy(config, store, allow_remount=self.backoff.ready(now), should_stop=should_stop)
         if health.ok:
             self.backoff.succeeded()
         elif config.mount.remount_command and self.backoff.ready(now):
@@ -397,7 +428,7 @@ def vfs_path_prefix(source: str) -> str:
     entry = fsinfo.mount_of(source)
     if entry is None:
         return ""
-    rel = os.path.relpath(os.path.realpath(source), entry.mount_point)
+    rel = os.path.relpath(fsinfo.real(source), entry.mount_point)
     return "" if rel == "." else rel
 
 

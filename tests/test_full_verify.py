@@ -1,0 +1,92 @@
+"""One bad folder, or a failing feed, does not make every run a full verification.
+
+A full verification that listed everything except the folders it reported
+counts as done (``[scan] full_verify`` later, the next one); what it reported
+stays on the books and is retried, and reported, each run.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from pathlib import Path
+
+from graylink.config import load_config
+from graylink.cycle import CycleOptions, run_cycle
+from graylink.db import META_LAST_FULL, Store
+from tests.google_server import FakeGoogle
+from tests.test_drive import CLIENT_ID, CLIENT_SECRET
+from tests.test_drive_reconcile import World
+
+from conftest import Library, expected_links, links_in
+
+NAME = b"n" * 250
+
+
+def _too_deep(source: Path) -> bytes:
+    """A chain of folders whose path outgrows PATH_MAX (4096): the deepest ones
+    cannot be listed by their path ("File name too long"), as a Drive folder
+    with a very long name below a long path shows through a mount."""
+    fd = os.open(source, os.O_RDONLY | os.O_DIRECTORY)
+    rel = b"Deep"
+    name = rel
+    try:
+        for _ in range(18):
+            os.mkdir(name, dir_fd=fd)
+            inner = os.open(name, os.O_RDONLY | os.O_DIRECTORY, dir_fd=fd)
+            os.close(fd)
+            fd = inner
+            name = NAME
+            rel += b"/" + NAME
+    finally:
+        os.close(fd)
+    assert len(os.fsencode(source)) + 1 + len(rel) > 4096
+    return rel
+
+
+def test_a_folder_that_cannot_be_listed_does_not_block_the_full_verification(lib: Library) -> None:
+    for name in ("A", "B", "C"):
+        lib.add(f"Movies/{name}/{name}.mkv")
+    _too_deep(lib.source)
+    old = time.time() - 3600  # folders older than the walk's racy-mtime window
+    for dirpath, _, _ in os.walk(lib.source):
+        os.utime(dirpath, (old, old))
+    config = load_config(str(lib.ini))
+    with Store(config.paths.database) as store:
+        first = run_cycle(config, store, CycleOptions())
+        assert first.full
+        assert first.exit_code == 1
+        assert any("File name too long" in f for f in first.failures), first.failures
+        assert store.get_meta(META_LAST_FULL) is not None, "everything else was verified"
+        assert links_in(lib.target) == expected_links(lib.source)
+
+        # The next run is no full verification, but it reports (and retries) the folder again.
+        second = run_cycle(config, store, CycleOptions())
+        assert not second.full
+        assert second.exit_code == 1
+        assert any("File name too long" in f for f in second.failures)
+        assert second.stats.dirs_listed <= 2, "only the bad folder is listed again"
+    assert links_in(lib.target) == expected_links(lib.source)
+
+
+def test_a_failing_feed_does_not_block_the_full_verification(tmp_path: Path) -> None:
+    with FakeGoogle() as google:
+        google.add_client(CLIENT_ID, CLIENT_SECRET)
+        world = World(tmp_path, google)
+        world.mkdir("Movies")
+        world.mkdir("Movies/Film (2001)")
+        world.add("Movies/Film (2001)/film.mkv", record=False)
+        world.age_all()
+        assert world.reconcile() == 0
+        google.state.fail_queries.extend([500] * 50)  # the feed answers 500, again and again
+        time.sleep(0.005)
+        with Store(world.config().paths.database) as store:
+            store.execute("DELETE FROM meta_value WHERE key = ?", (META_LAST_FULL,))
+            verify = run_cycle(world.config(), store, CycleOptions(full=True))
+            assert verify.exit_code == 1
+            assert any(f.startswith("drive feed:") for f in verify.failures), verify.failures
+            assert store.get_meta(META_LAST_FULL) is not None
+            later = run_cycle(world.config(), store, CycleOptions())
+            assert not later.full
+            assert any(f.startswith("drive feed:") for f in later.failures), "reported each run"
+        assert world.links() == {"Movies/Film (2001)/film.mkv"}
