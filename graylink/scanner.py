@@ -36,7 +36,11 @@ ProgressFn = Callable[[int, int], None]  # (dirs listed, files seen), after each
 _FLUSH_DIRS = 2000
 _FLUSH_FILES = 50000
 _BATCH_DIRS = 64  # directories per listing task when listing known directories
-HANG_TIMEOUT = 10.0  # no folder listed by any thread for this long: the source does not answer
+# No folder listed by any thread for this long: the source does not answer.
+# rclone answers a folder's first read only once it has fetched the whole
+# listing from Drive (1,000 names a page): a cold folder of 10,000 files
+# takes several seconds, and four of them are listed at once.
+HANG_TIMEOUT = 20.0
 
 
 @dataclass
