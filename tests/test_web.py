@@ -338,9 +338,7 @@ def test_a_media_server_that_does_not_answer_shows_on_the_page_and_in_metrics(
 
 
 def test_the_drive_feed_shows_on_the_page_and_in_metrics(
-    lib: Library,
-    mirror: Mirror,
-    loop_of: Callable[[], Loop],  # noqa: F811  (the imported fixture)
+    lib: Library, mirror: Mirror, loop_of: Callable[[], Loop]  # noqa: F811  (the imported fixture)
 ) -> None:
     mirror.write_ini(scopes="drive")  # rclone's default scope: the Changes feed
     port = free_port()
