@@ -30,7 +30,7 @@ from graylink.config import load_config
 from graylink.cycle import CycleOptions, run_cycle
 from graylink.db import Store
 from graylink.listing import MountGone
-from graylink.triggers import mount
+from graylink.rclone.mountflags import rclone_processes_serving
 
 pytestmark = [
     pytest.mark.fuse,
@@ -93,10 +93,12 @@ def _mount(tmp_path: Path, shows: int, mnt: Path | None = None, library: str = "
 
 
 def _unmount(lib: Library) -> None:
-    for pid in [lib.process.pid] + [p.pid for p in mount.rclone_processes_serving(str(lib.mnt))]:
-        with contextlib.suppress(ProcessLookupError):
-            os.kill(pid, signal.SIGCONT)  # a stopped rclone cannot die of SIGKILL's cleanup otherwise
-    _stop(lib.mnt, lib.process)
+    try:
+        for pid in [lib.process.pid] + [p.pid for p in rclone_processes_serving(str(lib.mnt))]:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGCONT)  # a stopped rclone cannot die of SIGKILL's cleanup otherwise
+    finally:
+        _stop(lib.mnt, lib.process)
 
 
 @pytest.fixture
