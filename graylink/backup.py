@@ -15,11 +15,12 @@ import sqlite3
 import tempfile
 from dataclasses import dataclass
 
-from graylink.db import MIGRATIONS, Mark, Store
+from graylink.db import COUNT_FOLDERS_SQL, MIGRATIONS, Mark, Store
 from graylink.errors import ConfigError, DatabaseError, GraylinkError
 from graylink.readonlyfs import immutable_uri, on_read_only_fs
 
 BEFORE_RESTORE_SUFFIX = ".before-restore"
+_COUNT_FILES_LINKS = ("SELECT count(*) FROM file", "SELECT count(*) FROM link")
 REQUIRED_TABLES = frozenset({"applied_migration", "meta_value", "directory", "file", "dirty", "link", "link_dir"})
 
 
@@ -74,7 +75,7 @@ def inspect_database(path: str) -> DbInfo:
             newer = sorted(set(applied) - known)
             if newer:
                 raise DatabaseError(f"{path} was written by a newer graylink (schema {newer[-1]}); upgrade graylink")
-            counts = [conn.execute(f"SELECT count(*) FROM {t}").fetchone()[0] for t in ("directory", "file", "link")]
+            counts = [conn.execute(sql).fetchone()[0] for sql in (COUNT_FOLDERS_SQL, *_COUNT_FILES_LINKS)]
         except sqlite3.DatabaseError as exc:
             raise DatabaseError(f"{path} is not a graylink database ({exc})") from None
     finally:

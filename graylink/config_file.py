@@ -17,8 +17,11 @@ def find_config_file(explicit: str | None) -> str:
     """The file to read: the one given, else the first default that exists, else ""."""
     if explicit:
         path = os.path.expanduser(explicit)
-        if not os.path.isfile(path):
+        # Not only regular files: /dev/null, or a pipe (-c <(...)) read as one.
+        if not os.path.exists(path):
             raise ConfigError(f"config file not found: {explicit}")
+        if os.path.isdir(path):
+            raise ConfigError(f"config file {explicit} is a directory: name the INI file in it")
         return os.path.abspath(path)
     for candidate in DEFAULT_CONFIG_PATHS:
         path = os.path.expanduser(candidate)
@@ -32,6 +35,7 @@ def read_raw(path: str, environ: Mapping[str, str]) -> dict[str, dict[str, str]]
     raw: dict[str, dict[str, str]] = {section: {} for section in SCHEMA}
     if path:
         _read_file(path, raw)
+    empty_file = bool(path) and not any(raw.values())
     for name, value in environ.items():
         if not name.startswith(ENV_PREFIX):
             continue
@@ -41,6 +45,11 @@ def read_raw(path: str, environ: Mapping[str, str]) -> dict[str, dict[str, str]]
         if key not in SCHEMA[section]:
             raise ConfigError(f"environment variable {name}: unknown key '{key}' in [{section}]")
         raw[section][key] = value
+    if empty_file and not raw["paths"].get("source"):
+        # Said as it is: "source is not set" would send the user looking in the wrong file.
+        raise ConfigError(
+            f"config file {path} is empty: set [paths] source and target in it (graylink.ini.example lists every key)"
+        )
     return raw
 
 

@@ -387,4 +387,7 @@ def run_cycle(config: Config, store: Store | None, options: CycleOptions) -> Cyc
                 return Cycle(config, scratch, options).run()
         if store is None:
             raise ValueError("a real run needs a database")
-        return Cycle(config, store, options).run()
+        before = store.total_changes()
+        result = Cycle(config, store, options).run()
+        result.stats.rows_written = store.total_changes() - before
+        return result

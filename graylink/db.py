@@ -276,6 +276,10 @@ class StoredMark:
     indexed: bool
 
 
+# The root row (the source itself) is not one of the library's folders.
+COUNT_FOLDERS_SQL = "SELECT count(*) FROM directory WHERE path != x''"
+
+
 # -------------------------------------------------------------------- store
 
 
@@ -450,6 +454,14 @@ class Store:
         if table not in {"directory", "file", "dirty", "link", "link_dir", "emby_queue", "problem"}:
             raise ValueError(table)
         return int(self.execute(f"SELECT count(*) FROM {table}").fetchone()[0])
+
+    def total_changes(self) -> int:
+        """Rows inserted, changed or deleted through this connection since it opened."""
+        return int(self.db.connection().total_changes)
+
+    def count_folders(self) -> int:
+        """Folders below the source, as ``status``, ``snapshot`` and ``db backup`` all count them."""
+        return int(self.execute(COUNT_FOLDERS_SQL).fetchone()[0])
 
     def is_empty(self) -> bool:
         return self.execute("SELECT 1 FROM directory LIMIT 1").fetchone() is None

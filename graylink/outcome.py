@@ -46,6 +46,9 @@ class CycleStats:
     dirs_listed: int = 0
     files_indexed: int = 0
     duration_s: float = 0.0
+    # Rows the cycle inserted, changed or deleted in the database (a no-change
+    # cycle writes none; the run's own record, written after it, is not counted).
+    rows_written: int = 0
 
 
 @dataclass

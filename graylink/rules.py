@@ -18,9 +18,11 @@ VIDEO_EXTENSIONS: frozenset[str] = frozenset(
     }
 )  # fmt: skip
 
-# Folders whose content is never linked, at any depth and in any case: a
-# Blu-ray's BDMV holds stream fragments Emby must not see as separate videos.
-ALWAYS_EXCLUDED_DIRS: frozenset[str] = frozenset({"bdmv"})
+# Folders whose content is never linked, at any depth and in any case: a disc
+# structure -- a Blu-ray's BDMV, a DVD's VIDEO_TS (and its AUDIO_TS beside
+# it) -- holds stream fragments (.m2ts, .vob) that a media server linked file
+# by file shows as broken separate videos; it plays the disc as its folder.
+ALWAYS_EXCLUDED_DIRS: frozenset[str] = frozenset({"bdmv", "video_ts", "audio_ts"})
 
 _TEMP_SUFFIXES = (b".part", b".partial", b".!qb", b".!ut", b".crdownload", b".tmp", b".downloading")
 _TEMP_PREFIXES = (b".fuse_hidden", b"._", b".~", b"~$")

@@ -328,6 +328,14 @@ class Service:
         except GraylinkError as exc:
             log.error("snapshot: %s", exc)
             return Outcome(False, f"snapshot failed: {exc}")
+        log.info(
+            "snapshot written to %s: %d folders, %d files (%d videos, %d linked)",
+            stats.path,
+            stats.folders,
+            stats.files,
+            stats.videos,
+            stats.linked,
+        )
         return Outcome(True, f"snapshot of {stats.files} files written")
 
     def walk_if_feed_lost(self) -> Outcome | None:

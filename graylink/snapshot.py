@@ -27,7 +27,6 @@ import hashlib
 import importlib.resources
 import json
 import json.encoder
-import logging
 import os
 import re
 import sqlite3
@@ -46,8 +45,6 @@ from graylink.config import Config
 from graylink.db import Store, parent_of
 from graylink.errors import DatabaseError, GraylinkError
 from graylink.rules import Rules
-
-log = logging.getLogger(__name__)
 
 DEFAULT_FILENAME = "graylink-snapshot.html"
 FLAG_VIDEO = 1
@@ -327,17 +324,8 @@ def write_snapshot(config: Config, store: Store, out_path: str) -> SnapshotStats
     except BaseException:
         _unlink_quietly(tmp)
         raise
-    result = dataclasses.replace(stats, path=target)
-    log.info(
-        "snapshot written to %s: %d folders, %d files (%d videos, %d linked), %d bytes",
-        target,
-        result.folders,
-        result.files,
-        result.videos,
-        result.linked,
-        result.bytes_written,
-    )
-    return result
+    # The caller says what was written (the command prints it, the service logs it).
+    return dataclasses.replace(stats, path=target)
 
 
 def _existing_mode(path: str) -> int:

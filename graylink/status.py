@@ -25,11 +25,6 @@ META_LAST_RECONCILE = "last_reconcile"
 # ------------------------------------------------------------ last reconcile
 
 
-def eventful(result: Any) -> bool:
-    """Whether a cycle did or found anything (a no-op cycle need not be recorded)."""
-    return bool(any(result.counts().values()) or result.exit_code or result.full)
-
-
 def record_reconcile(store: Store, result: Any, trigger: str) -> None:
     """Keep a summary of one finished cycle in meta, for ``status``."""
     summary = {
@@ -150,7 +145,7 @@ def collect_status(config: Config, store: Store | None) -> dict[str, Any]:
     last_full = store.get_meta(META_LAST_FULL)
     doc["schema_version"] = store.schema_version
     doc["index"] = {
-        "dirs": store.count("directory"),
+        "dirs": store.count_folders(),
         "files": store.count("file"),
         "videos": count_videos(store),
         "links": store.count("link"),
@@ -175,139 +170,3 @@ def collect_status(config: Config, store: Store | None) -> dict[str, Any]:
 
         doc["drive"] = _section(lambda: drive_status(store))
     return doc
-
-
-# ----------------------------------------------------------------- rendering
-
-
-def _when(epoch: float | None, now: float) -> str:
-    if epoch is None:
-        return "never"
-    stamp = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(epoch))
-    delta = epoch - now
-    return f"{stamp} ({_span(delta)})"
-
-
-def _span(delta: float) -> str:
-    size = abs(delta)
-    if size < 90:
-        text = f"{size:.0f}s"
-    elif size < 5400:
-        text = f"{size / 60:.0f}m"
-    elif size < 172800:
-        text = f"{size / 3600:.1f}h"
-    else:
-        text = f"{size / 86400:.1f}d"
-    return f"in {text}" if delta > 0 else f"{text} ago"
-
-
-def _section_lines(title: str, section: dict[str, Any]) -> list[str]:
-    lines = [f"{title}:"]
-    for key, value in section.items():
-        if isinstance(value, dict):
-            value = ", ".join(f"{k}={v}" for k, v in value.items()) or "-"
-        lines.append(f"  {key.replace('_', ' ')}: {value if value is not None else '-'}")
-    return lines
-
-
-def _problem_lines(problems: dict[str, Any] | None, now: float) -> list[str]:
-    if not problems:
-        return []
-    total = problems["conflict"] + problems["failed"]
-    if not total:
-        return ["problems: none open"]
-    lines = [f"problems: {problems['conflict']} conflicts, {problems['failed']} failed actions (retried each run)"]
-    for p in problems["open"]:
-        what = "conflict" if p["kind"] == "conflict" else f"{p['op']} failed"
-        lines.append(f"  {what}: {p['link']}: {p['detail']} (since {_when(p['since'], now)})")
-    if total > len(problems["open"]):
-        lines.append(f"  … and {total - len(problems['open'])} more (graylink status --json lists {PROBLEMS_SHOWN})")
-    return lines
-
-
-def render_status(doc: dict[str, Any], now: float | None = None) -> str:
-    now = time.time() if now is None else now
-    service = doc["service"]
-    lines = [
-        f"source:   {doc['source']}",
-        f"target:   {doc['target']}",
-        f"database: {doc['database']}",
-        "service:  " + (f"running (pid {service['pid']})" if service["running"] else "not running"),
-    ]
-    index = doc.get("index")
-    if index is None:
-        lines.append("index:    empty (no database yet: run 'graylink reconcile')")
-        return "\n".join(lines)
-    lines.append(
-        f"index:    {index['dirs']} folders, {index['files']} files, {index['videos']} videos; "
-        f"{index['links']} links in {index['link_dirs']} folders made by graylink"
-    )
-    lines.append(f"full verification: {_when(index['last_full_verify'], now)}")
-    dirty = doc["dirty"]
-    if dirty["total"]:
-        reasons = ", ".join(f"{reason} {n}" for reason, n in sorted(dirty["by_reason"].items()))
-        lines.append(f"dirty:    {dirty['total']} marks ({reasons}), oldest {_when(dirty['oldest_marked_at'], now)}")
-    else:
-        lines.append("dirty:    nothing")
-    lines.extend(_problem_lines(doc.get("problems"), now))
-    last = doc.get("last_reconcile")
-    if last:
-        counts = last["counts"]
-        detail = (
-            f"{counts.get('create', 0)} created, {counts.get('repair', 0)} repaired, "
-            f"{counts.get('prune', 0)} pruned, {counts.get('conflict', 0)} conflicts"
-        )
-        if counts.get("braked"):
-            detail += f", {counts['braked']} prunes withheld"
-        if counts.get("failed"):
-            detail += f", {counts['failed']} failed"
-        state = "ok" if last["exit_code"] == 0 else f"exit {last['exit_code']}"
-        if last.get("stopped"):
-            state += f", {last['stopped']}"
-        lines.append(
-            f"last reconcile: {_when(last['at'], now)} by {last['trigger']}: {detail} "
-            f"in {last['duration_s']:.2f}s ({state})"
-        )
-    else:
-        lines.append("last reconcile: never")
-    if doc.get("jobs"):
-        lines.append("jobs:")
-        for job in doc["jobs"]:
-            state = "-" if job["ok"] is None else "ok" if job["ok"] else "FAILED"
-            took = f" in {job['duration_s']:.2f}s" if job["duration_s"] is not None else ""
-            next_run = _when(job["next_run"], now) if job["next_run"] is not None else "- (loop not running)"
-            lines.append(
-                f"  {job['name']:<12} last {_when(job['last_run'], now)}{took}: {state} {job['result']}".rstrip()
-            )
-            lines.append(f"  {'':<12} next {next_run}; {job['runs']} runs, {job['failures']} failed")
-    for key in ("emby", "plex"):
-        if key in doc:
-            lines.append(_queue_line(f"{key} queue", doc[key], now))
-    for key, title in (("mount", "mount"), ("drive", "drive feed")):
-        if key in doc:
-            lines.extend(_section_lines(title, doc[key]))
-    return "\n".join(lines)
-
-
-def _queue_line(title: str, queue: dict[str, Any], now: float) -> str:
-    """One media server's queue and last delivery, in one line."""
-    if "error" in queue and "pending" not in queue:
-        return f"{title}: unreadable ({queue['error']})"
-    if queue["pending"]:
-        waiting = (
-            f"{queue['pending']} updates waiting ({queue['pending_paths']} paths, "
-            f"oldest {_when(queue['oldest_queued_at'], now)})"
-        )
-    else:
-        waiting = "nothing waiting"
-    last = queue.get("last_delivery")
-    if not last:
-        return f"{title}: {waiting}; never delivered"
-    server = f", {last['server']}" if last.get("server") else ""
-    if last.get("ok"):
-        outcome = f"ok, {last.get('sent', 0)} sent ({last.get('mode', '-')}{server})"
-        if last.get("skipped"):
-            outcome += f", {last['skipped']} under no library (not sent)"
-    else:
-        outcome = f"FAILED: {last.get('error', '')}"
-    return f"{title}: {waiting}; last delivery {_when(last.get('time'), now)}: {outcome}"

@@ -51,10 +51,14 @@ class Library:
         return CliRunner().invoke(cli, ["-c", str(self.ini), *args], catch_exceptions=False)
 
     def run(self, *args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
-        """graylink as a real process."""
+        """graylink as a real process, with this library's config."""
+        return self.run_bare("-c", str(self.ini), *args, env=env)
+
+    def run_bare(self, *args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+        """graylink as a real process, with only the arguments given."""
         full_env = {**os.environ, "PYTHONPATH": str(REPO), **(env or {})}
         return subprocess.run(
-            [sys.executable, "-m", "graylink", "-c", str(self.ini), *args],
+            [sys.executable, "-m", "graylink", *args],
             capture_output=True,
             text=True,
             env=full_env,
@@ -102,12 +106,13 @@ VIDEO = {".mkv", ".mp4", ".avi", ".m2ts", ".ts", ".iso", ".rmvb", ".strm", ".web
 
 
 def expected_links(source: Path, extra: set[str] | None = None) -> dict[bytes, bytes]:
-    """An independent oracle: video files (by the extensions used in the tests) outside BDMV folders."""
+    """An independent oracle: video files (by the extensions used in the tests)
+    outside disc folders (BDMV, VIDEO_TS, AUDIO_TS)."""
     exts = VIDEO | (extra or set())
     base = os.fsencode(source)
     out: dict[bytes, bytes] = {}
     for dirpath, dirnames, filenames in os.walk(base):
-        dirnames[:] = [d for d in dirnames if d.lower() != b"bdmv"]
+        dirnames[:] = [d for d in dirnames if d.lower() not in (b"bdmv", b"video_ts", b"audio_ts")]
         for name in filenames:
             full = os.path.join(dirpath, name)
             if os.path.islink(full):

@@ -362,3 +362,33 @@ def test_workflows_do_what_the_release_needs() -> None:
         assert "persist-credentials: false" in text
         for uses in re.findall(r"uses:\s*(\S+)", text):
             assert re.search(r"@[0-9a-f]{40}$", uses), f"{uses} is not pinned to a commit"
+
+
+def test_every_third_party_import_is_a_declared_dependency() -> None:
+    """A module graylink imports itself must be installed because graylink asks for it,
+    not because another library happens to pull it in today."""
+    import ast
+    import importlib.metadata
+    import re
+    import sys
+
+    pyproject = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))
+    declared = {
+        re.split(r"[<>=!~;\[ ]", req, maxsplit=1)[0].lower().replace("_", "-")
+        for req in pyproject["project"]["dependencies"]
+    }
+    imported: set[str] = set()
+    for path in (ROOT / "graylink").rglob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.Import):
+                imported.update(alias.name.split(".")[0] for alias in node.names)
+            elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+                imported.add(node.module.split(".")[0])
+    third_party = {name for name in imported if name not in sys.stdlib_module_names and name != "graylink"}
+    providers = importlib.metadata.packages_distributions()
+    missing = {}
+    for name in sorted(third_party):
+        dists = {d.lower().replace("_", "-") for d in providers.get(name, [])}
+        if not dists & declared:
+            missing[name] = sorted(dists)
+    assert missing == {}, f"imported but not declared in pyproject.toml: {missing}"

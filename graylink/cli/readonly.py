@@ -19,7 +19,8 @@ def status(app: AppContext, as_json: bool) -> None:
     import os
 
     from graylink.db import Store
-    from graylink.status import collect_status, render_status
+    from graylink.status import collect_status
+    from graylink.status_render import render_status
 
     config = app.config
     if os.path.exists(config.paths.database):

@@ -97,7 +97,7 @@ def reconcile(
     from graylink.listing import MountGone
     from graylink.lock import InstanceLock
     from graylink.preflight import check_paths
-    from graylink.status import eventful, record_reconcile
+    from graylink.status import record_reconcile
 
     if rebase and (loop or paths):
         raise ConfigError("--rebase verifies the whole library once: it takes neither --loop nor --path")
@@ -128,9 +128,8 @@ def reconcile(
         else:
             with InstanceLock(config.paths.database), Store(config.paths.database) as store:
                 result = run_cycle(config, store, options)
-                # A no-op run writes nothing at all (the service records its every run).
-                if eventful(result):
-                    record_reconcile(store, result, "cli")
+                # Every run, no-op ones too: "last reconcile" in status is the latest run.
+                record_reconcile(store, result, "cli")
     except MountGone as exc:
         raise GraylinkError(f"the source is not readable ({exc.strerror}); nothing was pruned") from None
     finally:

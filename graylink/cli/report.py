@@ -57,6 +57,7 @@ def plan_document(result: Any, config: Config) -> dict[str, Any]:
             "dirs_listed": stats.dirs_listed,
             "files_indexed": stats.files_indexed,
             "duration_s": stats.duration_s,
+            "rows_written": stats.rows_written,
         },
         "failures": result.failures,
         "emby": result.emby.as_json() if result.emby is not None else None,
