@@ -123,10 +123,10 @@ def _mount_lines(mount: dict[str, Any], now: float) -> list[str]:
         line = f"mount:    UNHEALTHY: {mount.get('failed_check') or 'check'} failed: {mount.get('message') or '?'}"
         if mount.get("down_since") is not None:
             line += f"; down since {when(mount['down_since'], now)}"
-        lines = [line, f"          ({fs}, {where}, {trust})"]
+        lines = [line, f"  ({fs}, {where}, {trust})"]
     last = mount.get("last_failure")
     if isinstance(last, dict) and last.get("at") is not None:
-        lines.append(f"          last failure {when(last['at'], now)}: {last.get('check')}: {last.get('message')}")
+        lines.append(f"  last failure {when(last['at'], now)}: {last.get('check')}: {last.get('message')}")
     return lines
 
 
@@ -156,19 +156,19 @@ def _drive_lines(drive: dict[str, Any], now: float) -> list[str]:
     feed = drive.get("feed") or "not chosen yet"
     if drive.get("feed_reason"):
         feed += f" ({drive['feed_reason']})"
-    lines = [f"drive:    {feed}"]
+    lines = [f"drive feed: {feed}"]
     if drive.get("last_poll") is not None:
         result = f": {drive['last_result']}" if drive.get("last_result") else ""
-        lines.append(f"          last poll {when(drive['last_poll'], now)}{result}")
+        lines.append(f"  last poll {when(drive['last_poll'], now)}{result}")
         lines.append(
-            f"          {drive.get('last_activities', 0)} changes, {drive.get('last_marks', 0)} marks "
+            f"  {drive.get('last_activities', 0)} changes, {drive.get('last_marks', 0)} marks "
             f"({drive.get('total_marks', 0)} in all); {drive.get('calls_last_poll', 0)} calls, "
             f"{drive.get('calls_24h', 0)} in 24h"
         )
     else:
-        lines.append("          not polled yet")
+        lines.append("  not polled yet")
     if drive.get("cursor") is not None:
-        lines.append(f"          caught up to {when(drive['cursor'], now)}; {drive.get('known_items', 0)} items known")
+        lines.append(f"  caught up to {when(drive['cursor'], now)}; {drive.get('known_items', 0)} items known")
     return lines
 
 
