@@ -17,7 +17,8 @@ import pytest
 from graylink.cli import AppContext
 from graylink.db import Store
 from graylink.drive.feed import TOKEN_PATIENCE, TOKEN_RETRY, CredentialCache, poll_drive
-from graylink.service import Job, Service, job_drive
+from graylink.jobs import Job, job_drive
+from graylink.service import Service
 from tests.google_server import FakeGoogle
 from tests.test_drive import Drive, go_time, make_config, write_rclone_conf
 

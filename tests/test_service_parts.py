@@ -17,9 +17,10 @@ from graylink.cli import AppContext
 from graylink.config import load_config
 from graylink.cycle import CycleOptions, run_cycle
 from graylink.db import Store
+from graylink.jobs import Job, Outcome
 from graylink.lock import InstanceLock, LockHeld, holder
 from graylink.logsetup import configure_logging
-from graylink.service import Job, Outcome, Service
+from graylink.service import Service
 
 from conftest import REPO, Library, expected_links, links_in
 

@@ -8,13 +8,14 @@ from typing import TYPE_CHECKING
 from graylink.config import Config
 
 if TYPE_CHECKING:
-    from graylink.service import Outcome, Service
+    from graylink.jobs import Outcome
+    from graylink.service import Service
     from graylink.web.server import WebServer
 
 
 def job_arr(service: Service) -> Outcome:
     """Folders a Sonarr / Radarr webhook named: re-marked until their files reach the mount."""
-    from graylink.service import Outcome
+    from graylink.jobs import Outcome
     from graylink.web.arr import recheck
 
     marks = recheck(service.store)
@@ -30,7 +31,7 @@ def arr_recheck_interval(config: Config) -> float:
 
 def job_woken(service: Service) -> Outcome:
     """A web trigger marked something: reconcile it now, without waiting for the walk."""
-    from graylink.service import Outcome
+    from graylink.jobs import Outcome
 
     return service.reconcile_if_dirty("webhook") or Outcome(True, "nothing marked")
 
