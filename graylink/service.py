@@ -43,6 +43,8 @@ from graylink.web import jobs as web_jobs
 
 if TYPE_CHECKING:
     from graylink.cli import AppContext
+    from graylink.web.app import WebContext
+    from graylink.web.server import WebServer
 
 log = logging.getLogger(__name__)
 
@@ -366,6 +368,17 @@ def run_loop(app: AppContext, jobs: tuple[Job, ...] = JOBS, *, full: bool = Fals
     """Run the service until SIGTERM / SIGINT; 0 on a clean stop. ``full``: the
     first walk verifies everything."""
     config = app.config
+    bound = web_jobs.bind_web(config)
+    try:
+        return _serve(app, config, jobs, full, bound)
+    finally:
+        if bound is not None:
+            bound[0].close()
+
+
+def _serve(
+    app: AppContext, config: Config, jobs: tuple[Job, ...], full: bool, bound: tuple[WebServer, WebContext] | None
+) -> int:
     with InstanceLock(config.paths.database) as lock, Store(config.paths.database) as store:
         ownership.check(config, store)  # another library's database: refuse before the first job
         service = Service(app, config, store, jobs, full=full)
@@ -377,12 +390,12 @@ def run_loop(app: AppContext, jobs: tuple[Job, ...] = JOBS, *, full: bool = Fals
         }
         previous = {signum: signal.signal(signum, handler) for signum, handler in handlers.items()}
         log.info("service started (pid %d), database %s", os.getpid(), config.paths.database)
-        web = web_jobs.start_web(service)
+        web_jobs.start_web(bound, service)
         try:
             service.loop()
         finally:
-            if web is not None:
-                web.close()
+            if bound is not None:
+                bound[0].close()  # no request after the loop (closing again later is harmless)
             service.shutdown()
             service.store.close()  # a recreated database is not the one this block opened
             for signum, handler in previous.items():

@@ -123,6 +123,10 @@ def test_a_port_in_use_is_one_line_and_exit_2(lib: Library) -> None:
         result = lib.run("reconcile", "--loop")
     assert result.returncode == 2, result.stderr
     assert "port is in use" in result.stderr and "Traceback" not in result.stderr
+    assert result.stderr.count("\n") == 1, result.stderr
+    # Refused before anything is made (docs/cli.md, exit codes): no database, no lock file, no link tree.
+    assert not lib.database.exists() and not Path(f"{lib.database}.lock").exists()
+    assert not lib.target.exists()
 
 
 # ------------------------------------------------------------------ triggers

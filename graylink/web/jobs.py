@@ -10,6 +10,7 @@ from graylink.config import Config
 if TYPE_CHECKING:
     from graylink.jobs import Outcome
     from graylink.service import Service
+    from graylink.web.app import WebContext
     from graylink.web.server import WebServer
 
 
@@ -36,12 +37,24 @@ def job_woken(service: Service) -> Outcome:
     return service.reconcile_if_dirty("webhook") or Outcome(True, "nothing marked")
 
 
-def start_web(service: Service) -> WebServer | None:
-    if not service.config.web.listen:
+def bind_web(config: Config) -> tuple[WebServer, WebContext] | None:
+    """Take ``[web] listen`` before the service makes anything: a port in use is
+    exit 2 with nothing left behind. No request is served until :func:`start_web`."""
+    if not config.web.listen:
         return None
     from graylink.web.app import WebContext
     from graylink.web.server import WebServer
 
-    web = WebServer(service.config.web.listen, WebContext(config=lambda: service.config, wake=service.wake.set))
+    ctx = WebContext(config=lambda: config, wake=lambda: None)
+    return WebServer(config.web.listen, ctx), ctx
+
+
+def start_web(bound: tuple[WebServer, WebContext] | None, service: Service) -> WebServer | None:
+    """Serve the bound address, for the running service (SIGHUP's config included)."""
+    if bound is None:
+        return None
+    web, ctx = bound
+    ctx.config = lambda: service.config
+    ctx.wake = service.wake.set
     web.start()
     return web

@@ -59,4 +59,5 @@ class WebServer:
     def close(self) -> None:
         with contextlib.suppress(OSError):
             self._server.close()
-        self._thread.join(2.0)
+        if self._thread.is_alive():  # never started when the service was refused after the bind
+            self._thread.join(2.0)
