@@ -217,6 +217,20 @@ def test_arr_paths_outside_the_source_or_garbage_mark_nothing(lib: Library, web:
 # ------------------------------------------------------------------ documents
 
 
+def test_the_snapshot_graylink_snapshot_wrote_is_served_and_linked(lib: Library, web: Callable[..., WebLoop]) -> None:
+    """With [snapshot] path empty, 'graylink snapshot' writes beside the database: the page serves that one."""
+    lib.add("TV/Show/e1.mkv")
+    w = web()
+    wait_for("the first walk", linked(lib, "TV/Show/e1.mkv"), w.loop.proc)
+    assert w.get("/snapshot").status_code == 404
+    assert 'href="snapshot"' not in w.get("/").text
+    assert lib.run("snapshot").returncode == 0
+    served = w.get("/snapshot")
+    assert served.status_code == 200 and served.headers["Content-Type"].startswith("text/html")
+    assert served.content == (lib.database.parent / "graylink-snapshot.html").read_bytes()
+    assert 'href="snapshot"' in w.get("/").text
+
+
 def test_api_status_is_the_status_document(lib: Library, web: Callable[..., WebLoop]) -> None:
     lib.add("TV/Show/e1.mkv")
     w = web()

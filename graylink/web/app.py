@@ -23,6 +23,7 @@ from flask import Flask, Response, jsonify, render_template, request, send_file
 from graylink.config import Config
 from graylink.db import Mark, Store, normalize_rel
 from graylink.errors import GraylinkError
+from graylink.snapshot import default_snapshot_path
 from graylink.web import arr
 from graylink.web.page import page_model
 
@@ -120,7 +121,7 @@ def create_app(ctx: WebContext) -> Flask:
         doc = status_doc()
         with store() as opened:
             cycles, changes = history.recent_cycles(opened), history.recent_changes(opened)
-        snapshot = bool(config.snapshot.path) and os.path.isfile(config.snapshot.path)
+        snapshot = os.path.isfile(default_snapshot_path(config))
         return render_template("status.html.j2", page=page_model(doc, cycles, changes, snapshot))
 
     @app.get("/api/status")
@@ -140,9 +141,10 @@ def create_app(ctx: WebContext) -> Flask:
 
     @app.get("/snapshot")
     def snapshot() -> Response:
-        path = ctx.config().snapshot.path
-        if not path or not os.path.isfile(path):
-            return _error(404, "no snapshot yet: set [snapshot] path (written after each full verification)")
+        path = default_snapshot_path(ctx.config())
+        if not os.path.isfile(path):
+            why = "no snapshot yet: run 'graylink snapshot', or set [snapshot] path (rewritten each full verify)"
+            return _error(404, why)
         return send_file(path, mimetype="text/html", max_age=0)
 
     def mark(subtrees: list[bytes], origin: str) -> Response:
