@@ -75,7 +75,21 @@ def mount_of(path: str, mountinfo: str | None = None) -> MountEntry | None:
         mountinfo = read_mountinfo()
         if mountinfo is None:
             return None
-    resolved = real(path)
+    return _deepest(real(path), mountinfo)
+
+
+def locate(path: str, *, resolve: bool = True) -> tuple[str, MountEntry | None]:
+    """``path`` resolved and the deepest mount holding it, resolving at most once.
+
+    ``resolve`` false: the path as written (for a mount known not to answer,
+    where each resolve would wait out its deadline and leave a thread behind).
+    """
+    resolved = real(path) if resolve else os.path.normpath(os.path.abspath(path))
+    mountinfo = read_mountinfo()
+    return resolved, (_deepest(resolved, mountinfo) if mountinfo is not None else None)
+
+
+def _deepest(resolved: str, mountinfo: str) -> MountEntry | None:
     best: MountEntry | None = None
     for entry in parse_mountinfo(mountinfo):
         mp = entry.mount_point
@@ -92,11 +106,14 @@ def fs_type(path: str, mountinfo: str | None = None) -> str:
 
 def mtime_trusted(path: str, setting: str = "auto", mountinfo: str | None = None) -> bool:
     """Whether an unchanged directory mtime proves an unchanged listing."""
-    if setting == "yes":
-        return True
-    if setting == "no":
-        return False
+    if setting in ("yes", "no"):
+        return setting == "yes"
     return fs_type(path, mountinfo) in TRUSTED_FS
+
+
+def trusts(fstype: str, setting: str = "auto") -> bool:
+    """:func:`mtime_trusted` for a filesystem type already known."""
+    return setting == "yes" if setting in ("yes", "no") else fstype in TRUSTED_FS
 
 
 def is_mountpoint(path: str, mountinfo: str | None = None) -> bool:

@@ -164,7 +164,8 @@ def collect_status(config: Config, store: Store | None) -> dict[str, Any]:
         doc[server] = _section(partial(queue_status, store, server))
     from graylink.triggers.mount import mount_status
 
-    doc["mount"] = _section(lambda: mount_status(config, store))
+    # While the service runs, it checks the mount: its record is shown, and a hung mount keeps no reader waiting.
+    doc["mount"] = _section(lambda: mount_status(config, store, probe=pid is None))
     if config.drive.enabled:
         from graylink.drive.feed import drive_status
 

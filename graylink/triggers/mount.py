@@ -572,11 +572,16 @@ def _vfs_dir(prefix: str, rel: bytes) -> str:
 # ---------------------------------------------------- status and doctor
 
 
-def mount_status(config: Config, store: Store) -> dict[str, Any]:
-    """Mount health for ``graylink status`` (reads only)."""
-    health = check_health(config, store)
+def mount_status(config: Config, store: Store, *, probe: bool = True) -> dict[str, Any]:
+    """Mount health for ``graylink status`` (reads only).
+
+    ``probe`` false (the service runs and checks the mount every check_interval):
+    the health it recorded is shown, so that a status read (the page, a
+    Prometheus scrape) never waits on a hung mount. A mount that does not answer
+    is not touched again to learn its filesystem type: each try would wait out
+    its deadline on a thread that then stays blocked.
+    """
     source = config.paths.source
-    fstype = fsinfo.fs_type(source)
     last: Any = None
     raw = store.get_meta(META_LAST_FAILURE)
     if raw:
@@ -585,14 +590,28 @@ def mount_status(config: Config, store: Store) -> dict[str, Any]:
         except ValueError:
             last = None
     down = store.get_meta(META_DOWN_SINCE)
+    if probe:
+        health = check_health(config, store)
+    elif down is None:
+        health = HEALTHY
+    else:
+        seen = last if isinstance(last, dict) else {}
+        check, message = str(seen.get("check", "")), str(seen.get("message", ""))
+        health = Health(False, check, message, dead=check == LISTABLE)
+    resolved, entry = fsinfo.locate(source, resolve=not health.dead)
+    fstype = entry.fs_type if entry else "unknown"
+    if entry is not None:
+        mountpoint = entry.mount_point == resolved
+    else:
+        mountpoint = not health.dead and fsinfo.is_mountpoint(source)
     return {
         "healthy": health.ok,
         "failed_check": health.failed_check,
         "message": health.message,
         "source": source,
         "fs_type": fstype,
-        "trusted_mtimes": fsinfo.mtime_trusted(source, config.scan.trust_dir_mtime),
-        "is_mountpoint": fsinfo.is_mountpoint(source),
+        "trusted_mtimes": fsinfo.trusts(fstype, config.scan.trust_dir_mtime),
+        "is_mountpoint": mountpoint,
         "must_be_mountpoint": must_be_mountpoint(config, store),
         "down_since": float(down) if down else None,
         "last_failure": last,
