@@ -28,13 +28,14 @@ from graylink.outcome import CycleOptions, CycleResult, CycleStats
 from graylink.planning import link_space, plan_scope, rules_of, settings_fingerprint
 from graylink.preflight import check_source, check_target, make_target
 from graylink.problems import CONFLICT, FAILED, Problem, problem_folders, update_problems
+from graylink.rclone.rc import refresh_marked
 from graylink.reconciler import Op, Plan, apply_prune_brake, withhold_prunes
 from graylink.recording import VideoCounts, record_links, record_video_counts
 from graylink.scanner import Interrupted, Scanner, ScanStats
 from graylink.scopes import Scope, ScopeSet, collapse, touched
 from graylink.scratch import scratch_copy
 from graylink.sourcecheck import CHECK_TIMEOUT, SourceGuard, veto_prunes
-from graylink.triggers.mount import STOPPED, Health, check_health, ensure_healthy, record_health, refresh_marked
+from graylink.triggers.mount import STOPPED, Health, check_health, ensure_healthy, record_health
 from graylink.triggers.walk import walk
 
 if TYPE_CHECKING:  # the Drive feed loads only when configured

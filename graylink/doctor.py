@@ -22,7 +22,7 @@ from graylink.lock import holder
 from graylink.notify.emby_doctor import doctor_checks as emby_checks
 from graylink.notify.plex_doctor import doctor_checks as plex_checks
 from graylink.readonlyfs import on_read_only_fs
-from graylink.triggers.mount import doctor_checks as mount_checks
+from graylink.triggers.mount_checks import doctor_checks as mount_checks
 
 ConfigLoader = Callable[[], Config]
 

@@ -162,7 +162,7 @@ def collect_status(config: Config, store: Store | None) -> dict[str, Any]:
 
     for server in configured(config):
         doc[server] = _section(partial(queue_status, store, server))
-    from graylink.triggers.mount import mount_status
+    from graylink.triggers.mount_checks import mount_status
 
     # While the service runs, it checks the mount: its record is shown, and a hung mount keeps no reader waiting.
     doc["mount"] = _section(lambda: mount_status(config, store, probe=pid is None))

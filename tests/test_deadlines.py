@@ -26,8 +26,8 @@ from graylink.config import parse_raw
 from graylink.db import Store
 from graylink.http_deadline import DeadlineExceeded, DeadlineSession, RequestStopped
 from graylink.notify.emby import deliver, enqueue
+from graylink.rclone.rc import RcError, rc_call, vfs_refresh
 from graylink.reconciler import Op
-from graylink.triggers.mount import RcError, rc_call, vfs_refresh
 
 from conftest import Library
 

@@ -21,8 +21,8 @@ from graylink import fsinfo
 from graylink.config import load_config
 from graylink.cycle import CycleOptions, run_cycle
 from graylink.db import Mark, Store
-from graylink.rclone import mountflags
-from graylink.triggers import mount
+from graylink.rclone import mountflags, rc
+from graylink.triggers import mount_checks
 
 from conftest import links_in
 
@@ -265,7 +265,7 @@ def test_vfs_refresh_without_auth_shows_new_files_at_once(rclone_mount: Callable
     assert not m.visible("Show/S01/e03.mkv")  # the directory cache holds for 1000h
 
     # S02 is new to rclone's VFS: refreshing it falls back to its parent.
-    assert mount.vfs_refresh(config, [b"Show/S01", b"Show/S02"])
+    assert rc.vfs_refresh(config, [b"Show/S01", b"Show/S02"])
     assert m.visible("Show/S01/e03.mkv")
     assert m.visible("Show/S02")
 
@@ -292,12 +292,12 @@ def test_vfs_refresh_with_credentials(rclone_mount: Callable[..., Mounted], capl
     )
     _rc_config(m, port, rclone_rc_user="graylink", rclone_rc_pass=secret)
     (m.src / "Movies/Y (2002)").mkdir()
-    assert mount.vfs_refresh(load_config(str(m.ini)), [b"Movies"])
+    assert rc.vfs_refresh(load_config(str(m.ini)), [b"Movies"])
     assert m.visible("Movies/Y (2002)")
 
     caplog.set_level(logging.DEBUG)
     _rc_config(m, port, rclone_rc_user="graylink", rclone_rc_pass="wrong-" + secret)
-    assert not mount.vfs_refresh(load_config(str(m.ini)), [b"Movies"])
+    assert not rc.vfs_refresh(load_config(str(m.ini)), [b"Movies"])
     errors = [r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR]
     assert any("refused vfs/refresh (401)" in e for e in errors)
     assert all(secret not in r.getMessage() for r in caplog.records)
@@ -309,7 +309,7 @@ def test_doctor_checks_read_the_serving_rclone_flags(rclone_mount: Callable[...,
     _rc_config(m, port)
     config = load_config(str(m.ini))
     with Store(config.paths.database) as store:
-        checks = mount.doctor_checks(config, store)
+        checks = mount_checks.doctor_checks(config, store)
     by_name = {c.name: c for c in checks}
     assert by_name["mount"].ok
     flags = [c for c in checks if c.name == "rclone flags"]

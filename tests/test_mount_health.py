@@ -15,7 +15,8 @@ from graylink import fsinfo
 from graylink.config import Config, parse_raw
 from graylink.cycle import CycleOptions, run_cycle
 from graylink.db import Store
-from graylink.triggers import mount
+from graylink.rclone import rc
+from graylink.triggers import mount, mount_checks
 from graylink.triggers.mount import (
     ANCHOR,
     LISTABLE,
@@ -213,8 +214,8 @@ def test_mount_watch_spaces_remount_attempts(tmp_path: Path, library: Path) -> N
 def test_doctor_fails_on_unhealthy_mount_with_a_hint(tmp_path: Path, library: Path) -> None:
     config = make_config(tmp_path, anchor="anchor")
     with Store(config.paths.database) as store:
-        checks = mount.doctor_checks(config, store)
-        status = mount.mount_status(config, store)
+        checks = mount_checks.doctor_checks(config, store)
+        status = mount_checks.mount_status(config, store)
     assert checks[0].name == "mount" and not checks[0].ok and checks[0].hint
     assert status["healthy"] is False and status["failed_check"] == ANCHOR
 
@@ -224,7 +225,7 @@ def test_status_keeps_the_last_failure(tmp_path: Path, library: Path) -> None:
     with Store(config.paths.database) as store:
         ensure_healthy(config, store)
         (library / "anchor").touch()
-        status = mount.mount_status(config, store)
+        status = mount_checks.mount_status(config, store)
     assert status["healthy"] is True
     assert status["last_failure"]["check"] == ANCHOR
     assert status["down_since"] is not None  # cleared by the next gate, which schedules the verification
@@ -242,7 +243,7 @@ def test_mountinfo_parsing_picks_the_deepest_mount() -> None:
 
 
 def test_vfs_prefix_of_a_plain_folder(tmp_path: Path) -> None:
-    prefix = mount.vfs_path_prefix(str(tmp_path))
+    prefix = rc.vfs_path_prefix(str(tmp_path))
     entry = fsinfo.mount_of(str(tmp_path))
     assert entry is not None
     assert os.path.join(entry.mount_point, prefix) == os.path.realpath(tmp_path)

@@ -198,7 +198,7 @@ def test_vfs_refresh_names_the_sources_vfs_when_rclone_serves_several(tmp_path, 
     import requests
 
     from graylink.config import load_config
-    from graylink.triggers import mount
+    from graylink.rclone import rc as rclone_rc
     from tests.test_mount import free_port
 
     for name in ("disk1", "disk2"):
@@ -233,7 +233,7 @@ def test_vfs_refresh_names_the_sources_vfs_when_rclone_serves_several(tmp_path, 
             assert os.listdir(source / "S1") == ["e1.mkv"]
             (tmp_path / disk / "S1" / "e2.mkv").write_bytes(b"video")
             assert os.listdir(source / "S1") == ["e1.mkv"], "the directory cache holds"
-            assert mount.vfs_refresh(load_config(str(ini)), [b"S1"]), disk
+            assert rclone_rc.vfs_refresh(load_config(str(ini)), [b"S1"]), disk
             assert sorted(os.listdir(source / "S1")) == ["e1.mkv", "e2.mkv"], disk
     finally:
         requests.post(f"{rc}/mount/unmount", json={"mountPoint": str(second)}, timeout=60)

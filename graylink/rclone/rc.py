@@ -1,0 +1,201 @@
+"""rclone's remote control: ``vfs/refresh`` of the folders a trigger marked.
+
+With ``[mount] rclone_rc`` set, folders that the Drive feed or a webhook
+marked are re-read by rclone before they are listed, so a new file shows at
+once instead of after ``--dir-cache-time``. Every call has a deadline for the
+whole request.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import time
+from typing import Any
+from urllib.parse import urlsplit
+
+from graylink import fsinfo
+from graylink.config import Config
+from graylink.db import StoredMark
+from graylink.rclone.vfs import MANY_VFS, serving_fs
+
+log = logging.getLogger(__name__)
+
+RC_DEADLINE = 120.0  # seconds for a whole rc call: a recursive refresh lists through the Drive API
+RC_NOOP_DEADLINE = 10.0  # doctor's rc/noop: rclone answers it at once when it answers at all
+
+
+# Marks that say "the Drive changed here" (the feed, the web triggers, Sonarr / Radarr):
+# rclone's directory cache may not show the change yet, so those folders are re-read first.
+REMOTE_REASONS = frozenset({"drive", "api", "webhook", "sonarr", "radarr"})
+
+
+def refresh_marked(config: Config, marks: list[StoredMark], reasons: frozenset[str] = REMOTE_REASONS) -> bool:
+    """vfs/refresh the folders that the Drive feed or a webhook marked, before they are re-listed.
+
+    A whole-root mark (an activity that could not be resolved) refreshes the
+    root alone: a recursive refresh of a whole Drive would list every folder
+    through the API, which the full walk does anyway.
+    """
+    if not config.mount.rclone_rc:
+        return True
+    wanted = [m for m in marks if m.reason in reasons and not m.indexed]
+    flat = sorted({m.path for m in wanted if not m.recursive or not m.path})
+    deep = sorted({m.path for m in wanted if m.recursive and m.path})
+    ok = True
+    if flat:
+        ok = vfs_refresh(config, flat) and ok
+    if deep:
+        ok = vfs_refresh(config, deep, recursive=True) and ok
+    return ok
+
+
+# ------------------------------------------------------------- rclone rc
+
+
+def vfs_path_prefix(source: str) -> str:
+    """Where the source sits inside its mount: rclone rc paths are relative to the mount root."""
+    entry = fsinfo.mount_of(source)
+    if entry is None:
+        return ""
+    rel = os.path.relpath(fsinfo.real(source), entry.mount_point)
+    return "" if rel == "." else rel
+
+
+def rc_endpoint(config: Config) -> str:
+    # Only scheme, host and port reach a log line: never userinfo.
+    parts = urlsplit(config.mount.rclone_rc)
+    host = parts.hostname or ""
+    return f"{parts.scheme}://{host}{f':{parts.port}' if parts.port else ''}"
+
+
+class RcError(Exception):
+    """A failed call to rclone's remote control (message carries no secret)."""
+
+
+def rc_call(config: Config, method: str, params: dict[str, Any], *, deadline: float = RC_DEADLINE) -> dict[str, Any]:
+    # Only when rclone's rc is used: keeps status and --help fast.
+    import requests
+
+    from graylink.http_deadline import DeadlineSession
+
+    url = f"{config.mount.rclone_rc}/{method}"
+    auth = (config.mount.rclone_rc_user, config.mount.rclone_rc_pass) if config.mount.rclone_rc_user else None
+    try:
+        with DeadlineSession(deadline) as session:  # the whole call ends by the deadline, however rclone answers
+            response = session.post(url, json=params, auth=auth, timeout=deadline)
+    except requests.Timeout:
+        raise RcError(f"rclone rc at {rc_endpoint(config)} did not answer {method} in time") from None
+    except requests.RequestException as exc:
+        kind = type(exc).__name__
+        raise RcError(f"cannot reach rclone rc at {rc_endpoint(config)} ({kind})") from None
+    if response.status_code in (401, 403):
+        raise RcError(
+            f"rclone rc at {rc_endpoint(config)} refused {method} ({response.status_code}): "
+            "check [mount] rclone_rc_user / rclone_rc_pass"
+        )
+    try:
+        body = response.json()
+    except ValueError:
+        body = None
+    if response.status_code != 200 or not isinstance(body, dict):
+        detail = body.get("error") if isinstance(body, dict) else response.text[:200].strip()
+        raise RcError(f"rclone rc {method} answered {response.status_code}: {detail}")
+    return body
+
+
+def _refresh_once(
+    config: Config, dirs: list[str], recursive: bool, deadline: float = RC_DEADLINE, fs: str | None = None
+) -> dict[str, str]:
+    """One vfs/refresh call; rclone's answer per directory ("OK" or an error)."""
+    params: dict[str, Any] = {"fs": fs} if fs else {}
+    if dirs != [""]:  # the root is refreshed by naming no dir at all
+        for i, path in enumerate(dirs):
+            params["dir" if i == 0 else f"dir{i + 1}"] = path
+    if recursive:
+        params["recursive"] = "true"  # rclone 1.60 accepts only the string form
+    result = rc_call(config, "vfs/refresh", params, deadline=deadline).get("result", {})
+    return {str(k): str(v) for k, v in result.items()} if isinstance(result, dict) else {}
+
+
+def vfs_refresh(config: Config, dirs: list[bytes], recursive: bool = False, budget: float = RC_DEADLINE) -> bool:
+    """Ask rclone to re-read ``dirs`` (relative to the source) now.
+
+    A folder the VFS does not know yet (new on the Drive) answers "file does
+    not exist"; its parent is refreshed instead, which is what makes it
+    appear. All rounds together end within ``budget`` seconds. Failures are
+    logged and reported as False: the walk goes on and sees the change once
+    rclone's directory cache expires.
+    """
+    if not config.mount.rclone_rc or not dirs:
+        return bool(not dirs)
+    prefix = vfs_path_prefix(config.paths.source)
+    pending = sorted({_vfs_dir(prefix, d) for d in dirs})
+    tried: set[str] = set()
+    ok = True
+    # Each round moves missing folders one level up, so a path of depth N
+    # needs at most N+1 rounds.
+    end = time.monotonic() + budget
+    fs: str | None = None
+    while pending:
+        left = end - time.monotonic()
+        if left < 1.0:
+            log.error("vfs/refresh: rclone used the %gs this run gives it; the walk goes on without it", budget)
+            return False
+        try:
+            if "" in pending:
+                answers = _refresh_once(config, [""], recursive, left, fs)
+                answers = {"": answers.get("", "OK")}
+                rest = [d for d in pending if d]
+                if rest:
+                    answers.update(_refresh_once(config, rest, recursive, max(1.0, end - time.monotonic()), fs))
+            else:
+                answers = _refresh_once(config, pending, recursive, left, fs)
+        except RcError as exc:
+            if fs is None and MANY_VFS in str(exc):
+                fs = _serving_fs(config)
+                if fs is not None:
+                    continue  # the same round again, naming the source's VFS
+            log.error("vfs/refresh failed: %s", exc)
+            return False
+        tried.update(pending)
+        missing: set[str] = set()
+        for path, answer in answers.items():
+            if answer == "OK":
+                log.debug("vfs/refresh %s: OK", path or "/")
+            elif "does not exist" in answer and path:
+                missing.add(os.path.dirname(path))
+            else:
+                log.error("vfs/refresh %s: %s", path or "/", answer)
+                ok = False
+        pending = sorted(missing - tried)
+    if ok:
+        log.info("asked rclone to refresh %d folder(s)", len(dirs))
+    return ok
+
+
+def _serving_fs(config: Config) -> str | None:
+    """The VFS of the source's mount when one rclone serves several; logged when it cannot be told."""
+    entry = fsinfo.mount_of(config.paths.source)
+    mount_point = entry.mount_point if entry is not None else config.paths.source
+    try:
+        fs = serving_fs(lambda method, params: rc_call(config, method, params), mount_point)
+    except RcError as exc:
+        log.error("vfs/refresh: rclone serves several VFSes and vfs/list failed: %s", exc)
+        return None
+    if fs is None:
+        log.error(
+            "vfs/refresh: rclone serves several VFSes and none is known to serve %s "
+            "(give each mount its own rclone process, or its own --rc-addr)",
+            mount_point,
+        )
+    else:
+        log.info("vfs/refresh: rclone serves several VFSes; %s is the one at %s", fs, mount_point)
+    return fs
+
+
+def _vfs_dir(prefix: str, rel: bytes) -> str:
+    path = os.fsdecode(rel).strip("/")
+    return f"{prefix}/{path}".strip("/") if prefix else path
+
+
