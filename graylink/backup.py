@@ -15,9 +15,10 @@ import sqlite3
 import tempfile
 from dataclasses import dataclass
 
-from graylink.db import COUNT_FOLDERS_SQL, MIGRATIONS, Mark, Store
+from graylink.db import COUNT_FOLDERS_SQL, Mark, Store
 from graylink.errors import ConfigError, DatabaseError, GraylinkError
 from graylink.readonlyfs import immutable_uri, on_read_only_fs
+from graylink.schema import MIGRATIONS
 
 BEFORE_RESTORE_SUFFIX = ".before-restore"
 _COUNT_FILES_LINKS = ("SELECT count(*) FROM file", "SELECT count(*) FROM link")

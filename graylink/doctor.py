@@ -14,7 +14,7 @@ from contextlib import contextmanager, suppress
 from graylink import ownership
 from graylink.checks import Check
 from graylink.config import Config, load_config
-from graylink.db import MIGRATIONS, Store
+from graylink.db import Store
 from graylink.drive.checks import doctor_checks as drive_checks
 from graylink.errors import GraylinkError
 from graylink.fsinfo import TRUSTED_FS, fs_type, mtime_trusted
@@ -22,6 +22,7 @@ from graylink.lock import holder
 from graylink.notify.emby_doctor import doctor_checks as emby_checks
 from graylink.notify.plex_doctor import doctor_checks as plex_checks
 from graylink.readonlyfs import on_read_only_fs
+from graylink.schema import MIGRATIONS
 from graylink.triggers.mount_checks import doctor_checks as mount_checks
 
 ConfigLoader = Callable[[], Config]
