@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from browser_support import browser  # noqa: F401  (a fixture for every test module)
 from click.testing import CliRunner, Result
 
 from graylink.cli import cli

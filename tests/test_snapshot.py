@@ -9,7 +9,7 @@ import re
 import sqlite3
 import subprocess
 import sys
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -22,16 +22,6 @@ from graylink.snapshot import default_snapshot_path, js_string, write_snapshot
 
 REPO = Path(__file__).resolve().parents[1]
 MTIME = 1_700_000_000  # 2023-11-14, in seconds
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-]
 
 XSS_NAME = b"<img src=x onerror=alert(1)>.mkv"
 SCRIPT_NAME = b'new\nline & "quoted" </script><script>alert(2)</script>.mkv'
@@ -404,16 +394,7 @@ def test_snapshot_of_a_real_reconcile(lib: Any) -> None:
 # ------------------------------------------------------------------ the browser
 
 
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Any]:
-    if not os.path.exists(CHROMIUM):
-        pytest.skip(f"BROWSER TESTS SKIPPED: {CHROMIUM} is missing (apt-get install chromium)")
-    from playwright.sync_api import sync_playwright
 
-    with sync_playwright() as p:
-        instance = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        yield instance
-        instance.close()
 
 
 class Page:

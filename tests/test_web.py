@@ -6,7 +6,7 @@ import json
 import os
 import sqlite3
 import subprocess
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -24,16 +24,6 @@ from tests.test_mount import _start as start_rclone
 from conftest import Library, links_in
 
 ARR = Path(__file__).parent / "data" / "arr"
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-]
 
 
 def arr_body(name: str) -> bytes:
@@ -264,16 +254,7 @@ def test_metrics_parse_with_prometheus_own_parser(lib: Library, web: Callable[..
 # ------------------------------------------------------------------ the page
 
 
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Any]:
-    if not os.path.exists(CHROMIUM):
-        pytest.skip(f"BROWSER TESTS SKIPPED: {CHROMIUM} is missing (apt-get install chromium)")
-    from playwright.sync_api import sync_playwright
 
-    with sync_playwright() as p:
-        instance = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        yield instance
-        instance.close()
 
 
 def open_page(browser: Any, w: WebLoop, width: int) -> tuple[Any, list[str]]:
