@@ -294,6 +294,10 @@ def test_status_page_in_chromium_shows_mount_drop_and_conflict(
     phone, phone_errors = open_page(browser, w, 390)
     overflow = phone.evaluate("document.documentElement.scrollWidth - window.innerWidth")
     assert overflow <= 0, "the page scrolls sideways on a phone"
+    cycles = phone.query_selector("#cycles .scroll")
+    assert cycles is not None
+    hidden = cycles.evaluate("s => s.scrollWidth - s.clientWidth")
+    assert hidden <= 0, "the last cycles hide their exit codes off the side of a phone"
     assert errors == [] and phone_errors == []
 
 
