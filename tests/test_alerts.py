@@ -115,6 +115,23 @@ def test_a_failing_notifier_is_logged_without_its_secret(caplog: pytest.LogCaptu
     assert masked(url) == "tgram://…"
 
 
+def test_with_debug_logging_no_request_line_shows_the_secret_in_the_url(
+    caplog: pytest.LogCaptureFixture, tmp_path: object
+) -> None:
+    """Telegram, ServerChan and json:// carry their token in the URL path: urllib3 logs that path at DEBUG (-v)."""
+    from graylink.alerts.deliver import apprise_sender
+
+    caplog.set_level(logging.DEBUG)
+    with apprise_receiver() as receiver, Store(str(tmp_path) + "/d.db") as store:  # type: ignore[operator]
+        url = receiver.url + "/made-up-secret-path-token"
+        alerts = Alerts([url], [], LIB, apprise_sender)
+        alerts.observe(store, Observation(at=1, mount_ok=False))
+        alerts.close()
+        assert receiver.titles(), "the alert went out"
+    assert '"POST ' in caplog.text  # urllib3's request line was logged (scrubbed)
+    assert "made-up-secret-path-token" not in caplog.text
+
+
 def test_the_loop_alerts_once_per_change_through_apprise(lib: Library, loop_of: Callable[[], Loop]) -> None:
     lib.add("TV/Show/e1.mkv")
     lib.add(".anchor")

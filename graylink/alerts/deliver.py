@@ -23,6 +23,11 @@ log = logging.getLogger(__name__)
 
 META_STATE = "alerts_state"
 
+# Loggers that write what an Apprise URL holds: Apprise's own, and urllib3's
+# request line ("POST /bot<token>/sendMessage"), shown with -v. A filter on a
+# logger sees only the records that logger makes, so the emitting one is named.
+SCRUBBED_LOGGERS = ("apprise", "urllib3.connectionpool")
+
 
 def masked(url: str) -> str:
     """An Apprise URL with nothing secret: its scheme only."""
@@ -83,7 +88,8 @@ class Alerts:
         self._thread: threading.Thread | None = None
         self._scrub = _Scrub([p for u in self.urls for p in _secret_parts(u)])
         if self.urls:
-            logging.getLogger("apprise").addFilter(self._scrub)
+            for name in SCRUBBED_LOGGERS:
+                logging.getLogger(name).addFilter(self._scrub)
 
     def reconfigured(self, urls: Sequence[str], events: Sequence[str], library: str) -> Alerts:
         """Self when nothing changed (SIGHUP), else a fresh one (the state lives in the database)."""
@@ -135,9 +141,9 @@ class Alerts:
 
     def close(self, timeout: float = 5.0) -> None:
         """Let queued alerts go out (bounded), then stop the worker."""
-        if self._thread is None or not self._thread.is_alive():
-            return
-        deadline = time.monotonic() + timeout
-        self._queue.put(None)
-        self._thread.join(max(0.0, deadline - time.monotonic()))
-        logging.getLogger("apprise").removeFilter(self._scrub)
+        if self._thread is not None and self._thread.is_alive():
+            deadline = time.monotonic() + timeout
+            self._queue.put(None)
+            self._thread.join(max(0.0, deadline - time.monotonic()))
+        for name in SCRUBBED_LOGGERS:
+            logging.getLogger(name).removeFilter(self._scrub)
