@@ -17,7 +17,7 @@ from contextlib import contextmanager
 from dataclasses import replace
 from typing import TYPE_CHECKING
 
-from graylink import ownership
+from graylink import ownership, story
 from graylink.announce import announce, notify, withdraw
 from graylink.config import Config
 from graylink.db import META_LAST_FULL, Mark, Store, StoredMark, parent_of
@@ -146,6 +146,7 @@ class Cycle:
         )
         if plan.brake_reason and health.ok:
             log.error("prune brake: %s", plan.brake_reason)
+        story.planned(plan)
         if not self.options.dry_run:
             self._apply_and_record(plan, marks, result)
             # On a stop request the queue waits for the next run: no retries with backoff now.
@@ -310,6 +311,7 @@ class Cycle:
             with store.atomic():
                 store.executemany("INSERT OR IGNORE INTO link_dir (path) VALUES (?)", ((d,) for d in new_dirs))
         applied = applier.apply(plan.actions)
+        story.applied(applied.done)
         result.applied = applied
         result.stopped = applied.stopped
         for action, reason in applied.failed:

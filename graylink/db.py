@@ -19,6 +19,7 @@ from dataclasses import dataclass
 import peewee as pw
 
 # SQLITE_ERRORS and database_failure are re-exported: the store's callers import them from here.
+from graylink import story
 from graylink.dbfailures import SQLITE_ERRORS as SQLITE_ERRORS
 from graylink.dbfailures import chain
 from graylink.dbfailures import database_failure as database_failure
@@ -237,7 +238,10 @@ class Store:
 
     def add_marks(self, marks: Iterable[Mark]) -> int:
         now = time.time()
+        marks = list(marks)
         rows = [(m.path, m.reason, now, int(m.recursive), int(m.indexed)) for m in marks]
+        if rows and story.on():
+            story.marked(marks)
         if rows:
             self.executemany(
                 "INSERT INTO dirty (path, reason, marked_at, recursive, indexed) VALUES (?, ?, ?, ?, ?)", rows

@@ -73,8 +73,9 @@ def configure_logging(config: LogConfig | None, verbosity: int) -> None:
     stderr.setFormatter(_formatter(kind))
     _add(root, stderr)
     root.setLevel(level)
-    # Library chatter (HTTP connection pools, Google discovery) stays out of INFO.
-    chatter = logging.DEBUG if verbosity > 0 else logging.WARNING
+    # Library chatter (raw SQL, HTTP connection pools, Google discovery) stays
+    # out of -v, which tells graylink's own story (graylink.story): only -vv adds it.
+    chatter = logging.DEBUG if verbosity > 1 else logging.WARNING
     for noisy in NOISY:
         logging.getLogger(noisy).setLevel(chatter)
     if config is not None and config.file:

@@ -15,6 +15,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
+from graylink import story
 from graylink.db import Mark, Store, join, parent_of
 from graylink.index import DirUpdate, FileDiff, Index, compare_files
 from graylink.listing import Listing, MountGone, Tick, list_many, list_tree, no_tick
@@ -85,6 +86,7 @@ class Scanner:
         self.make_marks = make_marks
         self.reason = reason
         self.progress = progress
+        self._story = story.on()  # asked once: -v logs every folder listed
         self.stats = ScanStats()
         self._ids: dict[bytes, int] = {}  # directories seen in this scan → id
         self._new_dirs: set[bytes] = set()  # directories first indexed by this scan
@@ -227,6 +229,9 @@ class Scanner:
             stats.errors.append(message)
             stats.unlistable.append(rel)
             return []
+        if self._story:
+            seen = None if listing.files is None else len(listing.files)
+            story.listed(rel, seen, len(listing.dirs), missing=listing.missing)
         if listing.missing:
             if rel and self.index.dir_row(rel) is not None:
                 # ENOENT is also what every folder of a mount answers while it

@@ -18,6 +18,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from graylink import story
 from graylink.config import DriveConfig
 from graylink.drive.credentials import MISSING_SCOPE_HINT, DriveAuthError, DriveCredentials, Remote
 from graylink.drive.names import DEFAULT_NAMES, Names
@@ -65,6 +66,8 @@ class Caller:
         tries = 0
         while True:
             tries += 1
+            if story.on():
+                story.request(str(getattr(request, "method", "GET")), _without_query(request), what)
             try:
                 answer = self.bounded(lambda: request.execute(num_retries=0), what)
             except HttpError as exc:
@@ -122,6 +125,11 @@ class Caller:
             self._check_stop()
             time.sleep(min(_TICK, left))
         self.waited_s += seconds
+
+
+def _without_query(request: Any) -> str:
+    """The address a Google request goes to, without its query (page tokens, fields: noise in a log line)."""
+    return str(getattr(request, "uri", "")).split("?", 1)[0]
 
 
 def _malformed(exc: BaseException, what: str) -> BaseException:

@@ -21,6 +21,7 @@ from urllib.parse import urlsplit, urlunsplit
 
 import requests
 
+from graylink import story
 from graylink.http_deadline import DeadlineExceeded, DeadlineSession, RequestStopped
 
 log = logging.getLogger(__name__)
@@ -161,6 +162,8 @@ class Client:
         body: dict[str, Any] | None = None,
     ) -> requests.Response:
         sent = {"Accept": "application/json", **(headers or {})}
+        if story.on():
+            story.request(method, self.base + path, _what(params, body))
         try:
             response = self.session.request(
                 method,
@@ -183,6 +186,17 @@ class Client:
         if status == 429 or status >= 500:
             raise TransientError(f"HTTP {status}", retry_after(response.headers.get("Retry-After")))
         raise FailedError(f"HTTP {status} for {method} {path}")
+
+
+def _what(params: dict[str, str] | None, body: dict[str, Any] | None) -> str:
+    """A request's content for ``-v``: its parameters and the paths it names (never a header)."""
+    parts = [f"{k}={v}" for k, v in (params or {}).items()]
+    updates = (body or {}).get("Updates")
+    if isinstance(updates, list):
+        paths = ", ".join(str(u.get("Path")) for u in updates[:5] if isinstance(u, dict))
+        more = f", … {len(updates) - 5} more" if len(updates) > 5 else ""
+        parts.append(f"{len(updates)} updates ({paths}{more})")
+    return "; ".join(parts)
 
 
 def with_tries(client: Client, budget: Budget, where: str, call: Callable[[], T]) -> T:

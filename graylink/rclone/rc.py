@@ -14,7 +14,7 @@ import time
 from typing import Any
 from urllib.parse import urlsplit
 
-from graylink import fsinfo
+from graylink import fsinfo, story
 from graylink.config import Config
 from graylink.db import StoredMark
 from graylink.rclone.vfs import MANY_VFS, serving_fs
@@ -80,6 +80,7 @@ def rc_call(config: Config, method: str, params: dict[str, Any], *, deadline: fl
     from graylink.http_deadline import DeadlineSession
 
     url = f"{config.mount.rclone_rc}/{method}"
+    story.request("POST", url, ", ".join(f"{k}={v}" for k, v in params.items()))
     auth = (config.mount.rclone_rc_user, config.mount.rclone_rc_pass) if config.mount.rclone_rc_user else None
     try:
         with DeadlineSession(deadline) as session:  # the whole call ends by the deadline, however rclone answers
