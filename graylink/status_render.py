@@ -96,7 +96,7 @@ def _last_reconcile_line(last: dict[str, Any] | None, now: float) -> str:
     )
 
 
-def _job_lines(jobs: list[dict[str, Any]], now: float) -> list[str]:
+def _job_lines(jobs: list[dict[str, Any]], now: float, running: bool) -> list[str]:
     if not jobs:
         return []
     lines = ["jobs:"]
@@ -108,7 +108,10 @@ def _job_lines(jobs: list[dict[str, Any]], now: float) -> list[str]:
             took = f" in {job['duration_s']:.2f}s" if job["duration_s"] is not None else ""
             last = f"last {when(job['last_run'], now)}{took}: {state} {job['result']}".rstrip()
         lines.append(f"  {job['name']:<12} {last}")
-        next_run = f"next {when(job['next_run'], now)}" if job["next_run"] is not None else "loop not running"
+        if job["next_run"] is not None:
+            next_run = f"next {when(job['next_run'], now)}"
+        else:  # a running loop schedules every job but the one a web request wakes
+            next_run = "runs when a web request marks something" if running else "loop not running"
         lines.append(f"  {'':<12} {next_run}; {job['runs']} runs, {job['failures']} failed")
     return lines
 
@@ -221,7 +224,7 @@ def render_status(doc: dict[str, Any], now: float | None = None) -> str:
     lines += _index_lines(doc, now)
     lines += _problem_lines(doc.get("problems"), now)
     lines.append(_last_reconcile_line(doc.get("last_reconcile"), now))
-    lines += _job_lines(doc.get("jobs") or [], now)
+    lines += _job_lines(doc.get("jobs") or [], now, bool(service["running"]))
     # The pieces' sections, known ones first in a fixed order, then any other.
     order = ["emby", "plex", "mount", "drive"]
     order += [k for k in doc if k not in _TOP_KEYS and k not in order]

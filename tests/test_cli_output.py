@@ -114,3 +114,17 @@ def test_status_last_reconcile_is_the_latest_run_even_when_it_did_nothing(lib: L
     last = json.loads(lib.run("status", "--json").stdout)["last_reconcile"]
     assert last["at"] > first["at"]
     assert last["counts"]["create"] == 0 and last["exit_code"] == 0
+
+
+def test_status_does_not_call_a_running_loop_not_running() -> None:
+    """The webhook job has no schedule (a web request wakes it): its next run is none while the loop runs."""
+    from graylink.status_render import render_status
+
+    job = {"name": "webhook", "last_run": 100.0, "duration_s": 0.1, "ok": True, "result": "reconciled"}
+    job |= {"runs": 1, "failures": 0, "next_run": None}
+    doc = {"source": "/s", "target": "/t", "database": "/d", "service": {"running": True, "pid": 42}}
+    doc |= {"index": {"dirs": 1, "files": 1, "videos": 1, "links": 1, "link_dirs": 1, "last_full_verify": None}}
+    doc |= {"dirty": {"total": 0, "by_reason": {}, "oldest_marked_at": None}, "jobs": [job]}
+    text = render_status(doc, now=200.0)
+    assert "running (pid 42)" in text and "loop not running" not in text
+    assert "loop not running" in render_status({**doc, "service": {"running": False, "pid": None}}, now=200.0)
