@@ -390,6 +390,8 @@ def _serve(
         }
         previous = {signum: signal.signal(signum, handler) for signum, handler in handlers.items()}
         log.info("service started (pid %d), database %s", os.getpid(), config.paths.database)
+        if service.alerts.enabled:
+            service.alerts.report_unusable()
         web_jobs.start_web(bound, service)
         try:
             service.loop()

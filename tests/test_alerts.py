@@ -158,3 +158,14 @@ def test_the_loop_alerts_once_per_change_through_apprise(lib: Library, loop_of: 
         restarted.wait_log("reconcile (walk)", count=3)
         assert len(receiver.titles()) == 2
         assert restarted.stop() == 0
+
+
+def test_an_alert_url_apprise_cannot_use_is_reported_at_start_without_its_secret(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    caplog.set_level(logging.INFO)
+    alerts = Alerts(["nosuchservice://made-up-secret@host", "json://127.0.0.1:9/ok"], [], LIB)
+    alerts.report_unusable()
+    errors = [r.getMessage() for r in caplog.records if r.levelno == logging.ERROR]
+    assert errors == ["alerts: nosuchservice://… is not a URL Apprise understands: it gets no alert (graylink doctor)"]
+    assert "made-up-secret" not in caplog.text

@@ -392,3 +392,27 @@ def test_sonarr_webhook_links_the_episode_once_it_shows_on_a_real_rclone_mount(
         assert os.readlink(m.links / "Show/S01/e03.mkv") == str(m.mnt / "Show/S01/e03.mkv")
     finally:
         w.loop.kill()
+
+
+def test_quiet_cycles_in_a_row_are_one_row_and_do_not_push_out_the_rest() -> None:
+    from graylink.web.page import SHOWN_CYCLES, page_model
+
+    def cycle(at: float, trigger: str = "walk", exit_code: int = 0, **counts: int) -> dict[str, Any]:
+        return {"at": at, "trigger": trigger, "exit_code": exit_code, "duration_s": 0.01, "counts": counts}
+
+    newest_first = [cycle(1000.0 - i) for i in range(150)]  # a day of no-change walks ...
+    newest_first.insert(3, cycle(997.5, "webhook", create=2))  # ... around one that linked something
+    newest_first.append(cycle(10.0, "walk", 1, create=1, failed=1))
+    rows = page_model({}, newest_first, [], False).cycles
+    assert [r["trigger"] for r in rows] == ["walk", "webhook", "walk", "walk"]
+    assert rows[0]["repeat"] == 3 and rows[2]["repeat"] == 147
+    assert rows[1]["counts"] == "+2 ~0 -0 !0" and rows[3]["counts"] == "+1 ~0 -0 !0 ✗1" and rows[3]["exit"] == 1
+    assert len(page_model({}, [cycle(i, "walk", 1) for i in range(50)], [], False).cycles) == SHOWN_CYCLES
+
+
+def test_unknown_routes_and_methods_answer_json(lib: Library, web: Callable[..., WebLoop]) -> None:
+    w = web()
+    missing = w.get("/nope")
+    assert missing.status_code == 404 and "no such page" in missing.json()["error"]
+    wrong = w.get("/api/reconcile")
+    assert wrong.status_code == 405 and "GET is not allowed" in wrong.json()["error"]

@@ -61,6 +61,18 @@ def _secret_parts(url: str) -> list[str]:
 Sender = Callable[[str, Alert], bool]
 
 
+def not_understood(urls: Sequence[str]) -> list[str]:
+    """The URLs Apprise cannot parse (it would log each one, tokens and all: kept quiet here)."""
+    import apprise
+
+    quiet = logging.getLogger("apprise")
+    was, quiet.disabled = quiet.disabled, True
+    try:
+        return [url for url in urls if not apprise.Apprise().add(url)]
+    finally:
+        quiet.disabled = was
+
+
 def apprise_sender(url: str, alert: Alert) -> bool:
     import apprise
 
@@ -97,6 +109,11 @@ class Alerts:
             return self
         self.close()
         return Alerts(urls, events, library, self.sender)
+
+    def report_unusable(self) -> None:
+        """One ERROR line per alert URL Apprise cannot use, when the service starts."""
+        for url in not_understood(self.urls):
+            log.error("alerts: %s is not a URL Apprise understands: it gets no alert (graylink doctor)", masked(url))
 
     @property
     def enabled(self) -> bool:

@@ -213,6 +213,14 @@ def create_app(ctx: WebContext) -> Flask:
         log.error("web: %s", exc)
         return _error(503, str(exc))
 
+    @app.errorhandler(404)
+    def not_found(exc: Exception) -> Response:
+        return _error(404, f"no such page: {request.path} (see docs/web.md for the routes)")
+
+    @app.errorhandler(405)
+    def wrong_method(exc: Exception) -> Response:
+        return _error(405, f"{request.method} is not allowed on {request.path}")
+
     @app.errorhandler(413)
     def too_large(exc: Exception) -> Response:
         return _error(413, f"the body is larger than {MAX_BODY} bytes")

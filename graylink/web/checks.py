@@ -7,7 +7,6 @@ address is bound for a moment (or, while the service runs, asked for its status)
 from __future__ import annotations
 
 import errno
-import logging
 import socket
 
 from graylink.checks import Check
@@ -62,16 +61,10 @@ def _ask_running(config: Config, host: str, port: int, auth: str) -> Check:
 def alert_checks(config: Config) -> list[Check]:
     if not config.alerts.urls:
         return []
-    import apprise
-
     from graylink.alerts import masked
+    from graylink.alerts.deliver import not_understood
 
-    quiet = logging.getLogger("apprise")
-    was, quiet.disabled = quiet.disabled, True  # Apprise logs a URL it cannot parse, tokens and all
-    try:
-        bad = [url for url in config.alerts.urls if not apprise.Apprise().add(url)]
-    finally:
-        quiet.disabled = was
+    bad = not_understood(config.alerts.urls)
     if bad:
         shown = ", ".join(masked(url) for url in bad)
         return [

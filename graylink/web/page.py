@@ -68,7 +68,8 @@ def _mount_tile(doc: dict[str, Any], now: float) -> Tile:
     if mount.get("healthy"):
         lines = [f"{mount.get('fs_type') or 'local folder'} at {mount.get('source', '')}"]
         return Tile("Mount", "ok", "healthy", lines)
-    lines = [str(mount.get("message") or mount.get("failed_check") or "")]
+    check, message = str(mount.get("failed_check") or ""), str(mount.get("message") or "")
+    lines = [f"{check}: {message}" if check and message else check or message]
     if mount.get("down_since"):
         lines.append(f"down since {clock(mount['down_since'])} ({ago(mount['down_since'], now)})")
     lines.append("no link is pruned while the mount is down")
@@ -132,6 +133,48 @@ def _conflicts(doc: dict[str, Any]) -> list[dict[str, str]]:
     return out
 
 
+SHOWN_CYCLES = 20
+
+
+def _quiet(cycle: dict[str, Any]) -> bool:
+    """A cycle that found nothing to do and ended well (most walks of a healthy service)."""
+    counts = _dict(cycle.get("counts"))
+    return not any(int(v or 0) for v in counts.values()) and not int(cycle.get("exit_code") or 0)
+
+
+def _cycle_rows(cycles: list[dict[str, Any]], now: float) -> list[dict[str, Any]]:
+    """The newest cycles, newest first; a run of quiet cycles of one trigger is one row ("× N"),
+    so that a day of no-change walks does not push out the cycles that did something."""
+    rows: list[dict[str, Any]] = []
+    for cycle in cycles:
+        trigger = str(cycle.get("trigger", ""))
+        last = rows[-1] if rows else None
+        if last is not None and last["quiet"] and _quiet(cycle) and last["trigger"] == trigger:
+            last["repeat"] += 1
+            last["since"] = ago(cycle.get("at"), now)
+            continue
+        if len(rows) == SHOWN_CYCLES:
+            break
+        c = _dict(cycle.get("counts"))
+        text = f"+{c.get('create', 0)} ~{c.get('repair', 0)} -{c.get('prune', 0)} !{c.get('conflict', 0)}"
+        if c.get("failed"):
+            text += f" ✗{c['failed']}"
+        rows.append(
+            {
+                "when": clock(cycle.get("at")),
+                "ago": ago(cycle.get("at"), now),
+                "since": "",
+                "trigger": trigger,
+                "counts": text,
+                "duration": f"{float(cycle.get('duration_s') or 0):.2f} s",
+                "exit": int(cycle.get("exit_code") or 0),
+                "quiet": _quiet(cycle),
+                "repeat": 1,
+            }
+        )
+    return rows
+
+
 def page_model(
     doc: dict[str, Any], cycles: list[dict[str, Any]], changes: list[dict[str, Any]], snapshot: bool
 ) -> Page:
@@ -145,19 +188,7 @@ def page_model(
         ("files", int(index.get("files") or 0)),
         ("dirty marks", int(_dict(doc.get("dirty")).get("total") or 0)),
     ]
-    shown_cycles = []
-    for cycle in cycles[:20]:
-        c = _dict(cycle.get("counts"))
-        shown_cycles.append(
-            {
-                "when": clock(cycle.get("at")),
-                "ago": ago(cycle.get("at"), now),
-                "trigger": str(cycle.get("trigger", "")),
-                "counts": f"+{c.get('create', 0)} ~{c.get('repair', 0)} -{c.get('prune', 0)} !{c.get('conflict', 0)}",
-                "duration": f"{float(cycle.get('duration_s') or 0):.2f} s",
-                "exit": int(cycle.get("exit_code") or 0),
-            }
-        )
+    shown_cycles = _cycle_rows(cycles, now)
     shown_changes = [
         {"when": clock(ch.get("at")), "op": str(ch.get("op", "")), "path": str(ch.get("path", ""))}
         for ch in changes[:200]
