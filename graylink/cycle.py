@@ -233,6 +233,8 @@ class Cycle:
                 guard=self.guard,
             )
             self.stats.dirs_statted += walked.dirs_statted
+            self.failures.extend(walked.errors)
+            self.unlistable.update(walked.unlistable)
             if walked.scan:
                 self._add_scan_stats(walked.scan)
             pending = store.pending_marks()

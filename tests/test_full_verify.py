@@ -8,8 +8,13 @@ stays on the books and is retried, and reported, each run.
 from __future__ import annotations
 
 import os
+import shutil
+import subprocess
+import sys
 import time
 from pathlib import Path
+
+import pytest
 
 from graylink.config import load_config
 from graylink.cycle import CycleOptions, run_cycle
@@ -18,7 +23,7 @@ from tests.google_server import FakeGoogle
 from tests.test_drive import CLIENT_ID, CLIENT_SECRET
 from tests.test_drive_reconcile import World
 
-from conftest import Library, expected_links, links_in
+from conftest import REPO, Library, expected_links, links_in
 
 NAME = b"n" * 250
 
@@ -90,3 +95,42 @@ def test_a_failing_feed_does_not_block_the_full_verification(tmp_path: Path) -> 
             assert not later.full
             assert any(f.startswith("drive feed:") for f in later.failures), "reported each run"
         assert world.links() == {"Movies/Film (2001)/film.mkv"}
+
+
+@pytest.mark.skipif(
+    os.geteuid() != 0 or shutil.which("setpriv") is None,
+    reason="EACCES TEST SKIPPED: needs root and setpriv to give up the read override",
+)
+def test_a_folder_that_turns_unreadable_on_a_trusted_source_is_reported_each_run(lib: Library) -> None:
+    """A folder whose stat is refused (its parent lost its x bit) is an error of the run, not a quiet skip."""
+    lib.add("Movies/A/A.mkv")
+    lib.add("Secret/Sub/S.mkv")
+    lib.write_ini(scan={"trust_dir_mtime": "yes"})
+    old = time.time() - 3600  # folders not touched lately: the walk trusts their mtimes and lists none
+    for folder, _, _ in os.walk(lib.source):
+        os.utime(folder, (old, old))
+    assert lib.run("reconcile").returncode == 0
+    os.chmod(lib.source / "Secret", 0)  # (a chmod leaves the folder's mtime as it was)
+    try:
+        runs = [_without_read_override(lib, "reconcile") for _ in range(2)]
+    finally:
+        os.chmod(lib.source / "Secret", 0o755)
+    for run in runs:
+        assert run.returncode == 1, run.stderr
+        assert "Secret/Sub" in run.stderr and "Permission denied" in run.stderr
+        assert "Traceback" not in run.stderr
+    assert os.path.islink(lib.target / "Secret/Sub/S.mkv"), "an unreadable folder's links are kept"
+    assert lib.run("reconcile").returncode == 0
+
+
+def _without_read_override(lib: Library, *args: str) -> subprocess.CompletedProcess[str]:
+    """graylink as root without CAP_DAC_OVERRIDE / CAP_DAC_READ_SEARCH: a real EACCES."""
+    drop = ["setpriv", "--bounding-set=-dac_override,-dac_read_search"]
+    return subprocess.run(
+        [*drop, sys.executable, "-m", "graylink", "-c", str(lib.ini), *args],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "PYTHONPATH": str(REPO)},
+        timeout=120,
+        check=False,
+    )

@@ -14,7 +14,7 @@ import logging
 import os
 from collections.abc import Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from graylink.db import Store
 from graylink.index import Index
@@ -33,12 +33,17 @@ RACY_NS = 1_000_000_000
 class WalkStats:
     dirs_statted: int = 0
     scan: ScanStats | None = None
+    errors: list[str] = field(default_factory=list)  # folders that could not be looked at, reported
+    unlistable: list[bytes] = field(default_factory=list)  # ... and retried next run
 
 
-def _stale_in_chunk(root_fd: int, rows: list[tuple[bytes, int]]) -> tuple[list[bytes], list[str]]:
+Found = tuple[list[bytes], list[tuple[bytes, str]]]  # stale folders, and folders that could not be looked at
+
+
+def _stale_in_chunk(root_fd: int, rows: list[tuple[bytes, int]]) -> Found:
     """Stat each directory of a chunk (relative to the open source root, no symlinks followed)."""
     stale: list[bytes] = []
-    errors: list[str] = []
+    errors: list[tuple[bytes, str]] = []
     lstat = os.lstat
     for path, expected_mtime in rows:
         try:
@@ -49,7 +54,7 @@ def _stale_in_chunk(root_fd: int, rows: list[tuple[bytes, int]]) -> tuple[list[b
         except OSError as exc:
             if exc.errno in MOUNT_ERRNOS:
                 raise MountGone(exc.errno or errno.EIO, f"cannot stat {os.fsdecode(path)}: {exc.strerror}") from None
-            errors.append(f"cannot stat {os.fsdecode(path)}: {exc.strerror}")
+            errors.append((path, f"cannot stat {os.fsdecode(path)}: {exc.strerror}; its index and links are kept"))
     return stale, errors
 
 
@@ -64,14 +69,14 @@ def stale_dirs(store: Store, root: bytes, stats: WalkStats, workers: int = 1) ->
     try:
         chunks = Index(store).iter_dir_chunks(RACY_NS)
         if workers <= 1:
-            results: Iterator[tuple[list[bytes], list[str]]] = (
+            results: Iterator[Found] = (
                 _stale_in_chunk(root_fd, chunk) for chunk in _counted(chunks, stats)
             )
-            _collect(results, stale)
+            _collect(results, stale, stats)
         else:
             with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="graylink-stat") as pool:
                 futures = [pool.submit(_stale_in_chunk, root_fd, chunk) for chunk in _counted(chunks, stats)]
-                _collect((f.result() for f in futures), stale)
+                _collect((f.result() for f in futures), stale, stats)
     finally:
         os.close(root_fd)
     return stale
@@ -83,11 +88,14 @@ def _counted(chunks: Iterator[list[tuple[bytes, int]]], stats: WalkStats) -> Ite
         yield chunk
 
 
-def _collect(results: Iterable[tuple[list[bytes], list[str]]], stale: list[bytes]) -> None:
+def _collect(results: Iterable[Found], stale: list[bytes], stats: WalkStats) -> None:
     for found, errors in results:
         stale.extend(found)
-        for message in errors:
+        for path, message in errors:
+            # Not a quiet skip: the run reports it (exit 1) and the folder is looked at again next run.
             log.error("%s", message)
+            stats.errors.append(message)
+            stats.unlistable.append(path)
 
 
 def walk(
