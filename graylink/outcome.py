@@ -104,3 +104,32 @@ class CycleResult:
         counts = self.plan.counts()
         undelivered = any(not delivery.ok for delivery in self.media.values())
         return 1 if counts["conflict"] or counts["braked"] or self.failures or self.stopped or undelivered else 0
+
+
+def counts_text(counts: dict[str, int]) -> str:
+    """``1 created, 0 repaired, 0 pruned, 0 conflicts[, N prunes withheld][, M failed]``:
+    the one wording of a cycle's counts, for the command line and the service's log."""
+    parts = [
+        f"{counts['create']} created",
+        f"{counts['repair']} repaired",
+        f"{counts['prune']} pruned",
+        f"{counts['conflict']} conflicts",
+    ]
+    if counts["braked"]:
+        parts.append(f"{counts['braked']} prunes withheld")
+    if counts["failed"]:
+        parts.append(f"{counts['failed']} failed")
+    return ", ".join(parts)
+
+
+def service_line(result: CycleResult) -> str:
+    """One cycle in the service's log and in its job record."""
+    text = counts_text(result.counts())
+    if result.failures:
+        text += f", {len(result.failures)} failures"
+    if result.stopped:
+        text += f" ({result.stopped})"
+    text += f" in {result.stats.duration_s:.2f}s"
+    for name, delivery in result.media.items():
+        text += f"; {name}: {delivery.error}" if not delivery.ok else f"; {name}: {delivery.sent} sent"
+    return text

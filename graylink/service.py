@@ -30,13 +30,14 @@ import schedule
 
 from graylink import alerts, dbwatch, ownership
 from graylink.config import Config, load_config
-from graylink.cycle import CycleOptions, CycleResult, run_cycle
+from graylink.cycle import CycleOptions, run_cycle
 from graylink.db import Store
 from graylink.drive.feed import CredentialCache
 from graylink.errors import GraylinkError
 from graylink.jobs import JOBS, WAKE_JOB, Job, Outcome
 from graylink.lock import InstanceLock
 from graylink.logsetup import configure_logging
+from graylink.outcome import service_line
 from graylink.status import record_reconcile
 from graylink.triggers.mount import MountWatch
 from graylink.web import jobs as web_jobs
@@ -211,7 +212,7 @@ class Service:
         record_reconcile(self.store, result, trigger)
         if self.alerts.enabled:
             self.observe(alerts.from_cycle(result, self._open_conflicts()))
-        line = _cycle_line(result)
+        line = service_line(result)
         if result.exit_code == 0:
             log.info("reconcile (%s): %s", trigger, line)
         else:
@@ -335,26 +336,6 @@ class Service:
         if not self.store.db.is_closed():
             self._record_next_runs()
         self.alerts.close()
-
-
-def _cycle_line(result: CycleResult) -> str:
-    counts = result.counts()
-    text = (
-        f"{counts['create']} created, {counts['repair']} repaired, {counts['prune']} pruned, "
-        f"{counts['conflict']} conflicts"
-    )
-    if counts["braked"]:
-        text += f", {counts['braked']} prunes withheld"
-    if counts["failed"]:
-        text += f", {counts['failed']} failed"
-    if result.failures:
-        text += f", {len(result.failures)} failures"
-    if result.stopped:
-        text += f" ({result.stopped})"
-    text += f" in {result.stats.duration_s:.2f}s"
-    for name, delivery in result.media.items():
-        text += f"; {name}: {delivery.error}" if not delivery.ok else f"; {name}: {delivery.sent} sent"
-    return text
 
 
 def _human(seconds: float) -> str:

@@ -93,21 +93,12 @@ def print_plan(result: Any) -> None:
 
 
 def summary_line(result: Any) -> str:
-    counts = result.counts()
+    from graylink.outcome import counts_text
+
     verb = "would be" if result.dry_run else ""
-    parts = [
-        f"{counts['create']} created",
-        f"{counts['repair']} repaired",
-        f"{counts['prune']} pruned",
-        f"{counts['conflict']} conflicts",
-    ]
-    if counts["braked"]:
-        parts.append(f"{counts['braked']} prunes withheld")
-    if counts["failed"]:
-        parts.append(f"{counts['failed']} failed")
     stats = result.stats
     head = "dry run: " if result.dry_run else ""
-    text = f"{head}{', '.join(parts)}{' (' + verb.strip() + ')' if verb else ''}"
+    text = f"{head}{counts_text(result.counts())}{' (' + verb.strip() + ')' if verb else ''}"
     return (
         f"{text} in {stats.duration_s:.2f}s; {stats.dirs_statted} folders checked, "
         f"{stats.dirs_listed} listed, {stats.files_indexed} files indexed"

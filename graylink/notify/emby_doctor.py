@@ -23,7 +23,15 @@ from graylink.notify.emby import (
     info_value,
     public_info,
 )
-from graylink.notify.http import REQUEST_DEADLINE, Client, FailedError, RefusedError, TransientError, safe_url, scrub
+from graylink.notify.http import (
+    REQUEST_DEADLINE,
+    Client,
+    FailedError,
+    RefusedError,
+    TransientError,
+    failure_reason,
+    safe_url,
+)
 
 
 def doctor_checks(config: Config, *, deadline: float = REQUEST_DEADLINE) -> list[Check]:
@@ -38,9 +46,6 @@ def doctor_checks(config: Config, *, deadline: float = REQUEST_DEADLINE) -> list
         client.close()
 
 
-def _reason(exc: Exception, key: str) -> str:
-    return scrub(exc.reason if isinstance(exc, TransientError) else str(exc), key)
-
 
 def _doctor(client: Client, config: Config, url: str) -> list[Check]:
     emby = config.emby
@@ -48,7 +53,7 @@ def _doctor(client: Client, config: Config, url: str) -> list[Check]:
         info = public_info(client)
     except (TransientError, FailedError, RefusedError) as exc:
         hint = "check [emby] url and that the server runs"
-        return [Check("emby.reachable", False, f"{url}{INFO_PATH}: {_reason(exc, emby.api_key)}", hint)]
+        return [Check("emby.reachable", False, f"{url}{INFO_PATH}: {failure_reason(exc, emby.api_key)}", hint)]
     seen = detect(info)
     if not seen.final:
         return [
@@ -86,7 +91,7 @@ def _doctor(client: Client, config: Config, url: str) -> list[Check]:
         checks.append(Check("emby.api_key", False, f"{label} refused the API key ({exc})", hint))
         return checks
     except (TransientError, FailedError) as exc:
-        checks.append(Check("emby.api_key", False, f"{path}: {_reason(exc, emby.api_key)}"))
+        checks.append(Check("emby.api_key", False, f"{path}: {failure_reason(exc, emby.api_key)}"))
         return checks
     except ValueError:
         checks.append(Check("emby.api_key", False, f"{path} did not answer JSON"))

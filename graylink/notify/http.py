@@ -224,3 +224,8 @@ def with_tries(client: Client, budget: Budget, where: str, call: Callable[[], T]
             log.info("%s: %s; trying again in %.0f s", where, exc.reason, wait)
             budget.pause(wait)
     raise AssertionError("no attempt was made")  # TRIES >= 1
+
+
+def failure_reason(exc: Exception, secret: str) -> str:
+    """What a failed request says, for one line of ``doctor``: never the key."""
+    return scrub(exc.reason if isinstance(exc, TransientError) else str(exc), secret)

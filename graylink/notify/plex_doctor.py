@@ -5,7 +5,15 @@ from __future__ import annotations
 from graylink.checks import Check
 from graylink.config import Config
 from graylink.notify.coverage import coverage_checks
-from graylink.notify.http import REQUEST_DEADLINE, Client, FailedError, RefusedError, TransientError, safe_url, scrub
+from graylink.notify.http import (
+    REQUEST_DEADLINE,
+    Client,
+    FailedError,
+    RefusedError,
+    TransientError,
+    failure_reason,
+    safe_url,
+)
 from graylink.notify.plex import IDENTITY_PATH, REFUSED_HINT, SECTIONS_PATH, sections
 
 
@@ -20,15 +28,12 @@ def doctor_checks(config: Config, *, deadline: float = REQUEST_DEADLINE) -> list
         client.close()
 
 
-def _reason(exc: Exception, token: str) -> str:
-    return scrub(exc.reason if isinstance(exc, TransientError) else str(exc), token)
-
 
 def _identity(client: Client, url: str, token: str) -> Check:
     try:
         doc = client.request("GET", IDENTITY_PATH).json()
     except (TransientError, FailedError, RefusedError) as exc:
-        return Check("plex.reachable", False, f"{url}{IDENTITY_PATH}: {_reason(exc, token)}", "check [plex] url")
+        return Check("plex.reachable", False, f"{url}{IDENTITY_PATH}: {failure_reason(exc, token)}", "check [plex] url")
     except ValueError:
         return Check("plex.reachable", False, f"{url}{IDENTITY_PATH} did not answer JSON: is it a Plex server?")
     container = doc.get("MediaContainer") if isinstance(doc, dict) else None
@@ -55,7 +60,7 @@ def _doctor(client: Client, config: Config, url: str) -> list[Check]:
         checks.append(Check("plex.token", False, f"Plex refused the token ({exc})", REFUSED_HINT))
         return checks
     except (TransientError, FailedError) as exc:
-        checks.append(Check("plex.token", False, f"{SECTIONS_PATH}: {_reason(exc, plex.token)}"))
+        checks.append(Check("plex.token", False, f"{SECTIONS_PATH}: {failure_reason(exc, plex.token)}"))
         return checks
     checks.append(Check("plex.token", True, f"token accepted; {len(found)} sections"))
     locations = [location for section in found for location in section.locations]
