@@ -85,8 +85,8 @@ def build_index(store: Store, n_files: int) -> None:
             ((ids[folders[d]], name, size, MTIME_NS) for d, name, size in files),
         )
         store.executemany(
-            "INSERT INTO link (dir, name, target, source) VALUES (?, ?, ?, ?)",
-            ((src.rpartition(b"/")[0], src.rpartition(b"/")[2], b"/media/" + src, src) for src in linked),
+            "INSERT INTO link (dir, name, target) VALUES (?, ?, ?)",
+            ((src.rpartition(b"/")[0], src.rpartition(b"/")[2], b"/media/" + src) for src in linked),
         )
 
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from typing import Any
 
 from graylink.db import Store
@@ -55,6 +55,25 @@ def record_cycle(store: Store, summary: dict[str, Any]) -> None:
     if label == "ok":
         totals["last_ok_at"] = summary.get("at")
     store.set_meta(META_TOTALS, json.dumps(totals))
+
+
+_CHANGE_OPS = frozenset(("create", "repair", "prune"))
+
+
+def last_changes(done: Sequence[Any]) -> list[tuple[str, bytes]]:
+    """The newest ``KEEP_CHANGES`` link changes among a cycle's done actions, oldest first.
+
+    Read from the end: a first run does tens of thousands, and only the last
+    few are kept."""
+    out: list[tuple[str, bytes]] = []
+    for action in reversed(done):
+        op = str(action.op.value)
+        if op in _CHANGE_OPS:
+            out.append((op, action.link))
+            if len(out) == KEEP_CHANGES:
+                break
+    out.reverse()
+    return out
 
 
 def record_changes(store: Store, changes: Iterable[tuple[str, bytes]], at: float | None = None) -> None:

@@ -100,6 +100,7 @@ class Applier:
         first = [a for a in actions if a.op is not Op.PRUNE]
         prunes = [a for a in actions if a.op is Op.PRUNE]
         ordered = first + prunes
+        create = Op.CREATE
         for position, action in enumerate(ordered):
             if self.should_stop is not None and self.should_stop():
                 # Between two actions: what is done gets recorded, the marks stay.
@@ -108,7 +109,10 @@ class Applier:
                 self._leave(ordered[position:])
                 break
             try:
-                self._apply_one(action)
+                if action.op is create:  # a first run's every action: no dispatch
+                    self._create(action)
+                else:
+                    self._apply_one(action)
             except Blocked as exc:
                 self._fail(action, str(exc))
             except OSError as exc:
@@ -203,7 +207,7 @@ class Applier:
         except FileExistsError:
             # Something appeared since planning: a correct link is fine, anything else is not ours.
             if os.path.islink(path) and os.readlink(path) == action.target:
-                self.result.done.append(Action(Op.ADOPT, action.link, action.target, action.source))
+                self.result.done.append(Action(Op.ADOPT, action.link, action.target))
                 return
             raise Blocked("something appeared at the link path while applying; left alone") from None
         except OSError as exc:

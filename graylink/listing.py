@@ -10,6 +10,7 @@ import errno
 import hashlib
 import logging
 import os
+import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -49,11 +50,19 @@ class Listing:
 
 def fingerprint(dirs: list[bytes], files: list[bytes]) -> bytes:
     """A digest of the names (and kinds) in a directory, independent of order."""
-    digest = hashlib.blake2b(digest_size=16)
-    digest.update(b"\0".join(sorted(dirs)))
-    digest.update(b"\1")
-    digest.update(b"\0".join(sorted(files)))
-    return digest.digest()
+    joined = b"\0".join(sorted(dirs)) + b"\1" + b"\0".join(sorted(files))
+    return hashlib.blake2b(joined, digest_size=16).digest()
+
+
+# Listing relative to an open descriptor of the folder: the folder's mtime is
+# an fstat, and each file's stat resolves one name instead of the whole path
+# (about a tenth less time on a first run, most of it in the kernel).
+_OPEN_DIR = os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC
+# Symlinks inside the source are never followed (they could loop or lead out
+# of the source): a subfolder replaced by one is gone as a folder.
+_OPEN_SUBDIR = _OPEN_DIR | os.O_NOFOLLOW
+_FS_ENCODING = sys.getfilesystemencoding()
+_FS_ERRORS = sys.getfilesystemencodeerrors()
 
 
 def list_dir(root: bytes, rel: bytes, known_fingerprint: bytes | None = None) -> Listing:
@@ -61,44 +70,62 @@ def list_dir(root: bytes, rel: bytes, known_fingerprint: bytes | None = None) ->
     path = root + b"/" + rel if rel else root
     listed_ns = time.time_ns()
     try:
-        # The mtime is read before the listing: a change during the listing
-        # then shows as a newer mtime next time.
-        mtime_ns = os.stat(path).st_mtime_ns if not rel else os.lstat(path).st_mtime_ns
-        with os.scandir(path) as entries:
-            dirs: list[bytes] = []
-            file_entries: list[os.DirEntry[bytes]] = []
-            for entry in entries:
-                try:
-                    if entry.is_dir(follow_symlinks=False):
-                        dirs.append(entry.name)
-                    elif entry.is_file(follow_symlinks=False):
-                        file_entries.append(entry)
-                    # Symlinks inside the source are never followed: they could
-                    # loop or lead out of the source.
-                except OSError:
-                    continue
-    except FileNotFoundError:
-        return Listing(rel, 0, b"", [], {}, missing=True)
-    except NotADirectoryError:
+        fd = os.open(path, _OPEN_SUBDIR if rel else _OPEN_DIR)
+    except (FileNotFoundError, NotADirectoryError):
         return Listing(rel, 0, b"", [], {}, missing=True)
     except OSError as exc:
-        if exc.errno in MOUNT_ERRNOS:
-            raise MountGone(exc.errno, f"cannot list {os.fsdecode(path)}: {exc.strerror}") from None
-        return Listing(rel, 0, b"", [], None, error=exc.strerror or str(exc))
-    names = [e.name for e in file_entries]
+        if exc.errno == errno.ELOOP:
+            return Listing(rel, 0, b"", [], {}, missing=True)
+        return _failed(rel, path, exc)
+    try:
+        return _list_open(fd, path, rel, listed_ns, known_fingerprint)
+    except MountGone:
+        raise
+    except OSError as exc:
+        return _failed(rel, path, exc)
+    finally:
+        os.close(fd)
+
+
+def _failed(rel: bytes, path: bytes, exc: OSError) -> Listing:
+    if exc.errno in MOUNT_ERRNOS:
+        raise MountGone(exc.errno, f"cannot list {os.fsdecode(path)}: {exc.strerror}") from None
+    return Listing(rel, 0, b"", [], None, error=exc.strerror or str(exc))
+
+
+def _list_open(fd: int, path: bytes, rel: bytes, listed_ns: int, known_fingerprint: bytes | None) -> Listing:
+    # The mtime is read before the listing: a change during the listing then
+    # shows as a newer mtime next time.
+    mtime_ns = os.fstat(fd).st_mtime_ns
+    dirs: list[bytes] = []
+    names: list[bytes] = []
+    file_entries: list[os.DirEntry[str]] = []
+    # Names come back as str from a descriptor; encoding them back as the
+    # filesystem encoding does (surrogateescape) gives the exact bytes.
+    encoding, errors = _FS_ENCODING, _FS_ERRORS
+    with os.scandir(fd) as entries:
+        for entry in entries:
+            try:
+                if entry.is_dir(follow_symlinks=False):
+                    dirs.append(entry.name.encode(encoding, errors))
+                elif entry.is_file(follow_symlinks=False):
+                    names.append(entry.name.encode(encoding, errors))
+                    file_entries.append(entry)
+            except OSError:
+                continue
     fp = fingerprint(dirs, names)
     if known_fingerprint is not None and fp == known_fingerprint:
         return Listing(rel, mtime_ns, fp, dirs, None, listed_ns)
     files: dict[bytes, tuple[int, int]] = {}
-    for entry in file_entries:
+    for name, entry in zip(names, file_entries, strict=True):
         try:
             st = entry.stat(follow_symlinks=False)
         except OSError as exc:
             if exc.errno in MOUNT_ERRNOS:
                 raise MountGone(exc.errno, f"cannot stat in {os.fsdecode(path)}: {exc.strerror}") from None
             continue  # vanished between listing and stat
-        files[entry.name] = (st.st_size, st.st_mtime_ns)
-    if len(files) != len(file_entries):
+        files[name] = (st.st_size, st.st_mtime_ns)
+    if len(files) != len(names):
         # The fingerprint names only what was indexed: one naming a file that
         # could not be stat'ed would hide it from every later walk.
         fp = fingerprint(dirs, list(files))

@@ -84,11 +84,9 @@ class CycleResult:
         counts["failed"] = 0
         if self.applied is None:
             return counts if self.dry_run else {**counts, "create": 0, "repair": 0, "prune": 0}
+        done = [action.op for action in self.applied.done]
         for op in (Op.CREATE, Op.REPAIR, Op.PRUNE):
-            counts[op.value] = 0
-        for action in self.applied.done:
-            if action.op is Op.CREATE or action.op is Op.REPAIR or action.op is Op.PRUNE:
-                counts[action.op.value] += 1
+            counts[op.value] = done.count(op)
         counts["failed"] = len(self.applied.failed) + len(self.applied.unreached)
         return counts
 

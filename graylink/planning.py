@@ -107,12 +107,12 @@ def plan_scope(
             # Nothing on disk and nothing recorded: every wanted link is a create.
             for name in names:
                 rel = prefix + name
-                actions.append(Action(create, rel, absolute + rel if absolute else space.link_target(rel), rel))
+                actions.append(Action(create, rel, absolute + rel if absolute else space.link_target(rel)))
             continue
         desired: dict[bytes, Desired] = {}
         for name in names:
             rel = prefix + name
-            desired[name] = Desired(absolute + rel if absolute else space.link_target(rel), rel)
+            desired[name] = Desired(absolute + rel if absolute else space.link_target(rel))
         actual = read_dir(space.target, rel_dir) if on_disk or not scope.recursive else {}
         actions.extend(plan_dir(space, rel_dir, desired, actual, owned))
     return actions

@@ -12,6 +12,7 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
+from typing import NamedTuple
 
 from graylink.db import join
 
@@ -45,15 +46,15 @@ class Entry:
 @dataclass(frozen=True, slots=True)
 class Desired:
     target: bytes  # the symlink content wanted
-    source: bytes  # the source file, relative to the source root
 
 
-@dataclass(frozen=True, slots=True)
-class Action:
+class Action(NamedTuple):
+    """One planned change. A named tuple: immutable like a frozen dataclass, and
+    a third of its cost to make (a first run plans one per video)."""
+
     op: Op
-    link: bytes  # relative to the target root (== the source file's relative path)
+    link: bytes  # relative to the target root, and so the source file's path relative to the source
     target: bytes = b""  # content to write (create/repair/adopt) or found (prune)
-    source: bytes = b""  # the source file, relative to the source root
     detail: str = ""  # for conflicts: what is in the way
 
 
@@ -67,10 +68,10 @@ class Plan:
         return [a for a in self.actions if a.op in VISIBLE_OPS]
 
     def counts(self) -> dict[str, int]:
-        counts = {op.value: 0 for op in VISIBLE_OPS}
-        for action in self.actions:
-            if action.op in VISIBLE_OPS:
-                counts[action.op.value] += 1
+        # list.count compares by identity first: one C loop per op, not a
+        # Python loop over every action (a first run plans tens of thousands).
+        ops = [action.op for action in self.actions]
+        counts = {op.value: ops.count(op) for op in VISIBLE_OPS}
         counts["braked"] = len(self.braked)
         return counts
 
@@ -147,18 +148,18 @@ def _plan_wanted(
     space: LinkSpace, rel_dir: bytes, link: bytes, want: Desired, have: Entry | None, mine: bytes | None
 ) -> list[Action]:
     if have is None:
-        return [Action(Op.CREATE, link, want.target, want.source)]
+        return [Action(Op.CREATE, link, want.target)]
     if have.kind == "link":
         if have.target == want.target:
             if mine != want.target:
-                return [Action(Op.ADOPT, link, want.target, want.source)]
+                return [Action(Op.ADOPT, link, want.target)]
             return []
         if mine is not None or space.claims(rel_dir, have.target):
-            return [Action(Op.REPAIR, link, want.target, want.source, detail=_show(have.target))]
-        return [Action(Op.CONFLICT, link, want.target, want.source, detail="a symlink graylink did not make")]
+            return [Action(Op.REPAIR, link, want.target, detail=_show(have.target))]
+        return [Action(Op.CONFLICT, link, want.target, detail="a symlink graylink did not make")]
     what = {"file": "a regular file", "dir": "a directory"}.get(have.kind, "a special file")
     forget = [Action(Op.FORGET, link)] if mine is not None else []
-    return [*forget, Action(Op.CONFLICT, link, want.target, want.source, detail=what)]
+    return [*forget, Action(Op.CONFLICT, link, want.target, detail=what)]
 
 
 def _plan_unwanted(

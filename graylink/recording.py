@@ -17,17 +17,17 @@ def record_links(store: Store, applied: ApplyResult, recorded_dirs: Collection[b
 
     ``recorded_dirs``: folders already recorded before they were made (a
     first run makes thousands: writing each row twice is measurable)."""
-    upserts: list[tuple[bytes, bytes, bytes, bytes]] = []
+    upserts: list[tuple[bytes, bytes, bytes]] = []
     deletes: list[tuple[bytes, bytes]] = []
     for action in applied.done:
         folder, _, name = action.link.rpartition(b"/")
         op = action.op
         if op is Op.CREATE or op is Op.REPAIR or op is Op.ADOPT:
-            upserts.append((folder, name, action.target, action.source))
+            upserts.append((folder, name, action.target))
         elif op is Op.PRUNE or op is Op.FORGET:
             deletes.append((folder, name))
     store.executemany("DELETE FROM link WHERE dir = ? AND name = ?", deletes)
-    store.executemany("INSERT OR REPLACE INTO link (dir, name, target, source) VALUES (?, ?, ?, ?)", upserts)
+    store.executemany("INSERT OR REPLACE INTO link (dir, name, target) VALUES (?, ?, ?)", upserts)
     store.executemany(
         "INSERT OR IGNORE INTO link_dir (path) VALUES (?)", ((d,) for d in applied.made_dirs if d not in recorded_dirs)
     )

@@ -259,7 +259,7 @@ class Scanner:
             self._ids[rel] = dir_id
             self._new_dirs.add(rel)
             files = listing.files
-            diff = FileDiff(added=dict(files))
+            diff = FileDiff(added=files)  # the listing is not used again: no copy
             update = DirUpdate(
                 rel, dir_id, parent_id, True, listing.mtime_ns, listing.fingerprint, listing.listed_ns, diff
             )

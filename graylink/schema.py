@@ -63,10 +63,11 @@ class DirtyMark(_Base):
 
 
 class OwnedLink(_Base):
+    # A link's path is its source file's path (relative to the source and to
+    # the target alike), so the row holds only where it points.
     dir = pw.BlobField()
     name = pw.BlobField()
     target = pw.BlobField()
-    source = pw.BlobField()
 
     class Meta:
         table_name = "link"
@@ -189,6 +190,23 @@ def _m0008_arr_wait(db: pw.SqliteDatabase) -> None:
     )
 
 
+def _m0009_link_without_source(db: pw.SqliteDatabase) -> None:
+    # link.source always equalled the link's own path: a fifth of each row
+    # written for every link of a first run. Rebuilt rather than ALTER TABLE
+    # DROP COLUMN, which SQLite before 3.35 lacks. (A database made new got
+    # the table without it from the model in 0001.)
+    columns = {row[1] for row in db.execute_sql("PRAGMA table_info(link)").fetchall()}
+    if "source" not in columns:
+        return
+    db.execute_sql(
+        'CREATE TABLE "link_new" ("dir" BLOB NOT NULL, "name" BLOB NOT NULL, "target" BLOB NOT NULL, '
+        'PRIMARY KEY ("dir", "name")) WITHOUT ROWID'
+    )
+    db.execute_sql('INSERT INTO "link_new" ("dir", "name", "target") SELECT "dir", "name", "target" FROM "link"')
+    db.execute_sql('DROP TABLE "link"')
+    db.execute_sql('ALTER TABLE "link_new" RENAME TO "link"')
+
+
 # Forward migrations, applied in order, each once, by name. Append only: a
 # database records the names it has, so a newer graylink knows what to add and
 # an older one can tell that a database is newer than itself.
@@ -201,6 +219,7 @@ MIGRATIONS: list[tuple[str, Callable[[pw.SqliteDatabase], None]]] = [
     ("0006_queue_server", _m0006_queue_server),
     ("0007_drive_item", _m0007_drive_item),
     ("0008_arr_wait", _m0008_arr_wait),
+    ("0009_link_without_source", _m0009_link_without_source),
 ]
 
 SCHEMA_VERSION = len(MIGRATIONS)

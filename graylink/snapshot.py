@@ -55,16 +55,15 @@ FLAG_LINKED = 2
 _CHUNK_FILES = 4096
 
 # Folders by path, each with its files by name; a file is linked when graylink
-# owns a link whose source is the file's path. SQLite answers the ordering from
-# the path and (dir_id, name) indexes without sorting, and the link lookup from
-# an automatic index it builds for this query, so nothing is written to the
-# database (the snapshot runs beside a live graylink, read-only).
+# owns a link at the file's path (a link's folder and name are its file's).
+# SQLite answers the ordering from the path and (dir_id, name) indexes without
+# sorting, and the link lookup from the link table's own key, so nothing is
+# written to the database (the snapshot runs beside a live graylink, read-only).
 _INDEX_QUERY = """
-SELECT d.path, d.mtime_ns, f.name, f.size, f.mtime_ns, l.source IS NOT NULL
+SELECT d.path, d.mtime_ns, f.name, f.size, f.mtime_ns, l.name IS NOT NULL
 FROM directory AS d
 LEFT JOIN file AS f ON f.dir_id = d.id
-LEFT JOIN link AS l ON l.source =
-    (CASE WHEN d.path = x'' THEN f.name ELSE CAST(d.path || x'2f' || f.name AS BLOB) END)
+LEFT JOIN link AS l ON l.dir = d.path AND l.name = f.name
 ORDER BY d.path, f.name
 """
 

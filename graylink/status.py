@@ -41,7 +41,7 @@ def record_reconcile(store: Store, result: Any, trigger: str) -> None:
     }
     applied = getattr(result, "applied", None)
     done = applied.done if applied is not None and not result.dry_run else []
-    changes = [(a.op.value, a.link) for a in done if a.op.value in ("create", "repair", "prune")]
+    changes = history.last_changes(done)
     with store.atomic():
         store.set_meta(META_LAST_RECONCILE, json.dumps(summary))
         history.record_cycle(store, summary)

@@ -243,8 +243,8 @@ def test_recreate_carries_queue_and_links_into_a_replacement_without_clobbering_
             [(f"/links/old{i}.mkv".encode(),) for i in range(3)],
         )
         old.executemany(
-            "INSERT INTO link (dir, name, target, source) VALUES (?, ?, ?, ?)",
-            [(b"M", f"old{i}.mkv".encode(), b"/src/M/x", b"M/x") for i in range(3)],
+            "INSERT INTO link (dir, name, target) VALUES (?, ?, ?)",
+            [(b"M", f"old{i}.mkv".encode(), b"/src/M/x") for i in range(3)],
         )
     journals = journal_ids(path)
     replacement = str(tmp_path / "other.db")
@@ -254,7 +254,7 @@ def test_recreate_carries_queue_and_links_into_a_replacement_without_clobbering_
             [(f"/links/new{i}.mkv".encode(),) for i in range(2)],
         )
         other.execute(
-            "INSERT INTO link (dir, name, target, source) VALUES (?, ?, ?, ?)", (b"M", b"new.mkv", b"t", b"s")
+            "INSERT INTO link (dir, name, target) VALUES (?, ?, ?)", (b"M", b"new.mkv", b"t")
         )
     os.replace(replacement, path)
 

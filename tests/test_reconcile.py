@@ -514,3 +514,39 @@ def test_folders_made_by_a_killed_run_are_still_graylinks(lib: Library, monkeypa
     reconcile(lib)
     assert not (lib.target / "Movies/A").exists()
     assert sorted(os.listdir(lib.target / "Movies")) == ["B", "C"]
+
+
+def test_a_database_of_the_old_link_table_keeps_its_links_through_the_upgrade(lib: Library) -> None:
+    """Migration 0009 drops link.source: what the database owned stays owned, so
+    a link that lost its file is still pruned and nothing else is touched."""
+    basic_library(lib)
+    reconcile(lib)
+    # Back to the shape graylink wrote before 0009: link.source beside each row.
+    conn = sqlite3.connect(lib.database)
+    with conn:
+        conn.execute(
+            'CREATE TABLE "old" ("dir" BLOB NOT NULL, "name" BLOB NOT NULL, "target" BLOB NOT NULL, '
+            '"source" BLOB NOT NULL, PRIMARY KEY ("dir", "name")) WITHOUT ROWID'
+        )
+        conn.execute(
+            "INSERT INTO old SELECT dir, name, target, CASE WHEN dir = x'' THEN name "
+            "ELSE CAST(dir || x'2f' || name AS BLOB) END FROM link"
+        )
+        conn.execute("DROP TABLE link")
+        conn.execute("ALTER TABLE old RENAME TO link")
+        conn.execute("DELETE FROM applied_migration WHERE name = '0009_link_without_source'")
+    owned = conn.execute("SELECT dir, name, target FROM link ORDER BY dir, name").fetchall()
+    conn.close()
+    assert len(owned) == 6
+    (lib.source / "Movies/Heat (1995)/Heat.MP4").unlink()
+
+    doc = reconcile(lib)
+
+    assert doc["counts"]["prune"] == 1 and doc["counts"]["create"] == 0 and doc["counts"]["conflict"] == 0
+    assert links_in(lib.target) == expected_links(lib.source)
+    conn = sqlite3.connect(lib.database)
+    columns = [row[1] for row in conn.execute("PRAGMA table_info(link)")]
+    kept = conn.execute("SELECT dir, name, target FROM link ORDER BY dir, name").fetchall()
+    conn.close()
+    assert columns == ["dir", "name", "target"]
+    assert kept == [row for row in owned if row[1] != b"Heat.MP4"]

@@ -73,8 +73,8 @@ def fill_index(
                 [(ids[path], name, size, MTIME * 10**9) for name, size in files],
             )
         store.executemany(
-            "INSERT INTO link (dir, name, target, source) VALUES (?, ?, ?, ?)",
-            [(parent_of(src), src.rpartition(b"/")[2], b"/media/" + src, src) for src in linked],
+            "INSERT INTO link (dir, name, target) VALUES (?, ?, ?)",
+            [(parent_of(src), src.rpartition(b"/")[2], b"/media/" + src) for src in linked],
         )
 
 

@@ -10,7 +10,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from graylink.cycle import fewer_gc_passes
+from graylink.cycle import no_gc_passes
 from graylink.db import Store, normalize_rel, subtree_bounds
 from graylink.fsinfo import fs_type, mtime_trusted, parse_mountinfo
 from graylink.index import DirUpdate, FileDiff, Index, compare_files
@@ -54,11 +54,11 @@ def test_compare_files() -> None:
 
 def test_plan_dir_cases() -> None:
     want = {
-        b"new.mkv": Desired(b"/mnt/src/D/new.mkv", b"D/new.mkv"),
-        b"ok.mkv": Desired(b"/mnt/src/D/ok.mkv", b"D/ok.mkv"),
-        b"wrong.mkv": Desired(b"/mnt/src/D/wrong.mkv", b"D/wrong.mkv"),
-        b"file.mkv": Desired(b"/mnt/src/D/file.mkv", b"D/file.mkv"),
-        b"foreign.mkv": Desired(b"/mnt/src/D/foreign.mkv", b"D/foreign.mkv"),
+        b"new.mkv": Desired(b"/mnt/src/D/new.mkv"),
+        b"ok.mkv": Desired(b"/mnt/src/D/ok.mkv"),
+        b"wrong.mkv": Desired(b"/mnt/src/D/wrong.mkv"),
+        b"file.mkv": Desired(b"/mnt/src/D/file.mkv"),
+        b"foreign.mkv": Desired(b"/mnt/src/D/foreign.mkv"),
     }
     have = {
         b"ok.mkv": Entry("link", b"/mnt/src/D/ok.mkv"),
@@ -90,14 +90,14 @@ def test_plan_dir_cases() -> None:
 def test_plan_dir_on_a_shared_link_tree_touches_only_recorded_links() -> None:
     """Another graylink database claims the tree: a link into the source is ours only when recorded."""
     shared = replace(SPACE, shared=True)
-    want = {b"wrong.mkv": Desired(b"/mnt/src/D/wrong.mkv", b"D/wrong.mkv")}
+    want = {b"wrong.mkv": Desired(b"/mnt/src/D/wrong.mkv")}
     have = {
         b"wrong.mkv": Entry("link", b"/mnt/src/E/other.mkv"),
         b"gone.mkv": Entry("link", b"/mnt/src/D/gone.mkv"),
         b"mine-gone.mkv": Entry("link", b"/mnt/src/D/mine-gone.mkv"),
         b"ok.mkv": Entry("link", b"/mnt/src/D/ok.mkv"),
     }
-    want[b"ok.mkv"] = Desired(b"/mnt/src/D/ok.mkv", b"D/ok.mkv")
+    want[b"ok.mkv"] = Desired(b"/mnt/src/D/ok.mkv")
     owned = {b"mine-gone.mkv": b"/mnt/src/D/mine-gone.mkv"}
     ops = {(a.op, a.link) for a in plan_dir(shared, b"D", want, have, owned)}
     assert ops == {
@@ -182,12 +182,19 @@ def test_mountinfo() -> None:
     assert not mtime_trusted("/home", "no", MOUNTINFO)
 
 
-def test_fewer_gc_passes_restores_the_thresholds_even_on_error() -> None:
-    before = gc.get_threshold()
-    with pytest.raises(RuntimeError), fewer_gc_passes(before[0] + 12_345):
-        assert gc.get_threshold() == (before[0] + 12_345, before[1], before[2])
+def test_no_gc_passes_brings_the_collector_back_even_on_error() -> None:
+    assert gc.isenabled()
+    with pytest.raises(RuntimeError), no_gc_passes():
+        assert not gc.isenabled()
         raise RuntimeError("boom")
-    assert gc.get_threshold() == before
+    assert gc.isenabled()
+    gc.disable()  # a caller that had it off keeps it off
+    try:
+        with no_gc_passes():
+            pass
+        assert not gc.isenabled()
+    finally:
+        gc.enable()
 
 
 def test_dirs_to_make_lists_every_missing_folder_of_a_branch(tmp_path: Path) -> None:

@@ -142,8 +142,8 @@ def reconcile(
         if dry_run:
             print_plan(result)
         else:
-            for action in result.plan.visible():
-                if action.op.value == "conflict":
+            for action in result.plan.actions:
+                if action.op == "conflict":  # a StrEnum: compared as the string, in C
                     log.error("conflict at %s: %s", display(action.link), action.detail)
         click.echo(summary_line(result))
     sys.exit(result.exit_code)
