@@ -326,3 +326,54 @@ def test_sigterm_stops_the_loop_within_seconds_over_a_frozen_mount(
         assert loop.stop_within() < 5
     finally:
         os.kill(lib.process.pid, signal.SIGCONT)
+
+
+def test_a_mount_frozen_before_the_trusted_walk_ends_it_within_its_deadline(small_library: Library) -> None:
+    """``trust_dir_mtime = yes`` forced on a FUSE mount: the walk's pass of one
+    lstat per known folder runs after the mount check, and a mount that freezes
+    in between must end that pass on its deadline (MountGone), not hang it."""
+    from graylink.sourcecheck import SourceGuard
+    from graylink.triggers.walk import walk
+
+    lib = small_library
+    with lib.ini.open("a") as ini:
+        ini.write("trust_dir_mtime = yes\n")  # into [scan]
+    config = load_config(str(lib.ini))
+    root = os.fsencode(config.paths.source)
+    with Store(config.paths.database) as store:
+        assert run_cycle(config, store, CycleOptions()).exit_code == 0
+        wanted = lib.links_now()
+        assert wanted and not store.pending_marks()
+        guard = SourceGuard(config.paths.source, hang_prone=True)  # what the cycle takes after its mount check
+        outcome: list[BaseException | None] = []
+
+        def trusted_walk(should_stop: Callable[[], bool] | None = None) -> None:
+            try:
+                walk(store, root, trusted=True, workers=2, guard=guard, should_stop=should_stop, hang_timeout=3)
+            except BaseException as exc:  # handed to the test
+                outcome.append(exc)
+            else:
+                outcome.append(None)
+
+        os.kill(lib.process.pid, signal.SIGSTOP)
+        try:
+            time.sleep(1.5)  # past the mount's --attr-timeout 1s: every lstat now asks the frozen rclone
+            for should_stop, limit in ((None, 3 + 10), (lambda: True, 5)):
+                outcome.clear()
+                thread = threading.Thread(target=trusted_walk, args=(should_stop,), daemon=True)
+                started = time.monotonic()
+                thread.start()
+                thread.join(limit)
+                assert not thread.is_alive(), f"the trusted walk over a frozen mount still waits after {limit}s"
+                took = time.monotonic() - started
+                if should_stop is None:
+                    assert isinstance(outcome[0], MountGone), outcome
+                    assert "does not answer" in str(outcome[0]) and "\n" not in str(outcome[0])
+                    assert took >= 3, f"gave up after {took:.1f}s, before its deadline"
+                else:
+                    assert type(outcome[0]).__name__ == "Interrupted", outcome
+        finally:
+            os.kill(lib.process.pid, signal.SIGCONT)
+        assert not store.pending_marks(), "a walk that got no answer marked folders"
+        assert run_cycle(config, store, CycleOptions()).exit_code == 0
+        assert lib.links_now() == wanted
