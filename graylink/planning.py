@@ -73,10 +73,7 @@ def plan_scope(
     so that ``status`` need not apply the rules to every file."""
     index = Index(store)
     target_dirs = walk_dirs(space.target, scope.path) if scope.recursive else [scope.path]
-    wants_file = rules.wants_file
-    wanted = (
-        (d, 0, [n for n in names if wants_file(n)]) for d, names in index.names_by_dir(scope.path, scope.recursive)
-    )
+    wanted = ((d, 0, rules.wanted(names)) for d, names in index.names_by_dir(scope.path, scope.recursive))
     streams: list[Iterator[tuple[bytes, int, list[Any]]]] = [
         wanted,
         _grouped(owned_rows(store, scope), 1),

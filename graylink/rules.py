@@ -47,15 +47,26 @@ class Rules:
 
     def wants_file(self, name: bytes) -> bool:
         """Whether a file with this name (no folder) gets a link."""
-        dot = name.rfind(b".")
-        if dot <= 0:
-            return False
-        ext = name[dot:].lower()
-        # Every temporary suffix is one extension, so "ends with it" is "is the extension".
-        if ext not in self.extensions or ext in _TEMP_EXTS:
-            return False
-        first = name[:1]  # called for every file of a first run: look at prefixes only when one can match
-        return not ((first == b"." or first == b"~") and name.lower().startswith(_TEMP_PREFIXES))
+        return bool(self.wanted([name]))
+
+    def wanted(self, names: list[bytes]) -> list[bytes]:
+        """The names of ``names`` that get links (``wants_file`` over a folder's
+        files in one call: a first run asks it of every file)."""
+        extensions = self.extensions
+        out = []
+        for name in names:
+            dot = name.rfind(b".")
+            if dot <= 0:
+                continue
+            ext = name[dot:].lower()
+            # Every temporary suffix is one extension, so "ends with it" is "is the extension".
+            if ext not in extensions or ext in _TEMP_EXTS:
+                continue
+            first = name[:1]  # look at prefixes only when one can match
+            if (first == b"." or first == b"~") and name.lower().startswith(_TEMP_PREFIXES):
+                continue
+            out.append(name)
+        return out
 
     def wants_dir(self, rel_dir: bytes) -> bool:
         """Whether files under this folder (relative to the source) may get links."""
