@@ -92,6 +92,7 @@ class Cycle:
             self.store,
             allow_remount=self.options.remount and not self.options.dry_run,
             should_stop=self.options.should_stop,
+            quiet_repeats=self.options.in_loop,
         )
         if health is STOPPED:
             return self._stopped(started)

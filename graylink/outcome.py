@@ -38,6 +38,9 @@ class CycleOptions:
     # True: the database may belong to another source or target; it moves to
     # this config's (``reconcile --rebase``), with a full verification.
     rebase: bool = False
+    # True: run by the service loop, which tells a mount failure once per drop
+    # and reason (then a reminder every half hour), not every cycle.
+    in_loop: bool = False
 
 
 @dataclass
@@ -75,6 +78,13 @@ class CycleResult:
     @property
     def mount_healthy(self) -> bool:
         return self.health is None or self.health.ok
+
+    @property
+    def held_by(self) -> str:
+        """The mount check that kept the cycle from starting ("" when none did)."""
+        if self.health is None or self.health.ok or self.applied is not None or self.dry_run or self.plan.actions:
+            return ""
+        return self.health.failed_check
 
     def counts(self) -> dict[str, int]:
         """What the run did: links created / repaired / pruned that are so on disk now,

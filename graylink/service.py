@@ -207,7 +207,7 @@ class Service:
         """One cycle (the cycle sends its one Emby batch), its summary kept in meta."""
         # The loop runs remounts (mount job, with backoff) and the Drive feed
         # (drive job, on its own interval) itself: a cycle here does neither.
-        options = replace(options, should_stop=self.should_stop, remount=False, drive=False)
+        options = replace(options, should_stop=self.should_stop, remount=False, drive=False, in_loop=True)
         result = run_cycle(self.config, self.store, options)
         record_reconcile(self.store, result, trigger)
         if self.alerts.enabled:
@@ -215,6 +215,9 @@ class Service:
         line = service_line(result)
         if result.exit_code == 0:
             log.info("reconcile (%s): %s", trigger, line)
+        elif result.held_by:
+            # The mount check told the drop (once, then half-hourly): not one ERROR per cycle.
+            log.info("reconcile (%s): not run, the mount is down (mount check %s)", trigger, result.held_by)
         else:
             log.error("reconcile (%s): %s", trigger, line)
         outcome = Outcome(result.exit_code == 0, line)

@@ -7,6 +7,7 @@ import os
 import shlex
 import shutil
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -257,3 +258,42 @@ def test_source_gone_after_indexing_is_a_drop_not_bad_config(tmp_path: Path, lib
     code, failures = reconcile(config, force=True)
     assert code == 1 and "does not exist" in failures[0]
     assert links_of(tmp_path) == ALL
+
+
+def test_a_lasting_drop_is_told_once_recalled_half_hourly_and_its_end_once(
+    tmp_path: Path, library: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Two hours of the loop's checks every 30 s over a source really gone (the
+    real check, its time stepped): one ERROR, a WARNING every half hour with how
+    long, an ERROR again when the reason changes, one INFO with the outage's length."""
+    config = make_config(tmp_path)
+    assert reconcile(config)[0] == 0
+    library.rename(tmp_path / "away")
+    caplog.set_level(logging.DEBUG, logger="graylink")
+    start = time.time()
+
+    def told(level: int) -> list[str]:
+        return [r.getMessage() for r in caplog.records if r.levelno == level and r.name.startswith("graylink.triggers")]
+
+    with Store(config.paths.database) as store:
+        for elapsed in range(0, 2 * 3600 + 1, 30):
+            assert not ensure_healthy(config, store, quiet_repeats=True, now=start + elapsed).ok
+        assert len(told(logging.ERROR)) == 1 and "does not exist" in told(logging.ERROR)[0]
+        assert [m.split(" (since")[0] for m in told(logging.WARNING)] == [
+            f"the mount is still down after {span}" for span in ("30 min", "1 h 00 min", "1 h 30 min", "2 h 00 min")
+        ]
+        # Another reason (an empty folder where the library was) is told at once.
+        library.mkdir()
+        for elapsed in (7230, 7260):
+            assert ensure_healthy(config, store, quiet_repeats=True, now=start + elapsed).failed_check == NOT_EMPTY
+        assert len(told(logging.ERROR)) == 2 and NOT_EMPTY in told(logging.ERROR)[1]
+        # A one-shot reconcile tells the failure every time.
+        assert not ensure_healthy(config, store, now=start + 7270).ok
+        assert len(told(logging.ERROR)) == 3
+        library.rmdir()
+        (tmp_path / "away").rename(library)
+        assert ensure_healthy(config, store, quiet_repeats=True, now=start + 7290).ok
+        assert ensure_healthy(config, store, quiet_repeats=True, now=start + 7320).ok
+    back = [m for m in told(logging.INFO) if "is back" in m]
+    assert back == ["the source is back after 2 h 02 min down: every folder will be verified"]
+    assert len(told(logging.ERROR)) == 3 and len(told(logging.WARNING)) == 4

@@ -178,3 +178,49 @@ def test_loop_writes_the_snapshot_after_a_full_verification(lib: Library, loop_o
     wait_for("the snapshot page", page.exists, loop.proc)
     assert "Snap.mkv" in page.read_text()
     assert loop.stop() == 0
+
+
+def test_a_lasting_mount_drop_is_one_error_in_the_loop_and_its_end_one_info(
+    lib: Library, loop_of: Callable[[], Loop]
+) -> None:
+    """The mount check every second over a source really gone: the journal gets one
+    ERROR for the drop (none per check, none per held walk), again from a loop
+    restarted during the drop, and one INFO when it is back."""
+    lib.write_ini(scan={"interval": "1s", "workers": "2"}, mount={"check_interval": "1s"})
+    lib.add("Movies/A.mkv")
+    loop = loop_of()
+    wait_for("the first link", linked(lib, "Movies/A.mkv"), loop.proc)
+    away = lib.root / "source-away"
+    lib.source.rename(away)
+
+    def mount_checks() -> int:
+        conn = sqlite3.connect(lib.database)
+        try:
+            return int(conn.execute("SELECT runs FROM job_run WHERE name = 'mount'").fetchone()[0])
+        finally:
+            conn.close()
+
+    def checks_reach(count: int) -> Callable[[], bool]:
+        return lambda: mount_checks() >= count
+
+    def errors(text: str) -> list[str]:
+        return [line for line in text.splitlines() if " ERROR " in line]
+
+    for restarted in (False, True):
+        loop.wait_log("mount check source-listable failed")
+        checked = mount_checks()
+        wait_for("five more mount checks", checks_reach(checked + 5), loop.proc)
+        if not restarted:
+            assert loop.stop() == 0
+            told = errors(loop.text())
+            assert len(told) == 1, "\n".join(told)
+            assert "mount check source-listable failed: the source" in told[0] and "does not exist" in told[0]
+            assert "reconcile (walk): not run, the mount is down" in loop.text()
+            loop = loop_of()
+    away.rename(lib.source)
+    loop.wait_log("the source is back after")
+    lib.add("Movies/B.mkv")
+    wait_for("a link after the drop", linked(lib, "Movies/B.mkv"), loop.proc)
+    assert loop.stop() == 0
+    assert len(errors(loop.text())) == 1, loop.text()
+    assert sum("the source is back after" in line and " INFO " in line for line in loop.text().splitlines()) == 1

@@ -9,7 +9,6 @@ and an unhealthy source withholds every prune (ARCHITECTURE §4).
 from __future__ import annotations
 
 import errno
-import json
 import logging
 import os
 import shlex
@@ -22,6 +21,10 @@ from dataclasses import dataclass, field
 from graylink import deadline, fsinfo
 from graylink.config import Config
 from graylink.db import Mark, Store
+from graylink.triggers.mount_record import META_DOWN_SINCE as META_DOWN_SINCE
+from graylink.triggers.mount_record import META_LAST_FAILURE as META_LAST_FAILURE
+from graylink.triggers.mount_record import outage, tell_failure, tell_recovery
+from graylink.triggers.mount_record import record_health as record_health
 
 log = logging.getLogger(__name__)
 
@@ -33,10 +36,8 @@ MOUNTPOINT = "source-mountpoint"
 ANCHOR = "anchor"
 NOT_EMPTY = "source-not-empty"
 
-# DB meta keys.
+# DB meta keys (the drop itself is kept by mount_record).
 META_WAS_MOUNTPOINT = "source_was_mountpoint"
-META_DOWN_SINCE = "mount_down_since"
-META_LAST_FAILURE = "mount_last_failure"
 
 _DEAD_ERRNOS = {errno.ENOTCONN, errno.EIO, errno.ESTALE, errno.ECONNABORTED}
 
@@ -158,26 +159,6 @@ def note_first_index(config: Config, store: Store) -> None:
     except (OSError, deadline.NoAnswer):
         return
     store.set_meta(META_WAS_MOUNTPOINT, "1" if fsinfo.is_mountpoint(config.paths.source) else "0")
-
-
-def record_health(store: Store, health: Health, now: float | None = None) -> bool:
-    """Keep the drop and its last failure in the DB; True when this is a recovery.
-
-    A recovery (healthy after a remembered drop) is the caller's cue to verify
-    the whole tree: whatever changed while the mount was down went unseen.
-    """
-    now = time.time() if now is None else now
-    if not health.ok:
-        store.set_meta(
-            META_LAST_FAILURE, json.dumps({"at": now, "check": health.failed_check, "message": health.message})
-        )
-        if store.get_meta(META_DOWN_SINCE) is None:
-            store.set_meta(META_DOWN_SINCE, repr(now))
-        return False
-    if store.get_meta(META_DOWN_SINCE) is None:
-        return False
-    store.execute("DELETE FROM meta_value WHERE key = ?", (META_DOWN_SINCE,))
-    return True
 
 
 # ------------------------------------------------------------------ remount
@@ -342,30 +323,36 @@ RECOVERED_REASON = "mount-recovered"
 
 
 def ensure_healthy(
-    config: Config, store: Store, *, allow_remount: bool = True, should_stop: StopFn | None = None
+    config: Config,
+    store: Store,
+    *,
+    allow_remount: bool = True,
+    should_stop: StopFn | None = None,
+    quiet_repeats: bool = False,
+    now: float | None = None,
 ) -> Health:
     """The health gate run before every reconcile (and by the loop's mount check).
 
-    Unhealthy: one ERROR line naming the failed check, the failure kept in the
-    DB, and the remount command run when allowed. Healthy after a remembered
-    drop: the whole tree is marked for verification, since what changed
-    while the mount was down went unseen.
+    Unhealthy: an ERROR line naming the failed check (``quiet_repeats``, the
+    loop: once per drop and reason, then a reminder at most every half hour;
+    see mount_record), the failure kept in the DB, and the remount command run
+    when allowed. Healthy after a remembered drop: the whole tree is marked for
+    verification, since what changed while the mount was down went unseen.
+    ``now``: the wall-clock time of the check.
     """
     health = check_health(config, store, should_stop=should_stop)
     if health is STOPPED:
         return health  # not a verdict on the mount: nothing to record
+    now = time.time() if now is None else now
     if not health.ok:
-        log.error(
-            "mount check %s failed: %s; nothing will be pruned and dirty marks are kept",
-            health.failed_check,
-            health.message,
-        )
-        record_health(store, health)
+        tell_failure(outage(store), health, now, quiet_repeats=quiet_repeats)
+        record_health(store, health, now)
         if allow_remount and config.mount.remount_command and remount(config, store, health, should_stop):
             health = check_health(config, store, should_stop=should_stop)
     if health.ok:
-        if record_health(store, health):
-            log.info("the source is back after a drop: every folder will be verified")
+        before = outage(store)
+        if record_health(store, health, now):
+            tell_recovery(before, now)
             store.add_marks([Mark(b"", RECOVERED_REASON)])
         note_first_index(config, store)
     return health
@@ -373,16 +360,24 @@ def ensure_healthy(
 
 @dataclass
 class MountWatch:
-    """The loop's mount check: remount attempts spaced by the backoff."""
+    """The loop's mount check: remount attempts spaced by the backoff.
+
+    Its first check tells a drop that the database remembers from before the
+    loop started; the later ones tell only what changed (mount_record)."""
 
     backoff: Backoff = field(default_factory=Backoff)
+    checked: bool = False
 
     def tick(self, config: Config, store: Store, now: float | None = None, should_stop: StopFn | None = None) -> Health:
         now = time.monotonic() if now is None else now
-        health = ensure_healthy(config, store, allow_remount=self.backoff.ready(now), should_stop=should_stop)
+        health = ensure_healthy(
+            config, store, allow_remount=self.backoff.ready(now), should_stop=should_stop, quiet_repeats=self.checked
+        )
+        self.checked = self.checked or health is not STOPPED
         if health.ok:
             self.backoff.succeeded()
         elif config.mount.remount_command and self.backoff.ready(now):
             wait = self.backoff.failed(now)
-            log.error("the mount is still down; next remount attempt in %gs", wait)
+            # The remount's own failure was the ERROR line.
+            log.warning("the mount is still down; next remount attempt in %gs", wait)
         return health
