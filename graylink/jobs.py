@@ -12,7 +12,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from graylink import alerts
+from graylink.alerts.observe import from_feed, from_mount
 from graylink.config import Config
 from graylink.cycle import CycleOptions
 from graylink.drive.feed import feed_interval, poll_drive
@@ -76,7 +76,7 @@ def job_mount(service: Service) -> Outcome:
     health = service.mount_watch.tick(service.config, service.store, should_stop=service.should_stop)
     if service.stop_requested:
         return Outcome(True, "stopped on request")
-    service.observe(alerts.from_mount(health, remounts))
+    service.observe(from_mount(health, remounts))
     if not health.ok:
         # Already logged (one ERROR line) by the check itself.
         return Outcome(False, f"unhealthy: {health.failed_check}: {health.message}")
@@ -87,7 +87,7 @@ def job_drive(service: Service) -> Outcome:
     result = poll_drive(service.config, service.store, service.drive_cache, should_stop=service.should_stop)
     if result.stopped:
         return Outcome(True, "drive feed: stopped on request")
-    service.observe(alerts.from_feed(result))
+    service.observe(from_feed(result))
     if result.retry_in is not None:
         service.retry_soon("drive", result.retry_in)
     if result.skipped:

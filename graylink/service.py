@@ -28,7 +28,9 @@ from typing import TYPE_CHECKING
 
 import schedule
 
-from graylink import alerts, dbwatch, ownership
+from graylink import dbwatch, ownership
+from graylink.alerts import deliver, rules
+from graylink.alerts.observe import from_crash, from_cycle
 from graylink.config import Config, load_config
 from graylink.cycle import CycleOptions, run_cycle
 from graylink.db import Store
@@ -86,7 +88,7 @@ class Service:
         self.exit_code = 0
         # Set by the web server's triggers (another thread): the loop reconciles at once.
         self.wake = threading.Event()
-        self.alerts = alerts.Alerts(config.alerts.urls, config.alerts.events, library=config.paths.source)
+        self.alerts = deliver.Alerts(config.alerts.urls, config.alerts.events, library=config.paths.source)
 
     # -- signals
 
@@ -147,7 +149,7 @@ class Service:
             log.error("job %s failed: %s; it runs again at its next tick", job.name, result)
             log.debug("job %s traceback", job.name, exc_info=True)
             if job.name in ("walk", "full-verify"):
-                self.observe(alerts.from_crash(result))
+                self.observe(from_crash(result))
         duration = time.monotonic() - clock
         try:
             self._record_job(job.name, started, duration, ok, result)
@@ -211,7 +213,7 @@ class Service:
         result = run_cycle(self.config, self.store, options)
         record_reconcile(self.store, result, trigger)
         if self.alerts.enabled:
-            self.observe(alerts.from_cycle(result, self._open_conflicts()))
+            self.observe(from_cycle(result, self._open_conflicts()))
         line = service_line(result)
         if result.exit_code == 0:
             log.info("reconcile (%s): %s", trigger, line)
@@ -271,7 +273,7 @@ class Service:
         found = open_problems(self.store, 1000)
         return [p.link.decode("utf-8", "backslashreplace") for p in found if p.kind == "conflict"]
 
-    def observe(self, seen: alerts.Observation) -> None:
+    def observe(self, seen: rules.Observation) -> None:
         """Hand what a job saw to the alerts; their bookkeeping never ends a job."""
         try:
             self.alerts.observe(self.store, seen)

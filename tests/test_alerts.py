@@ -9,7 +9,8 @@ import pytest
 from service_support import Loop, wait_for
 from web_support import apprise_receiver
 
-from graylink.alerts import Alert, Alerts, Observation, ServerSeen, State, evaluate, masked
+from graylink.alerts.deliver import Alerts, masked
+from graylink.alerts.rules import Alert, Observation, ServerSeen, State, evaluate
 from graylink.db import Store
 
 from conftest import Library

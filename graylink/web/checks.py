@@ -61,8 +61,7 @@ def _ask_running(config: Config, host: str, port: int, auth: str) -> Check:
 def alert_checks(config: Config) -> list[Check]:
     if not config.alerts.urls:
         return []
-    from graylink.alerts import masked
-    from graylink.alerts.deliver import not_understood
+    from graylink.alerts.deliver import masked, not_understood
 
     bad = not_understood(config.alerts.urls)
     if bad:
