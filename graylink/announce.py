@@ -36,11 +36,11 @@ def media_changes(config: Config, actions: list[Action]) -> list[tuple[Op, bytes
 
 def announce(config: Config, store: Store, actions: list[Action]) -> int:
     """Queue the media server updates of a plan BEFORE applying it; returns the last queue id before them."""
+    if not (config.emby.url or config.plex.url):
+        return 0  # no server: the notifiers are not even loaded
     from graylink.notify.queue import configured
 
     servers = configured(config)
-    if not servers:
-        return 0
     with store.atomic():
         before = int(store.execute("SELECT coalesce(max(id), 0) FROM emby_queue").fetchone()[0])
         from graylink.notify.queue import enqueue

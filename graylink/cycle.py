@@ -28,7 +28,6 @@ from graylink.outcome import CycleOptions, CycleResult, CycleStats
 from graylink.planning import link_space, plan_scope, rules_of, settings_fingerprint
 from graylink.preflight import check_source, check_target, make_target
 from graylink.problems import CONFLICT, FAILED, Problem, problem_folders, update_problems
-from graylink.rclone.rc import refresh_marked
 from graylink.reconciler import Op, Plan, apply_prune_brake, withhold_prunes
 from graylink.recording import VideoCounts, record_links, record_video_counts
 from graylink.scanner import Interrupted, Scanner, ScanStats
@@ -110,7 +109,10 @@ class Cycle:
                 self.config.paths.source, hang_prone=not self.local, should_stop=self.options.should_stop
             )
             marks = self._collect_marks()
-            refresh_marked(self.config, marks)
+            if self.config.mount.rclone_rc:
+                from graylink.rclone.rc import refresh_marked  # loaded only with an rc to call
+
+                refresh_marked(self.config, marks)
             marks = self._refresh(marks)
             scopes = collapse([(m.path, m.recursive) for m in marks] + self._problem_scopes())
         except MountGone as exc:
@@ -370,13 +372,10 @@ class Cycle:
 
 @contextmanager
 def no_gc_passes() -> Iterator[None]:
-    """Keep the cyclic garbage collector out of the cycle.
-
-    A cycle allocates hundreds of thousands of small acyclic objects (rows,
-    listings, actions) and keeps many of them to its end: the collector walks
-    them again and again and finds nothing (5-8 % of a first run). Reference
-    counting frees everything as usual; whatever cyclic garbage a cycle makes
-    is collected after it, when the collector is back."""
+    """Keep the cyclic garbage collector out of the cycle: a cycle allocates
+    hundreds of thousands of small acyclic objects, which the collector walks
+    again and again for nothing (5-8 % of a first run). Reference counting
+    frees as usual; cyclic garbage is collected after the cycle."""
     was_enabled = gc.isenabled()
     gc.disable()
     try:
