@@ -79,7 +79,7 @@ class Cycle:
     def run(self) -> CycleResult:
         started = time.monotonic()
         # Before anything else: another library's index would read as "all deleted".
-        ownership.check(self.config, self.store, rebase=self.options.rebase)
+        ownership.check(self.config, self.store, rebase=self.options.rebase, dry_run=self.options.dry_run)
         if not self._index_has_files():
             # Nothing indexed yet, so nothing to protect: a missing source is a
             # bad config. Once indexed, a missing source is a dropped mount

@@ -81,14 +81,17 @@ def _holds_nothing(store: Store) -> bool:
     )
 
 
-def check(config: Config, store: Store, *, rebase: bool = False) -> None:
+def check(config: Config, store: Store, *, rebase: bool = False, dry_run: bool = False) -> None:
     """Refuse (exit 2) a config whose library is not the database's, unless it is a rebase."""
     refusal = mismatch(config, store)
     if refusal is None:
         return
     if rebase:
         before, after = recorded(store), Library.of(config)
-        log.info("rebase: the database moves from %s to %s; everything is verified again", before, after)
+        if dry_run:  # nothing moves: the database, the claims and the links stay as they are
+            log.info("rebase (dry run): the database would move from %s to %s; nothing is changed", before, after)
+        else:
+            log.info("rebase: the database moves from %s to %s; everything is verified again", before, after)
         return
     if not _holds_nothing(store):
         raise ConfigError(refusal)

@@ -11,7 +11,7 @@ from pathlib import Path
 
 from service_support import Loop, linked, wait_for
 
-from conftest import Library, expected_links, links_in
+from conftest import Library, expected_links, links_in, tree_state
 
 
 def meta(db: Path, key: str) -> str | None:
@@ -247,3 +247,29 @@ def test_rebase_onto_another_link_tree_withdraws_the_old_claim(lib: Library) -> 
     assert not (lib.target / ".graylink").exists(), "the old tree is no longer claimed"
     assert links_in(lib.target) == expected_links(lib.source), "nothing outside the target is deleted"
     assert [p.name for p in (fresh / ".graylink").iterdir()] == [f"owner-{my_id}"]
+
+
+def test_a_dry_run_rebase_says_what_would_move_and_changes_nothing(lib: Library) -> None:
+    lib.add("Movies/A.mkv")
+    lib.add("TV/Show/Season 01/E01.mkv")
+    assert lib.run("reconcile").returncode == 0
+    moved = other_source(lib, "source2", ["Movies/A.mkv", "TV/Show/Season 01/E01.mkv"])
+    fresh = lib.root / "links2"
+    lib.write_ini(paths={"source": str(moved), "target": str(fresh)})
+
+    def files_of(folder: Path) -> dict[str, bytes]:
+        return {p.name: p.read_bytes() for p in folder.iterdir() if p.is_file()}
+
+    before = (files_of(lib.database.parent), files_of(lib.target / ".graylink"), tree_state(lib.target))
+    dry = lib.run("reconcile", "--rebase", "--dry-run")
+    assert dry.returncode == 0, dry.stderr
+    assert f"rebase (dry run): the database would move from source {lib.source} and target {lib.target}" in dry.stderr
+    assert "moves" not in dry.stderr and "Traceback" not in dry.stderr
+    assert "dry run: 2 created" in dry.stdout
+    after = (files_of(lib.database.parent), files_of(lib.target / ".graylink"), tree_state(lib.target))
+    assert after == before, "a dry run changed the database, the claims or the links"
+    assert not fresh.exists()
+    assert lib.run("reconcile").returncode == 2, "the database still belongs to the old library"
+    rebased = lib.run("reconcile", "--rebase")
+    assert rebased.returncode == 0 and "rebase: the database moves from" in rebased.stderr, rebased.stderr
+    assert links_in(fresh) == expected_links(moved)
