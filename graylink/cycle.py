@@ -249,7 +249,7 @@ class Cycle:
         if not self.options.paths:
             return self.store.pending_marks()
         scopes = ScopeSet(Scope(m.path, m.recursive) for m in self._path_marks)
-        stored = [m for m in self.store.pending_marks() if scopes.covers(m.path, m.recursive)]
+        stored = [m for m in self.store.pending_marks() if scopes.settles(m.path, m.recursive)]
         return self._path_marks + stored
 
     def _problem_scopes(self) -> list[tuple[bytes, bool]]:

@@ -19,6 +19,7 @@ from graylink import story
 from graylink.db import Mark, Store, join, parent_of
 from graylink.index import DirUpdate, FileDiff, Index, compare_files
 from graylink.listing import Listing, MountGone, Tick, list_many, list_tree, no_tick
+from graylink.scopes import ancestors
 from graylink.workers import DaemonPool, Hung, Stopped
 
 if TYPE_CHECKING:
@@ -291,10 +292,12 @@ class Scanner:
         self._queue(update, len(diff.added) + len(diff.changed) + len(diff.removed))
         if diff or removed or added:
             stats.dirs_changed += 1
-            if self.make_marks:
-                if diff or removed:
-                    self._marks.append(Mark(rel, self.reason, recursive=False, indexed=True))
-                self._marks.extend(Mark(sub, self.reason, recursive=True, indexed=True) for sub in removed)
+            if self.make_marks and (diff or removed):
+                self._marks.append(Mark(rel, self.reason, recursive=False, indexed=True))
+        # A subfolder gone is a subtree to plan, even when the caller plans only
+        # this folder (a folder listed alone): its links would otherwise wait
+        # for the next full verification. Marked in the transaction that drops it.
+        self._marks.extend(Mark(sub, self.reason, recursive=True, indexed=True) for sub in removed)
         if not whole_trees:
             self._to_list(added)
         return new_tasks
@@ -309,8 +312,8 @@ class Scanner:
     def _queue_removal(self, rel: bytes) -> None:
         update = DirUpdate(rel, 0, None, False, 0, b"", 0, FileDiff(), [rel])
         self._pending.append(update)
-        if self.make_marks:
-            self._marks.append(Mark(rel, self.reason, recursive=True, indexed=True))
+        # The whole subtree, whatever scope the caller plans (see _process).
+        self._marks.append(Mark(rel, self.reason, recursive=True, indexed=True))
         self.stats.dirs_changed += 1
 
     def _queue(self, update: DirUpdate, weight: int) -> None:
@@ -321,6 +324,19 @@ class Scanner:
         if len(self._pending) >= _FLUSH_DIRS or self._pending_files >= _FLUSH_FILES:
             self._flush()
 
+    def _outside(self, updates: list[DirUpdate], gone: set[bytes]) -> list[DirUpdate]:
+        """The updates outside the subtrees this batch drops. A folder inside one
+        was listed as present while its parent's listing showed it gone (it went
+        and came back between the two): its rows would outlive their folder's.
+        It is marked to be listed again, whole, as the new folder it now is."""
+        kept: list[DirUpdate] = []
+        for update in updates:
+            if any(a in gone for a in ancestors(update.rel)):
+                self._marks.append(Mark(update.rel, self.reason, recursive=True, indexed=False))
+            else:
+                kept.append(update)
+        return kept
+
     def _flush(self) -> None:
         if not self._pending and not self._marks:
             return
@@ -329,6 +345,9 @@ class Scanner:
         self._check_mount("during the walk")
         updates = [u for u in self._pending if u.dir_id != 0]
         removals = [u for u in self._pending if u.dir_id == 0]
+        gone = {u.rel for u in removals}.union(*(u.removed_subdirs for u in updates))
+        if gone:
+            updates = self._outside(updates, gone)
         with self.store.atomic():
             for removal in removals:
                 self.index.delete_subtree(removal.rel)

@@ -76,6 +76,12 @@ class ScopeSet:
             return True
         return not recursive and path in self.flats
 
+    def settles(self, path: bytes, recursive: bool) -> bool:
+        """Whether reconciling these scopes settles a mark at ``path``: it is
+        covered, or it is a subfolder of a folder reconciled alone, found gone
+        or new by that folder's listing."""
+        return self.covers(path, recursive) or (bool(path) and path.rpartition(b"/")[0] in self.flats)
+
 
 def touched(folders: Iterable[bytes]) -> tuple[set[bytes], set[bytes]]:
     """For folders of the link tree: (every folder at or above one of them, the folders themselves).

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -137,6 +138,42 @@ def test_path_gone_from_the_source_but_in_the_index_prunes_its_links(lib: Librar
     assert set(links_in(lib.target)) == {b"Movies/A/A.mkv"}
 
 
+def test_a_subfolder_gone_under_a_folder_listed_alone_loses_its_links_in_that_run(lib: Library, tmp_path: Path) -> None:
+    """A folder reconciled on its own (--path naming a file, a Drive feed's
+    folder mark) whose listing shows a subfolder gone: that whole subtree's
+    links go in the same run, not at the next full verification."""
+    lib.write_ini(scan={"trust_dir_mtime": "yes"})
+    lib.add("TV/Show/tvshow.nfo")
+    lib.add("TV/Show/Season 1/E1.mkv")
+    lib.add("TV/Show/Season 1/Extras/Making of.mkv")
+    lib.add("Movies/A/A.mkv")
+    assert lib.run("reconcile").returncode == 0
+    shutil.rmtree(lib.source / "TV/Show/Season 1")
+    proc = lib.run("reconcile", "--json", "--path", "TV/Show/tvshow.nfo")
+    assert proc.returncode == 0, proc.stderr
+    assert sorted((a["op"], a["link"]) for a in json.loads(proc.stdout)["actions"]) == [
+        ("prune", f"{lib.target}/TV/Show/Season 1/E1.mkv"),
+        ("prune", f"{lib.target}/TV/Show/Season 1/Extras/Making of.mkv"),
+    ]
+    assert set(links_in(lib.target)) == {b"Movies/A/A.mkv"}
+    assert not (lib.target / "TV/Show/Season 1").exists()
+    # A folder swapped for a symlink to a folder outside the source is gone as
+    # a folder: its links go, and nothing is linked through the symlink.
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    (outside / "elsewhere.mkv").write_bytes(b"x")
+    shutil.rmtree(lib.source / "Movies/A")
+    os.symlink(outside, lib.source / "Movies/A")
+    proc = lib.run("reconcile", "--json", "--path", "Movies/A")
+    assert proc.returncode == 0, proc.stderr
+    assert [(a["op"], a["link"]) for a in json.loads(proc.stdout)["actions"]] == [
+        ("prune", f"{lib.target}/Movies/A/A.mkv")
+    ]
+    assert links_in(lib.target) == {}
+    assert lib.run("reconcile", "--full").returncode == 0
+    assert links_in(lib.target) == {}
+
+
 def test_path_in_neither_the_source_nor_the_index_is_a_usage_error(lib: Library) -> None:
     lib.add("Movies/A/A.mkv")
     # No database yet: only the source can say.
@@ -248,3 +285,23 @@ def test_a_dry_run_refused_for_its_target_leaves_nothing_either(lib: Library, tm
     assert proc.returncode == 2
     assert "cannot be created" in one_line_error(proc)
     assert leftovers(tmp_path) == []
+
+
+def test_a_folder_swapped_for_a_symlink_is_not_followed_by_an_untrusted_walk(lib: Library, tmp_path: Path) -> None:
+    """The untrusted walk lists every known folder by its path: one that became
+    a symlink to a folder outside the source is gone, not listed through it."""
+    lib.write_ini(scan={"trust_dir_mtime": "no"})
+    lib.add("Movies/A/A.mkv")
+    lib.add("Movies/B/B.mkv")
+    assert lib.run("reconcile").returncode == 0
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    (outside / "elsewhere.mkv").write_bytes(b"x")
+    shutil.rmtree(lib.source / "Movies/A")
+    os.symlink(outside, lib.source / "Movies/A")
+    proc = lib.run("reconcile", "--json")
+    assert proc.returncode == 0, proc.stderr
+    assert [(a["op"], a["link"]) for a in json.loads(proc.stdout)["actions"]] == [
+        ("prune", f"{lib.target}/Movies/A/A.mkv")
+    ]
+    assert set(links_in(lib.target)) == {b"Movies/B/B.mkv"}

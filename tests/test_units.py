@@ -236,3 +236,34 @@ def test_names_by_dir_round_trips_any_name(tmp_path: Path) -> None:
         assert list(index.names_by_dir(b"", True)) == [(b"Show", sorted(names))]
         assert list(index.names_by_dir(b"Show", False)) == [(b"Show", sorted(names))]
         assert list(index.names_by_dir(b"Show/Empty", True)) == []
+
+
+def test_a_folder_gone_and_back_between_two_listings_of_one_batch_is_listed_again(tmp_path: Path) -> None:
+    """The race of a live Drive: a folder deleted and made again between its
+    parent's listing and its own, both in one batch of the walk. The scanner
+    is handed the two listings that race yields; its batch must not write the
+    folder's files under the row it drops (that was a foreign-key error and a
+    traceback on every walk), and the folder is marked to be listed anew."""
+    from graylink.listing import Listing, list_dir
+    from graylink.scanner import Scanner
+
+    source = tmp_path / "src"
+    (source / "P/C").mkdir(parents=True)
+    (source / "P/C/a.mkv").write_bytes(b"a")
+    root = bytes(source)
+    store = Store(str(tmp_path / "g.db"))
+    Scanner(store, root, 1, make_marks=False).refresh_trees([b""])
+    (source / "P/C/b.mkv").write_bytes(b"b")
+    parent_saw_it_gone = replace(list_dir(root, b"P"), dirs=[])
+    back_again = list_dir(root, b"P/C")
+    assert isinstance(back_again, Listing) and back_again.files is not None and len(back_again.files) == 2
+
+    scanner = Scanner(store, root, 1, make_marks=False)
+    scanner._take((False, [parent_saw_it_gone, back_again], []))
+    scanner._flush()
+
+    assert store.execute("SELECT count(*) FROM directory WHERE path = ?", (b"P/C",)).fetchone()[0] == 0
+    assert store.execute("SELECT count(*) FROM file").fetchone()[0] == 0
+    marks = {(m.path, m.recursive, m.indexed) for m in store.pending_marks()}
+    assert (b"P/C", True, False) in marks
+    store.close()
