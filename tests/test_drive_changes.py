@@ -154,6 +154,25 @@ def test_changes_outside_the_root_cost_no_lookup_each(setup, drive, google):
     assert marks(store) == set()  # deleted for good outside the root: known from the record
 
 
+def test_a_trash_emptied_of_items_never_met_is_one_warning_and_one_full_walk(setup, drive, google, caplog):
+    """Removals carry only the fileId (Drive v3 ``changes`` reference, ``Change.file``: "Present if
+    the type is file and the file has not been removed"): items the record never met cannot be
+    placed, and each marks the whole source, but a page of them is one WARNING, not one each."""
+    config, store = setup
+    other = google.add("Other", MY_DRIVE_ROOT, folder=True, record=False)
+    old = [google.add(f"doc{n}.txt", other, record=False) for n in range(30)]  # there before the feed began
+    start(config, store)
+    caplog.set_level(logging.WARNING, logger="graylink")
+    for item_id in old:
+        google.delete_forever(item_id)
+    result = poll_drive(config, store)
+    assert result.error is None and marks(store) == {(b"", True)}
+    told = [r.getMessage() for r in caplog.records if "cannot place" in r.getMessage()]
+    assert len(told) == 1, told
+    assert "was deleted for good, and the item record never met it" in told[0]
+    assert told[0].endswith("and 29 more: marking the whole source dirty")
+
+
 def test_three_pages_each_committed_with_its_token(setup, drive, google, monkeypatch):
     config, store = setup
     monkeypatch.setattr("graylink.drive.changes.PAGE_SIZE", 4)

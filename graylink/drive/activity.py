@@ -20,7 +20,7 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 from graylink.db import Mark, Store, parent_of
-from graylink.drive.batch import MARK_REASON, Polled, Writer, collapse_root
+from graylink.drive.batch import Polled, Unplaced, Writer, collapse_root
 from graylink.drive.google import FOLDER_MIME, DriveClients, FeedError
 from graylink.drive.items import ItemRecord, Known, Resolver, UnresolvableError, fetcher, settle
 from graylink.drive.names import DEFAULT_NAMES, Names
@@ -270,18 +270,15 @@ def poll_activities(
 
     def commit() -> list[Mark]:
         marks: set[Mark] = set()
+        unplaced = Unplaced()
         for activity in fresh:
             for change in activity.changes:
                 try:
                     marks |= marks_for_change(change, resolver)
                 except UnresolvableError as exc:
-                    log.warning(
-                        "drive feed: cannot place %s %r (%s): marking the whole source dirty",
-                        change.kind,
-                        change.title,
-                        exc,
-                    )
-                    marks.add(Mark(b"", MARK_REASON, recursive=True))
+                    unplaced.add(f"{change.kind} {change.title!r} ({exc})")
+        unplaced.tell()
+        marks |= unplaced.marks()
         _remember(store, fresh)
         # Keys older than any future query's window can go.
         store.execute("DELETE FROM drive_activity WHERE time_ms < ?", (new_cursor - overlap_ms - 60_000,))

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 from dataclasses import dataclass
 
 from graylink.db import Mark
+
+log = logging.getLogger("graylink.drive")
 
 MARK_REASON = "drive"
 
@@ -29,3 +32,28 @@ def collapse_root(marks: set[Mark]) -> list[Mark]:
     if any(m.path == b"" and m.recursive for m in marks):
         return [Mark(b"", MARK_REASON, recursive=True)]
     return sorted(marks, key=lambda m: (m.path, not m.recursive))
+
+
+@dataclass
+class Unplaced:
+    """The changes of one step that no folder can be found for.
+
+    Each marks the whole source, and one WARNING tells them all: emptying a
+    Drive trash of a thousand items the feed never met would otherwise write
+    a thousand lines for one full walk."""
+
+    count: int = 0
+    first: str = ""
+
+    def add(self, why: str) -> None:
+        self.count += 1
+        self.first = self.first or why
+
+    def marks(self) -> set[Mark]:
+        return {Mark(b"", MARK_REASON, recursive=True)} if self.count else set()
+
+    def tell(self) -> None:
+        if not self.count:
+            return
+        more = f" and {self.count - 1} more" if self.count > 1 else ""
+        log.warning("drive feed: cannot place %s%s: marking the whole source dirty", self.first, more)

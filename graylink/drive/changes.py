@@ -20,7 +20,7 @@ from typing import Any
 
 from graylink.db import Mark, Store
 from graylink.drive.activity import rfc3339_to_ms
-from graylink.drive.batch import MARK_REASON, Polled, Writer, collapse_root
+from graylink.drive.batch import MARK_REASON, Polled, Unplaced, Writer, collapse_root
 from graylink.drive.google import DriveClients, FeedError
 from graylink.drive.items import (
     ITEM_FIELDS,
@@ -143,12 +143,14 @@ def _prefetch(page: Page, resolver: Resolver) -> None:
 def _page_step(store: Store, page: Page, resolver: Resolver, resume: str) -> Callable[[], list[Mark]]:
     def step() -> list[Mark]:
         marks: set[Mark] = set()
+        unplaced = Unplaced()
         for change in page.changes:
             try:
                 marks |= marks_for(change, resolver)
             except UnresolvableError as exc:
-                log.warning("drive feed: cannot place a change (%s): marking the whole source dirty", exc)
-                marks.add(Mark(b"", MARK_REASON, recursive=True))
+                unplaced.add(f"a change ({exc})")
+        unplaced.tell()
+        marks |= unplaced.marks()
         times = [c.time_ms for c in page.changes if c.time_ms is not None]
         if times:
             newest = max([*times, int(store.get_meta(META_NEWEST, "0") or 0)])
