@@ -314,7 +314,7 @@ class Cycle:
         recorded = set(new_dirs)
         if new_dirs:
             with store.atomic():
-                store.executemany("INSERT OR IGNORE INTO link_dir (path) VALUES (?)", ((d,) for d in new_dirs))
+                store.insert_many("INSERT OR IGNORE INTO link_dir (path)", 1, [(d,) for d in new_dirs])
         applied = applier.apply(plan.actions)
         story.applied(applied.done)
         result.applied = applied

@@ -138,9 +138,10 @@ class Index:
         for update in updates:
             for sub in update.removed_subdirs:
                 self.delete_subtree(sub)
-        store.executemany(
-            "INSERT INTO directory (id, path, parent_id, mtime_ns, fingerprint, listed_ns) VALUES (?, ?, ?, ?, ?, ?)",
-            ((u.dir_id, u.rel, u.parent_id, u.mtime_ns, u.fingerprint, u.listed_ns) for u in updates if u.is_new),
+        store.insert_many(
+            "INSERT INTO directory (id, path, parent_id, mtime_ns, fingerprint, listed_ns)",
+            6,
+            [(u.dir_id, u.rel, u.parent_id, u.mtime_ns, u.fingerprint, u.listed_ns) for u in updates if u.is_new],
         )
         store.executemany(
             "UPDATE directory SET mtime_ns = ?, fingerprint = ?, listed_ns = ?, parent_id = coalesce(?, parent_id) "
@@ -155,9 +156,10 @@ class Index:
             "UPDATE file SET size = ?, mtime_ns = ? WHERE dir_id = ? AND name = ?",
             ((st[0], st[1], u.dir_id, name) for u in updates for name, st in u.diff.changed.items()),
         )
-        store.executemany(
-            "INSERT INTO file (dir_id, name, size, mtime_ns) VALUES (?, ?, ?, ?)",
-            ((u.dir_id, name, st[0], st[1]) for u in updates for name, st in u.diff.added.items()),
+        store.insert_many(
+            "INSERT INTO file (dir_id, name, size, mtime_ns)",
+            4,
+            [(u.dir_id, name, st[0], st[1]) for u in updates for name, st in u.diff.added.items()],
         )
 
     def delete_subtree(self, rel: bytes) -> None:

@@ -27,9 +27,9 @@ def record_links(store: Store, applied: ApplyResult, recorded_dirs: Collection[b
         elif op is Op.PRUNE or op is Op.FORGET:
             deletes.append((folder, name))
     store.executemany("DELETE FROM link WHERE dir = ? AND name = ?", deletes)
-    store.executemany("INSERT OR REPLACE INTO link (dir, name, target) VALUES (?, ?, ?)", upserts)
-    store.executemany(
-        "INSERT OR IGNORE INTO link_dir (path) VALUES (?)", ((d,) for d in applied.made_dirs if d not in recorded_dirs)
+    store.insert_many("INSERT OR REPLACE INTO link (dir, name, target)", 3, upserts)
+    store.insert_many(
+        "INSERT OR IGNORE INTO link_dir (path)", 1, [(d,) for d in applied.made_dirs if d not in recorded_dirs]
     )
     store.executemany("DELETE FROM link_dir WHERE path = ?", ((d,) for d in applied.removed_dirs))
 

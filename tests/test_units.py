@@ -267,3 +267,17 @@ def test_a_folder_gone_and_back_between_two_listings_of_one_batch_is_listed_agai
     marks = {(m.path, m.recursive, m.indexed) for m in store.pending_marks()}
     assert (b"P/C", True, False) in marks
     store.close()
+
+
+@pytest.mark.parametrize("count", [0, 1, 99, 100, 101, 250])
+def test_insert_many_writes_every_row_once_whatever_the_count(tmp_path: Path, count: int) -> None:
+    store = Store(str(tmp_path / "g.db"))
+    rows = [(b"D", f"{i:04d}.mkv".encode(), b"/src/D/" + str(i).encode()) for i in range(count)]
+    with store.atomic():
+        store.insert_many("INSERT INTO link (dir, name, target)", 3, rows)
+        # OR REPLACE keeps its meaning row by row: the later row of a key wins.
+        store.insert_many("INSERT OR REPLACE INTO link (dir, name, target)", 3, [(b"D", b"0000.mkv", b"new")] * 2)
+    got = store.execute("SELECT dir, name, target FROM link ORDER BY name").fetchall()
+    expected = [(b"D", b"0000.mkv", b"new")] + rows[1:] if rows else [(b"D", b"0000.mkv", b"new")]
+    assert [(bytes(d), bytes(n), bytes(t)) for d, n, t in got] == expected
+    store.close()
