@@ -14,6 +14,7 @@ from plex_server import FakePlex, PlexAnswer, PlexSection
 
 from graylink.config import Config, PlexConfig, parse_raw
 from graylink.db import Store
+from graylink.linktree import MARKER_DIR
 from graylink.notify.plex import deliver, parse_sections
 from graylink.notify.plex_doctor import doctor_checks
 from graylink.notify.queue import enqueue, queue_status
@@ -159,6 +160,17 @@ def test_a_removed_folder_is_scanned_from_its_nearest_folder_still_there(
     assert plex.scanned() == [("1", "/data/Movies")]
 
 
+def test_a_folder_whose_name_is_not_utf8_is_scanned_through_its_parent(
+    store: Store, plex: FakePlex, links: Path
+) -> None:
+    # A Drive name with an invalid byte reaches the mount as it is; Plex's query cannot carry it.
+    odd = os.fsdecode(b"Movies/Bad\xffName (2005)/Bad\xff.mkv")
+    changed(store, links, odd, "TV/Show/Season 01/E01.mkv")
+    result = send(store, plex, links)
+    assert result.ok and result.sent == 2 and result.pending == 0  # type: ignore[attr-defined]
+    assert sorted(plex.scanned()) == [("1", "/data/Movies"), ("2", "/data/TV/Show/Season 01")]
+
+
 # ------------------------------------------------------------ failures
 
 
@@ -240,6 +252,13 @@ def test_doctor_all_good(tmp_path: Path, plex: FakePlex, links: Path) -> None:
         ("plex.paths", "ok"),
     ]
     assert "1.41.3" in checks[0].message
+
+
+def test_doctor_leaves_graylinks_marker_folder_out(tmp_path: Path, plex: FakePlex, links: Path) -> None:
+    (links / "Movies").mkdir()
+    (links / os.fsdecode(MARKER_DIR)).mkdir()  # every link tree has it after the first reconcile
+    paths = doctor_checks(doctor_config(tmp_path, plex.url))[-1]
+    assert paths.name == "plex.paths" and paths.status == "ok", paths.message
 
 
 def test_doctor_warns_about_top_folders_under_no_section(tmp_path: Path, plex: FakePlex, links: Path) -> None:

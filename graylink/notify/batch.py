@@ -128,10 +128,11 @@ def _drop_covered(updates: Mapping[bytes, str]) -> dict[bytes, str]:
     return kept
 
 
-def _speakable(path: bytes) -> tuple[bytes, bool]:
+def speakable(path: bytes) -> tuple[bytes, bool]:
     """The nearest ancestor whose path is valid UTF-8, and whether it is ``path`` itself.
 
-    A name that is not UTF-8 cannot be said in JSON; its folder can.
+    A name that is not UTF-8 cannot be said in JSON (Emby, Jellyfin) or in a
+    URL query (Plex); its folder can.
     """
     candidate = path
     while candidate not in (b"", b"/"):
@@ -152,11 +153,11 @@ def build_entries(
     is_gone: Callable[[bytes], bool] = lambda _path: False,
 ) -> list[Entry]:
     """The request's entries: collapsed, made sayable in JSON, mapped, sorted."""
-    speakable: dict[bytes, str] = {}
+    sayable: dict[bytes, str] = {}
     for path, update_type in updates.items():
-        said, same = _speakable(path)
+        said, same = speakable(path)
         kind = update_type if same else MODIFIED
-        previous = speakable.get(said)
-        speakable[said] = kind if previous in (None, kind) else MODIFIED
-    collapsed = collapse(speakable, threshold, floors, is_gone)
+        previous = sayable.get(said)
+        sayable[said] = kind if previous in (None, kind) else MODIFIED
+    collapsed = collapse(sayable, threshold, floors, is_gone)
     return [Entry(map_path(os.fsdecode(path), path_map), kind) for path, kind in sorted(collapsed.items())]

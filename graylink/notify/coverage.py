@@ -11,13 +11,18 @@ from __future__ import annotations
 import os
 
 from graylink.checks import Check
+from graylink.linktree import MARKER_DIR
 from graylink.notify.pathmap import PathMap, is_under, map_path
 
 
 def top_folders(target: str) -> list[str]:
+    """The link tree's top-level folders, without graylink's own marker folder (it never holds links)."""
+    marker = os.fsdecode(MARKER_DIR)
     try:
         with os.scandir(target) as listing:
-            return sorted(entry.path for entry in listing if entry.is_dir(follow_symlinks=False))
+            return sorted(
+                entry.path for entry in listing if entry.is_dir(follow_symlinks=False) and entry.name != marker
+            )
     except OSError:
         return []
 

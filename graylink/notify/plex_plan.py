@@ -1,7 +1,8 @@
 """Which partial scans tell Plex about a set of queued link changes (pure).
 
 Plex scans folders, not files: each change becomes the folder that holds its
-link (a folder that is gone becomes the nearest one still there), folders
+link (a folder that is gone becomes the nearest one still there, a folder
+whose name is not UTF-8 the nearest one whose name is), folders
 with many changed siblings collapse into their parent (the rule of
 ``collapse_threshold``, as for Emby), each folder is mapped into Plex's view
 with ``[plex] path_map`` and matched to the section(s) whose ``Location``
@@ -18,7 +19,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
 from graylink.config import PlexConfig
-from graylink.notify.batch import MODIFIED, collapse
+from graylink.notify.batch import MODIFIED, collapse, speakable
 from graylink.notify.pathmap import is_under, map_path
 from graylink.notify.queue import Queued
 
@@ -76,7 +77,9 @@ def changed_folders(
     root = tree_root.rstrip(b"/") or b"/"
     folders: dict[bytes, set[int]] = defaultdict(set)
     for row in rows:
-        folders[_existing_folder(row.path, root, exists)].add(row.id)
+        # A folder whose name is not UTF-8 cannot be put in the scan's query: its nearest sayable ancestor is.
+        folder, _same = speakable(_existing_folder(row.path, root, exists))
+        folders[folder].add(row.id)
     floors = [root, *(os.fsencode(src) for src, _ in config.path_map)]
     # A floor itself may be scanned (changes right under the tree's root), but never climbed above.
     kept = collapse(dict.fromkeys(folders, MODIFIED), config.collapse_threshold, floors)
