@@ -164,7 +164,7 @@ class Cycle:
     def _veto_prunes(self, plan: Plan) -> None:
         """One lstat of each file about to be pruned: one that is there keeps its
         link, and its folder is listed again (the index lost it)."""
-        veto = veto_prunes(plan, self.config.paths.source, CHECK_TIMEOUT, self.options.should_stop)
+        veto = veto_prunes(plan, self.config.paths.source, self.rules, CHECK_TIMEOUT, self.options.should_stop)
         if not veto.message:
             return
         self.failures.append(veto.message)

@@ -24,6 +24,7 @@ from dataclasses import dataclass
 from graylink import deadline, fsinfo
 from graylink.listing import MountGone
 from graylink.reconciler import TEMP_RE, Op, Plan
+from graylink.rules import Rules
 from graylink.scanner import Interrupted
 
 log = logging.getLogger(__name__)
@@ -107,11 +108,24 @@ class Veto:
     folders: tuple[bytes, ...] = ()  # folders to list again: the index lost files that are there
 
 
-def veto_prunes(plan: Plan, source: str, timeout: float = CHECK_TIMEOUT, should_stop: StopFn | None = None) -> Veto:
+def _wanted(rules: Rules, rel: bytes) -> bool:
+    folder, _, name = rel.rpartition(b"/")
+    return rules.wants_dir(folder) and rules.wants_file(name)
+
+
+def veto_prunes(
+    plan: Plan, source: str, rules: Rules, timeout: float = CHECK_TIMEOUT, should_stop: StopFn | None = None
+) -> Veto:
     """Withhold each prune whose source file is still there (one lstat each: prunes are few).
 
-    A source that does not answer withholds every prune."""
-    prunes = [a for a in plan.actions if a.op is Op.PRUNE and not TEMP_RE.match(os.path.basename(a.link))]
+    Only prunes of links the rules still want are looked at: a link the rules
+    no longer want (an extension dropped, a folder excluded) goes although its
+    file stays. A source that does not answer withholds every such prune."""
+    prunes = [
+        a
+        for a in plan.actions
+        if a.op is Op.PRUNE and not TEMP_RE.match(os.path.basename(a.link)) and _wanted(rules, a.link)
+    ]
     if not prunes:
         return Veto("")
     root = os.fsencode(source).rstrip(b"/")

@@ -82,3 +82,24 @@ def test_an_unchanged_folder_whose_subfolder_the_index_lost_is_listed_again(lib:
         assert store.count("file") == 8
         assert store.execute("SELECT 1 FROM directory WHERE path = ?", (b"TV/B/S2",)).fetchone() is not None
     assert links_in(lib.target) == expected_links(lib.source)
+
+
+def test_links_the_rules_no_longer_want_are_pruned_though_their_files_are_there(lib: Library) -> None:
+    # The user stops linking subtitles and excludes an extras folder: the files stay in the source,
+    # their links go (the prune confirmation is for files the index lost, not for files unwanted).
+    for rel in ("Movies/A (2001)/A.mkv", "Movies/A (2001)/A.srt", "Movies/A (2001)/Extras/making-of.mkv"):
+        lib.add(rel)
+    for n in range(8):
+        lib.add(f"TV/Show/S1/e{n}.mkv")
+    lib.write_ini(rules={"extensions": ".srt"})
+    assert lib.cli("reconcile").exit_code == 0
+    assert links_in(lib.target) == expected_links(lib.source, {".srt"})
+    lib.write_ini(rules={"exclude_dirs": "Extras"})
+    result = lib.cli("reconcile")
+    assert result.exit_code == 0, result.output
+    assert "0 created, 0 repaired, 2 pruned" in result.output
+    assert links_in(lib.target) == {
+        rel: link for rel, link in expected_links(lib.source).items() if b"/Extras/" not in rel
+    }
+    again = lib.cli("reconcile")
+    assert again.exit_code == 0 and "0 pruned" in again.output, again.output
