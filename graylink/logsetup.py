@@ -16,7 +16,7 @@ from graylink.config import LogConfig
 TEXT_FORMAT = "%(asctime)s %(levelname)s %(message)s"
 DATE_FORMAT = "%Y-%m-%d %H:%M:%S"
 LEVELS = {"debug": logging.DEBUG, "info": logging.INFO, "warning": logging.WARNING, "error": logging.ERROR}
-NOISY = ("urllib3", "googleapiclient", "google", "peewee", "schedule", "httplib2")
+NOISY = ("urllib3", "googleapiclient", "google", "peewee", "schedule", "httplib2", "apprise")
 
 
 class JsonFormatter(logging.Formatter):

@@ -159,6 +159,10 @@ def test_the_loop_alerts_once_per_change_through_apprise(lib: Library, loop_of: 
         restarted.wait_log("reconcile (walk)", count=3)
         assert len(receiver.titles()) == 2
         assert restarted.stop() == 0
+    # graylink's own line says what went out; Apprise's chatter ("Notifying 1 service(s).") is for -vv.
+    log = restarted.text()
+    assert "alert: graylink: the mount of" in log
+    assert "Notifying" not in log and "Sent JSON POST" not in log, log
 
 
 def test_an_alert_url_apprise_cannot_use_is_reported_at_start_without_its_secret(
