@@ -64,6 +64,19 @@ def check_target(config: Config) -> None:
     _creatable("[paths] target", target)
 
 
+def check_target_writable(config: Config) -> None:
+    """An existing link tree's root must take new entries (a real run writes there)."""
+    target = config.paths.target
+    if not os.path.isdir(target) or os.access(target, os.W_OK | os.X_OK):
+        return
+    try:
+        read_only = bool(os.statvfs(target).f_flag & os.ST_RDONLY)
+    except OSError:
+        read_only = False
+    why = "is on a read-only filesystem" if read_only else "is not writable by this user"
+    raise ConfigError(f"[paths] target {target} {why}: graylink makes its links there")
+
+
 def make_target(config: Config) -> None:
     """Create the link tree's root (a real run, after :func:`check_target`)."""
     target = config.paths.target
@@ -95,12 +108,16 @@ def check_database(config: Config) -> None:
         raise ConfigError(f"[paths] database {database} is a directory: name a file (e.g. {database}/graylink.db)")
 
 
-def check_paths(config: Config, *, source: bool) -> None:
+def check_paths(config: Config, *, source: bool, write: bool = True) -> None:
     """Everything a run needs before it creates its lock file and database.
 
     ``source``: check that the source is a folder too (once the index holds
-    files, a missing source is a dropped mount, which the cycle reports)."""
+    files, a missing source is a dropped mount, which the cycle reports).
+    ``write``: the run makes links (not a dry run), so the link tree's root
+    must be writable."""
     if source:
         check_source(config)
     check_target(config)
+    if write:
+        check_target_writable(config)
     check_database(config)

@@ -221,3 +221,20 @@ def test_one_folder_that_refuses_symlinks_is_a_failed_action_not_a_stop(lib: Lib
     fixed = lib.run("reconcile", "--json")
     assert fixed.returncode == 0, fixed.stderr
     assert summary(fixed.stdout)["create"] == 1
+
+
+def test_a_read_only_link_tree_is_refused_before_anything_is_made(lib: Library) -> None:
+    """A target folder on a read-only filesystem is a configuration mistake: one line, exit 2, no database."""
+    lib.add("Movies/A (2001)/A.mkv")
+    with small_tmpfs(lib.target, "size=1m"):
+        subprocess.run(["mount", "-o", "remount,ro", str(lib.target)], check=True)
+        for args in (("reconcile",), ("reconcile", "--loop")):
+            refused = lib.run(*args)
+            assert refused.returncode == 2, refused.stderr
+            assert refused.stderr.splitlines() == [
+                f"graylink: [paths] target {lib.target} is on a read-only filesystem: graylink makes its links there"
+            ]
+            assert not lib.database.parent.exists(), "exit 2 leaves no database and no lock file behind"
+        dry = lib.run("reconcile", "--dry-run")  # changes nothing, so it may look
+        assert dry.returncode == 0, dry.stderr
+        assert "+ Movies/A (2001)/A.mkv" in dry.stdout

@@ -107,7 +107,7 @@ def reconcile(
     subtrees = scopes_of(config, paths)
     # Everything that can be refused is refused now, before the lock file and
     # the database exist: a bad run leaves nothing behind.
-    check_paths(config, source=not os.path.isfile(config.paths.database))
+    check_paths(config, source=not os.path.isfile(config.paths.database), write=not dry_run)
     if loop:
         from graylink.service import run_loop
 
