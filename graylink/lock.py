@@ -120,6 +120,18 @@ class InstanceLock:
         self.release()
 
 
+def refuse_if_held(database: str) -> None:
+    """LockHeld, with the holder's pid, when another graylink holds the database's lock now.
+
+    For checks that run before the lock is taken (binding the status page's
+    port): a port held by the running service is not the cause to report.
+    The lock itself stays the authority: a free lock here is taken later."""
+    pid = holder(database)
+    if pid is not None:
+        who = f"pid {pid}" if pid else "unknown pid"
+        raise LockHeld(f"another graylink ({who}) holds {lock_path(database)}")
+
+
 def holder(database: str) -> int | None:
     """The pid of the graylink that holds the lock (0: held, pid unreadable), or None.
 

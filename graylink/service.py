@@ -37,7 +37,7 @@ from graylink.db import Store
 from graylink.drive.feed import CredentialCache
 from graylink.errors import GraylinkError
 from graylink.jobs import JOBS, WAKE_JOB, Job, Outcome
-from graylink.lock import InstanceLock
+from graylink.lock import InstanceLock, refuse_if_held
 from graylink.logsetup import configure_logging
 from graylink.outcome import service_line
 from graylink.status import record_reconcile
@@ -354,6 +354,7 @@ def run_loop(app: AppContext, jobs: tuple[Job, ...] = JOBS, *, full: bool = Fals
     """Run the service until SIGTERM / SIGINT; 0 on a clean stop. ``full``: the
     first walk verifies everything."""
     config = app.config
+    refuse_if_held(config.paths.database)  # before the port: the running service holds both
     bound = web_jobs.bind_web(config)
     try:
         return _serve(app, config, jobs, full, bound)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import signal
+import socket
 import sqlite3
 from collections.abc import Callable
 from pathlib import Path
@@ -56,6 +57,24 @@ def test_sigint_also_stops_with_exit_0(lib: Library, loop_of: Callable[[], Loop]
     assert loop.stop(signal.SIGINT) == 0
     assert "SIGINT received" in loop.text()
     assert integrity(lib.database) == "ok"
+
+
+def test_a_second_loop_with_the_status_page_is_told_about_the_first_not_the_port(
+    lib: Library, loop_of: Callable[[], Loop]
+) -> None:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    fast(lib, web={"listen": f"127.0.0.1:{port}"})
+    lib.add("Movies/A.mkv")
+    loop = loop_of()
+    wait_for("the link", linked(lib, "Movies/A.mkv"), loop.proc)
+    loop.wait_log("web: status page")
+    second = lib.run("reconcile", "--loop")
+    assert second.returncode == 2
+    # The port is in use because the first loop serves it: the one line names the real cause.
+    assert second.stderr.splitlines() == [f"graylink: another graylink (pid {loop.proc.pid}) holds {lib.database}.lock"]
+    assert loop.proc.poll() is None and loop.stop() == 0
 
 
 def test_while_the_loop_runs_writers_are_refused_and_readers_work(lib: Library, loop_of: Callable[[], Loop]) -> None:
