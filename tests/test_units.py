@@ -278,6 +278,6 @@ def test_insert_many_writes_every_row_once_whatever_the_count(tmp_path: Path, co
         # OR REPLACE keeps its meaning row by row: the later row of a key wins.
         store.insert_many("INSERT OR REPLACE INTO link (dir, name, target)", 3, [(b"D", b"0000.mkv", b"new")] * 2)
     got = store.execute("SELECT dir, name, target FROM link ORDER BY name").fetchall()
-    expected = [(b"D", b"0000.mkv", b"new")] + rows[1:] if rows else [(b"D", b"0000.mkv", b"new")]
+    expected = [(b"D", b"0000.mkv", b"new"), *rows[1:]] if rows else [(b"D", b"0000.mkv", b"new")]
     assert [(bytes(d), bytes(n), bytes(t)) for d, n, t in got] == expected
     store.close()
