@@ -145,6 +145,19 @@ def compile_checkout() -> None:
     compileall.compile_dir(os.path.join(REPO, "graylink"), quiet=1)
 
 
+def measured_checkout() -> str:
+    """Where the graylink that the measured processes import lives. A graylink
+    in the current folder (``python -m`` looks there first) or an editable
+    install of another checkout would be measured instead of this one."""
+    code = "import os, graylink; print(os.path.dirname(os.path.dirname(os.path.abspath(graylink.__file__))))"
+    found = subprocess.run(
+        [sys.executable, "-c", code], env=graylink_env(), capture_output=True, text=True, check=False
+    ).stdout.strip()
+    if os.path.realpath(found) != os.path.realpath(REPO):
+        raise BenchError(f"the measured processes would import graylink from {found or '(nowhere)'}, not {REPO}")
+    return found
+
+
 def graylink_env() -> dict[str, str]:
     # The user's own GRAYLINK_* overrides must not leak into a benchmark.
     env = {k: v for k, v in os.environ.items() if not k.startswith("GRAYLINK_")}
@@ -892,6 +905,7 @@ def main(argv: list[str] | None = None) -> int:
     report = Report(machine=machine_info(), library={}, repeat=args.repeat)
     compile_checkout()
     try:
+        measured_checkout()
         with workspace(args.workdir, args.keep, args.files) as work:
             print(f"building a {args.files}-file library in {work} ...", file=sys.stderr, flush=True)
             bench = Bench(work, args.files, args.repeat, report, args.videos)
