@@ -10,6 +10,7 @@ before touching anything.
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -202,6 +203,11 @@ def _scrubber(raw: Mapping[str, Mapping[str, str]]) -> Callable[[str], str]:
     return scrub
 
 
+def _shows_any(message: str, secret: str) -> bool:
+    """Whether ``message`` holds any word of a secret's value (then it is not shown)."""
+    return any(word in message for word in re.split(r"[\s,]+", secret) if word)
+
+
 def parse_raw(raw: Mapping[str, Mapping[str, str]], file: str = "") -> Config:
     scrub = _scrubber(raw)
     sections: dict[str, Any] = {}
@@ -212,8 +218,9 @@ def parse_raw(raw: Mapping[str, Mapping[str, str]], file: str = "") -> Config:
             try:
                 values[key] = parse(text)
             except ValueError as exc:
-                shown = "***" if (section, key) in SECRET_KEYS else None
-                detail = scrub(str(exc)) if shown is None else "invalid value"
+                detail = scrub(str(exc))
+                if (section, key) in SECRET_KEYS and _shows_any(detail, text):
+                    detail = "invalid value"
                 raise ConfigError(f"[{section}] {key}: {detail}") from None
         sections[section] = _SECTION_TYPES[section](**values)
     config = Config(file=file, **sections)

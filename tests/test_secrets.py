@@ -137,6 +137,19 @@ def test_config_repr_and_errors_hide_secrets(lib: Library) -> None:
     assert leaks(str(caught.value).encode()) == []
 
 
+def test_a_mistyped_alert_url_is_told_what_is_wrong_never_shown(lib: Library) -> None:
+    """The message of a secret's parser is shown when it holds nothing of the value."""
+    from graylink.config import ConfigError, parse_raw
+
+    paths = {"source": str(lib.source), "target": str(lib.target), "database": str(lib.database)}
+    with pytest.raises(ConfigError) as caught:
+        parse_raw({"paths": paths, "alerts": {"urls": f"json://127.0.0.1:9/ok, tgram//{PLEX_TOKEN}/123"}})
+    assert str(caught.value) == (
+        "[alerts] urls: an alert URL must look like scheme://... (Apprise syntax, e.g. tgram://TOKEN/CHAT)"
+    )
+    assert PLEX_TOKEN not in str(caught.value)
+
+
 def test_token_files_are_0600(tmp_path: Path) -> None:
     old = os.umask(0)
     try:
