@@ -416,3 +416,20 @@ def test_unknown_routes_and_methods_answer_json(lib: Library, web: Callable[...,
     assert missing.status_code == 404 and "no such page" in missing.json()["error"]
     wrong = w.get("/api/reconcile")
     assert wrong.status_code == 405 and "GET is not allowed" in wrong.json()["error"]
+
+
+def test_the_page_shows_a_conflict_whose_name_is_not_utf8(lib: Library, web: Callable[..., WebLoop]) -> None:
+    # A name with a byte that is not UTF-8 reaches the mount as it is (rclone passes it through).
+    lib.add(b"Movies/Bad\xffName/Bad\xff.mkv")
+    lib.add("Movies/Good/Good.mkv")
+    blocker = os.path.join(os.fsencode(lib.target), b"Movies/Bad\xffName/Bad\xff.mkv")
+    os.makedirs(os.path.dirname(blocker))
+    with open(blocker, "wb") as handle:
+        handle.write(b"not a link")
+    w = web()
+    wait_for("the first walk", linked(lib, "Movies/Good/Good.mkv"), w.loop.proc)
+    w.loop.wait_log("reconcile (walk)")
+    page = w.get("/")
+    assert page.status_code == 200, page.text[:300]
+    assert "Movies/Bad\\xffName/Bad\\xff.mkv" in page.text  # shown as the log shows it
+    assert "Exception on /" not in w.loop.text()
