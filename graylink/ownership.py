@@ -27,6 +27,9 @@ log = logging.getLogger(__name__)
 META_SOURCE = "library_source"
 META_TARGET = "library_target"
 META_DATABASE_ID = "database_id"
+# Whether the source was a mount point when first indexed (triggers.mount):
+# a fact about the recorded source, forgotten when a rebase changes the source.
+META_WAS_MOUNTPOINT = "source_was_mountpoint"
 
 
 @dataclass(frozen=True)
@@ -53,6 +56,12 @@ def recorded(store: Store) -> Library | None:
     if source is None or target is None:
         return None
     return Library(source, target)
+
+
+def is_recorded_source(config: Config, store: Store) -> bool:
+    """Whether the config's source is the one the database records (or none is recorded yet)."""
+    mine = recorded(store)
+    return mine is None or mine.source == Library.of(config).source
 
 
 def database_id(store: Store) -> str | None:
@@ -107,6 +116,8 @@ def record(config: Config, store: Store) -> None:
         store.set_meta(META_DATABASE_ID, uuid.uuid4().hex)
     elif before is not None and before.target != wanted.target:
         _withdraw_claim(before.target, str(database_id(store)))
+    if before is not None and before.source != wanted.source:
+        store.execute("DELETE FROM meta_value WHERE key = ?", (META_WAS_MOUNTPOINT,))
     store.set_meta(META_SOURCE, wanted.source)
     store.set_meta(META_TARGET, wanted.target)
 

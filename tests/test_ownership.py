@@ -11,6 +11,8 @@ from pathlib import Path
 
 from service_support import Loop, linked, wait_for
 
+from tests.test_mount import Mounted, rclone_mount  # noqa: F401  (the fixture)
+
 from conftest import Library, expected_links, links_in, tree_state
 
 
@@ -273,3 +275,26 @@ def test_a_dry_run_rebase_says_what_would_move_and_changes_nothing(lib: Library)
     rebased = lib.run("reconcile", "--rebase")
     assert rebased.returncode == 0 and "rebase: the database moves from" in rebased.stderr, rebased.stderr
     assert links_in(fresh) == expected_links(moved)
+
+
+def test_rebase_off_an_rclone_mount_onto_a_local_copy(
+    rclone_mount: Callable[..., Mounted],  # noqa: F811  (the imported fixture)
+    tmp_path: Path,
+) -> None:
+    """The memory "the source was a mount point" belongs to the old source: the new one is judged afresh."""
+    m = rclone_mount()
+    assert m.graylink("reconcile").returncode == 0
+    assert meta(m.ini.parent / "graylink.db", "source_was_mountpoint") == "1"
+    local = tmp_path / "local"
+    shutil.copytree(m.src, local)
+    m.ini.write_text(m.ini.read_text().replace(f"source = {m.mnt}", f"source = {local}"))
+    dry = m.graylink("reconcile", "--rebase", "--dry-run")
+    assert dry.returncode == 0, dry.stderr
+    assert "mount check" not in dry.stderr and "3 repaired" in dry.stdout, dry.stdout + dry.stderr
+    rebased = m.graylink("reconcile", "--rebase")
+    assert rebased.returncode == 0, rebased.stderr
+    assert "0 created, 3 repaired, 0 pruned" in rebased.stdout
+    assert links_in(m.links) == expected_links(local)
+    again = m.graylink("reconcile")
+    assert again.returncode == 0 and "0 created, 0 repaired, 0 pruned" in again.stdout, again.stderr
+    assert meta(m.ini.parent / "graylink.db", "source_was_mountpoint") == "0"

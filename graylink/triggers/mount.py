@@ -18,7 +18,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from graylink import deadline, fsinfo
+from graylink import deadline, fsinfo, ownership
 from graylink.config import Config
 from graylink.db import Mark, Store
 from graylink.triggers.mount_record import META_DOWN_SINCE as META_DOWN_SINCE
@@ -37,7 +37,7 @@ ANCHOR = "anchor"
 NOT_EMPTY = "source-not-empty"
 
 # DB meta keys (the drop itself is kept by mount_record).
-META_WAS_MOUNTPOINT = "source_was_mountpoint"
+META_WAS_MOUNTPOINT = ownership.META_WAS_MOUNTPOINT
 
 _DEAD_ERRNOS = {errno.ENOTCONN, errno.EIO, errno.ESTALE, errno.ECONNABORTED}
 
@@ -102,7 +102,10 @@ def _index_has_files(store: Store) -> bool:
 
 
 def must_be_mountpoint(config: Config, store: Store) -> bool:
-    return config.mount.require_mountpoint or store.get_meta(META_WAS_MOUNTPOINT) == "1"
+    if config.mount.require_mountpoint:
+        return True
+    # What was remembered is the recorded source's: a rebase onto another source judges it afresh.
+    return ownership.is_recorded_source(config, store) and store.get_meta(META_WAS_MOUNTPOINT) == "1"
 
 
 def check_health(
