@@ -284,6 +284,22 @@ def test_drive_marks_are_vfs_refreshed_before_the_reconcile(rclone_mount: Callab
     assert "Show/S01/e03.mkv" in m.links_now()
 
 
+def test_reconcile_path_has_rclone_re_read_the_folder(rclone_mount: Callable[..., Mounted]) -> None:
+    """troubleshooting.md: --path forces a re-read of the folder, through rclone's long directory cache too."""
+    port = free_port()
+    m = rclone_mount("--rc", "--rc-addr", f"127.0.0.1:{port}", "--rc-no-auth", dir_cache="1000h")
+    _rc_config(m, port)
+    assert m.graylink("reconcile").returncode == 0
+    (m.src / "Show/S01/e03.mkv").write_bytes(b"video")
+    (m.src / "Show/S02").mkdir()
+    (m.src / "Show/S02/e01.mkv").write_bytes(b"video")
+    assert not m.visible("Show/S01/e03.mkv")  # the directory cache holds for 1000h
+    run = m.graylink("reconcile", "--path", "Show/S01/e03.mkv", "--path", "Show")
+    assert run.returncode == 0, run.stderr
+    assert "2 created" in run.stdout, run.stdout + run.stderr
+    assert {"Show/S01/e03.mkv", "Show/S02/e01.mkv"} <= m.links_now()
+
+
 def test_vfs_refresh_with_credentials(rclone_mount: Callable[..., Mounted], caplog: pytest.LogCaptureFixture) -> None:
     port = free_port()
     secret = "made-up-rc-pass-7"

@@ -16,6 +16,7 @@ from graylink import deadline, fsinfo
 from graylink.config import Config
 from graylink.db import Store, normalize_rel, parent_of, subtree_bounds
 from graylink.errors import ConfigError
+from graylink.rclone.rc import vfs_refresh
 from graylink.scopes import Scope
 from graylink.sourcecheck import CHECK_TIMEOUT
 
@@ -54,11 +55,11 @@ def scope_of(config: Config, store: Store | None, given: str) -> Scope:
     rel = relative_path(config, given)
     if not rel:
         return Scope(b"", True)
-    full = os.path.join(os.fsencode(config.paths.source), rel)
     try:
-        mode: int | None = deadline.call(lambda: os.lstat(full).st_mode, CHECK_TIMEOUT, f"looking at {given}")
-    except (FileNotFoundError, NotADirectoryError):
-        mode = None
+        mode = _mode(config, rel, given)
+        if mode is None and config.mount.rclone_rc and vfs_refresh(config, [parent_of(rel)]):
+            # New on the Drive, not yet in rclone's directory cache: re-read, look again.
+            mode = _mode(config, rel, given)
     except (OSError, deadline.NoAnswer):
         # The source cannot be looked at (a dead or hung mount): the cycle's health
         # gate reports that, and a subtree is the safe reading meanwhile.
@@ -69,6 +70,15 @@ def scope_of(config: Config, store: Store | None, given: str) -> Scope:
     if known is None:
         raise ConfigError(f"--path {given}: not in the source, and not in the index either: nothing to reconcile")
     return known
+
+
+def _mode(config: Config, rel: bytes, given: str) -> int | None:
+    """The lstat mode of ``rel`` in the source; None when it is not there."""
+    full = os.path.join(os.fsencode(config.paths.source), rel)
+    try:
+        return deadline.call(lambda: os.lstat(full).st_mode, CHECK_TIMEOUT, f"looking at {given}")
+    except (FileNotFoundError, NotADirectoryError):
+        return None
 
 
 def _known(store: Store, rel: bytes) -> Scope | None:

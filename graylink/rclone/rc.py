@@ -25,9 +25,10 @@ RC_DEADLINE = 120.0  # seconds for a whole rc call: a recursive refresh lists th
 RC_NOOP_DEADLINE = 10.0  # doctor's rc/noop: rclone answers it at once when it answers at all
 
 
-# Marks that say "the Drive changed here" (the feed, the web triggers, Sonarr / Radarr):
-# rclone's directory cache may not show the change yet, so those folders are re-read first.
-REMOTE_REASONS = frozenset({"drive", "api", "webhook", "sonarr", "radarr"})
+# Marks that say "the Drive changed here" (the feed, the web triggers, Sonarr / Radarr,
+# and --path, where the user says so): rclone's directory cache may not show the change
+# yet, so those folders are re-read first.
+REMOTE_REASONS = frozenset({"drive", "api", "webhook", "sonarr", "radarr", "path"})
 
 
 def refresh_marked(config: Config, marks: list[StoredMark], reasons: frozenset[str] = REMOTE_REASONS) -> bool:
