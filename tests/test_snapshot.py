@@ -502,6 +502,8 @@ def test_folder_by_hash_linked_column_and_sorting(browser: Any, page_url: str) -
     # Navigating through the tree and the breadcrumbs.
     page.page.click("#gl-crumbs a:text('TV')")
     page.page.wait_for_function("location.hash === '#/TV'")
+    # The list is drawn on the hashchange event, which fires after the hash has changed.
+    page.page.wait_for_function("document.querySelector('#gl-list tbody td.name')?.textContent === 'Empty'")
     assert page.texts("#gl-list tbody td.name") == ["Empty", "Show"]
     page.page.click("#gl-tree .row:has(a:text('Movies')) .tog")
     assert "X (2001)" in page.texts("#gl-tree a")
