@@ -74,7 +74,16 @@ def _read_file(path: str, raw: dict[str, dict[str, str]]) -> None:
         for key, value in parser.items(section):
             if key not in SCHEMA[section]:
                 raise ConfigError(f"{path}: unknown key '{key}' in [{section}]")
-            raw[section][key] = value
+            raw[section][key] = unquoted(value)
+
+
+def unquoted(value: str) -> str:
+    """A value wrapped in one pair of quotes (``api_key = "abc"``, as other INI
+    readers and shell files take it) without them; anything else as written."""
+    text = value.strip()
+    if len(text) >= 2 and text[0] == text[-1] and text[0] in "\"'" and text[0] not in text[1:-1]:
+        return text[1:-1]
+    return value
 
 
 def _reason(exc: BaseException) -> str:

@@ -175,3 +175,28 @@ def test_environment_values_keep_what_looks_like_a_comment(tmp_path: Path, monke
         "GRAYLINK_EMBY_API_KEY": "abc ;def",
     }
     assert load_config(None, environ=environ).emby.api_key == "abc ;def"
+
+
+def test_a_value_in_quotes_is_the_value_without_them(tmp_path: Path) -> None:
+    """``api_key = "abc"`` (as other INI readers take it) was sent with its quotes: 401, "refused the key"."""
+    ini = tmp_path / "graylink.ini"
+    ini.write_text(
+        "[paths]\n"
+        f'source = "{tmp_path}/src"\n'
+        f"target = '{tmp_path}/links'   ; quoted too\n"
+        "link_root = \"/media/a 'b'\"\n"
+        "[emby]\n"
+        'api_key = "made-up-key-0123"\n'
+        "[mount]\n"
+        "remount_command = sh -c \"mount /x\"\n",
+        encoding="utf-8",
+    )
+    config = load_config(str(ini), environ={})
+    assert config.paths.source == f"{tmp_path}/src"
+    assert config.paths.target == f"{tmp_path}/links"
+    assert config.paths.link_root == "/media/a 'b'"
+    assert config.emby.api_key == "made-up-key-0123"
+    assert config.mount.remount_command == 'sh -c "mount /x"'  # quotes inside a value stay
+    # The environment is taken whole, as documented.
+    with_env = load_config(str(ini), environ={"GRAYLINK_EMBY_API_KEY": '"quoted"'})
+    assert with_env.emby.api_key == '"quoted"'
