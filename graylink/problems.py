@@ -60,8 +60,11 @@ def update_problems(store: Store, planned: ScopeSet | None, found: Iterable[Prob
     ``planned`` is None when the cycle did not finish (stopped, mount down):
     what it did not reach is not known to be resolved, so nothing is dropped.
     Runs inside the cycle's closing transaction."""
+    found = list(found)
     if planned is not None:
-        gone = [(link,) for (link,) in _links(store) if planned.covers(parent_of(link), False)]
+        # Problems found again stay as they are (their first_seen kept); the others planned over are resolved.
+        again = {p.link for p in found}
+        gone = [(link,) for (link,) in _links(store) if link not in again and planned.covers(parent_of(link), False)]
         store.executemany("DELETE FROM problem WHERE link = ?", gone)
     now = time.time()
     store.executemany(

@@ -65,6 +65,22 @@ def test_a_conflict_is_reported_by_every_run_until_the_blocker_goes(lib: Library
     }  # fmt: skip
 
 
+def test_an_open_conflict_keeps_the_time_it_was_first_seen(lib: Library) -> None:
+    """status and the page say "since …": the first run that found it, not the latest."""
+    lib.add("Movies/A/A.mkv")
+    (lib.target / "Movies/A").mkdir(parents=True)
+    (lib.target / "Movies/A/A.mkv").write_bytes(b"my own file")
+    reconcile(lib, code=1)
+    first = status(lib)["problems"]["open"][0]
+    lib.add("Movies/B/B.mkv")  # a later run that plans the same folder again
+    reconcile(lib, code=1)
+    reconcile(lib, "--full", code=1)
+    later = status(lib)["problems"]["open"][0]
+    assert later["link"] == first["link"]
+    assert later["since"] == first["since"], "the first time it was seen"
+    assert later["last_seen"] > first["last_seen"]
+
+
 def test_a_conflict_whose_source_is_deleted_leaves_the_book(lib: Library) -> None:
     lib.add("Movies/A/A.mkv")
     (lib.target / "Movies/A").mkdir(parents=True)
