@@ -6,11 +6,14 @@ graylink runs as a real process against a loopback Emby and a loopback Plex.
 from __future__ import annotations
 
 import json
+import logging
 import os
 import socket
 import time
 from pathlib import Path
+from typing import Any
 
+import pytest
 from emby_server import Answer, FakeMediaServer
 from plex_server import FakePlex
 
@@ -142,3 +145,25 @@ def test_a_slow_server_does_not_hold_back_the_other(tmp_path: Path) -> None:
         assert results["plex"].ok and not results["emby"].ok and took >= 3.0  # Emby: three 1 s tries
         assert plex.scans[0].at - began < 2.0  # Plex did not wait for Emby's three 1 s tries
         assert results["emby"].pending == 1 and results["plex"].pending == 0
+
+
+def test_an_unforeseen_error_of_one_servers_delivery_fails_that_server_alone(
+    lib: Library, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A defect in one notifier (an exception nobody foresaw on its thread) is
+    that server's failure: its updates stay queued, the other server's result
+    is still recorded, and the key never reaches the log."""
+    from concurrent.futures import Future
+
+    from graylink.config import load_config
+    from graylink.notify.deliver import _outcome
+
+    lib.write_ini(plex={"url": "http://127.0.0.1:9", "token": "made-up-plex-token"})
+    config = load_config(str(lib.ini), environ={})
+    future: Future[Any] = Future()
+    future.set_exception(KeyError("a path near made-up-plex-token"))
+    with caplog.at_level(logging.ERROR):
+        result, done = _outcome(config, "plex", future, 7)
+    assert done == [] and result.pending == 7 and not result.ok and result.server == "plex"
+    assert "made-up-plex-token" not in result.error and "KeyError" in result.error
+    assert "made-up-plex-token" not in caplog.text and "7 updates stay queued" in caplog.text

@@ -12,12 +12,12 @@ from __future__ import annotations
 import logging
 import os
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 
 from graylink.config import Config
 from graylink.db import Store
 from graylink.notify import emby, plex, queue
-from graylink.notify.http import DELIVERY_BUDGET, REQUEST_DEADLINE, Budget, Sleep
+from graylink.notify.http import DELIVERY_BUDGET, REQUEST_DEADLINE, Budget, Sleep, scrub
 from graylink.notify.queue import DeliveryResult, Queued
 
 log = logging.getLogger(__name__)
@@ -54,7 +54,7 @@ def deliver_all(
     if work:
         with ThreadPoolExecutor(max_workers=len(work), thread_name_prefix="deliver") as pool:
             futures = {name: pool.submit(run, name) for name in work}
-            outcomes = {name: future.result() for name, future in futures.items()}
+            outcomes = {name: _outcome(config, name, future, len(work[name])) for name, future in futures.items()}
         for name, (result, done) in outcomes.items():
             queue.finish(store, name, done, result)
             if name == "plex":
@@ -63,3 +63,18 @@ def deliver_all(
                 emby.report(emby.label_of(config.emby, result), config.emby.url, result)
             results[name] = result
     return {name: results[name] for name in servers}
+
+
+def _outcome(
+    config: Config, name: str, future: Future[tuple[DeliveryResult, list[int]]], queued: int
+) -> tuple[DeliveryResult, list[int]]:
+    """One server's result. An error nobody foresaw in its delivery fails that
+    server alone: its rows stay queued for the next cycle, and the other
+    server's result is still recorded (the message scrubbed of its key)."""
+    try:
+        return future.result()
+    except Exception as exc:  # a defect of one notifier must not cost the other its delivery
+        secret = config.plex.token if name == "plex" else config.emby.api_key
+        reason = scrub(f"{type(exc).__name__}: {exc}", secret)
+        log.error("delivery to %s failed unexpectedly (%s); its %d updates stay queued", name, reason, queued)
+        return DeliveryResult(pending=queued, server="plex" if name == "plex" else "", error=reason), []
