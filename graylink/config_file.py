@@ -58,6 +58,9 @@ def read_raw(path: str, environ: Mapping[str, str]) -> dict[str, dict[str, str]]
 INLINE_COMMENT_PREFIXES = ("#", ";")
 
 
+COMMAND_LINES = frozenset({("mount", "remount_command")})
+
+
 def _read_file(path: str, raw: dict[str, dict[str, str]]) -> None:
     parser = configparser.ConfigParser(interpolation=None, strict=True, inline_comment_prefixes=INLINE_COMMENT_PREFIXES)
     try:
@@ -74,7 +77,8 @@ def _read_file(path: str, raw: dict[str, dict[str, str]]) -> None:
         for key, value in parser.items(section):
             if key not in SCHEMA[section]:
                 raise ConfigError(f"{path}: unknown key '{key}' in [{section}]")
-            raw[section][key] = unquoted(value)
+            # A command line keeps its quotes: they group its arguments (shlex).
+            raw[section][key] = value if (section, key) in COMMAND_LINES else unquoted(value)
 
 
 def unquoted(value: str) -> str:

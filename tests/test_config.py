@@ -197,6 +197,13 @@ def test_a_value_in_quotes_is_the_value_without_them(tmp_path: Path) -> None:
     assert config.paths.link_root == "/media/a 'b'"
     assert config.emby.api_key == "made-up-key-0123"
     assert config.mount.remount_command == 'sh -c "mount /x"'  # quotes inside a value stay
+    # A command wrapped whole in quotes keeps them: they make one argument of a path with a space.
+    ini.write_text(
+        f"[paths]\nsource = {tmp_path}/src\ntarget = {tmp_path}/links\n"
+        '[mount]\nremount_command = "/opt/my scripts/remount"\n',
+        encoding="utf-8",
+    )
+    assert load_config(str(ini), environ={}).mount.remount_command == '"/opt/my scripts/remount"'
     # The environment is taken whole, as documented.
     with_env = load_config(str(ini), environ={"GRAYLINK_EMBY_API_KEY": '"quoted"'})
     assert with_env.emby.api_key == '"quoted"'
