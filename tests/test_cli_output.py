@@ -128,3 +128,30 @@ def test_status_does_not_call_a_running_loop_not_running() -> None:
     text = render_status(doc, now=200.0)
     assert "running (pid 42)" in text and "loop not running" not in text
     assert "loop not running" in render_status({**doc, "service": {"running": False, "pid": None}}, now=200.0)
+
+
+def test_quiet_is_silent_unless_something_needs_attention(lib: Library, tmp_path: Path) -> None:
+    """``-q`` is "errors only": a cron job with it mails nothing for a run that went well."""
+    lib.add("Movies/A/A.mkv")
+    lib.add("Movies/B/B.mkv")
+    for args in (
+        ("reconcile",),
+        ("reconcile",),
+        ("db", "backup", str(tmp_path / "copy.db")),
+        ("snapshot", "-o", str(tmp_path / "page.html")),
+    ):
+        proc = lib.run("-q", *args)
+        assert proc.returncode == 0, proc.stderr
+        assert (proc.stdout, proc.stderr) == ("", ""), args
+    assert (tmp_path / "copy.db").exists() and (tmp_path / "page.html").exists()
+    # A conflict needs attention: its error and the summary are printed.
+    (lib.target / "Movies/B/B.mkv").unlink()
+    (lib.target / "Movies/B/B.mkv").write_text("a file in the way")
+    lib.add("Movies/B/B2.mkv")
+    (lib.target / "Movies/B/B2.mkv").write_text("a file in the way")
+    proc = lib.run("-q", "reconcile", "--full")
+    assert proc.returncode == 1
+    assert "conflict" in proc.stderr and "2 conflicts" in proc.stdout
+    # --json and a dry run's plan are what was asked for: printed whatever -q says.
+    assert json.loads(lib.run("-q", "reconcile", "--json").stdout)["counts"]["conflict"] == 2
+    assert "! " in lib.run("-q", "reconcile", "--dry-run").stdout

@@ -32,6 +32,12 @@ class AppContext:
     verbosity: int
     _config: Config | None = None
 
+    def say(self, text: str) -> None:
+        """A command's result line on stdout, left out by ``-q`` ("errors only"):
+        a cron job with ``-q`` stays silent unless something needs attention."""
+        if self.verbosity >= 0:
+            click.echo(text)
+
     @property
     def config(self) -> Config:
         if self._config is None:

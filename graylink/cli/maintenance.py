@@ -28,7 +28,7 @@ def db_backup(app: AppContext, file: str, force: bool) -> None:
     from graylink.backup import backup_database
 
     info = backup_database(app.config.paths.database, file, force=force)
-    click.echo(f"backed up to {file}: {info.dirs} folders, {info.files} files, {info.links} links")
+    app.say(f"backed up to {file}: {info.dirs} folders, {info.files} files, {info.links} links")
 
 
 @db.command("restore")
@@ -49,10 +49,10 @@ def db_restore(app: AppContext, file: str) -> None:
     with InstanceLock(database):
         info, kept = restore_database(database, file)
     log.info("restored %s from %s", database, file)
-    click.echo(f"restored {database} from {file}: {info.dirs} folders, {info.files} files, {info.links} links")
+    app.say(f"restored {database} from {file}: {info.dirs} folders, {info.files} files, {info.links} links")
     if kept:
-        click.echo(f"the previous database is kept as {kept}")
-    click.echo("the next reconcile verifies everything and brings the link tree in line")
+        app.say(f"the previous database is kept as {kept}")
+    app.say("the next reconcile verifies everything and brings the link tree in line")
 
 
 @click.group()

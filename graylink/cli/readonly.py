@@ -68,7 +68,7 @@ def snapshot(app: AppContext, output: str | None) -> None:
     # Read-only, so it runs beside a live 'graylink reconcile --loop'.
     with Store(config.paths.database, readonly=True) as store:
         stats = write_snapshot(config, store, output or default_snapshot_path(config))
-    click.echo(
+    app.say(
         f"{stats.path}: {stats.folders} folders, {stats.files} files "
         f"({stats.videos} videos, {stats.linked} linked), {stats.bytes_written} bytes"
     )

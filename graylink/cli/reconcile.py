@@ -145,5 +145,7 @@ def reconcile(
             for action in result.plan.actions:
                 if action.op == "conflict":  # a StrEnum: compared as the string, in C
                     log.error("conflict at %s: %s", display(action.link), action.detail)
-        click.echo(summary_line(result))
+        if app.verbosity >= 0 or result.exit_code:
+            # With -q the summary is printed only when the run needs attention.
+            click.echo(summary_line(result))
     sys.exit(result.exit_code)
