@@ -7,6 +7,7 @@ prints the document itself, with machine values (epoch seconds).
 
 from __future__ import annotations
 
+import os
 import time
 from typing import Any
 
@@ -77,7 +78,9 @@ def _problem_lines(problems: dict[str, Any] | None, now: float) -> list[str]:
     lines = [f"problems: {problems['conflict']} conflicts, {problems['failed']} failed actions (retried each run)"]
     for p in problems["open"]:
         what = "conflict" if p["kind"] == "conflict" else f"{p['op']} failed"
-        lines.append(f"  {what}: {p['link']}: {p['detail']} (since {when(p['since'], now)})")
+        # As the log shows it: bytes that are not UTF-8 as \xNN, not raw on the terminal.
+        link = os.fsencode(p["link"]).decode("utf-8", "backslashreplace")
+        lines.append(f"  {what}: {link}: {p['detail']} (since {when(p['since'], now)})")
     if total > len(problems["open"]):
         lines.append(f"  … and {total - len(problems['open'])} more (graylink status --json lists {PROBLEMS_SHOWN})")
     return lines

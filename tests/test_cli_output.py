@@ -5,9 +5,11 @@ from __future__ import annotations
 import json
 import os
 import re
+import subprocess
+import sys
 from pathlib import Path
 
-from conftest import Library, expected_links, links_in
+from conftest import REPO, Library, expected_links, links_in
 
 
 def test_snapshot_says_its_result_once(lib: Library, tmp_path: Path) -> None:
@@ -155,3 +157,19 @@ def test_quiet_is_silent_unless_something_needs_attention(lib: Library, tmp_path
     # --json and a dry run's plan are what was asked for: printed whatever -q says.
     assert json.loads(lib.run("-q", "reconcile", "--json").stdout)["counts"]["conflict"] == 2
     assert "! " in lib.run("-q", "reconcile", "--dry-run").stdout
+
+
+def test_status_shows_a_name_that_is_not_utf8_as_the_log_does(lib: Library) -> None:
+    lib.add(b"Movies/A/caf\xe9.mkv")
+    assert lib.run("reconcile").returncode == 0
+    link = os.path.join(os.fsencode(lib.target), b"Movies/A/caf\xe9.mkv")
+    os.unlink(link)
+    with open(link, "wb") as handle:
+        handle.write(b"a file in the way")
+    assert lib.run("reconcile", "--full").returncode == 1
+    proc = subprocess.run(
+        [sys.executable, "-m", "graylink", "-c", str(lib.ini), "status"],
+        capture_output=True,
+        env={**os.environ, "PYTHONPATH": str(REPO)},
+    )
+    assert b"Movies/A/caf\\xe9.mkv" in proc.stdout and b"caf\xe9" not in proc.stdout
