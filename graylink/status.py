@@ -22,6 +22,12 @@ from graylink.lock import holder, lock_path
 META_LAST_RECONCILE = "last_reconcile"
 
 
+def shown_path(value: object) -> str:
+    """A path of this document (a name that is not UTF-8 kept as surrogates, as
+    ``os.fsdecode`` gives it) as people read it: those bytes as ``\\xNN``, as in the log."""
+    return os.fsencode(str(value)).decode("utf-8", "backslashreplace")
+
+
 # ------------------------------------------------------------ last reconcile
 
 

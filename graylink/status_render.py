@@ -7,11 +7,10 @@ prints the document itself, with machine values (epoch seconds).
 
 from __future__ import annotations
 
-import os
 import time
 from typing import Any
 
-from graylink.status import PROBLEMS_SHOWN
+from graylink.status import PROBLEMS_SHOWN, shown_path
 
 # Section keys that hold a moment (epoch seconds), for sections no renderer knows.
 _TIME_KEYS = ("_at", "_since", "since", "time", "last_poll", "cursor", "newest_change", "next_run", "last_run")
@@ -78,9 +77,7 @@ def _problem_lines(problems: dict[str, Any] | None, now: float) -> list[str]:
     lines = [f"problems: {problems['conflict']} conflicts, {problems['failed']} failed actions (retried each run)"]
     for p in problems["open"]:
         what = "conflict" if p["kind"] == "conflict" else f"{p['op']} failed"
-        # As the log shows it: bytes that are not UTF-8 as \xNN, not raw on the terminal.
-        link = os.fsencode(p["link"]).decode("utf-8", "backslashreplace")
-        lines.append(f"  {what}: {link}: {p['detail']} (since {when(p['since'], now)})")
+        lines.append(f"  {what}: {shown_path(p['link'])}: {p['detail']} (since {when(p['since'], now)})")
     if total > len(problems["open"]):
         lines.append(f"  … and {total - len(problems['open'])} more (graylink status --json lists {PROBLEMS_SHOWN})")
     return lines

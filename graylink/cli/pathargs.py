@@ -16,7 +16,6 @@ from graylink import deadline, fsinfo
 from graylink.config import Config
 from graylink.db import Store, normalize_rel, parent_of, subtree_bounds
 from graylink.errors import ConfigError
-from graylink.rclone.rc import vfs_refresh
 from graylink.scopes import Scope
 from graylink.sourcecheck import CHECK_TIMEOUT
 
@@ -57,9 +56,12 @@ def scope_of(config: Config, store: Store | None, given: str) -> Scope:
         return Scope(b"", True)
     try:
         mode = _mode(config, rel, given)
-        if mode is None and config.mount.rclone_rc and vfs_refresh(config, [parent_of(rel)]):
-            # New on the Drive, not yet in rclone's directory cache: re-read, look again.
-            mode = _mode(config, rel, given)
+        if mode is None and config.mount.rclone_rc:
+            from graylink.rclone.rc import vfs_refresh  # loaded only with an rc to call
+
+            if vfs_refresh(config, [parent_of(rel)]):
+                # New on the Drive, not yet in rclone's directory cache: re-read, look again.
+                mode = _mode(config, rel, given)
     except (OSError, deadline.NoAnswer):
         # The source cannot be looked at (a dead or hung mount): the cycle's health
         # gate reports that, and a subtree is the safe reading meanwhile.

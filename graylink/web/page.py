@@ -7,10 +7,11 @@ values out, so the template holds no logic and the page shows exactly what
 
 from __future__ import annotations
 
-import os
 import time
 from dataclasses import dataclass, field
 from typing import Any
+
+from graylink.status import shown_path
 
 REFRESH_S = 15
 MEDIA_SERVERS = ("emby", "plex")  # the status document's section of each configured server
@@ -119,13 +120,6 @@ def _server_tiles(doc: dict[str, Any], now: float) -> list[Tile]:
     return tiles
 
 
-def _shown_path(value: object) -> str:
-    """A path of the status document as the page can carry it: a name that is
-    not UTF-8 (kept as surrogates there) shows its bytes as ``\\xNN``, as in the log."""
-    text = str(value)
-    return os.fsencode(text).decode("utf-8", "backslashreplace")
-
-
 def _conflicts(doc: dict[str, Any]) -> list[dict[str, str]]:
     """Open conflicts and failed actions (``status``'s ``problems``), each with its link path."""
     problems = _dict(doc.get("problems"))
@@ -137,7 +131,7 @@ def _conflicts(doc: dict[str, Any]) -> list[dict[str, str]]:
         detail = str(item.get("detail", ""))
         if kind != "conflict":
             detail = f"{item.get('op', '')} failed: {detail}".strip()
-        out.append({"path": _shown_path(item.get("link", "")), "detail": detail, "kind": kind})
+        out.append({"path": shown_path(item.get("link", "")), "detail": detail, "kind": kind})
     return out
 
 
