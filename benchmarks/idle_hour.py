@@ -47,10 +47,10 @@ import genlib  # noqa: E402  (a sibling script)
 from run import BenchError, fs_type, rclone_missing, workspace  # noqa: E402
 
 from graylink.config import Config, parse_raw  # noqa: E402
-from graylink.cycle import CycleOptions, run_cycle  # noqa: E402
-from graylink.db import Store  # noqa: E402
 from graylink.drive.cadence import cadence  # noqa: E402
 from graylink.drive.feed import poll_drive  # noqa: E402
+from graylink.reconcile.cycle import CycleOptions, run_cycle  # noqa: E402
+from graylink.store.db import Store  # noqa: E402
 from tests.google_server import MY_DRIVE_ROOT, FakeGoogle  # noqa: E402
 
 WALK_EVERY = 5  # minutes: [scan] interval

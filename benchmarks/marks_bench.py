@@ -38,8 +38,8 @@ from run import BenchError, workspace, write_ini  # noqa: E402  (the harness, a 
 sys.path.insert(0, os.path.dirname(HERE))  # this checkout's graylink
 
 from graylink.config import Config, load_config  # noqa: E402
-from graylink.cycle import CycleOptions, CycleResult, run_cycle  # noqa: E402
-from graylink.db import Store  # noqa: E402
+from graylink.reconcile.cycle import CycleOptions, CycleResult, run_cycle  # noqa: E402
+from graylink.store.db import Store  # noqa: E402
 
 TARGET_RATIO = 2.2
 RACY_WAIT_S = 1.5  # folders changed within the last second are re-listed anyway: let them age

@@ -23,8 +23,8 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from graylink.config import parse_raw
-from graylink.db import Store
-from graylink.snapshot import write_snapshot
+from graylink.report.snapshot import write_snapshot
+from graylink.store.db import Store
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = [

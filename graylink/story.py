@@ -4,20 +4,48 @@ Folders listed, marks added, actions planned and applied, requests sent are
 logged at DEBUG by the code that does them, through these helpers. The
 helpers ask once whether DEBUG is on, so a run without ``-v`` pays one check
 per batch, not one per file. Library chatter (raw SQL, HTTP pools) is only
-shown at ``-vv`` (:mod:`graylink.logsetup`).
+shown at ``-vv`` (:mod:`graylink.service.logsetup`).
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable
-from typing import TYPE_CHECKING
-
-if TYPE_CHECKING:
-    from graylink.db import Mark
-    from graylink.reconciler import Action, Plan
+from collections.abc import Iterable, Sequence
+from enum import Enum
+from typing import Protocol
 
 log = logging.getLogger("graylink.story")
+
+
+# The shapes of the store's marks and the planner's actions, as told here: this
+# module sits below both (every layer tells its story through it).
+class Mark(Protocol):
+    @property
+    def path(self) -> bytes: ...
+    @property
+    def recursive(self) -> bool: ...
+    @property
+    def reason(self) -> str: ...
+
+
+class Action(Protocol):
+    @property
+    def op(self) -> Enum: ...
+    @property
+    def link(self) -> bytes: ...
+    @property
+    def target(self) -> bytes: ...
+    @property
+    def detail(self) -> str: ...
+
+
+class Plan(Protocol):
+    @property
+    def actions(self) -> Sequence[Action]: ...
+    @property
+    def braked(self) -> Sequence[Action]: ...
+    @property
+    def brake_reason(self) -> str: ...
 
 _DONE = {"create": "created", "repair": "repaired", "prune": "pruned", "adopt": "adopted", "forget": "forgot"}
 

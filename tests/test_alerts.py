@@ -11,7 +11,7 @@ from web_support import apprise_receiver
 
 from graylink.alerts.deliver import Alerts, masked
 from graylink.alerts.rules import Alert, Observation, ServerSeen, State, evaluate
-from graylink.db import Store
+from graylink.store.db import Store
 
 from conftest import Library
 

@@ -16,7 +16,7 @@ sys.path.insert(0, str(REPO / "benchmarks"))
 
 import genlib  # noqa: E402
 
-from graylink.rules import Rules  # noqa: E402
+from graylink.source.rules import Rules  # noqa: E402
 
 
 def tree(root: Path) -> list[tuple[str, bool]]:

@@ -120,7 +120,7 @@ def test_status_last_reconcile_is_the_latest_run_even_when_it_did_nothing(lib: L
 
 def test_status_does_not_call_a_running_loop_not_running() -> None:
     """The webhook job has no schedule (a web request wakes it): its next run is none while the loop runs."""
-    from graylink.status_render import render_status
+    from graylink.report.status_render import render_status
 
     job = {"name": "webhook", "last_run": 100.0, "duration_s": 0.1, "ok": True, "result": "reconciled"}
     job |= {"runs": 1, "failures": 0, "next_run": None}

@@ -232,8 +232,8 @@ def test_database_replaced_under_the_loop_takes_the_new_file_without_the_old_log
 
 
 def test_recreate_carries_queue_and_links_into_a_replacement_without_clobbering_its_rows(tmp_path: Path) -> None:
-    from graylink.db import Store
-    from graylink.dbwatch import journal_ids, recreate
+    from graylink.service.dbwatch import journal_ids, recreate
+    from graylink.store.db import Store
 
     path = str(tmp_path / "graylink.db")
     old = Store(path)

@@ -23,11 +23,11 @@ from emby_server import Answer, FakeMediaServer
 from service_support import Loop, wait_for
 
 from graylink.config import parse_raw
-from graylink.db import Store
-from graylink.http_deadline import DeadlineExceeded, DeadlineSession, RequestStopped
+from graylink.links.planner import Op
 from graylink.notify.emby import deliver, enqueue
 from graylink.rclone.rc import RcError, rc_call, vfs_refresh
-from graylink.reconciler import Op
+from graylink.store.db import Store
+from graylink.system.http_deadline import DeadlineExceeded, DeadlineSession, RequestStopped
 
 from conftest import Library
 

@@ -16,9 +16,9 @@ from pathlib import Path
 import pytest
 
 from graylink.config import Config, parse_raw
-from graylink.db import Store
 from graylink.drive.feed import CredentialCache, drive_status, poll_drive
 from graylink.errors import ConfigError
+from graylink.store.db import Store
 from tests.google_server import MY_DRIVE_ROOT, FakeGoogle
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -355,7 +355,7 @@ def test_kill_between_fetch_and_commit_loses_nothing(setup, drive, google, tmp_p
     drive.file("A/x.mkv")
     google.state.hold_files_get = __import__("threading").Event()
     script = (
-        "import sys; from graylink.config import load_config; from graylink.db import Store;"
+        "import sys; from graylink.config import load_config; from graylink.store.db import Store;"
         "from graylink.drive.feed import poll_drive;"
         "c = load_config(sys.argv[1]); poll_drive(c, Store(c.paths.database))"
     )

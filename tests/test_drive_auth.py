@@ -13,9 +13,9 @@ from pathlib import Path
 import pytest
 import requests
 
-from graylink.db import Store
 from graylink.drive.checks import doctor_checks
 from graylink.drive.feed import poll_drive
+from graylink.store.db import Store
 from tests.google_server import FakeGoogle
 from tests.test_drive import CLIENT_ID, CLIENT_SECRET, REFRESH, Drive, make_config, write_rclone_conf
 

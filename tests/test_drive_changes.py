@@ -19,8 +19,8 @@ from pathlib import Path
 import pytest
 
 from graylink.config import Config
-from graylink.db import Store
 from graylink.drive.feed import drive_status, poll_drive
+from graylink.store.db import Store
 from tests.google_server import MY_DRIVE_ROOT, FakeGoogle
 from tests.test_drive import CLIENT_ID, CLIENT_SECRET, ROOT, Drive, make_config, marks, write_rclone_conf
 
@@ -211,7 +211,7 @@ def test_sigkill_between_pages_loses_nothing_and_marks_nothing_twice(setup, driv
     )
     script = (
         "import sys; import graylink.drive.changes as c; c.PAGE_SIZE = 3;"
-        "from graylink.config import load_config; from graylink.db import Store;"
+        "from graylink.config import load_config; from graylink.store.db import Store;"
         "from graylink.drive.feed import poll_drive;"
         "cfg = load_config(sys.argv[1]); poll_drive(cfg, Store(cfg.paths.database))"
     )

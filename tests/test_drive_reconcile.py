@@ -17,8 +17,8 @@ from pathlib import Path
 import pytest
 
 from graylink.config import Config, parse_raw
-from graylink.cycle import CycleOptions, run_cycle
-from graylink.db import Store
+from graylink.reconcile.cycle import CycleOptions, run_cycle
+from graylink.store.db import Store
 from tests.google_server import MY_DRIVE_ROOT, FakeGoogle
 from tests.test_drive import CLIENT_ID, CLIENT_SECRET, SECRETS, write_rclone_conf
 

@@ -23,10 +23,10 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
 from graylink.config import Config
-from graylink.db import Store
 from graylink.drive.credentials import GRAYLINK_SCOPES, load_credentials, read_remote
 from graylink.drive.feed import CredentialCache, poll_drive
 from graylink.errors import ConfigError
+from graylink.store.db import Store
 from tests.google_server import MY_DRIVE_ROOT, FakeGoogle
 from tests.test_drive import CLIENT_ID, CLIENT_SECRET, SECRETS, make_config, write_rclone_conf
 

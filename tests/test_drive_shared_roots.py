@@ -7,9 +7,9 @@ from __future__ import annotations
 
 import pytest
 
-from graylink.db import Store
 from graylink.drive.activity import parse_activity
 from graylink.drive.feed import poll_drive
+from graylink.store.db import Store
 from tests.google_server import FakeGoogle
 from tests.test_drive import CLIENT_ID, CLIENT_SECRET, make_config, marks, start, write_rclone_conf
 

@@ -15,7 +15,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from graylink.config import Config, EmbyConfig, parse_raw
-from graylink.db import Store
+from graylink.links.planner import Op
 from graylink.notify.batch import CREATED, DELETED, MODIFIED, QUEUED_OPS, build_entries, collapse, merge
 from graylink.notify.emby import (
     DeliveryResult,
@@ -25,7 +25,7 @@ from graylink.notify.emby import (
 )
 from graylink.notify.emby_doctor import doctor_checks
 from graylink.notify.pathmap import map_path
-from graylink.reconciler import Op
+from graylink.store.db import Store
 
 KEY = "made-up-key-5f3a9c0e"
 UPDATED = "/Library/Media/Updated"
@@ -528,7 +528,7 @@ def cycle_config(tmp_path: Path, url: str, **emby: str) -> Config:
 
 
 def test_reconcile_sends_one_request_for_its_changes(tmp_path: Path, emby: FakeMediaServer) -> None:
-    from graylink.cycle import CycleOptions, run_cycle
+    from graylink.reconcile.cycle import CycleOptions, run_cycle
 
     make_source(tmp_path / "src")
     config = cycle_config(tmp_path, emby.url)
@@ -555,7 +555,7 @@ def test_reconcile_sends_one_request_for_its_changes(tmp_path: Path, emby: FakeM
 
 
 def test_reconcile_without_url_queues_nothing(tmp_path: Path) -> None:
-    from graylink.cycle import CycleOptions, run_cycle
+    from graylink.reconcile.cycle import CycleOptions, run_cycle
 
     make_source(tmp_path / "src")
     config = cycle_config(tmp_path, "")

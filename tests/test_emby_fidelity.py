@@ -15,10 +15,10 @@ import pytest
 from emby_server import FakeMediaServer
 from test_emby import KEY, Sleeps, emby_config, full_config
 
-from graylink.db import Store
+from graylink.links.planner import Op
 from graylink.notify.emby import deliver, detect, enqueue
 from graylink.notify.emby_doctor import doctor_checks, library_locations
-from graylink.reconciler import Op
+from graylink.store.db import Store
 
 UPDATED = "/Library/Media/Updated"
 

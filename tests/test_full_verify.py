@@ -17,8 +17,8 @@ from pathlib import Path
 import pytest
 
 from graylink.config import load_config
-from graylink.cycle import CycleOptions, run_cycle
-from graylink.db import META_LAST_FULL, Store
+from graylink.reconcile.cycle import CycleOptions, run_cycle
+from graylink.store.db import META_LAST_FULL, Store
 from tests.google_server import FakeGoogle
 from tests.test_drive import CLIENT_ID, CLIENT_SECRET
 from tests.test_drive_reconcile import World

@@ -18,10 +18,10 @@ from emby_server import Answer, FakeMediaServer
 from plex_server import FakePlex
 
 from graylink.config import parse_raw
-from graylink.db import Store
+from graylink.links.planner import Op
 from graylink.notify.deliver import deliver_all
 from graylink.notify.queue import enqueue
-from graylink.reconciler import Op
+from graylink.store.db import Store
 
 from conftest import Library
 

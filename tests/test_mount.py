@@ -17,11 +17,11 @@ from pathlib import Path
 
 import pytest
 
-from graylink import fsinfo
 from graylink.config import load_config
-from graylink.cycle import CycleOptions, run_cycle
-from graylink.db import Mark, Store
 from graylink.rclone import mountflags, rc
+from graylink.reconcile.cycle import CycleOptions, run_cycle
+from graylink.store.db import Mark, Store
+from graylink.system import fsinfo
 from graylink.triggers import mount_checks
 
 from conftest import links_in

@@ -27,10 +27,10 @@ import pytest
 from test_mount import _MISSING, REPO, _start, _stop, wait_until
 
 from graylink.config import load_config
-from graylink.cycle import CycleOptions, run_cycle
-from graylink.db import Store
-from graylink.listing import MountGone
 from graylink.rclone.mountflags import rclone_processes_serving
+from graylink.reconcile.cycle import CycleOptions, run_cycle
+from graylink.source.listing import MountGone
+from graylink.store.db import Store
 
 pytestmark = [
     pytest.mark.fuse,
@@ -332,7 +332,7 @@ def test_a_mount_frozen_before_the_trusted_walk_ends_it_within_its_deadline(smal
     """``trust_dir_mtime = yes`` forced on a FUSE mount: the walk's pass of one
     lstat per known folder runs after the mount check, and a mount that freezes
     in between must end that pass on its deadline (MountGone), not hang it."""
-    from graylink.sourcecheck import SourceGuard
+    from graylink.source.sourcecheck import SourceGuard
     from graylink.triggers.walk import walk
 
     lib = small_library

@@ -12,11 +12,11 @@ from pathlib import Path
 
 import pytest
 
-from graylink import fsinfo
 from graylink.config import Config, parse_raw
-from graylink.cycle import CycleOptions, run_cycle
-from graylink.db import Store
 from graylink.rclone import rc
+from graylink.reconcile.cycle import CycleOptions, run_cycle
+from graylink.store.db import Store
+from graylink.system import fsinfo
 from graylink.triggers import mount, mount_checks
 from graylink.triggers.mount import (
     ANCHOR,

@@ -13,12 +13,12 @@ import requests
 from plex_server import FakePlex, PlexAnswer, PlexSection
 
 from graylink.config import Config, PlexConfig, parse_raw
-from graylink.db import Store
-from graylink.linktree import MARKER_DIR
+from graylink.links.planner import Op
+from graylink.links.tree import MARKER_DIR
 from graylink.notify.plex import deliver, parse_sections
 from graylink.notify.plex_doctor import doctor_checks
 from graylink.notify.queue import enqueue, queue_status
-from graylink.reconciler import Op
+from graylink.store.db import Store
 
 TOKEN = "plex-token-made-up-4b8f2c"
 

@@ -20,9 +20,9 @@ from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, rule
 
 from graylink.config import Config, parse_raw
-from graylink.cycle import CycleOptions, CycleResult, run_cycle
-from graylink.db import Store
-from graylink.reconciler import Op
+from graylink.links.planner import Op
+from graylink.reconcile.cycle import CycleOptions, CycleResult, run_cycle
+from graylink.store.db import Store
 
 from conftest import expected_links, links_in
 

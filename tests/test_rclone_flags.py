@@ -21,11 +21,11 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from graylink import fsinfo
 from graylink.cli import cli
 from graylink.config import Config, parse_raw
 from graylink.rclone.duration import parse_duration
 from graylink.rclone.mountflags import RcloneProcess, flag_checks, rclone_processes_serving, subcommand
+from graylink.system import fsinfo
 
 RCLONE = shutil.which("rclone")
 FUSE = RCLONE is not None and os.path.exists("/dev/fuse") and shutil.which("fusermount3") is not None

@@ -17,9 +17,9 @@ from pathlib import Path
 import pytest
 
 from graylink.config import parse_raw
-from graylink.cycle import CycleOptions, run_cycle
-from graylink.db import Store
 from graylink.drive.feed import poll_drive
+from graylink.reconcile.cycle import CycleOptions, run_cycle
+from graylink.store.db import Store
 from tests.google_server import MY_DRIVE_ROOT, FakeGoogle
 from tests.test_drive import CLIENT_ID, CLIENT_SECRET, write_rclone_conf
 from tests.test_mount import _MISSING, _start, _stop, wait_until

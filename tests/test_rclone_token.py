@@ -15,10 +15,10 @@ from pathlib import Path
 import pytest
 
 from graylink.cli import AppContext
-from graylink.db import Store
 from graylink.drive.feed import TOKEN_PATIENCE, TOKEN_RETRY, CredentialCache, poll_drive
-from graylink.jobs import Job, job_drive
-from graylink.service import Service
+from graylink.service.jobs import Job, job_drive
+from graylink.service.loop import Service
+from graylink.store.db import Store
 from tests.google_server import FakeGoogle
 from tests.test_drive import Drive, go_time, make_config, write_rclone_conf
 

@@ -398,7 +398,7 @@ def test_missing_source_folder_is_a_clear_error(lib: Library) -> None:
 def test_walk_marks_new_subfolders_with_their_parent(lib: Library) -> None:
     """A crash after the walk wrote a folder but before its new subfolders were
     listed must not hide them: they are marked in the same transaction."""
-    from graylink.db import Store
+    from graylink.store.db import Store
     from graylink.triggers.walk import walk
 
     lib.add("TV/Show/Season 01/E01.mkv")
@@ -426,8 +426,8 @@ def test_one_deleted_file_prunes_one_link(lib: Library) -> None:
 
 def test_threaded_and_serial_scans_index_the_same(lib: Library, tmp_path: Path) -> None:
     """The listing pool (used on FUSE and network mounts) gives the same index as a serial scan."""
-    from graylink.db import Store
-    from graylink.scanner import Scanner
+    from graylink.source.scanner import Scanner
+    from graylink.store.db import Store
 
     for i in range(100):  # over 256 folders: the tree is split into several listing tasks
         lib.add(f"TV/Show {i}/Season 01/E01.mkv")
@@ -486,8 +486,8 @@ def test_folders_made_by_a_killed_run_are_still_graylinks(lib: Library, monkeypa
     """A run killed after mkdir but before its final commit: the folders it made are
     recorded beforehand, so they go once their links are pruned."""
     from graylink.config import load_config
-    from graylink.cycle import CycleOptions, run_cycle
-    from graylink.db import Store
+    from graylink.reconcile.cycle import CycleOptions, run_cycle
+    from graylink.store.db import Store
 
     for name in ("A", "B", "C"):
         lib.add(f"Movies/{name}/{name}.mkv")

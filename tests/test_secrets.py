@@ -14,7 +14,7 @@ import pytest
 from emby_server import FakeMediaServer
 from plex_server import FakePlex
 
-from graylink.drive_auth import write_token
+from graylink.drive.auth import write_token
 
 from conftest import REPO, Library
 

@@ -15,12 +15,12 @@ import pytest
 
 from graylink.cli import AppContext
 from graylink.config import load_config
-from graylink.cycle import CycleOptions, run_cycle
-from graylink.db import Store
-from graylink.jobs import Job, Outcome
-from graylink.lock import InstanceLock, LockHeld, holder
-from graylink.logsetup import configure_logging
-from graylink.service import Service
+from graylink.reconcile.cycle import CycleOptions, run_cycle
+from graylink.service.jobs import Job, Outcome
+from graylink.service.logsetup import configure_logging
+from graylink.service.loop import Service
+from graylink.store.db import Store
+from graylink.store.lock import InstanceLock, LockHeld, holder
 
 from conftest import REPO, Library, expected_links, links_in
 
@@ -156,7 +156,7 @@ def test_the_lock_names_its_holder_and_goes_with_it(tmp_path: Path) -> None:
         [
             sys.executable,
             "-c",
-            f"from graylink.lock import InstanceLock; InstanceLock({db!r}).acquire(); import os; os._exit(9)",
+            f"from graylink.store.lock import InstanceLock; InstanceLock({db!r}).acquire(); import os; os._exit(9)",
         ],
         env={**os.environ, "PYTHONPATH": str(REPO)},
         check=False,

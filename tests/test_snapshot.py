@@ -16,9 +16,9 @@ from typing import Any
 import pytest
 
 from graylink.config import Config, parse_raw
-from graylink.db import Store, parent_of
 from graylink.errors import DatabaseError, GraylinkError
-from graylink.snapshot import default_snapshot_path, js_string, write_snapshot
+from graylink.report.snapshot import default_snapshot_path, js_string, write_snapshot
+from graylink.store.db import Store, parent_of
 
 REPO = Path(__file__).resolve().parents[1]
 MTIME = 1_700_000_000  # 2023-11-14, in seconds

@@ -13,8 +13,8 @@ from __future__ import annotations
 from pathlib import Path
 
 from graylink.config import load_config
-from graylink.cycle import CycleOptions, run_cycle
-from graylink.db import Mark, Store
+from graylink.reconcile.cycle import CycleOptions, run_cycle
+from graylink.store.db import Mark, Store
 
 from conftest import Library, expected_links, links_in
 

@@ -15,8 +15,8 @@ import requests
 from prometheus_client.parser import text_string_to_metric_families
 
 from graylink.config import load_config
-from graylink.db import Store
-from graylink.status import collect_status
+from graylink.report.status import collect_status
+from graylink.store.db import Store
 from graylink.triggers.mount import LIST_TIMEOUT
 from tests.test_mount import REPO, Mounted, free_port, rclone_mount, wait_until  # noqa: F401  (the fixture)
 from tests.test_mount import pytestmark as fuse_marks

@@ -10,14 +10,14 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from graylink.cycle import no_gc_passes
-from graylink.db import Store, normalize_rel, subtree_bounds
-from graylink.fsinfo import fs_type, mtime_trusted, parse_mountinfo
-from graylink.index import DirUpdate, FileDiff, Index, compare_files
-from graylink.links import Applier
-from graylink.reconciler import Action, Desired, Entry, LinkSpace, Op, Plan, apply_prune_brake, plan_dir
-from graylink.rules import VIDEO_EXTENSIONS, Rules
-from graylink.scopes import Scope, ScopeSet, collapse, covers, touched
+from graylink.links.apply import Applier
+from graylink.links.planner import Action, Desired, Entry, LinkSpace, Op, Plan, apply_prune_brake, plan_dir
+from graylink.reconcile.cycle import no_gc_passes
+from graylink.source.index import DirUpdate, FileDiff, Index, compare_files
+from graylink.source.rules import VIDEO_EXTENSIONS, Rules
+from graylink.store.db import Store, normalize_rel, subtree_bounds
+from graylink.store.scopes import Scope, ScopeSet, collapse, covers, touched
+from graylink.system.fsinfo import fs_type, mtime_trusted, parse_mountinfo
 
 SPACE = LinkSpace(source=b"/mnt/src", target=b"/links", link_root=b"/mnt/src", relative=False)
 
@@ -244,8 +244,8 @@ def test_a_folder_gone_and_back_between_two_listings_of_one_batch_is_listed_agai
     is handed the two listings that race yields; its batch must not write the
     folder's files under the row it drops (that was a foreign-key error and a
     traceback on every walk), and the folder is marked to be listed anew."""
-    from graylink.listing import Listing, list_dir
-    from graylink.scanner import Scanner
+    from graylink.source.listing import Listing, list_dir
+    from graylink.source.scanner import Scanner
 
     source = tmp_path / "src"
     (source / "P/C").mkdir(parents=True)

@@ -2,6 +2,8 @@
 
 The service hands every job's outcome to ``deliver.Alerts`` as an
 ``rules.Observation``; ``rules.evaluate`` (pure) decides what is worth a
-message. The package imports nothing itself: the config validates its
-``[alerts] events`` against ``events`` alone, at every start of every command.
+message. The event names live in ``graylink.config.alert_events`` (the
+config validates ``[alerts] events`` against them at every start).
+
+May import: ``store`` and what it stands on.
 """

@@ -17,7 +17,7 @@ from dataclasses import asdict
 from urllib.parse import urlsplit
 
 from graylink.alerts.rules import Alert, Observation, State, evaluate
-from graylink.db import Store
+from graylink.store.db import Store
 
 log = logging.getLogger(__name__)
 

@@ -4,6 +4,8 @@
 ``reconcile`` and ``report`` the main job and its output; ``readonly`` the
 read-only commands (status, snapshot, doctor); ``maintenance`` the ``db`` and
 ``drive`` groups.
+
+May import every package: it is the top.
 """
 
 from __future__ import annotations

@@ -16,8 +16,8 @@ from typing import Any, NoReturn, TypeVar
 import click
 
 from graylink.config import Config, load_config
-from graylink.db import SQLITE_ERRORS, database_failure
 from graylink.errors import GraylinkError
+from graylink.store.db import SQLITE_ERRORS, database_failure
 
 log = logging.getLogger("graylink")
 
@@ -42,15 +42,19 @@ class AppContext:
     def config(self) -> Config:
         if self._config is None:
             self._config = load_config(self.config_path)
-            from graylink.logsetup import configure_logging
+            from graylink.service.logsetup import configure_logging
 
             configure_logging(self._config.log, self.verbosity)
         return self._config
 
+    def use_config(self, config: Config) -> None:
+        """The config the service reloaded (SIGHUP) replaces the one loaded at start."""
+        self._config = config
+
 
 def setup_logging(verbosity: int) -> None:
     """Logging to stderr until the config is read (then ``[log]`` applies)."""
-    from graylink.logsetup import configure_logging
+    from graylink.service.logsetup import configure_logging
 
     configure_logging(None, verbosity)
 

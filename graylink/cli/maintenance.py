@@ -25,7 +25,7 @@ def db() -> None:
 @handle_errors
 def db_backup(app: AppContext, file: str, force: bool) -> None:
     """Write a consistent copy of the database to FILE (safe while the service runs)."""
-    from graylink.backup import backup_database
+    from graylink.store.backup import backup_database
 
     info = backup_database(app.config.paths.database, file, force=force)
     app.say(f"backed up to {file}: {info.dirs} folders, {info.files} files, {info.links} links")
@@ -37,9 +37,9 @@ def db_backup(app: AppContext, file: str, force: bool) -> None:
 @handle_errors
 def db_restore(app: AppContext, file: str) -> None:
     """Replace the database with FILE; the next reconcile re-verifies everything against it."""
-    from graylink.backup import check_restore_args, restore_database
-    from graylink.lock import InstanceLock
-    from graylink.preflight import check_database
+    from graylink.reconcile.preflight import check_database
+    from graylink.store.backup import check_restore_args, restore_database
+    from graylink.store.lock import InstanceLock
 
     config = app.config
     database = config.paths.database
@@ -79,7 +79,7 @@ def drive_auth(app: AppContext, port: int, timeout_text: str) -> None:
     stored in [drive] token_file, readable by you only.
     """
     from graylink.config import parse_duration
-    from graylink.drive_auth import run_auth
+    from graylink.drive.auth import run_auth
 
     try:
         timeout = parse_duration(timeout_text)

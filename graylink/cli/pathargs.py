@@ -12,12 +12,12 @@ from __future__ import annotations
 import os
 import stat
 
-from graylink import deadline, fsinfo
 from graylink.config import Config
-from graylink.db import Store, normalize_rel, parent_of, subtree_bounds
 from graylink.errors import ConfigError
-from graylink.scopes import Scope
-from graylink.sourcecheck import CHECK_TIMEOUT
+from graylink.source.sourcecheck import CHECK_TIMEOUT
+from graylink.store.db import Store, normalize_rel, parent_of, subtree_bounds
+from graylink.store.scopes import Scope
+from graylink.system import deadline, fsinfo
 
 
 def relative_path(config: Config, given: str) -> bytes:

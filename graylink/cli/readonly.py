@@ -18,9 +18,9 @@ def status(app: AppContext, as_json: bool) -> None:
     import json
     import os
 
-    from graylink.db import Store
-    from graylink.status import collect_status
-    from graylink.status_render import render_status
+    from graylink.report.status import collect_status
+    from graylink.report.status_render import render_status
+    from graylink.store.db import Store
 
     config = app.config
     if os.path.exists(config.paths.database):
@@ -39,7 +39,7 @@ def status(app: AppContext, as_json: bool) -> None:
 @handle_errors
 def doctor(app: AppContext) -> None:
     """Check config, paths, database, filesystem, mount, Emby and Drive; exit 1 on any failure."""
-    from graylink.doctor import failed, render, run_checks
+    from graylink.report.doctor import failed, render, run_checks
 
     checks = run_checks(app.config_path)
     for line in render(checks):
@@ -61,8 +61,8 @@ def doctor(app: AppContext) -> None:
 @handle_errors
 def snapshot(app: AppContext, output: str | None) -> None:
     """Write a single-file HTML page of the index, to browse and search it offline."""
-    from graylink.db import Store
-    from graylink.snapshot import default_snapshot_path, write_snapshot
+    from graylink.report.snapshot import default_snapshot_path, write_snapshot
+    from graylink.store.db import Store
 
     config = app.config
     # Read-only, so it runs beside a live 'graylink reconcile --loop'.

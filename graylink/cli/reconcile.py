@@ -92,12 +92,12 @@ def reconcile(
     import json
     import os
 
-    from graylink.cycle import CycleOptions, run_cycle
-    from graylink.db import Store
-    from graylink.listing import MountGone
-    from graylink.lock import InstanceLock
-    from graylink.preflight import check_paths
-    from graylink.status import record_reconcile
+    from graylink.reconcile.cycle import CycleOptions, run_cycle
+    from graylink.reconcile.preflight import check_paths
+    from graylink.report.status import record_reconcile
+    from graylink.source.listing import MountGone
+    from graylink.store.db import Store
+    from graylink.store.lock import InstanceLock
 
     if rebase and (loop or paths):
         raise ConfigError("--rebase verifies the whole library once: it takes neither --loop nor --path")
@@ -109,7 +109,7 @@ def reconcile(
     # the database exist: a bad run leaves nothing behind.
     check_paths(config, source=not os.path.isfile(config.paths.database), write=not dry_run)
     if loop:
-        from graylink.service import run_loop
+        from graylink.service.loop import run_loop
 
         sys.exit(run_loop(app, full=full))
     progress = Progress() if sys.stderr.isatty() and not as_json and app.verbosity >= 0 else None

@@ -12,7 +12,7 @@ from graylink.config import Config
 
 
 def plan_document(result: Any, config: Config) -> dict[str, Any]:
-    from graylink.reconciler import Op
+    from graylink.links.planner import Op
 
     # A first run has one action per video: decode with the codec itself
     # rather than os.fsdecode, which looks the codec up for every call.
@@ -93,7 +93,7 @@ def print_plan(result: Any) -> None:
 
 
 def summary_line(result: Any) -> str:
-    from graylink.outcome import counts_text
+    from graylink.reconcile.outcome import counts_text
 
     verb = "would be" if result.dry_run else ""
     stats = result.stats

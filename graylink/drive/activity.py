@@ -19,11 +19,11 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, replace
 from typing import Any
 
-from graylink.db import Mark, Store, parent_of
 from graylink.drive.batch import Polled, Unplaced, Writer, collapse_root
 from graylink.drive.google import FOLDER_MIME, DriveClients, FeedError
 from graylink.drive.items import ItemRecord, Known, Resolver, UnresolvableError, fetcher, settle
 from graylink.drive.names import DEFAULT_NAMES, Names
+from graylink.store.db import Mark, Store, parent_of
 
 log = logging.getLogger(__name__)
 

@@ -6,7 +6,7 @@ import logging
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from graylink.db import Mark
+from graylink.store.db import Mark
 
 log = logging.getLogger("graylink.drive")
 

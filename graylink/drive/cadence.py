@@ -16,8 +16,8 @@ import logging
 from dataclasses import dataclass
 
 from graylink.config import Config
-from graylink.db import Store
 from graylink.drive.feed import META_CADENCE, META_LAST_RESULT, feed_healthy
+from graylink.store.db import Store
 
 log = logging.getLogger(__name__)
 

@@ -18,7 +18,6 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from graylink.db import Mark, Store
 from graylink.drive.activity import rfc3339_to_ms
 from graylink.drive.batch import MARK_REASON, Polled, Unplaced, Writer, collapse_root
 from graylink.drive.google import DriveClients, FeedError
@@ -34,6 +33,7 @@ from graylink.drive.items import (
 )
 from graylink.drive.items import settle as settle_item
 from graylink.drive.names import DEFAULT_NAMES, Names
+from graylink.store.db import Mark, Store
 
 log = logging.getLogger(__name__)
 

@@ -19,7 +19,6 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 from graylink.config import Config, DriveConfig
-from graylink.db import Store
 from graylink.drive.activity import META_CURSOR, poll_activities
 from graylink.drive.batch import Polled, Step
 from graylink.drive.changes import META_NEWEST, META_PAGE_TOKEN, poll_changes
@@ -46,6 +45,7 @@ from graylink.drive.google import (
 from graylink.drive.items import ItemRecord
 from graylink.drive.names import CryptError, Names, names_for, root_key, root_path
 from graylink.errors import ConfigError
+from graylink.store.db import Store
 
 log = logging.getLogger(__name__)
 

@@ -18,10 +18,10 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
-from graylink.db import Mark, Store, join, parent_of, subtree_bounds
 from graylink.drive.batch import MARK_REASON
 from graylink.drive.google import FOLDER_MIME, SHORTCUT_MIME, DriveClients, FeedError
 from graylink.drive.names import DEFAULT_NAMES, Names
+from graylink.store.db import Mark, Store, join, parent_of, subtree_bounds
 
 MAX_DEPTH = 256  # deeper than any real tree: a longer parents chain is a cycle
 

@@ -13,12 +13,12 @@ from __future__ import annotations
 import os
 from dataclasses import replace
 
-from graylink import fsinfo
 from graylink.checks import Check
 from graylink.config import Config
 from graylink.drive.credentials import Remote, read_remote
 from graylink.errors import ConfigError
 from graylink.rclone import fspath, mountflags
+from graylink.system import fsinfo
 
 NAME = "drive mount remote"
 

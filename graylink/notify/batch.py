@@ -13,8 +13,8 @@ from collections import defaultdict
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 
+from graylink.links.planner import Op
 from graylink.notify.pathmap import PathMap, map_path
-from graylink.reconciler import Op
 
 CREATED = "Created"
 MODIFIED = "Modified"

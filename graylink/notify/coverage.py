@@ -11,7 +11,7 @@ from __future__ import annotations
 import os
 
 from graylink.checks import Check
-from graylink.linktree import MARKER_DIR
+from graylink.links.tree import MARKER_DIR
 from graylink.notify.pathmap import PathMap, is_under, map_path
 
 

@@ -15,10 +15,10 @@ from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 
 from graylink.config import Config
-from graylink.db import Store
 from graylink.notify import emby, plex, queue
 from graylink.notify.http import DELIVERY_BUDGET, REQUEST_DEADLINE, Budget, Sleep, scrub
 from graylink.notify.queue import DeliveryResult, Queued
+from graylink.store.db import Store
 
 log = logging.getLogger(__name__)
 

@@ -24,8 +24,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from graylink.config import EmbyConfig
-from graylink.db import Store
-from graylink.http_deadline import RequestStopped
+from graylink.links.planner import Op
 from graylink.notify import queue
 from graylink.notify.batch import Entry, build_entries, merge
 from graylink.notify.http import (
@@ -43,7 +42,8 @@ from graylink.notify.http import (
     with_tries,
 )
 from graylink.notify.queue import DeliveryResult, Queued
-from graylink.reconciler import Op
+from graylink.store.db import Store
+from graylink.system.http_deadline import RequestStopped
 
 log = logging.getLogger(__name__)
 

@@ -1,7 +1,7 @@
 """What every media-server protocol shares: a bounded client, classified failures, tries with backoff.
 
 Each request ends within its deadline however the server answers
-(:mod:`graylink.http_deadline`), and a delivery's tries and pauses fit in its
+(:mod:`graylink.system.http_deadline`), and a delivery's tries and pauses fit in its
 :class:`Budget`. Failures are classified once, here: worth another try
 (5xx, 429, timeouts, refused connections), refused credentials (401/403,
 kept and reported with the fix), or a definite answer that another try would
@@ -22,7 +22,7 @@ from urllib.parse import urlsplit, urlunsplit
 import requests
 
 from graylink import story
-from graylink.http_deadline import DeadlineExceeded, DeadlineSession, RequestStopped
+from graylink.system.http_deadline import DeadlineExceeded, DeadlineSession, RequestStopped
 
 log = logging.getLogger(__name__)
 

@@ -19,8 +19,6 @@ from collections.abc import Callable
 from typing import Any
 
 from graylink.config import PlexConfig
-from graylink.db import Store
-from graylink.http_deadline import RequestStopped
 from graylink.notify import queue
 from graylink.notify.http import (
     DELIVERY_BUDGET,
@@ -37,6 +35,8 @@ from graylink.notify.http import (
 )
 from graylink.notify.plex_plan import PlexPlan, Section, plan_scans
 from graylink.notify.queue import DeliveryResult, Queued
+from graylink.store.db import Store
+from graylink.system.http_deadline import RequestStopped
 
 log = logging.getLogger(__name__)
 

@@ -19,9 +19,9 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 from graylink.config import Config
-from graylink.db import Store
+from graylink.links.planner import Op
 from graylink.notify.batch import QUEUED_OPS
-from graylink.reconciler import Op
+from graylink.store.db import Store
 
 log = logging.getLogger(__name__)
 

@@ -3,4 +3,6 @@
 Each module follows one part of rclone's source (named in its docstring) and
 is checked against the real binary in the tests. rclone owns rclone.conf:
 nothing here ever writes it.
+
+May import: ``system``, ``config``, ``store``.
 """

@@ -18,10 +18,10 @@ import math
 import os
 from dataclasses import dataclass, field
 
-from graylink import fsinfo
 from graylink.checks import Check
 from graylink.config import Config
 from graylink.rclone.duration import parse_duration
+from graylink.system import fsinfo
 
 MOUNT_COMMANDS = ("mount", "nfsmount", "cmount")
 # The flags read here, and whether they take a value.

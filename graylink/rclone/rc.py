@@ -14,10 +14,11 @@ import time
 from typing import Any
 from urllib.parse import urlsplit
 
-from graylink import fsinfo, story
+from graylink import story
 from graylink.config import Config
-from graylink.db import StoredMark
 from graylink.rclone.vfs import MANY_VFS, serving_fs
+from graylink.store.db import StoredMark
+from graylink.system import fsinfo
 
 log = logging.getLogger(__name__)
 
@@ -78,7 +79,7 @@ def rc_call(config: Config, method: str, params: dict[str, Any], *, deadline: fl
     # Only when rclone's rc is used: keeps status and --help fast.
     import requests
 
-    from graylink.http_deadline import DeadlineSession
+    from graylink.system.http_deadline import DeadlineSession
 
     url = f"{config.mount.rclone_rc}/{method}"
     story.request("POST", url, ", ".join(f"{k}={v}" for k, v in params.items()))

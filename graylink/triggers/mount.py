@@ -18,11 +18,13 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from graylink import deadline, fsinfo, ownership
 from graylink.config import Config
-from graylink.db import Mark, Store
+from graylink.links import ownership
+from graylink.store.db import Mark, Store
+from graylink.system import deadline, fsinfo
 from graylink.triggers.mount_record import META_DOWN_SINCE as META_DOWN_SINCE
 from graylink.triggers.mount_record import META_LAST_FAILURE as META_LAST_FAILURE
+from graylink.triggers.mount_record import Health as Health
 from graylink.triggers.mount_record import outage, tell_failure, tell_recovery
 from graylink.triggers.mount_record import record_health as record_health
 
@@ -42,14 +44,6 @@ META_WAS_MOUNTPOINT = ownership.META_WAS_MOUNTPOINT
 _DEAD_ERRNOS = {errno.ENOTCONN, errno.EIO, errno.ESTALE, errno.ECONNABORTED}
 
 StopFn = Callable[[], bool]
-
-
-@dataclass(frozen=True)
-class Health:
-    ok: bool
-    failed_check: str = ""
-    message: str = ""
-    dead: bool = False  # a mount point that errors or hangs: needs a lazy unmount before a remount
 
 
 HEALTHY = Health(ok=True)

@@ -5,12 +5,12 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from graylink import fsinfo
 from graylink.checks import Check
 from graylink.config import Config
-from graylink.db import Store
 from graylink.rclone import mountflags
 from graylink.rclone.rc import RC_NOOP_DEADLINE, RcError, rc_call, rc_endpoint
+from graylink.store.db import Store
+from graylink.system import fsinfo
 from graylink.triggers.mount import (
     ANCHOR,
     HEALTHY,

@@ -17,14 +17,20 @@ import json
 import logging
 import time
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
 
-from graylink.db import Store
-
-if TYPE_CHECKING:
-    from graylink.triggers.mount import Health
+from graylink.store.db import Store
 
 log = logging.getLogger("graylink.triggers.mount")  # the mount check's lines, wherever they are told
+
+
+@dataclass(frozen=True)
+class Health:
+    """One look at the mount: healthy, or the check that failed and why."""
+
+    ok: bool
+    failed_check: str = ""
+    message: str = ""
+    dead: bool = False  # a mount point that errors or hangs: needs a lazy unmount before a remount
 
 META_DOWN_SINCE = "mount_down_since"
 META_LAST_FAILURE = "mount_last_failure"

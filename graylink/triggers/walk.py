@@ -15,12 +15,12 @@ import os
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 
-from graylink.db import Store
-from graylink.index import Index
-from graylink.listing import MOUNT_ERRNOS, MountGone
-from graylink.scanner import HANG_TIMEOUT, Interrupted, ProgressFn, Scanner, ScanStats, StopFn
-from graylink.sourcecheck import SourceGuard
-from graylink.workers import DaemonPool, Hung, Stopped
+from graylink.source.index import Index
+from graylink.source.listing import MOUNT_ERRNOS, MountGone
+from graylink.source.scanner import HANG_TIMEOUT, Interrupted, ProgressFn, Scanner, ScanStats, StopFn
+from graylink.source.sourcecheck import SourceGuard
+from graylink.source.workers import DaemonPool, Hung, Stopped
+from graylink.store.db import Store
 
 log = logging.getLogger(__name__)
 

@@ -21,9 +21,9 @@ from typing import Any
 from flask import Flask, Response, jsonify, render_template, request, send_file
 
 from graylink.config import Config
-from graylink.db import Mark, Store, normalize_rel
 from graylink.errors import GraylinkError
-from graylink.snapshot import default_snapshot_path
+from graylink.report.snapshot import default_snapshot_path
+from graylink.store.db import Mark, Store, normalize_rel
 from graylink.web import arr
 from graylink.web.page import page_model
 
@@ -107,7 +107,7 @@ def create_app(ctx: WebContext) -> Flask:
         return response
 
     def status_doc() -> dict[str, Any]:
-        from graylink.status import collect_status
+        from graylink.report.status import collect_status
 
         config = ctx.config()
         with store() as opened:
@@ -115,7 +115,7 @@ def create_app(ctx: WebContext) -> Flask:
 
     @app.get("/")
     def index() -> str:
-        from graylink import history
+        from graylink.store import history
 
         config = ctx.config()
         doc = status_doc()
@@ -130,7 +130,7 @@ def create_app(ctx: WebContext) -> Flask:
 
     @app.get("/metrics")
     def metrics() -> Response:
-        from graylink import history
+        from graylink.store import history
         from graylink.web.metrics import render_metrics
 
         doc = status_doc()

@@ -25,8 +25,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from graylink.db import Mark, Store, normalize_rel
 from graylink.notify.pathmap import map_path
+from graylink.store.db import Mark, Store, normalize_rel
 
 log = logging.getLogger(__name__)
 

@@ -1,7 +1,7 @@
 """``GET /metrics``: the status document in Prometheus' text format, via prometheus_client.
 
 Built at scrape time from the same document as ``status --json`` (and the
-running totals of :mod:`graylink.history`), in a registry of its own, so
+running totals of :mod:`graylink.store.history`), in a registry of its own, so
 the numbers are the database's, survive restarts, and agree with the page.
 """
 

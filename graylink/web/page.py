@@ -11,7 +11,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
-from graylink.status import shown_path
+from graylink.report.status import shown_path
 
 REFRESH_S = 15
 MEDIA_SERVERS = ("emby", "plex")  # the status document's section of each configured server

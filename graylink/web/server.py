@@ -13,7 +13,7 @@ import logging
 import socket
 import threading
 
-from graylink.config_values import listen_address
+from graylink.config.values import listen_address
 from graylink.errors import ConfigError
 from graylink.web.app import WebContext, create_app
 

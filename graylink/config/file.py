@@ -1,0 +1,96 @@
+"""Reading the raw configuration: which INI file, its strings, and ``GRAYLINK_*`` on top.
+
+Nothing is typed here: values stay strings until :func:`graylink.config.parse_raw`.
+"""
+
+from __future__ import annotations
+
+import configparser
+import os
+from collections.abc import Mapping
+
+from graylink.config.schema import DEFAULT_CONFIG_PATHS, ENV_PREFIX, SCHEMA
+from graylink.errors import ConfigError
+
+
+def find_config_file(explicit: str | None) -> str:
+    """The file to read: the one given, else the first default that exists, else ""."""
+    if explicit:
+        path = os.path.expanduser(explicit)
+        # Not only regular files: /dev/null, or a pipe (-c <(...)) read as one.
+        if not os.path.exists(path):
+            raise ConfigError(f"config file not found: {explicit}")
+        if os.path.isdir(path):
+            raise ConfigError(f"config file {explicit} is a directory: name the INI file in it")
+        return os.path.abspath(path)
+    for candidate in DEFAULT_CONFIG_PATHS:
+        path = os.path.expanduser(candidate)
+        if os.path.isfile(path):
+            return os.path.abspath(path)
+    return ""
+
+
+def read_raw(path: str, environ: Mapping[str, str]) -> dict[str, dict[str, str]]:
+    """Raw strings by section and key: the file first, the environment on top."""
+    raw: dict[str, dict[str, str]] = {section: {} for section in SCHEMA}
+    if path:
+        _read_file(path, raw)
+    empty_file = bool(path) and not any(raw.values())
+    for name, value in environ.items():
+        if not name.startswith(ENV_PREFIX):
+            continue
+        section, _, key = name[len(ENV_PREFIX) :].lower().partition("_")
+        if section not in SCHEMA:
+            continue  # e.g. GRAYLINK_CONFIG, which names the file itself
+        if key not in SCHEMA[section]:
+            raise ConfigError(f"environment variable {name}: unknown key '{key}' in [{section}]")
+        raw[section][key] = value
+    if empty_file and not raw["paths"].get("source"):
+        # Said as it is: "source is not set" would send the user looking in the wrong file.
+        raise ConfigError(
+            f"config file {path} is empty: set [paths] source and target in it (graylink.ini.example lists every key)"
+        )
+    return raw
+
+
+# A comment may follow a value: "interval = 5m   ; note". Only after whitespace,
+# so that a value keeps a "#" or ";" of its own ("url = http://h/#x", "a;b").
+INLINE_COMMENT_PREFIXES = ("#", ";")
+
+
+COMMAND_LINES = frozenset({("mount", "remount_command")})
+
+
+def _read_file(path: str, raw: dict[str, dict[str, str]]) -> None:
+    parser = configparser.ConfigParser(interpolation=None, strict=True, inline_comment_prefixes=INLINE_COMMENT_PREFIXES)
+    try:
+        with open(path, encoding="utf-8") as handle:
+            parser.read_file(handle)
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"cannot read config file {path}: {_reason(exc)}") from None
+    except configparser.Error as exc:
+        first = str(exc).strip().splitlines()[0]
+        raise ConfigError(f"{path}: {first}") from None
+    for section in parser.sections():
+        if section not in SCHEMA:
+            raise ConfigError(f"{path}: unknown section [{section}] (known: {', '.join(SCHEMA)})")
+        for key, value in parser.items(section):
+            if key not in SCHEMA[section]:
+                raise ConfigError(f"{path}: unknown key '{key}' in [{section}]")
+            # A command line keeps its quotes: they group its arguments (shlex).
+            raw[section][key] = value if (section, key) in COMMAND_LINES else unquoted(value)
+
+
+def unquoted(value: str) -> str:
+    """A value wrapped in one pair of quotes (``api_key = "abc"``, as other INI
+    readers and shell files take it) without them; anything else as written."""
+    text = value.strip()
+    if len(text) >= 2 and text[0] == text[-1] and text[0] in "\"'" and text[0] not in text[1:-1]:
+        return text[1:-1]
+    return value
+
+
+def _reason(exc: BaseException) -> str:
+    if isinstance(exc, OSError) and exc.strerror:
+        return exc.strerror
+    return str(exc)

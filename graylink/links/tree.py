@@ -1,0 +1,67 @@
+"""Reading the link tree on disk (the target): what sits at each link path."""
+
+from __future__ import annotations
+
+import os
+
+from graylink.links.planner import Entry
+from graylink.store.db import join
+
+# The folder at the top of the link tree where graylink databases record their
+# claims on it (graylink.ownership): never planned, never holds links.
+MARKER_DIR = b".graylink"
+
+
+def reserved(rel_dir: bytes) -> bool:
+    """Whether a folder of the link tree is graylink's marker folder (or below it)."""
+    return rel_dir == MARKER_DIR or rel_dir.startswith(MARKER_DIR + b"/")
+
+
+def _path(root: bytes, rel: bytes) -> bytes:
+    return root + b"/" + rel if rel else root
+
+
+def read_dir(root: bytes, rel: bytes) -> dict[bytes, Entry]:
+    """The entries of one link-tree directory; empty when it is not a real directory."""
+    entries: dict[bytes, Entry] = {}
+    try:
+        with os.scandir(_path(root, rel)) as it:
+            for entry in it:
+                try:
+                    if entry.is_symlink():
+                        entries[entry.name] = Entry("link", os.readlink(entry.path))
+                    elif entry.is_dir(follow_symlinks=False):
+                        entries[entry.name] = Entry("dir")
+                    elif entry.is_file(follow_symlinks=False):
+                        entries[entry.name] = Entry("file")
+                    else:
+                        entries[entry.name] = Entry("other")
+                except OSError:
+                    entries[entry.name] = Entry("other")
+    except (FileNotFoundError, NotADirectoryError):
+        pass
+    return entries
+
+
+def walk_dirs(root: bytes, rel: bytes) -> list[bytes]:
+    """Every real directory at or below ``rel`` (symlinked directories are not entered), sorted."""
+    top = _path(root, rel)
+    if not os.path.isdir(top) or os.path.islink(top):
+        return []
+    found = [rel]
+    stack = [rel]
+    while stack:
+        current = stack.pop()
+        try:
+            with os.scandir(_path(root, current)) as it:
+                subs = [
+                    join(current, e.name)
+                    for e in it
+                    if e.is_dir(follow_symlinks=False) and (current or e.name != MARKER_DIR)
+                ]
+        except OSError:
+            continue
+        found.extend(subs)
+        stack.extend(subs)
+    found.sort()
+    return found

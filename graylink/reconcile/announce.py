@@ -1,0 +1,77 @@
+"""The media-server side of a cycle: queue its changes before applying, withdraw what was not done.
+
+A run killed after a link was made but before it was recorded finds the link
+correct next time and only adopts it: queued afterwards, its update would be
+lost. Queued ahead, it survives the kill; what turns out not to be done is
+withdrawn when the results are recorded.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Callable
+from typing import TYPE_CHECKING
+
+from graylink.config import Config
+from graylink.links.apply import ApplyResult
+from graylink.links.planner import TEMP_RE, Action, Op
+from graylink.store.db import Store
+
+if TYPE_CHECKING:  # the notifiers (requests) load only when configured
+    from graylink.notify.queue import DeliveryResult
+
+log = logging.getLogger(__name__)
+
+
+def media_changes(config: Config, actions: list[Action]) -> list[tuple[Op, bytes]]:
+    """The changes the media server must hear about: not conflicts, not leftovers of a killed run."""
+    root = os.fsencode(config.paths.target).rstrip(b"/")
+    return [
+        (a.op, root + b"/" + a.link)
+        for a in actions
+        if a.op in (Op.CREATE, Op.REPAIR, Op.PRUNE) and not TEMP_RE.match(a.link.rpartition(b"/")[2])
+    ]
+
+
+def announce(config: Config, store: Store, actions: list[Action]) -> int:
+    """Queue the media server updates of a plan BEFORE applying it; returns the last queue id before them."""
+    if not (config.emby.url or config.plex.url):
+        return 0  # no server: the notifiers are not even loaded
+    from graylink.notify.queue import configured
+
+    servers = configured(config)
+    with store.atomic():
+        before = int(store.execute("SELECT coalesce(max(id), 0) FROM emby_queue").fetchone()[0])
+        from graylink.notify.queue import enqueue
+
+        enqueue(store, media_changes(config, actions), servers)
+    return before
+
+
+def withdraw(config: Config, store: Store, announced: int, applied: ApplyResult) -> None:
+    """Drop this run's queued updates for links it did not change (failed, or not reached)."""
+    if not (config.emby.url or config.plex.url):
+        return
+    root = os.fsencode(config.paths.target).rstrip(b"/")
+    done = {root + b"/" + a.link for a in applied.done}
+    rows = store.execute("SELECT id, path FROM emby_queue WHERE id > ?", (announced,)).fetchall()
+    store.executemany("DELETE FROM emby_queue WHERE id = ?", ((row[0],) for row in rows if bytes(row[1]) not in done))
+
+
+def notify(config: Config, store: Store, should_stop: Callable[[], bool] | None = None) -> dict[str, DeliveryResult]:
+    """Tell each media server what changed: this run's changes and any still queued for it.
+
+    ``should_stop`` (the loop's stop request) ends a delivery at once; its updates stay queued.
+    """
+    from graylink.notify.deliver import deliver_all
+
+    deliveries = deliver_all(config, store, should_stop=should_stop)
+    for name, delivery in deliveries.items():
+        if not delivery.ok:
+            log.warning(
+                "the links themselves are done; %d updates for [%s] stay queued for the next run",
+                delivery.pending,
+                name,
+            )
+    return deliveries

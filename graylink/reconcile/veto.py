@@ -1,0 +1,86 @@
+"""The last look before a prune: is the source file really gone?
+
+A mount restarted during a walk can make the index lose files that are still
+there (see :mod:`graylink.source.sourcecheck`); so before any prune, the
+source file itself is looked at once (one lstat each: prunes are few), under
+a deadline.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from dataclasses import dataclass
+
+from graylink.links.planner import TEMP_RE, Op, Plan
+from graylink.source.rules import Rules
+from graylink.source.sourcecheck import CHECK_TIMEOUT, StopFn
+from graylink.system import deadline
+
+log = logging.getLogger(__name__)
+
+
+def _gone(path: bytes) -> bool | None:
+    """True when ``path`` does not exist, False when it does, None when that cannot be told."""
+    try:
+        os.lstat(path)
+    except FileNotFoundError:
+        return True
+    except NotADirectoryError:
+        return True
+    except OSError:
+        return None
+    return False
+
+
+@dataclass(frozen=True)
+class Veto:
+    message: str  # one line for the failures, "" when every prune was confirmed
+    folders: tuple[bytes, ...] = ()  # folders to list again: the index lost files that are there
+
+
+def _wanted(rules: Rules, rel: bytes) -> bool:
+    folder, _, name = rel.rpartition(b"/")
+    return rules.wants_dir(folder) and rules.wants_file(name)
+
+
+def veto_prunes(
+    plan: Plan, source: str, rules: Rules, timeout: float = CHECK_TIMEOUT, should_stop: StopFn | None = None
+) -> Veto:
+    """Withhold each prune whose source file is still there (one lstat each: prunes are few).
+
+    Only prunes of links the rules still want are looked at: a link the rules
+    no longer want (an extension dropped, a folder excluded) goes although its
+    file stays. A source that does not answer withholds every such prune."""
+    prunes = [
+        a
+        for a in plan.actions
+        if a.op is Op.PRUNE and not TEMP_RE.match(os.path.basename(a.link)) and _wanted(rules, a.link)
+    ]
+    if not prunes:
+        return Veto("")
+    root = os.fsencode(source).rstrip(b"/")
+
+    def look() -> list[bool | None]:
+        return [_gone(root + b"/" + a.link) for a in prunes]
+
+    try:
+        verdicts = deadline.call(look, timeout, "confirming prunes in the source", should_stop)
+    except deadline.NoAnswer as exc:
+        verdicts = [None] * len(prunes)
+        why = f"{len(prunes)} prune(s) withheld: the source does not answer ({exc})"
+    else:
+        why = ""
+    vetoed = [a for a, gone in zip(prunes, verdicts, strict=True) if gone is not True]
+    if not vetoed:
+        return Veto("")
+    ids = {id(a) for a in vetoed}
+    plan.braked.extend(vetoed)
+    plan.actions = [a for a in plan.actions if id(a) not in ids]
+    message = why or (
+        f"{len(vetoed)} prune(s) withheld: the source file is still there although the index lost it "
+        "(was the mount restarted during a walk?); its folder is listed again"
+    )
+    log.error("%s", message)
+    folders = () if why else tuple(sorted({a.link.rpartition(b"/")[0] for a in vetoed}))
+    return Veto(message, folders)

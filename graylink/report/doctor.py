@@ -1,0 +1,230 @@
+"""``graylink doctor``: one ✔ / ✘ line per thing graylink depends on, each ✘ with a hint.
+
+The checks only read: they never create the target, the database or a token.
+The mount, Emby and Drive pieces contribute their own checks.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager, suppress
+
+from graylink.checks import Check
+from graylink.config import Config, load_config
+from graylink.drive.checks import doctor_checks as drive_checks
+from graylink.errors import GraylinkError
+from graylink.links import ownership
+from graylink.notify.emby_doctor import doctor_checks as emby_checks
+from graylink.notify.plex_doctor import doctor_checks as plex_checks
+from graylink.store.db import Store
+from graylink.store.lock import holder
+from graylink.store.readonlyfs import on_read_only_fs
+from graylink.store.schema import MIGRATIONS
+from graylink.system.fsinfo import TRUSTED_FS, fs_type, mtime_trusted
+from graylink.triggers.mount_checks import doctor_checks as mount_checks
+
+ConfigLoader = Callable[[], Config]
+
+
+def check_config(path: str | None) -> tuple[Check, Config | None]:
+    try:
+        config = load_config(path)
+    except GraylinkError as exc:
+        return Check("config", False, str(exc), "fix the file (graylink.ini.example documents every key)"), None
+    where = config.file or "environment variables only"
+    return Check("config", True, f"read {where}"), config
+
+
+def check_source(config: Config) -> Check:
+    source = config.paths.source
+    if not os.path.isdir(source):
+        return Check("source", False, f"{source} is not a folder", "set [paths] source; is the rclone mount up?")
+    try:
+        with os.scandir(source) as entries:
+            count = sum(1 for _ in entries)
+    except OSError as exc:
+        return Check(
+            "source", False, f"cannot list {source}: {exc.strerror}", "check permissions; remount if the mount died"
+        )
+    return Check("source", True, f"{source} is readable ({count} entries at the top)")
+
+
+def _nearest_existing(path: str) -> str:
+    while not os.path.exists(path):
+        parent = os.path.dirname(path)
+        if parent == path:
+            break
+        path = parent
+    return path
+
+
+def check_writable_place(name: str, path: str, what: str) -> Check:
+    """``path`` is a writable folder, or can be created as one."""
+    if os.path.isdir(path):
+        if os.access(path, os.W_OK | os.X_OK):
+            return Check(name, True, f"{path} is writable")
+        return Check(name, False, f"{path} is not writable", f"give the graylink user write access to the {what}")
+    if os.path.lexists(path):
+        return Check(name, False, f"{path} exists but is not a folder", f"point [paths] at a folder for the {what}")
+    base = _nearest_existing(path)
+    if os.path.isdir(base) and os.access(base, os.W_OK | os.X_OK):
+        return Check(name, True, f"{path} does not exist yet; it will be created (in {base})")
+    return Check(name, False, f"{path} cannot be created: {base} is not writable", f"create the {what} folder")
+
+
+def check_database(config: Config) -> Check:
+    from graylink.store.backup import inspect_database
+
+    database = config.paths.database
+    if not os.path.exists(database):
+        place = check_writable_place("database", os.path.dirname(database), "database")
+        if not place.ok:
+            return Check("database", False, f"{database} cannot be created: {place.message}", place.hint)
+        return Check("database", True, f"{database} does not exist yet; the first reconcile creates it")
+    try:
+        info = inspect_database(database)
+    except GraylinkError as exc:
+        return Check(
+            "database", False, str(exc), "restore a backup with 'graylink db restore FILE', or move it away to rebuild"
+        )
+    known = [name for name, _ in MIGRATIONS]
+    pending = [name for name in known if name not in info.migrations]
+    version = f"schema {len(info.migrations)}/{len(known)}"
+    if on_read_only_fs(database):
+        return Check(
+            "database",
+            False,
+            f"{database} is on a read-only filesystem ({version})",
+            "remount it read-write, or set [paths] database on a writable disk",
+        )
+    if not os.access(database, os.W_OK):
+        return Check("database", False, f"{database} is not writable ({version})", "fix its owner or mode")
+    detail = f"; {len(pending)} upgrade(s) apply at the next reconcile" if pending else ""
+    return Check(
+        "database",
+        True,
+        f"{database}: {version}{detail}; {info.dirs} folders, {info.files} files, {info.links} links",
+    )
+
+
+def check_filesystem(config: Config) -> Check:
+    source = config.paths.source
+    kind = fs_type(source)
+    trusted = mtime_trusted(source, config.scan.trust_dir_mtime)
+    setting = config.scan.trust_dir_mtime
+    if trusted:
+        how = "trusted: unchanged folders are not re-listed"
+    else:
+        how = "not trusted: every folder is re-listed each walk"
+    if setting != "auto":
+        how += f" ([scan] trust_dir_mtime = {setting})"
+    if setting == "yes" and kind not in TRUSTED_FS:
+        return Check(
+            "filesystem",
+            False,
+            f"{source} is on {kind}, and folder mtimes are {how}",
+            "on rclone/FUSE/network mounts folder mtimes do not change when files are added: "
+            "set [scan] trust_dir_mtime = auto",
+        )
+    return Check("filesystem", True, f"{source} is on {kind}; folder mtimes {how}")
+
+
+def check_service(config: Config) -> Check:
+    pid = holder(config.paths.database)
+    if pid is None:
+        return Check("service", True, "no graylink service holds the database")
+    who = f"pid {pid}" if pid else "a process"
+    return Check("service", True, f"the service runs ({who}); writing commands wait for it to stop")
+
+
+def check_log(config: Config) -> Check | None:
+    if not config.log.file:
+        return None
+    path = config.log.file
+    if os.path.exists(path):
+        if os.access(path, os.W_OK):
+            return Check("log", True, f"{path} is writable ({config.log.format})")
+        return Check("log", False, f"{path} is not writable", "fix its owner or mode, or change [log] file")
+    place = check_writable_place("log", os.path.dirname(path), "log file")
+    return Check("log", place.ok, f"{path}: {place.message}", place.hint)
+
+
+def _guarded(name: str, checks: Callable[[], list[Check]]) -> list[Check]:
+    try:
+        return list(checks())
+    except Exception as exc:  # one broken check must not hide the others
+        return [Check(name, False, f"the check itself failed: {exc.__class__.__name__}: {exc}")]
+
+
+def run_checks(config_path: str | None) -> list[Check]:
+    first, config = check_config(config_path)
+    checks = [first]
+    if config is None:
+        return checks
+    checks.append(check_source(config))
+    checks.append(check_writable_place("target", config.paths.target, "link tree"))
+    checks.append(check_database(config))
+    library = ownership.doctor_check(config)
+    if library is not None:
+        checks.append(library)
+    checks.append(check_filesystem(config))
+    checks.append(check_service(config))
+    log_check = check_log(config)
+    if log_check is not None:
+        checks.append(log_check)
+    checks.extend(_guarded("mount", lambda: _mount_checks(config)))
+    checks.extend(_guarded("emby", lambda: emby_checks(config)))
+    if config.plex.url:
+        checks.extend(_guarded("plex", lambda: plex_checks(config)))
+    if config.drive.enabled:
+        checks.extend(_guarded("drive", lambda: drive_checks(config)))
+    checks.extend(_guarded("web", lambda: _web_checks(config)))
+    return checks
+
+
+def _web_checks(config: Config) -> list[Check]:
+    if not config.web.listen and not config.alerts.urls:
+        return []
+    from graylink.report.web_checks import alert_checks, web_checks
+
+    return web_checks(config) + alert_checks(config)
+
+
+@contextmanager
+def _index_for_reading(config: Config) -> Iterator[Store]:
+    """The index, read-only; an empty scratch one when there is none (yet) or it is unusable."""
+    store: Store | None = None
+    if os.path.exists(config.paths.database):
+        with suppress(GraylinkError):
+            store = Store(config.paths.database, readonly=True)
+    if store is not None:
+        try:
+            yield store
+        finally:
+            store.close()
+        return
+    with tempfile.TemporaryDirectory(prefix="graylink-doctor-") as tmp, Store(os.path.join(tmp, "empty.db")) as empty:
+        yield empty
+
+
+def _mount_checks(config: Config) -> list[Check]:
+    # The mount check reads the index (was the source a mount point? does it hold files?).
+    with _index_for_reading(config) as store:
+        return mount_checks(config, store)
+
+
+def failed(check: Check) -> bool:
+    """A ✘ that fails doctor (a warning is shown but does not fail it)."""
+    return check.failed
+
+
+def render(checks: Iterable[Check]) -> list[str]:
+    lines = []
+    for check in checks:
+        mark = "✔" if check.ok else "!" if not failed(check) else "✘"
+        lines.append(f"{mark} {check.name}: {check.message}")
+        if not check.ok and check.hint:
+            lines.append(f"    hint: {check.hint}")
+    return lines

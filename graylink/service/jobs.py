@@ -1,0 +1,112 @@
+"""The service's job table: each job one function of the running service
+(:class:`~graylink.service.running.Running`).
+
+Triggers only mark; a job that marked something reconciles those marks at
+once (``Service.reconcile_if_dirty``). The table's order is the order the
+jobs run at start: the mount is checked before anything lists it.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from graylink.alerts.observe import from_feed, from_mount
+from graylink.config import Config
+from graylink.drive.feed import feed_interval, poll_drive
+from graylink.reconcile.cycle import CycleOptions
+from graylink.service import web_jobs
+from graylink.service.running import Outcome as Outcome
+from graylink.service.running import Running as Service
+
+
+@dataclass(frozen=True)
+class Job:
+    """One row of the job table: a trigger or a reconcile, run every ``interval``."""
+
+    name: str
+    interval: Callable[[Config], float]
+    run: Callable[[Service], Outcome]
+    enabled: Callable[[Config], bool] = lambda config: True
+    at_start: bool = True
+
+
+# --------------------------------------------------------------------- jobs
+
+
+def job_walk(service: Service) -> Outcome:
+    """The walk; on an untrusted filesystem with a healthy Drive feed, only what is marked."""
+    # ``reconcile --loop --full``: the first walk is a full verification.
+    full, service.full_first = service.full_first, False
+    if service.config.drive.enabled and not full:
+        from graylink.drive.cadence import cadence, record_cadence
+        from graylink.system.fsinfo import mtime_trusted
+
+        config = service.config
+        now = cadence(config, service.store, mtime_trusted(config.paths.source, config.scan.trust_dir_mtime))
+        record_cadence(service.store, now)
+        if not now.list_all:
+            return service.reconcile("walk", CycleOptions(walk=False))
+    return service.reconcile("walk", CycleOptions(full=full))
+
+
+def job_full_verify(service: Service) -> Outcome:
+    return service.reconcile("full-verify", CycleOptions(full=True))
+
+
+def job_mount(service: Service) -> Outcome:
+    """Health, with remounts spaced by the backoff; a recovered mount marks the
+    whole tree, which is then reconciled at once."""
+    remounts = bool(service.config.mount.remount_command) and service.mount_watch.backoff.ready(time.monotonic())
+    health = service.mount_watch.tick(service.config, service.store, should_stop=service.should_stop)
+    if service.stop_requested:
+        return Outcome(True, "stopped on request")
+    service.observe(from_mount(health, remounts))
+    if not health.ok:
+        # Already logged (one ERROR line) by the check itself.
+        return Outcome(False, f"unhealthy: {health.failed_check}: {health.message}")
+    return Outcome(True, "healthy").then(service.reconcile_if_dirty("mount"))
+
+
+def job_drive(service: Service) -> Outcome:
+    result = poll_drive(service.config, service.store, service.drive_cache, should_stop=service.should_stop)
+    if result.stopped:
+        return Outcome(True, "drive feed: stopped on request")
+    service.observe(from_feed(result))
+    if result.retry_in is not None:
+        service.retry_soon("drive", result.retry_in)
+    if result.skipped:
+        return Outcome(True, f"drive feed: {result.skipped}")
+    if result.error is not None:
+        # Already logged by the poll; the cursor is kept, so nothing is lost.
+        failed = Outcome(False, f"drive feed: {result.error}")
+        return failed.then(service.walk_if_feed_lost())
+    polled = Outcome(True, f"{result.activities} {_events(result.feed)}, {result.marks} marks, {result.calls} calls")
+    return polled.then(service.reconcile_if_dirty("drive"))
+
+
+def _events(feed: str) -> str:
+    return "changes" if feed == "changes" else "activities"
+
+
+JOBS: tuple[Job, ...] = (
+    # Order matters at start: the mount is checked before anything lists it.
+    Job("mount", lambda c: c.mount.check_interval, job_mount),
+    Job("drive", feed_interval, job_drive, enabled=lambda c: c.drive.enabled),
+    Job("walk", lambda c: c.scan.interval, job_walk),
+    # Not at start: a walk cycle runs a full verification by itself when one is due.
+    Job("full-verify", lambda c: c.scan.full_verify, job_full_verify, at_start=False),
+    # Folders a Sonarr / Radarr webhook named, re-marked until their files arrive.
+    Job(
+        "webhooks",
+        web_jobs.arr_recheck_interval,
+        web_jobs.job_arr,
+        enabled=lambda c: bool(c.web.listen),
+        at_start=False,
+    ),
+)
+
+
+# Run when a web request woke the loop (not scheduled).
+WAKE_JOB = Job("webhook", lambda c: 0.0, web_jobs.job_woken)

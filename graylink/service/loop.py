@@ -1,0 +1,404 @@
+"""``graylink reconcile --loop``: the service.
+
+One :class:`schedule.Scheduler` runs a table of jobs, each one function:
+the walk + reconcile every ``[scan] interval``, a full verification every
+``[scan] full_verify``, the mount check every ``[mount] check_interval`` and
+the Drive feed every ``[drive] interval`` (when those pieces are installed).
+Triggers only mark subtrees dirty; whenever something is marked, one cycle
+(:func:`graylink.reconcile.cycle.run_cycle`) reconciles it and one Emby batch follows.
+
+A job that raises is logged with its cause and runs again at its next tick:
+the loop itself only ends on SIGTERM / SIGINT, after the current action is
+committed. SIGHUP re-reads the config; an invalid one is reported and the old
+one kept. Each job's last run, duration, result and next run are in the
+``job_run`` table, which ``graylink status`` shows.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import os
+import signal
+import threading
+import time
+from dataclasses import replace
+from types import FrameType
+from typing import TYPE_CHECKING, Protocol
+
+import schedule
+
+from graylink.alerts import deliver, rules
+from graylink.alerts.observe import from_crash, from_cycle
+from graylink.config import Config, load_config
+from graylink.drive.feed import CredentialCache
+from graylink.errors import GraylinkError
+from graylink.links import ownership
+from graylink.reconcile.cycle import CycleOptions, run_cycle
+from graylink.reconcile.outcome import service_line
+from graylink.report.status import record_reconcile
+from graylink.service import dbwatch, web_jobs
+from graylink.service.jobs import JOBS, WAKE_JOB, Job, Outcome
+from graylink.service.logsetup import configure_logging
+from graylink.store.db import Store
+from graylink.store.lock import InstanceLock, refuse_if_held
+from graylink.triggers.mount import MountWatch
+
+if TYPE_CHECKING:
+    from graylink.web.app import WebContext
+    from graylink.web.server import WebServer
+
+log = logging.getLogger(__name__)
+
+
+class AppContext(Protocol):
+    """What the command line hands the service: where the config came from, how loud to be, the config it loaded."""
+
+    config_path: str | None
+    verbosity: int
+
+    @property
+    def config(self) -> Config: ...
+
+    def use_config(self, config: Config) -> None: ...
+
+# Longest sleep between looks at the stop flag: signals are answered this fast.
+TICK_S = 0.25
+
+
+# ------------------------------------------------------------------ service
+
+# Keys a reload cannot switch: the running loop keeps its config and says why.
+RESTART_KEYS = {
+    "database": "restart graylink to switch databases",
+    # The links already made under the old target would be left behind,
+    # owned by nobody: moving the tree is a deliberate step, not a reload.
+    "target": "the links under the old target would be orphaned; restart graylink to switch link trees",
+}
+
+
+def _epoch(moment: dt.datetime | None) -> float | None:
+    return moment.timestamp() if moment is not None else None
+
+
+class Service:
+    def __init__(
+        self, app: AppContext, config: Config, store: Store, jobs: tuple[Job, ...] = JOBS, *, full: bool = False
+    ) -> None:
+        self.app = app
+        self.full_first = full
+        self.config = config
+        self.store = store
+        self.jobs = jobs
+        self.scheduler = schedule.Scheduler()
+        self.stop_requested = False
+        self.reload_requested = False
+        self.drive_cache = CredentialCache()
+        self.mount_watch = MountWatch()
+        self.guard = dbwatch.Guard(store)
+        self.exit_code = 0
+        # Set by the web server's triggers (another thread): the loop reconciles at once.
+        self.wake = threading.Event()
+        self.alerts = deliver.Alerts(config.alerts.urls, config.alerts.events, library=config.paths.source)
+
+    # -- signals
+
+    def _on_stop(self, signum: int, frame: FrameType | None) -> None:
+        if not self.stop_requested:
+            log.info("%s received: finishing the current step, then exiting", signal.Signals(signum).name)
+        self.stop_requested = True
+
+    def _on_reload(self, signum: int, frame: FrameType | None) -> None:
+        self.reload_requested = True
+
+    def should_stop(self) -> bool:
+        return self.stop_requested
+
+    # -- the job table
+
+    def schedule_jobs(self) -> list[schedule.Job]:
+        self.scheduler.clear()
+        scheduled: list[schedule.Job] = []
+        for job in self.jobs:
+            if not job.enabled(self.config):
+                continue
+            seconds = max(1, round(job.interval(self.config)))
+            entry = self.scheduler.every(seconds).seconds.do(self.run_job, job)
+            entry.tag(job.name)
+            scheduled.append(entry)
+        names = ", ".join(
+            f"{j.name} every {_human(j.interval(self.config))}" for j in self.jobs if j.enabled(self.config)
+        )
+        log.info("service: %s", names)
+        return scheduled
+
+    def retry_soon(self, name: str, seconds: float) -> None:
+        """Run job ``name`` once more in ``seconds``, besides its interval (at most one such retry)."""
+        tag = f"{name}-retry"
+        job = next((j for j in self.jobs if j.name == name), None)
+        if job is None or self.scheduler.get_jobs(tag):
+            return
+
+        def once() -> type[schedule.CancelJob]:
+            self.run_job(job)
+            return schedule.CancelJob
+
+        self.scheduler.every(max(1, round(seconds))).seconds.do(once).tag(tag)
+
+    def run_job(self, job: Job) -> None:
+        """Run one job; whatever it raises is logged and recorded, never fatal."""
+        if self.stop_requested or not self.guard_database():
+            return
+        started = time.time()
+        clock = time.monotonic()
+        ok = False
+        try:
+            outcome = job.run(self)
+            ok, result = outcome.ok, outcome.result
+        except Exception as exc:  # the loop must outlive any job (a dead poller goes unnoticed)
+            result = f"{exc.__class__.__name__}: {exc}"
+            log.error("job %s failed: %s; it runs again at its next tick", job.name, result)
+            log.debug("job %s traceback", job.name, exc_info=True)
+            if job.name in ("walk", "full-verify"):
+                self.observe(from_crash(result))
+        duration = time.monotonic() - clock
+        try:
+            self._record_job(job.name, started, duration, ok, result)
+        except Exception as exc:
+            log.error("cannot record the run of job %s: %s: %s", job.name, exc.__class__.__name__, exc)
+
+    def _record_job(self, name: str, started: float, duration: float, ok: bool, result: str) -> None:
+        with self.store.atomic():
+            self.store.execute(
+                "INSERT INTO job_run (name, last_start, duration_s, ok, result, runs, failures, next_run) "
+                "VALUES (?, ?, ?, ?, ?, 1, ?, NULL) "
+                "ON CONFLICT(name) DO UPDATE SET last_start = excluded.last_start, "
+                "duration_s = excluded.duration_s, ok = excluded.ok, result = excluded.result, "
+                "runs = runs + 1, failures = failures + excluded.failures",
+                (name, started, round(duration, 6), int(ok), result[:500], 0 if ok else 1),
+            )
+
+    def _record_next_runs(self) -> None:
+        try:
+            self._write_next_runs()
+        except Exception as exc:  # bookkeeping must not end the service
+            log.error("cannot record the next runs of the jobs: %s: %s", exc.__class__.__name__, exc)
+
+    def _write_next_runs(self) -> None:
+        """Every scheduled job's next run, and NULL for the rest (not running)."""
+        rows = []
+        for entry in self.scheduler.jobs:
+            name = next(iter(entry.tags), None)
+            if name is not None and not str(name).endswith("-retry"):  # a one-off retry is no job of its own
+                rows.append((name, _epoch(entry.next_run)))
+        with self.store.atomic():
+            self.store.execute("UPDATE job_run SET next_run = NULL")
+            self.store.executemany(
+                "INSERT INTO job_run (name, result, runs, failures, next_run) VALUES (?, '', 0, 0, ?) "
+                "ON CONFLICT(name) DO UPDATE SET next_run = excluded.next_run",
+                rows,
+            )
+
+    # -- the database under the loop
+
+    def guard_database(self) -> bool:
+        """Before each job: the lock and the database are still the files opened.
+        False when the loop cannot go on (it then stops with a non-zero exit)."""
+        try:
+            self.store = self.guard.check(self.store, self.config)
+        except dbwatch.CannotGoOn as exc:
+            log.error("%s; stopping", exc)
+            self.exit_code = exc.exit_code
+            self.stop_requested = True
+            self.store.close()  # nothing more is written (shutdown skips a closed store)
+            return False
+        return True
+
+    # -- what the jobs call
+
+    def reconcile(self, trigger: str, options: CycleOptions) -> Outcome:
+        """One cycle (the cycle sends its one Emby batch), its summary kept in meta."""
+        # The loop runs remounts (mount job, with backoff) and the Drive feed
+        # (drive job, on its own interval) itself: a cycle here does neither.
+        options = replace(options, should_stop=self.should_stop, remount=False, drive=False, in_loop=True)
+        result = run_cycle(self.config, self.store, options)
+        record_reconcile(self.store, result, trigger)
+        if self.alerts.enabled:
+            self.observe(from_cycle(result, self._open_conflicts()))
+        line = service_line(result)
+        if result.exit_code == 0:
+            log.info("reconcile (%s): %s", trigger, line)
+        elif result.held_by:
+            # The mount check told the drop (once, then half-hourly): not one ERROR per cycle.
+            log.info("reconcile (%s): not run, the mount is down (mount check %s)", trigger, result.held_by)
+        else:
+            log.error("reconcile (%s): %s", trigger, line)
+        outcome = Outcome(result.exit_code == 0, line)
+        if result.full and not result.stopped and self.config.snapshot.path:
+            outcome = outcome.then(self.write_snapshot())
+        return outcome
+
+    def write_snapshot(self) -> Outcome:
+        """The HTML page of the index, refreshed after each full verification."""
+        from graylink.report.snapshot import write_snapshot
+
+        try:
+            stats = write_snapshot(self.config, self.store, self.config.snapshot.path)
+        except GraylinkError as exc:
+            log.error("snapshot: %s", exc)
+            return Outcome(False, f"snapshot failed: {exc}")
+        log.info(
+            "snapshot written to %s: %d folders, %d files (%d videos, %d linked)",
+            stats.path,
+            stats.folders,
+            stats.files,
+            stats.videos,
+            stats.linked,
+        )
+        return Outcome(True, f"snapshot of {stats.files} files written")
+
+    def walk_if_feed_lost(self) -> Outcome | None:
+        """The feed just failed while the walk relied on it: list every folder now, not at the next tick."""
+        from graylink.drive.feed import META_CADENCE
+
+        if self.stop_requested or not (self.store.get_meta(META_CADENCE) or "").startswith("marked:"):
+            return None
+        job = next((j for j in self.jobs if j.name == "walk"), None)
+        if job is None:
+            return None
+        self.run_job(job)
+        return Outcome(True, "walked every folder")
+
+    def reconcile_if_dirty(self, trigger: str) -> Outcome | None:
+        """After a trigger marked something: reconcile those marks (no walk)."""
+        if self.stop_requested:
+            return None
+        if self.store.execute("SELECT 1 FROM dirty LIMIT 1").fetchone() is None:
+            return None
+        done = self.reconcile(trigger, CycleOptions(walk=False))
+        return Outcome(done.ok, "reconciled: " + done.result)
+
+    def _open_conflicts(self) -> list[str]:
+        from graylink.store.problems import open_problems
+
+        found = open_problems(self.store, 1000)
+        return [p.link.decode("utf-8", "backslashreplace") for p in found if p.kind == "conflict"]
+
+    def observe(self, seen: rules.Observation) -> None:
+        """Hand what a job saw to the alerts; their bookkeeping never ends a job."""
+        try:
+            self.alerts.observe(self.store, seen)
+        except Exception as exc:
+            log.error("alerts: %s: %s", exc.__class__.__name__, exc)
+
+    # -- config reload
+
+    def reload(self) -> None:
+        self.reload_requested = False
+        try:
+            fresh = load_config(self.app.config_path)
+        except GraylinkError as exc:
+            log.error("SIGHUP: the new config is not valid (%s); keeping the old one", exc)
+            return
+        if fresh.paths.database != self.config.paths.database:
+            log.error(
+                "SIGHUP: [paths] database changed to %s; restart graylink to switch databases; keeping the old config",
+                fresh.paths.database,
+            )
+            return
+        moved = ownership.reload_refusal(self.config, fresh, self.store)
+        if moved is not None:
+            log.error("SIGHUP: %s; keeping the old config", moved)
+            return
+        self.config = fresh
+        self.app.use_config(fresh)
+        self.alerts = self.alerts.reconfigured(fresh.alerts.urls, fresh.alerts.events, fresh.paths.source)
+        # Credentials kept from the old config may belong to another remote, token
+        # file or rclone.conf: the next poll loads them afresh.
+        self.drive_cache = CredentialCache()
+        configure_logging(fresh.log, self.app.verbosity)
+        self.schedule_jobs()
+        self._record_next_runs()
+        log.info("SIGHUP: config reloaded from %s", fresh.file or "the environment")
+
+    # -- the loop
+
+    def start(self) -> None:
+        """Schedule every job, then run the ones that run at start, in table order."""
+        entries = self.schedule_jobs()
+        by_name = {next(iter(e.tags)): e for e in entries}
+        for job in self.jobs:
+            entry = by_name.get(job.name)
+            if entry is not None and job.at_start and not self.stop_requested:
+                entry.run()  # type: ignore[no-untyped-call]  # runs it now, reschedules it from now
+        self._record_next_runs()
+
+    def loop(self) -> None:
+        self.start()
+        while not self.stop_requested:
+            if self.reload_requested:
+                self.reload()
+            if self.scheduler.idle_seconds is not None and self.scheduler.idle_seconds <= 0:
+                self.scheduler.run_pending()
+                self._record_next_runs()
+                continue
+            idle = self.scheduler.idle_seconds
+            if self.wake.wait(TICK_S if idle is None else min(TICK_S, max(idle, 0.01))):
+                self.wake.clear()
+                self.run_job(WAKE_JOB)
+
+    def shutdown(self) -> None:
+        self.scheduler.clear()
+        if not self.store.db.is_closed():
+            self._record_next_runs()
+        self.alerts.close()
+
+
+def _human(seconds: float) -> str:
+    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
+        if seconds >= size and seconds % size == 0:
+            return f"{int(seconds // size)}{unit}"
+    return f"{seconds:g}s"
+
+
+def run_loop(app: AppContext, jobs: tuple[Job, ...] = JOBS, *, full: bool = False) -> int:
+    """Run the service until SIGTERM / SIGINT; 0 on a clean stop. ``full``: the
+    first walk verifies everything."""
+    config = app.config
+    refuse_if_held(config.paths.database)  # before the port: the running service holds both
+    bound = web_jobs.bind_web(config)
+    try:
+        return _serve(app, config, jobs, full, bound)
+    finally:
+        if bound is not None:
+            bound[0].close()
+
+
+def _serve(
+    app: AppContext, config: Config, jobs: tuple[Job, ...], full: bool, bound: tuple[WebServer, WebContext] | None
+) -> int:
+    with InstanceLock(config.paths.database) as lock, Store(config.paths.database) as store:
+        ownership.check(config, store)  # another library's database: refuse before the first job
+        service = Service(app, config, store, jobs, full=full)
+        service.guard.lock = lock
+        handlers = {
+            signal.SIGTERM: service._on_stop,
+            signal.SIGINT: service._on_stop,
+            signal.SIGHUP: service._on_reload,
+        }
+        previous = {signum: signal.signal(signum, handler) for signum, handler in handlers.items()}
+        log.info("service started (pid %d), database %s", os.getpid(), config.paths.database)
+        if service.alerts.enabled:
+            service.alerts.report_unusable()
+        web_jobs.start_web(bound, service)
+        try:
+            service.loop()
+        finally:
+            if bound is not None:
+                bound[0].close()  # no request after the loop (closing again later is harmless)
+            service.shutdown()
+            service.store.close()  # a recreated database is not the one this block opened
+            for signum, handler in previous.items():
+                signal.signal(signum, handler)
+        log.info("service stopped" if not service.exit_code else f"service stopped (exit {service.exit_code})")
+    return service.exit_code
