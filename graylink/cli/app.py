@@ -18,6 +18,7 @@ import click
 from graylink.config import Config, load_config
 from graylink.errors import GraylinkError
 from graylink.store.db import SQLITE_ERRORS, database_failure
+from graylink.system.text import one_line
 
 log = logging.getLogger("graylink")
 
@@ -60,7 +61,7 @@ def setup_logging(verbosity: int) -> None:
 
 
 def fail(message: str, code: int) -> NoReturn:
-    click.echo(f"graylink: {message}", err=True)
+    click.echo(f"graylink: {one_line(message)}", err=True)
     sys.exit(code)
 
 
@@ -97,7 +98,4 @@ def handle_errors(func: F) -> F:
 
 def display(name: bytes) -> str:
     """A path for one line of human output: undecodable bytes and control characters escaped."""
-    text = name.decode("utf-8", "backslashreplace")
-    if any(ch < " " or ch == "\x7f" for ch in text):
-        text = "".join(ch if ch >= " " and ch != "\x7f" else f"\\x{ord(ch):02x}" for ch in text)
-    return text
+    return one_line(name.decode("utf-8", "backslashreplace"))

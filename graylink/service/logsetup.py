@@ -12,6 +12,7 @@ import time
 from typing import Any
 
 from graylink.config import LogConfig
+from graylink.system.text import one_line
 
 TEXT_FORMAT = "%(asctime)s %(levelname)s %(message)s"
 DATE_FORMAT = "%Y-%m-%d %H:%M:%S"
@@ -19,8 +20,25 @@ LEVELS = {"debug": logging.DEBUG, "info": logging.INFO, "warning": logging.WARNI
 NOISY = ("urllib3", "googleapiclient", "google", "peewee", "schedule", "httplib2", "apprise")
 
 
+class TextFormatter(logging.Formatter):
+    """``time LEVEL message``; control characters of the message escaped.
+
+    Every logged value (a path from a webhook, a name on the mount, an
+    exception's text) is escaped here, once, so no value can end its line and
+    start a forged one. A traceback keeps its own lines (it is indented, and
+    only unexpected errors carry one)."""
+
+    def formatMessage(self, record: logging.LogRecord) -> str:  # noqa: N802 - logging's name
+        safe = logging.makeLogRecord(record.__dict__)
+        safe.message = one_line(record.message)
+        return super().formatMessage(safe)
+
+
 class JsonFormatter(logging.Formatter):
-    """One JSON object per line: what log shippers (journald, Loki, jq) parse."""
+    """One JSON object per line: what log shippers (journald, Loki, jq) parse.
+
+    The message's control characters are escaped as in the text format, so a
+    reader that prints ``.message`` (``jq -r``) shows one line too."""
 
     def format(self, record: logging.LogRecord) -> str:
         # Only the message and fixed fields, never the record's extras: google-auth
@@ -31,7 +49,7 @@ class JsonFormatter(logging.Formatter):
             + time.strftime("%z", time.localtime(record.created)),
             "level": record.levelname,
             "logger": record.name,
-            "message": record.getMessage(),
+            "message": one_line(record.getMessage()),
         }
         if record.exc_info:
             doc["exception"] = self.formatException(record.exc_info)
@@ -47,7 +65,7 @@ def _add(root: logging.Logger, handler: logging.Handler) -> None:
 
 
 def _formatter(kind: str) -> logging.Formatter:
-    return JsonFormatter() if kind == "json" else logging.Formatter(TEXT_FORMAT, DATE_FORMAT)
+    return JsonFormatter() if kind == "json" else TextFormatter(TEXT_FORMAT, DATE_FORMAT)
 
 
 def level_for(verbosity: int, configured: str = "info") -> int:
