@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import stat
 import subprocess
 import sys
 from collections.abc import Callable, Iterator
@@ -116,7 +117,7 @@ def expected_links(source: Path, extra: set[str] | None = None) -> dict[bytes, b
         dirnames[:] = [d for d in dirnames if d.lower() not in (b"bdmv", b"video_ts", b"audio_ts")]
         for name in filenames:
             full = os.path.join(dirpath, name)
-            if os.path.islink(full):
+            if not stat.S_ISREG(os.lstat(full).st_mode):  # regular files only: no symlink, FIFO, socket
                 continue
             ext = os.path.splitext(name)[1].decode("utf-8", "surrogateescape").lower()
             if ext in exts and not name.startswith(b"._"):

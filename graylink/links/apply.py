@@ -73,6 +73,8 @@ class Applier:
         own and removes them once they empty."""
         missing: set[bytes] = set()
         seen: set[bytes] = {b""}
+        # A link pruned to make way for a folder (a video replaced by a folder of its name).
+        pruned = {a.link for a in actions if a.op is Op.PRUNE}
         for action in actions:
             if action.op is not Op.CREATE and action.op is not Op.REPAIR:
                 continue
@@ -87,7 +89,7 @@ class Applier:
             # Top down: below a missing folder everything is missing, no stat needed
             # (on a first run that is every folder but the top-level ones).
             for rel in reversed(chain):
-                if parent_of(rel) in missing or not os.path.lexists(self._abs(rel)):
+                if parent_of(rel) in missing or rel in pruned or not os.path.lexists(self._abs(rel)):
                     missing.add(rel)
         self._missing = missing
         return sorted(missing)
@@ -99,6 +101,12 @@ class Applier:
         os.makedirs(self.root, exist_ok=True)
         first = [a for a in actions if a.op is not Op.PRUNE]
         prunes = [a for a in actions if a.op is Op.PRUNE]
+        # Prunes go last (a stop leaves links rather than holes), except those
+        # whose link stands where a new link's folder must go.
+        ahead = _in_the_way(prunes, first)
+        if ahead:
+            prunes = [a for a in prunes if a.link not in ahead]
+            first = [a for a in actions if a.op is Op.PRUNE and a.link in ahead] + first
         ordered = first + prunes
         create = Op.CREATE
         for position, action in enumerate(ordered):
@@ -256,6 +264,25 @@ class Applier:
                     break
                 self.result.removed_dirs.append(rel)
                 rel = parent_of(rel)
+
+
+def _in_the_way(prunes: list[Action], others: list[Action]) -> set[bytes]:
+    """The pruned links that stand where a folder of a created or repaired link must be."""
+    if not prunes:
+        return set()
+    pruned = {a.link for a in prunes}
+    found: set[bytes] = set()
+    looked: set[bytes] = set()
+    for action in others:
+        if action.op is not Op.CREATE and action.op is not Op.REPAIR:
+            continue
+        folder = parent_of(action.link)
+        while folder and folder not in looked:
+            looked.add(folder)
+            if folder in pruned:
+                found.add(folder)
+            folder = parent_of(folder)
+    return found
 
 
 def _symlink(content: bytes, path: bytes) -> None:

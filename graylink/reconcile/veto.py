@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import os
+import stat
 from dataclasses import dataclass
 
 from graylink.links.planner import TEMP_RE, Op, Plan
@@ -20,17 +21,46 @@ from graylink.system import deadline
 log = logging.getLogger(__name__)
 
 
-def _gone(path: bytes) -> bool | None:
-    """True when ``path`` does not exist, False when it does, None when that cannot be told."""
+def _gone(root: bytes, rel: bytes, folders: dict[bytes, bool | None]) -> bool | None:
+    """True when no video is at ``rel`` any more, False when one is, None when that cannot be told.
+
+    A video is a regular file reached through real folders: a folder, a
+    symlink or a FIFO put in its place (or a folder on its way replaced by a
+    symlink) is no video, and its link goes (graylink never serves through a
+    symlink in the source). ``folders`` caches each folder's verdict."""
+    folder = rel.rpartition(b"/")[0]
+    through = _real_folder(root, folder, folders)
+    if through is not False:
+        return None if through is None else True
     try:
-        os.lstat(path)
-    except FileNotFoundError:
-        return True
-    except NotADirectoryError:
+        st = os.lstat(root + b"/" + rel)
+    except (FileNotFoundError, NotADirectoryError):
         return True
     except OSError:
         return None
-    return False
+    return not stat.S_ISREG(st.st_mode)
+
+
+def _real_folder(root: bytes, folder: bytes, folders: dict[bytes, bool | None]) -> bool | None:
+    """False when ``folder`` and each folder above it is a real directory; True when one is
+    not (gone, a symlink, a file); None when that cannot be told."""
+    if not folder:
+        return False
+    if folder in folders:
+        return folders[folder]
+    above = _real_folder(root, folder.rpartition(b"/")[0], folders)
+    verdict: bool | None
+    if above is not False:
+        verdict = above
+    else:
+        try:
+            verdict = not stat.S_ISDIR(os.lstat(root + b"/" + folder).st_mode)
+        except (FileNotFoundError, NotADirectoryError):
+            verdict = True
+        except OSError:
+            verdict = None
+    folders[folder] = verdict
+    return verdict
 
 
 @dataclass(frozen=True)
@@ -49,6 +79,8 @@ def veto_prunes(
 ) -> Veto:
     """Withhold each prune whose source file is still there (one lstat each: prunes are few).
 
+    "There" is a regular file: a path that is no longer one is no longer a video.
+
     Only prunes of links the rules still want are looked at: a link the rules
     no longer want (an extension dropped, a folder excluded) goes although its
     file stays. A source that does not answer withholds every such prune."""
@@ -62,7 +94,8 @@ def veto_prunes(
     root = os.fsencode(source).rstrip(b"/")
 
     def look() -> list[bool | None]:
-        return [_gone(root + b"/" + a.link) for a in prunes]
+        folders: dict[bytes, bool | None] = {}
+        return [_gone(root, a.link, folders) for a in prunes]
 
     try:
         verdicts = deadline.call(look, timeout, "confirming prunes in the source", should_stop)
