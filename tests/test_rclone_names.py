@@ -175,11 +175,19 @@ def test_a_crypt_remote_is_watched_below_and_linked_at_the_decrypted_paths(tmp_p
     assert _reconcile(raw) == 0
     assert _links(tmp_path / "links") == {b"Show/S1/e1.mkv", "Movies/Fate／Zero (2011)/f.mkv".encode()}
 
-    put("Show/S1/e2.mkv")
-    _mirror(google, under, enc, ids)  # the loopback reports the new file with its encrypted name
-    wait_until(lambda: "e2.mkv" in os.listdir(mnt / "Show" / "S1"), "the crypt mount to list the new file")
+    # A season pack: more names in one poll than one rclone cryptdecode takes (10, cmd/cryptdecode).
+    pack = tmp_path / "pack"
+    pack.mkdir()
+    episodes = [f"e{n:02d}.mkv" for n in range(2, 15)]
+    for name in episodes:
+        (pack / name).write_bytes(b"video")
+    copy = ["rclone", "--config", str(mount_conf), "copy", str(pack), "secret:Show/S2"]
+    subprocess.run(copy, check=True, timeout=60)
+    _age(under)
+    _mirror(google, under, enc, ids)  # the loopback reports the new files with their encrypted names
+    wait_until(lambda: (mnt / "Show" / "S2" / "e14.mkv").exists(), "the crypt mount to list the new files")
     assert _reconcile(raw) == 0
-    assert b"Show/S1/e2.mkv" in _links(tmp_path / "links")
+    assert {f"Show/S2/{e}".encode() for e in episodes} <= _links(tmp_path / "links")
     assert PASSWORD not in (tmp_path / "g.db").read_bytes().decode("latin-1")
 
     # A path inside the crypt remote is encrypted on the way down to the Drive.

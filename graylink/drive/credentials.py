@@ -14,10 +14,11 @@ that ``graylink --help`` does not pay for it.
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 import json
 import os
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from graylink.config import DriveConfig
@@ -53,6 +54,9 @@ class CryptLayer:
     spec: str  # the crypt remote as rclone's command line names it, e.g. "secret:"
     path: str  # the plain path inside the crypt remote ("" for its root)
     conf_path: str = ""  # the rclone config that defines it, for rclone's own use
+    # A digest of the options that decide its names (passwords among them): decoded names are
+    # remembered across polls under it, so a changed password never reuses them. Never shown.
+    fingerprint: str = field(default="", repr=False)
 
 
 @dataclass(frozen=True)
@@ -146,7 +150,7 @@ def read_remote(config: DriveConfig, env: Mapping[str, str] | None = None) -> Re
             if kind == "crypt":
                 if crypt is not None:
                     raise ConfigError(f"[drive] remote: [{where.name}] is a crypt remote over another crypt remote")
-                crypt = CryptLayer(spec=_spec_text(where), path=where.path, conf_path=conf.path)
+                crypt = CryptLayer(_spec_text(where), where.path, conf.path, _crypt_fingerprint(option))
             inner = _parse_spec(target, f"the 'remote' of [{where.name}],")
             if not inner.name:
                 raise ConfigError(f"[drive] remote: {kind} [{where.name}] points at a local path, not a Drive")
@@ -157,6 +161,20 @@ def read_remote(config: DriveConfig, env: Mapping[str, str] | None = None) -> Re
         if kind != "drive":
             raise ConfigError(f"[drive] remote: [{where.name}] has type {kind or '(none)'!r}, not 'drive'")
         return _drive_remote(where, option, conf.path, crypt)
+
+
+# backend/crypt options that change what a stored name decrypts to.
+_CRYPT_NAME_OPTIONS = (
+    "remote", "password", "password2", "filename_encryption", "directory_name_encryption",
+    "filename_encoding", "suffix",
+)  # fmt: skip
+
+
+def _crypt_fingerprint(option: Callable[[str], str]) -> str:
+    digest = hashlib.sha256()
+    for key in _CRYPT_NAME_OPTIONS:
+        digest.update(f"{key}\0{option(key)}\0".encode("utf-8", "surrogateescape"))
+    return digest.hexdigest()
 
 
 def _spec_text(where: RemotePath) -> str:

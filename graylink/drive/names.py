@@ -3,9 +3,19 @@
 A stored name becomes ``Standard.Encode(Drive.Decode(name))`` with the
 remote's ``encoding`` option (graylink/rclone/encoder.py). Below a crypt
 remote that name is encrypted: rclone decrypts it (``rclone cryptdecode``,
-batched, with the crypt remote's own options and passwords, which graylink
-never reads); a name rclone cannot decrypt is one the crypt mount does not
-list. Folder paths, once resolved, are kept in the DB by the item record.
+with the crypt remote's own options and passwords, which graylink never
+reads); a name rclone cannot decrypt is one the crypt mount does not list.
+
+``rclone cryptdecode`` takes at most 10 names a call (rclone
+``cmd/cryptdecode/cryptdecode.go``: ``CheckArgs(2, 11, …)``, the remote and
+10 names; more and it exits non-zero). Decoded names are kept in memory
+across polls (``DecodedNames``, bounded, least recently used out first), so
+a season pack met again by the next poll, or by the Activity feed's overlap,
+costs no process. Not in the DB: the item record already keeps every
+resolved folder path there, so after a restart only the names of new changes
+are asked again, and a plain name in the DB would be one more copy of what
+the encryption hides. The cache is keyed by a digest of the crypt remote's
+options, so a changed password never reuses an old answer.
 """
 
 from __future__ import annotations
@@ -13,6 +23,8 @@ from __future__ import annotations
 import logging
 import os
 import subprocess
+import threading
+from collections import OrderedDict
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 
@@ -24,7 +36,8 @@ from graylink.rclone.encoder import DRIVE_DEFAULT, Encoder, from_standard, parse
 log = logging.getLogger(__name__)
 
 DECODE_TIMEOUT = 60.0
-_BATCH = 200  # names per rclone call: far below any argv limit
+BATCH = 10  # names per call: rclone cmd/cryptdecode/cryptdecode.go CheckArgs(2, 11) (the remote + 10)
+CACHE_SIZE = 50_000  # decoded names kept across polls: a few MB, more than a large library's new names a day
 _FAILED = "Failed to decrypt"
 
 
@@ -32,15 +45,55 @@ class CryptError(RuntimeError):
     """rclone could not be run to decrypt names (not: a name it cannot decrypt)."""
 
 
+class DecodedNames:
+    """Encrypted → plain names of the service's life, least recently used out first (thread-safe)."""
+
+    def __init__(self, size: int = CACHE_SIZE) -> None:
+        self.size = size
+        self._names: OrderedDict[tuple[str, str], str | None] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def get(self, layer: str, name: str) -> tuple[bool, str | None]:
+        """(known, plain name or None when rclone could not decrypt it)."""
+        with self._lock:
+            key = (layer, name)
+            if key not in self._names:
+                return False, None
+            self._names.move_to_end(key)
+            return True, self._names[key]
+
+    def put(self, layer: str, name: str, plain: str | None) -> None:
+        with self._lock:
+            self._names[(layer, name)] = plain
+            self._names.move_to_end((layer, name))
+            while len(self._names) > self.size:
+                self._names.popitem(last=False)
+
+    def __len__(self) -> int:
+        return len(self._names)
+
+    def clear(self) -> None:
+        with self._lock:
+            self._names.clear()
+
+
+DECODED = DecodedNames()
+
+
 @dataclass
 class CryptNames:
-    """Encrypted names → plain ones, asked of rclone in batches and remembered for the poll."""
+    """Encrypted names → plain ones, asked of rclone 10 at a time and remembered across polls."""
 
     layer: CryptLayer
     rclone: str
     env: Mapping[str, str] = field(repr=False, default_factory=dict)
-    known: dict[str, str | None] = field(default_factory=dict)
+    cache: DecodedNames = field(default=DECODED, repr=False)
     calls: int = 0
+
+    @property
+    def _key(self) -> str:
+        # The same names decrypt alike only with the same rclone config, remote and options.
+        return "\0".join((self.layer.conf_path, self.layer.spec, self.layer.fingerprint))
 
     def _run(self, args: list[str]) -> list[str]:
         argv = [self.rclone, "--config", self.layer.conf_path or os.devnull, "--ask-password=false"]
@@ -62,20 +115,24 @@ class CryptNames:
         return done.stdout.decode("utf-8", "surrogateescape").splitlines()
 
     def prefetch(self, names: Iterable[str]) -> None:
-        todo = sorted({n for n in names if n and n not in self.known})
-        for start in range(0, len(todo), _BATCH):
-            chunk = todo[start : start + _BATCH]
+        key = self._key
+        todo = sorted({n for n in names if n and not self.cache.get(key, n)[0]})
+        for start in range(0, len(todo), BATCH):
+            chunk = todo[start : start + BATCH]
+            found: dict[str, str | None] = dict.fromkeys(chunk)
             for line in self._run([self.layer.spec, *chunk]):
-                encrypted, sep, plain = line.partition(" \t ")
-                if sep and encrypted in chunk:
-                    self.known[encrypted] = None if plain == _FAILED else plain
-            for name in chunk:
-                self.known.setdefault(name, None)
+                encrypted, sep, decoded = line.partition(" \t ")  # Go's Sprintln(name, "\t", plain)
+                if sep and encrypted in found:
+                    found[encrypted] = None if decoded == _FAILED else decoded
+            for name, plain in found.items():
+                self.cache.put(key, name, plain)
 
     def plain(self, name: str) -> str | None:
-        if name not in self.known:
+        known, plain = self.cache.get(self._key, name)
+        if not known:
             self.prefetch([name])
-        return self.known.get(name)
+            plain = self.cache.get(self._key, name)[1]
+        return plain
 
     def encrypt_path(self, path: str) -> str:
         """A plain path inside the crypt remote → the path below it on the Drive."""

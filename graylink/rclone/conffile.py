@@ -21,6 +21,7 @@ file; an empty value counts as unset. A remote may exist only as
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import os
@@ -286,7 +287,16 @@ def dump(rclone: str, path: str, env: Mapping[str, str]) -> dict[str, dict[str, 
 
 
 def _without_passwords(sections: dict[str, dict[str, str]]) -> dict[str, dict[str, str]]:
-    return {name: {k: v for k, v in keys.items() if k not in _PASSWORD_KEYS} for name, keys in sections.items()}
+    """Each password becomes a SHA-256 digest of it: enough to notice that it changed (a crypt remote's
+    decoded names are remembered under it), never the password itself."""
+    return {
+        name: {k: (_digest(v) if k in _PASSWORD_KEYS else v) for k, v in keys.items()}
+        for name, keys in sections.items()
+    }
+
+
+def _digest(value: str) -> str:
+    return "sha256:" + hashlib.sha256(value.encode("utf-8", "surrogateescape")).hexdigest()
 
 
 def load(configured: str, env: Mapping[str, str] | None = None, *, use_rclone: bool = True) -> RcloneConfig:
