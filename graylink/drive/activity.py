@@ -19,10 +19,11 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, replace
 from typing import Any
 
-from graylink.drive.batch import Polled, Unplaced, Writer, collapse_root
+from graylink.drive.batch import MARK_REASON, Polled, Unplaced, Writer, collapse_root
 from graylink.drive.google import FOLDER_MIME, DriveClients, FeedError
 from graylink.drive.items import ItemRecord, Known, Resolver, UnresolvableError, fetcher, settle
 from graylink.drive.names import DEFAULT_NAMES, Names
+from graylink.store.clock import in_future, tell_jump
 from graylink.store.db import Mark, Store, parent_of
 
 log = logging.getLogger(__name__)
@@ -233,21 +234,25 @@ def _remember(store: Store, activities: list[Activity]) -> None:
     )
 
 
-def _start(store: Store, clients: DriveClients, root_id: str, overlap_ms: int, write: Writer) -> Polled:
+def _start(
+    store: Store, clients: DriveClients, root_id: str, overlap_ms: int, write: Writer, *, look_at_all: bool = False
+) -> Polled:
     # The first poll starts now (the first full scan covers the past). What
     # the next poll's overlap will see again is recorded as handled, and the
-    # query itself shows a missing scope at once.
+    # query itself shows a missing scope at once. ``look_at_all``: no full
+    # scan covers the past (a restart after a clock jump): the whole source is
+    # marked, in the same transaction as the new cursor.
     started_ms = int(time.time() * 1000)
     past = list(fetch_activities(clients, root_id, started_ms - overlap_ms))
 
     def commit() -> list[Mark]:
         _remember(store, past)
         store.set_meta(META_CURSOR, str(started_ms))
-        return []
+        return [Mark(b"", MARK_REASON, recursive=True)] if look_at_all else []
 
-    write(commit)
+    marks = write(commit)
     log.info("drive feed: started, watching changes from now on")
-    return Polled(note="started")
+    return Polled(marks=marks, note="started")
 
 
 def poll_activities(
@@ -258,6 +263,11 @@ def poll_activities(
     if cursor_text is None:
         return _start(store, clients, root_id, overlap_ms, write)
     cursor = int(cursor_text)
+    if in_future(cursor / 1000):
+        # A cursor in the future would hide every activity until that date comes.
+        # What happened meanwhile is unknown: start afresh and look at everything.
+        tell_jump("the Drive feed's cursor", cursor / 1000, "starting the feed afresh and verifying every folder")
+        return _start(store, clients, root_id, overlap_ms, write, look_at_all=True)
     fetched = list(fetch_activities(clients, root_id, cursor - overlap_ms))
     handled = _handled_keys(store, [a.key for a in fetched])
     fresh = sorted((a for a in fetched if a.key not in handled), key=lambda a: a.time_ms)

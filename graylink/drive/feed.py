@@ -177,7 +177,8 @@ def _hourly(store: Store, calls: int, now: float) -> dict[str, int]:
         hours = {}
     hour = int(now // 3600)
     hours[str(hour)] = hours.get(str(hour), 0) + calls
-    return {k: v for k, v in hours.items() if int(k) > hour - 24}
+    # Hours in the future (a clock that jumped back) would count for ever.
+    return {k: v for k, v in hours.items() if hour - 24 < int(k) <= hour}
 
 
 def _record(store: Store, result: DrivePollResult) -> None:

@@ -31,6 +31,7 @@ from graylink.reconcile.veto import veto_prunes
 from graylink.source.listing import MountGone
 from graylink.source.scanner import Interrupted, Scanner, ScanStats
 from graylink.source.sourcecheck import CHECK_TIMEOUT, SourceGuard
+from graylink.store.clock import in_future, tell_jump
 from graylink.store.db import META_LAST_FULL, Mark, Store, StoredMark, parent_of
 from graylink.store.problems import CONFLICT, FAILED, Problem, problem_folders, update_problems
 from graylink.store.scopes import Scope, ScopeSet, collapse, touched
@@ -267,7 +268,12 @@ class Cycle:
 
     def _full_verify_due(self) -> bool:
         last = self.store.get_meta(META_LAST_FULL)
-        return last is None or time.time() - float(last) >= self.config.scan.full_verify
+        if last is None:
+            return True
+        if in_future(float(last)):
+            tell_jump("the last full verification", float(last), "verifying everything now")
+            return True
+        return time.time() - float(last) >= self.config.scan.full_verify
 
     def _add_scan_stats(self, scan: ScanStats) -> None:
         self.stats.dirs_listed += scan.dirs_listed

@@ -18,6 +18,7 @@ import logging
 import time
 from dataclasses import dataclass
 
+from graylink.store.clock import in_future, tell_jump
 from graylink.store.db import Store
 
 log = logging.getLogger("graylink.triggers.mount")  # the mount check's lines, wherever they are told
@@ -79,13 +80,25 @@ def record_health(store: Store, health: Health, now: float | None = None) -> boo
         store.set_meta(
             META_LAST_FAILURE, json.dumps({"at": now, "check": health.failed_check, "message": health.message})
         )
-        if store.get_meta(META_DOWN_SINCE) is None:
+        since = store.get_meta(META_DOWN_SINCE)
+        if since is None:
+            store.set_meta(META_DOWN_SINCE, repr(now))
+        elif _future(since, now):
+            # A drop "since 2100" would never be recalled, and tell a length of 0 s.
+            tell_jump("the start of the mount outage", float(since), "counting the outage from now")
             store.set_meta(META_DOWN_SINCE, repr(now))
         return False
     if store.get_meta(META_DOWN_SINCE) is None:
         return False
     store.execute("DELETE FROM meta_value WHERE key = ?", (META_DOWN_SINCE,))
     return True
+
+
+def _future(recorded: str, now: float) -> bool:
+    try:
+        return in_future(float(recorded), now)
+    except ValueError:
+        return False
 
 
 def failure_line(before: Outage | None, health: Health, now: float, *, quiet_repeats: bool) -> tuple[int, str]:
