@@ -34,7 +34,7 @@ LAYERS = [
     "service",
     "cli",
 ]
-ROOT_MODULES = {"__init__", "__main__", "errors", "checks", "story"}
+ROOT_MODULES = {"__init__", "__main__", "errors", "checks", "story", "words"}
 ENTRY_POINTS = {"graylink.__main__"}  # python -m graylink: the command line
 
 

@@ -297,3 +297,16 @@ def test_a_lasting_drop_is_told_once_recalled_half_hourly_and_its_end_once(
     back = [m for m in told(logging.INFO) if "is back" in m]
     assert back == ["the source is back after 2 h 02 min down: every folder will be verified"]
     assert len(told(logging.ERROR)) == 3 and len(told(logging.WARNING)) == 4
+
+
+def test_doctor_on_a_missing_source_names_no_filesystem_of_its_parent(tmp_path: Path) -> None:
+    """issue 27 item 7: doctor reported the parent's filesystem (tmpfs: 'trusted') for a source not there."""
+    from graylink.report import doctor
+
+    ini = tmp_path / "graylink.ini"  # tmp_path/src was never made: an rclone mount point not mounted
+    ini.write_text(f"[paths]\nsource = {tmp_path / 'src'}\ntarget = {tmp_path / 'links'}\n")
+    checks = {check.name: check for check in doctor.run_checks(str(ini))}
+    assert not checks["source"].ok and "does not exist" in checks["source"].message
+    filesystem = checks["filesystem"]
+    assert not filesystem.ok and "does not exist" in filesystem.message
+    assert "trusted" not in filesystem.message and fsinfo.fs_type(str(tmp_path)) not in filesystem.message

@@ -102,3 +102,34 @@ def test_metrics_of_the_service_answer_at_once_on_a_frozen_mount(rclone_mount: C
             loop.kill()
             loop.wait()
     assert loop.returncode is not None
+
+
+def test_doctor_on_a_frozen_mount_says_it_does_not_answer_within_its_deadline(
+    rclone_mount: Callable[..., Mounted],  # noqa: F811
+) -> None:
+    """issue 27 item 1: doctor hung forever in os.path.isdir(source) on a SIGSTOPped rclone."""
+    m = rclone_mount()
+    assert m.graylink("reconcile").returncode == 0
+    with frozen(m):
+        began = time.monotonic()
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "graylink", "-c", str(m.ini), "doctor"],
+            env={**os.environ, "PYTHONPATH": str(REPO)},
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        try:
+            out, err = proc.communicate(timeout=60)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            out, err = proc.communicate()
+            raise AssertionError(f"doctor still ran after 60s on a frozen mount:\n{out}{err}") from None
+        took = time.monotonic() - began
+    assert proc.returncode == 1, out + err
+    assert "Traceback" not in err
+    source_lines = [line for line in out.splitlines() if line.startswith("✘ source:")]
+    assert source_lines and "the mount does not answer" in source_lines[0], out
+    assert "filesystem: " + str(m.mnt) + " is on fuse.rclone" in out  # read from mountinfo, not by a look
+    # One deadline for the source (LIST_TIMEOUT), not one per check that looks at it.
+    assert took < LIST_TIMEOUT + 10, f"doctor took {took:.1f}s on a frozen mount:\n{out}"

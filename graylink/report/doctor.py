@@ -10,6 +10,7 @@ import os
 import tempfile
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager, suppress
+from dataclasses import dataclass
 
 from graylink.checks import Check
 from graylink.config import Config, load_config
@@ -22,8 +23,11 @@ from graylink.store.db import Store
 from graylink.store.lock import holder
 from graylink.store.readonlyfs import on_read_only_fs
 from graylink.store.schema import MIGRATIONS
-from graylink.system.fsinfo import TRUSTED_FS, fs_type, mtime_trusted
+from graylink.system import deadline, fsinfo
+from graylink.system.fsinfo import TRUSTED_FS
+from graylink.triggers.mount import LIST_TIMEOUT
 from graylink.triggers.mount_checks import doctor_checks as mount_checks
+from graylink.words import plural
 
 ConfigLoader = Callable[[], Config]
 
@@ -37,18 +41,67 @@ def check_config(path: str | None) -> tuple[Check, Config | None]:
     return Check("config", True, f"read {where}"), config
 
 
-def check_source(config: Config) -> Check:
-    source = config.paths.source
-    if not os.path.isdir(source):
-        return Check("source", False, f"{source} is not a folder", "set [paths] source; is the rclone mount up?")
+@dataclass(frozen=True)
+class SourceLook:
+    """One bounded look at the source, shared by every check that needs it.
+
+    A frozen mount (rclone under SIGSTOP) blocks any system call on it in the
+    kernel: doctor looks once, under the mount check's deadline, and the checks
+    after it do not touch a source that did not answer.
+    """
+
+    answered: bool
+    exists: bool = False
+    is_dir: bool = False
+    entries: int = 0
+    error: OSError | None = None
+
+
+def _look(source: str) -> SourceLook:
     try:
         with os.scandir(source) as entries:
-            count = sum(1 for _ in entries)
+            return SourceLook(True, True, True, sum(1 for _ in entries))
+    except (FileNotFoundError, NotADirectoryError) as exc:
+        exists = os.path.lexists(source)
+        return SourceLook(True, exists, False, error=None if not exists else exc)
     except OSError as exc:
-        return Check(
-            "source", False, f"cannot list {source}: {exc.strerror}", "check permissions; remount if the mount died"
+        return SourceLook(True, True, False, error=exc)
+
+
+def look_at_source(config: Config, timeout: float = LIST_TIMEOUT) -> SourceLook:
+    try:
+        return deadline.call(
+            lambda: _look(config.paths.source), timeout, f"looking at the source {config.paths.source}"
         )
-    return Check("source", True, f"{source} is readable ({count} entries at the top)")
+    except deadline.NoAnswer:
+        return SourceLook(False)
+
+
+def check_source(config: Config, look: SourceLook | None = None) -> Check:
+    source = config.paths.source
+    look = look_at_source(config) if look is None else look
+    if not look.answered:
+        return Check(
+            "source",
+            False,
+            f"the mount does not answer: looking at {source} took more than {LIST_TIMEOUT:g}s",
+            "the rclone process is hung or stopped: restart the mount (e.g. 'fusermount3 -uz "
+            f"{source}' then your rclone mount command)",
+        )
+    if not look.exists:
+        return Check("source", False, f"{source} does not exist", "set [paths] source; is the rclone mount up?")
+    if look.error is not None and not look.is_dir and isinstance(look.error, NotADirectoryError):
+        return Check("source", False, f"{source} is not a folder", "set [paths] source to a folder")
+    if look.error is not None:
+        return Check(
+            "source",
+            False,
+            f"cannot list {source}: {look.error.strerror}",
+            "check permissions; remount if the mount died",
+        )
+    return Check(
+        "source", True, f"{source} is readable ({look.entries} {plural(look.entries, 'entry', 'entries')} at the top)"
+    )
 
 
 def _nearest_existing(path: str) -> str:
@@ -109,11 +162,15 @@ def check_database(config: Config) -> Check:
     )
 
 
-def check_filesystem(config: Config) -> Check:
+def check_filesystem(config: Config, look: SourceLook | None = None) -> Check:
     source = config.paths.source
-    kind = fs_type(source)
-    trusted = mtime_trusted(source, config.scan.trust_dir_mtime)
     setting = config.scan.trust_dir_mtime
+    if look is not None and look.answered and not look.exists:
+        # The parent's filesystem says nothing of a mount that is not there.
+        return Check("filesystem", False, f"{source} does not exist: its filesystem is unknown", "see the source line")
+    _, entry = fsinfo.locate(source, resolve=look is None or look.answered)
+    kind = entry.fs_type if entry else "unknown"
+    trusted = fsinfo.trusts(kind, setting)
     if trusted:
         how = "trusted: unchanged folders are not re-listed"
     else:
@@ -163,18 +220,19 @@ def run_checks(config_path: str | None) -> list[Check]:
     checks = [first]
     if config is None:
         return checks
-    checks.append(check_source(config))
+    look = look_at_source(config)
+    checks.append(check_source(config, look))
     checks.append(check_writable_place("target", config.paths.target, "link tree"))
     checks.append(check_database(config))
     library = ownership.doctor_check(config)
     if library is not None:
         checks.append(library)
-    checks.append(check_filesystem(config))
+    checks.append(check_filesystem(config, look))
     checks.append(check_service(config))
     log_check = check_log(config)
     if log_check is not None:
         checks.append(log_check)
-    checks.extend(_guarded("mount", lambda: _mount_checks(config)))
+    checks.extend(_guarded("mount", lambda: _mount_checks(config, look)))
     checks.extend(_guarded("emby", lambda: emby_checks(config)))
     if config.plex.url:
         checks.extend(_guarded("plex", lambda: plex_checks(config)))
@@ -209,10 +267,10 @@ def _index_for_reading(config: Config) -> Iterator[Store]:
         yield empty
 
 
-def _mount_checks(config: Config) -> list[Check]:
+def _mount_checks(config: Config, look: SourceLook) -> list[Check]:
     # The mount check reads the index (was the source a mount point? does it hold files?).
     with _index_for_reading(config) as store:
-        return mount_checks(config, store)
+        return mount_checks(config, store, answered=look.answered)
 
 
 def failed(check: Check) -> bool:

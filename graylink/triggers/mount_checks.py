@@ -83,8 +83,14 @@ _HINTS = {
 }
 
 
-def health_check(config: Config, store: Store) -> Check:
-    health = check_health(config, store)
+def health_check(config: Config, store: Store, *, answered: bool = True) -> Check:
+    """``answered`` false: the caller's bounded look at the source found no answer (a hung
+    mount); judged from that, not by another look that would wait out its deadline again."""
+    if answered:
+        health = check_health(config, store)
+    else:
+        message = f"the mount does not answer: listing the source {config.paths.source} timed out"
+        health = Health(False, LISTABLE, message, dead=True)
     if health.ok:
         fstype = fsinfo.fs_type(config.paths.source) or "unknown filesystem"
         return Check("mount", True, f"the source {config.paths.source} is healthy ({fstype})")
@@ -92,11 +98,11 @@ def health_check(config: Config, store: Store) -> Check:
     return Check("mount", False, f"{health.failed_check}: {health.message}", hint)
 
 
-def doctor_checks(config: Config, store: Store) -> list[Check]:
+def doctor_checks(config: Config, store: Store, *, answered: bool = True) -> list[Check]:
     """Mount health (fails when unhealthy) and the serving rclone's flags (warnings)."""
-    checks = [health_check(config, store)]
+    checks = [health_check(config, store, answered=answered)]
     source = config.paths.source
-    entry = fsinfo.mount_of(source)
+    _, entry = fsinfo.locate(source, resolve=answered)
     if entry is not None and entry.fs_type == "fuse.rclone":
         processes = mountflags.rclone_processes_serving(entry.mount_point)
         if processes:
