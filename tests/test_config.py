@@ -207,3 +207,26 @@ def test_a_value_in_quotes_is_the_value_without_them(tmp_path: Path) -> None:
     # The environment is taken whole, as documented.
     with_env = load_config(str(ini), environ={"GRAYLINK_EMBY_API_KEY": '"quoted"'})
     assert with_env.emby.api_key == '"quoted"'
+
+
+@pytest.mark.parametrize(
+    ("name", "expected"),
+    [
+        ("GRAYLINK_SCANS_INTERVAL", "no section [scans] (did you mean GRAYLINK_SCAN_INTERVAL?)"),
+        ("GRAYLINK_EMBYURL", "(did you mean GRAYLINK_EMBY_URL?)"),
+        ("GRAYLINK_WEB_LISTN", "unknown key 'listn' in [web] (did you mean GRAYLINK_WEB_LISTEN?)"),
+    ],
+)
+def test_a_misspelled_environment_variable_is_refused(lib: Library, name: str, expected: str) -> None:
+    """issue 27 item 6: a misspelled section in the environment was ignored without a word."""
+    result = lib.run("status", env={name: "1m"})
+    assert result.returncode == 2, result.stderr
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and name in lines[0] and expected in lines[0], result.stderr
+
+
+def test_the_variables_that_are_not_config_are_left_alone(lib: Library) -> None:
+    from graylink.config.file import NOT_CONFIG
+
+    env = {name: "x" for name in NOT_CONFIG if name != "GRAYLINK_CONFIG"}
+    assert load_config(str(lib.ini), environ=env).paths.source == str(lib.source)

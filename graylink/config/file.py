@@ -6,6 +6,7 @@ Nothing is typed here: values stay strings until :func:`graylink.config.parse_ra
 from __future__ import annotations
 
 import configparser
+import difflib
 import os
 from collections.abc import Mapping
 
@@ -37,20 +38,52 @@ def read_raw(path: str, environ: Mapping[str, str]) -> dict[str, dict[str, str]]
         _read_file(path, raw)
     empty_file = bool(path) and not any(raw.values())
     for name, value in environ.items():
-        if not name.startswith(ENV_PREFIX):
-            continue
-        section, _, key = name[len(ENV_PREFIX) :].lower().partition("_")
-        if section not in SCHEMA:
-            continue  # e.g. GRAYLINK_CONFIG, which names the file itself
-        if key not in SCHEMA[section]:
-            raise ConfigError(f"environment variable {name}: unknown key '{key}' in [{section}]")
-        raw[section][key] = value
+        place = environment_key(name)
+        if place is not None:
+            raw[place[0]][place[1]] = value
     if empty_file and not raw["paths"].get("source"):
         # Said as it is: "source is not set" would send the user looking in the wrong file.
         raise ConfigError(
             f"config file {path} is empty: set [paths] source and target in it (graylink.ini.example lists every key)"
         )
     return raw
+
+
+# GRAYLINK_* variables that are not config keys: each says what it is for.
+NOT_CONFIG = {
+    "GRAYLINK_CONFIG": "the config file to read",
+    "GRAYLINK_CONFIG_DIR": "the container's config folder (docker/entrypoint.sh)",
+    "GRAYLINK_CRASH_SEED": "replays a crash test (tests/test_crash.py)",
+    "GRAYLINK_PROP_EXAMPLES": "the number of property test examples (tests/test_properties.py)",
+}
+
+
+def environment_key(name: str) -> tuple[str, str] | None:
+    """The (section, key) that environment variable ``name`` sets; None when it is no
+    graylink config variable (another prefix, or one of NOT_CONFIG).
+
+    Every other ``GRAYLINK_*`` name is refused like an unknown key in the file: a
+    misspelled section (GRAYLINK_SCANS_INTERVAL, GRAYLINK_EMBYURL) would otherwise
+    be ignored without a word, and a container configured only through its
+    environment would run with the default. The one rule for these names lives
+    here, so that named sections can extend it.
+    """
+    if not name.startswith(ENV_PREFIX) or name in NOT_CONFIG:
+        return None
+    section, _, key = name[len(ENV_PREFIX) :].lower().partition("_")
+    if section in SCHEMA and key in SCHEMA[section]:
+        return section, key
+    known = [f"{ENV_PREFIX}{s.upper()}_{k.upper()}" for s in SCHEMA for k in SCHEMA[s]]
+    close = difflib.get_close_matches(name.upper(), known, n=1, cutoff=0.75)
+    hint = f" (did you mean {close[0]}?)" if close else ""
+    if section not in SCHEMA:
+        what = f"no section [{section}]" if key else "no GRAYLINK_<SECTION>_<KEY> form"
+        return _refuse(name, f"{what}{hint}; sections: {', '.join(SCHEMA)}")
+    return _refuse(name, f"unknown key '{key}' in [{section}]{hint}")
+
+
+def _refuse(name: str, why: str) -> tuple[str, str]:
+    raise ConfigError(f"environment variable {name}: {why}")
 
 
 # A comment may follow a value: "interval = 5m   ; note". Only after whitespace,
