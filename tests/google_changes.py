@@ -5,12 +5,18 @@ googleapiclient ships, ``googleapiclient/discovery_cache/documents``):
 ``GET drive/v3/changes/startPageToken`` (``driveId``, ``supportsAllDrives``)
 answers a ``StartPageToken``; ``GET drive/v3/changes`` (``pageToken``
 required, ``pageSize`` 1-1000, ``includeRemoved``, ``driveId``,
-``includeItemsFromAllDrives``) answers a ``ChangeList``: ``changes``, and
+``includeItemsFromAllDrives``, ``restrictToMyDrive``) answers a ``ChangeList``: ``changes``, and
 ``nextPageToken`` or, on the last page, ``newStartPageToken``. The scopes each
 method accepts are read from that document, and a token without one of them
 is refused with Google's 403 ``insufficientPermissions``. As on Google, the
 list holds the latest change of each file, and a change's ``file`` is the
 file as it is now; removed files come with ``removed: true`` and no ``file``.
+
+Page tokens do not expire (the document: "The page token doesn't expire"):
+any token the Drive handed out stays good; one it never handed out is refused
+with 400. ``restrictToMyDrive=true`` omits files outside the My Drive
+hierarchy (shared with the user, not added to My Drive: no parent the token
+sees), as the parameter's description says.
 
 Faults for tests (``ChangesFaults``): forced statuses with ``Retry-After``,
 a body that is not JSON, a page token that comes back forever, a hang.
@@ -60,17 +66,11 @@ class ChangeLog:
     next_seq: int = 1
     faults: ChangesFaults = field(default_factory=ChangesFaults)
     requests: list[dict[str, str]] = field(default_factory=list)  # the query of each changes.list
-    oldest_valid: int = 1  # older page tokens are refused (400), as an expired token is
 
     def add(self, file_id: str, time: str, removed: bool = False, drive_id: str = "") -> None:
         self.records = [r for r in self.records if r.file_id != file_id]  # the latest change per file
         self.records.append(ChangeRecord(self.next_seq, file_id, time, removed, drive_id))
         self.next_seq += 1
-
-    def expire_tokens_before(self, seq: int) -> None:
-        """Tokens older than ``seq`` are refused from now on (what an expired token looks like)."""
-        self.records = [r for r in self.records if r.seq >= seq]
-        self.oldest_valid = seq
 
 
 class ChangesRoutes:
@@ -110,12 +110,15 @@ class ChangesRoutes:
             self._send_raw(200, b"<html>Service temporarily unavailable</html>")  # type: ignore[attr-defined]
             return
         token = query.get("pageToken", "")
-        if not token.isdigit() or not (log.oldest_valid <= int(token) <= log.next_seq):
+        # Page tokens never expire ("The page token doesn't expire", drive.v3.json StartPageToken and
+        # ChangeList.newStartPageToken): only a token this Drive never handed out is refused.
+        if not token.isdigit() or not (1 <= int(token) <= log.next_seq):
             self._error(400, "Invalid Value", "invalid", "INVALID_ARGUMENT")  # type: ignore[attr-defined]
             return
         size = max(1, min(int(query.get("pageSize") or 100), 1000))
         drive_id = query.get("driveId", "")
         include_removed = query.get("includeRemoved", "true") == "true"
+        restrict = query.get("restrictToMyDrive") == "true" and not drive_id
         chosen = [
             r
             for r in log.records
@@ -123,6 +126,7 @@ class ChangesRoutes:
             and (not drive_id or r.drive_id == drive_id)
             and (include_removed or not r.removed)
             and (drive_id or not r.drive_id or query.get("includeItemsFromAllDrives") == "true")
+            and not (restrict and not r.drive_id and not r.removed and not self.google.in_my_drive(r.file_id))
         ]
         page, rest = chosen[:size], chosen[size:]
         payload: dict[str, Any] = {"kind": "drive#changeList", "changes": [self._change(r) for r in page]}

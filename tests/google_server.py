@@ -238,6 +238,11 @@ class FakeGoogle:
             current = self.state.items.get(current.parents[0])
         return out
 
+    def in_my_drive(self, item_id: str) -> bool:
+        """Whether the item lies in the My Drive hierarchy (a file shared with the user and not
+        added to My Drive has no parent there)."""
+        return item_id == MY_DRIVE_ROOT or MY_DRIVE_ROOT in self.ancestors(item_id)
+
     def _ref(self, item_id: str) -> dict[str, Any]:
         item = self.state.items[item_id]
         if item.drive_id and item.id == item.drive_id:  # a shared drive's root: a DriveReference

@@ -154,6 +154,41 @@ def test_changes_outside_the_root_cost_no_lookup_each(setup, drive, google):
     assert marks(store) == set()  # deleted for good outside the root: known from the record
 
 
+def test_changes_list_is_restricted_to_my_drive_as_rclone_asks(setup, drive, google):
+    """rclone ``backend/drive/drive.go`` ``changeNotifyRunner`` sends ``RestrictToMyDrive(!SharedWithMe)``;
+    files shared with the user but not in My Drive then never reach the feed (no lookups for them)."""
+    config, store = setup
+    start(config, store)
+    sharer = google.add("Someone's folder", "", folder=True, record=False)  # no parent in My Drive
+    for n in range(3):
+        google.add(f"shared{n}.mkv", sharer)
+    drive.file("mine.mkv")
+    before = google.calls("files.get")
+    result = poll_drive(config, store)
+    assert result.error is None and result.activities == 1 and marks(store) == {(b"", False)}
+    assert google.state.changes.requests[-1]["restrictToMyDrive"] == "true"
+    assert google.calls("files.get") == before
+
+
+def test_trashing_items_the_feed_never_met_marks_their_folders(setup, drive, google):
+    """#25.2: files and folders there before the feed started are "never met"; their trash is a
+    change with ``trashed: true`` and their parents (Drive v3 ``changes``: ``Change.file`` is the
+    file as it is now), so it marks where they were shown, not nothing."""
+    config, store = setup
+    drive.folder("Shows")
+    drive.folder("Shows/S1")
+    old_file = drive.file("Shows/S1/e1.mkv", record=False)
+    old_folder = drive.folder("Shows/S2")
+    start(config, store)
+    google.trash(old_file)
+    assert poll_drive(config, store).error is None
+    assert marks(store) == {(b"Shows/S1", False)}
+    clear(store)
+    google.trash(old_folder)
+    assert poll_drive(config, store).error is None
+    assert marks(store) == {(b"Shows/S2", True), (b"Shows", False)}
+
+
 def test_a_trash_emptied_of_items_never_met_is_one_warning_and_one_full_walk(setup, drive, google, caplog):
     """Removals carry only the fileId (Drive v3 ``changes`` reference, ``Change.file``: "Present if
     the type is file and the file has not been removed"): items the record never met cannot be

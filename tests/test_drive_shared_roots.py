@@ -51,6 +51,23 @@ def test_shared_drive_references_are_parents():
     assert change.added_parents == ("0AOne",) and change.removed_parents == ("0ATwo", "f1")
 
 
+def test_a_shared_drive_reference_may_name_another_collection():
+    """driveactivity v2 discovery document, ``DriveReference.name``: "The format is
+    `COLLECTION_ID/DRIVE_ID`. Clients should not assume a specific collection ID"."""
+    activity = {
+        "timestamp": "2026-12-01T12:00:00Z",
+        "primaryActionDetail": {
+            "move": {
+                "addedParents": [{"drive": {"name": "sharedDrives/0AOne", "title": "One"}}],
+                "removedParents": [{"teamDrive": {"name": "someCollection/0ATwo"}}],
+            }
+        },
+        "targets": [{"driveItem": {"name": "items/v1", "title": "e.mkv", "mimeType": "video/x-matroska"}}],
+    }
+    change = parse_activity(activity).changes[0]
+    assert change.added_parents == ("0AOne",) and change.removed_parents == ("0ATwo",)
+
+
 def test_a_folder_shortcut_is_a_folder_and_changes_in_its_target_mark_it(tmp_path, google):
     """Drive v3 shortcuts (File.shortcutDetails.targetId / targetMimeType); rclone shows a folder
     shortcut as a folder (backend/drive: shortcuts are followed), so the mount lists the

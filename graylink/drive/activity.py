@@ -95,14 +95,19 @@ def _is_folder(item: dict[str, Any]) -> bool:
 
 
 def _parent_ids(refs: Iterable[dict[str, Any]]) -> tuple[str, ...]:
-    """The folder IDs of a move's TargetReferences: a Drive item (``items/ID``), or a shared drive
-    (``drives/ID``, before it ``teamDrives/ID``), whose root folder has the drive's ID."""
+    """The folder IDs of a move's TargetReferences: a Drive item (``items/ID``), or a shared drive,
+    whose root folder has the drive's ID. A shared drive's ``DriveReference.name`` is
+    ``COLLECTION_ID/DRIVE_ID`` and "clients should not assume a specific collection ID" (the
+    driveactivity v2 discovery document): ``drives/ID`` today, ``teamDrives/ID`` before it."""
     out = []
     for ref in refs:
-        for kind, prefix in (("driveItem", "items/"), ("drive", "drives/"), ("teamDrive", "teamDrives/")):
+        for kind in ("driveItem", "drive", "teamDrive"):
             name = str((ref.get(kind) or {}).get("name") or "")
-            if name.startswith(prefix) and len(name) > len(prefix):
-                out.append(name[len(prefix) :])
+            collection, _, item_id = name.rpartition("/")
+            if kind == "driveItem" and collection != "items":
+                continue
+            if collection and item_id:
+                out.append(item_id)
                 break
     return tuple(out)
 

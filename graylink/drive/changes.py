@@ -7,8 +7,15 @@ marks, the item record's updates and the token to resume from, so a kill
 between pages re-reads at most the page it was on. A change tells only where
 an item is now; where it was comes from the item record (``items``).
 
-An expired or invalid token (400 / 404) starts over from a fresh token and
-marks the whole source (a full verification), with one WARNING.
+Page tokens do not expire (Drive v3: "The page token doesn't expire"); a
+token Google refuses all the same (400 / 404: another account's, or a
+damaged database) starts over from a fresh token and marks the whole source
+(a full verification), with one WARNING.
+
+``restrictToMyDrive`` is sent as rclone sends it (``backend/drive/drive.go``
+``changeNotifyRunner``: ``RestrictToMyDrive(!SharedWithMe)``): changes of
+files shared with the user but not in My Drive are none of the mount's, and
+Google leaves them out instead of graylink fetching their parents.
 """
 
 from __future__ import annotations
@@ -91,8 +98,9 @@ def start_token(clients: DriveClients, drive_id: str) -> str:
     return token
 
 
-def list_page(clients: DriveClients, token: str, drive_id: str) -> Page:
+def list_page(clients: DriveClients, token: str, drive_id: str, restrict: bool = True) -> Page:
     request = clients.drive.changes().list(
+        restrictToMyDrive=restrict,
         pageToken=token,
         pageSize=PAGE_SIZE,
         includeRemoved=True,
@@ -202,7 +210,7 @@ def poll_changes(
             if number > 0 or not _invalid_token(exc):
                 raise
             fresh = start_token(clients, drive_id)
-            polled.marks += write(_reset(store, fresh, "the saved page token was refused (expired or invalid)"))
+            polled.marks += write(_reset(store, fresh, "Google refused the saved page token (page tokens do not expire: another account's, or a damaged database)"))
             polled.note = "token reset"
             return polled
         if page.next_token is not None and page.next_token in seen:

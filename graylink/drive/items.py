@@ -246,7 +246,9 @@ def settle(record: ItemRecord, item_id: str, was: Known | None, now: Known | Non
 
     The folder it left and the folder it is in are marked (a folder's old and
     new subtrees); an item that stayed in place marks its folder when it is a
-    file (its content changed) and nothing when it is a folder."""
+    file (its content changed) and nothing when it is a folder. An item the
+    record never met (``was`` None) marks where it is placed now, visible or
+    trashed: it may have been shown there."""
     folder = (now or was or Known(None, False)).folder
     old, new = (was.visible if was else None), (now.visible if now else None)
     if now is None:
@@ -258,6 +260,10 @@ def settle(record: ItemRecord, item_id: str, was: Known | None, now: Known | Non
     if folder and was is not None and was.path is None and now is not None and now.path is not None:
         record.forget_outside()
     marks: set[Mark] = set()
+    if was is None and now is not None and now.path is not None:
+        # Never met (there before the feed began): it may have been shown where it is placed now,
+        # so a trash marks its folder as a move or a rename would.
+        marks |= _marks_at(now.path, folder)
     if old is not None and old != new:
         marks |= _marks_at(old, folder)
     if new is not None and (new != old or not folder):
