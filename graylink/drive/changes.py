@@ -210,7 +210,8 @@ def poll_changes(
             if number > 0 or not _invalid_token(exc):
                 raise
             fresh = start_token(clients, drive_id)
-            polled.marks += write(_reset(store, fresh, "Google refused the saved page token (page tokens do not expire: another account's, or a damaged database)"))
+            why = "Google refused the saved page token (they do not expire: another account's, or a damaged database)"
+            polled.marks += write(_reset(store, fresh, why))
             polled.note = "token reset"
             return polled
         if page.next_token is not None and page.next_token in seen:
