@@ -500,6 +500,11 @@ class _Handler(OAuthRoutes, ChangesRoutes, BaseHTTPRequestHandler):
         self._send(200, self.google.file_resource(item))
 
     def _files_list(self, query: dict[str, str]) -> None:
+        """``files.list`` (drive.v3.json; the query language of Google's "Search for files and
+        folders" guide, the subset graylink and rclone send): ``'ID' in parents`` terms joined by
+        ``or`` (rclone's ListR groups up to 50), ``name = '…'``, ``mimeType = '…'``, ``trashed =
+        false``; ``pageSize`` (at most 1000) and ``pageToken``; each file with the fields graylink
+        asks for."""
         scopes = self._token_scopes()
         if scopes is None:
             return
@@ -507,20 +512,29 @@ class _Handler(OAuthRoutes, ChangesRoutes, BaseHTTPRequestHandler):
             self._insufficient()
             return
         q = query.get("q", "")
-        parent = re.search(r"'((?:[^'\\]|\\.)*)' in parents", q)
+
+        def unq(text: str) -> str:
+            return re.sub(r"\\(.)", r"\1", text)
+
+        want_parents = {unq(m) for m in re.findall(r"'((?:[^'\\]|\\.)*)' in parents", q)}
         name = re.search(r"name = '((?:[^'\\]|\\.)*)'", q)
-
-        def unq(m: re.Match[str] | None) -> str | None:
-            return None if m is None else re.sub(r"\\(.)", r"\1", m.group(1))
-
-        want_parent, want_name = unq(parent), unq(name)
+        want_name = None if name is None else unq(name.group(1))
         folders_only = f"mimeType = '{FOLDER_MIME}'" in q
-        found = [
-            {"id": i.id, "name": i.name}
-            for i in self.google.state.items.values()
-            if (want_parent is None or want_parent in i.parents)
-            and (want_name is None or i.name == want_name)
-            and (not folders_only or i.folder)
-            and not ("trashed = false" in q and i.trashed)
-        ]
-        self._send(200, {"files": found})
+        found = sorted(
+            (
+                i
+                for i in self.google.state.items.values()
+                if (not want_parents or want_parents & set(i.parents))
+                and (want_name is None or i.name == want_name)
+                and (not folders_only or i.folder)
+                and not ("trashed = false" in q and i.trashed)
+                and i.id != MY_DRIVE_ROOT
+            ),
+            key=lambda i: i.id,
+        )
+        size = max(1, min(int(query.get("pageSize") or 100), 1000))
+        offset = int(query.get("pageToken") or 0)
+        payload: dict[str, Any] = {"files": [self.google.file_resource(i) for i in found[offset : offset + size]]}
+        if offset + size < len(found):
+            payload["nextPageToken"] = str(offset + size)
+        self._send(200, payload)

@@ -24,6 +24,7 @@ class Polled:
     events: int = 0  # changes or activities handled for the first time
     marks: int = 0  # dirty marks written
     lookups: int = 0  # files.get calls made to place them
+    seed_calls: int = 0  # files.list calls made to list folders for the item record (drive.seed)
     note: str = ""  # "started", "token reset"
 
 

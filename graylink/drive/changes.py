@@ -40,6 +40,7 @@ from graylink.drive.items import (
 )
 from graylink.drive.items import settle as settle_item
 from graylink.drive.names import DEFAULT_NAMES, Names
+from graylink.drive.seed import knows_absence, record_listed, seed_step
 from graylink.store.db import Mark, Store
 
 log = logging.getLogger(__name__)
@@ -132,6 +133,8 @@ def marks_for(change: DriveChange, resolver: Resolver) -> set[Mark]:
         gone = change.info is None or change.info.trashed
         return {Mark(b"", MARK_REASON, recursive=True)} if gone else set()
     if change.info is None:
+        if was is None and knows_absence(record.store, change.time_ms):
+            return set()  # the record lists every item under the root: this one never was
         if was is None:
             raise UnresolvableError(f"item {change.file_id} was deleted for good, and the item record never met it")
         return settle_item(record, change.file_id, was, None)
@@ -185,6 +188,15 @@ def _invalid_token(exc: Exception) -> bool:
     return isinstance(exc, HttpError) and exc.resp.status in (400, 404)
 
 
+def _seed(
+    store: Store, clients: DriveClients, root_id: str, drive_id: str, write: Writer, names: Names, polled: Polled
+) -> None:
+    listed, _ = seed_step(store, clients, root_id, drive_id, names)
+    polled.seed_calls = listed.calls
+    if listed.folders:
+        write(lambda: record_listed(store, listed, root_id))
+
+
 def poll_changes(
     store: Store, clients: DriveClients, root_id: str, drive_id: str, write: Writer, names: Names = DEFAULT_NAMES
 ) -> Polled:
@@ -199,7 +211,9 @@ def poll_changes(
 
         write(begin)
         log.info("drive feed: started, watching changes from now on")
-        return Polled(note="started")
+        polled = Polled(note="started")
+        _seed(store, clients, root_id, drive_id, write, names, polled)
+        return polled
     polled = Polled()
     seen = {token}
     resolver = Resolver(ItemRecord(store), root_id, fetcher(clients), names)
@@ -223,6 +237,7 @@ def poll_changes(
         polled.events += len(page.changes)
         polled.lookups = resolver.calls
         if page.next_token is None:
+            _seed(store, clients, root_id, drive_id, write, names, polled)  # caught up: list a few folders
             return polled
         seen.add(page.next_token)
         token = page.next_token

@@ -42,7 +42,7 @@ from graylink.drive.google import (
     root_spec,
     runtime_error,
 )
-from graylink.drive.items import ItemRecord
+from graylink.drive.items import META_SEED_DONE, ItemRecord
 from graylink.drive.names import CryptError, Names, names_for, root_key, root_path
 from graylink.errors import ConfigError
 from graylink.store.db import Store
@@ -359,4 +359,5 @@ def drive_status(store: Store) -> dict[str, Any]:
         "walk": (store.get_meta(META_CADENCE) or "").partition(":")[2] or None,
         "root_id": store.get_meta(META_ROOT_ID),
         "known_items": ItemRecord(store).count(),
+        "record_complete": bool(store.get_meta(META_SEED_DONE)),
     }

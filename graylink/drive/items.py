@@ -23,6 +23,8 @@ from graylink.drive.google import FOLDER_MIME, SHORTCUT_MIME, DriveClients, Feed
 from graylink.drive.names import DEFAULT_NAMES, Names
 from graylink.store.db import Mark, Store, join, parent_of, subtree_bounds
 
+META_SEED_STARTED = "drive.seed_started"  # the record began listing the root's tree (graylink.drive.seed)
+META_SEED_DONE = "drive.seed_done_ms"  # when it last listed a folder of that first listing
 MAX_DEPTH = 256  # deeper than any real tree: a longer parents chain is a cycle
 
 
@@ -69,8 +71,13 @@ class ItemRecord:
         return Known(None if row[0] is None else bytes(row[0]), bool(row[1]), bool(row[2]))
 
     def put(self, item_id: str, known: Known) -> None:
+        # A folder that stays under the root keeps "listed" (its children moved with it, move_below);
+        # one that comes in from outside has children the record never met.
         self.store.execute(
-            "INSERT OR REPLACE INTO drive_item (id, path, folder, trashed) VALUES (?, ?, ?, ?)",
+            "INSERT INTO drive_item (id, path, folder, trashed) VALUES (?, ?, ?, ?) "
+            "ON CONFLICT (id) DO UPDATE SET path = excluded.path, folder = excluded.folder, "
+            "trashed = excluded.trashed, listed = CASE WHEN excluded.path IS NULL OR drive_item.path IS NULL "
+            "THEN 0 ELSE drive_item.listed END",
             (item_id, known.path, int(known.folder), int(known.trashed)),
         )
 
@@ -97,6 +104,7 @@ class ItemRecord:
 
     def clear(self) -> None:
         self.store.execute("DELETE FROM drive_item")
+        self.store.execute("DELETE FROM meta_value WHERE key IN (?, ?)", (META_SEED_STARTED, META_SEED_DONE))
 
     def count(self) -> int:
         return int(self.store.execute("SELECT count(*) FROM drive_item").fetchone()[0])

@@ -207,6 +207,17 @@ def _m0009_link_without_source(db: pw.SqliteDatabase) -> None:
     db.execute_sql('ALTER TABLE "link_new" RENAME TO "link"')
 
 
+def _m0018_drive_item_listed(db: pw.SqliteDatabase) -> None:
+    # Whether the Drive feed recorded every child of a folder (graylink.drive.seed): once
+    # every folder under the root is, an item removed for good that the record does not
+    # know was never under the root, and marks nothing.
+    db.execute_sql("ALTER TABLE drive_item ADD COLUMN listed INTEGER NOT NULL DEFAULT 0")
+    db.execute_sql(
+        "CREATE INDEX drive_item_unlisted ON drive_item (id) "
+        "WHERE folder = 1 AND listed = 0 AND trashed = 0 AND path IS NOT NULL"
+    )
+
+
 # Forward migrations, applied in order, each once, by name. Append only: a
 # database records the names it has, so a newer graylink knows what to add and
 # an older one can tell that a database is newer than itself.
@@ -220,6 +231,7 @@ MIGRATIONS: list[tuple[str, Callable[[pw.SqliteDatabase], None]]] = [
     ("0007_drive_item", _m0007_drive_item),
     ("0008_arr_wait", _m0008_arr_wait),
     ("0009_link_without_source", _m0009_link_without_source),
+    ("0018_drive_item_listed", _m0018_drive_item_listed),
 ]
 
 SCHEMA_VERSION = len(MIGRATIONS)
