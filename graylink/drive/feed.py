@@ -59,6 +59,7 @@ META_LAST_ACTIVITIES = "drive.last_activities"
 META_LAST_CALLS = "drive.last_calls"
 META_CALLS_HOURLY = "drive.calls_hourly"
 META_TOTAL_MARKS = "drive.total_marks"
+META_TOTAL_CALLS = "drive.total_calls"  # every request sent to Google, ever: a Prometheus counter
 META_TOKEN_WAITS = "drive.token_waits"  # noqa: S105 - consecutive polls that found rclone's token expired
 TOKEN_RETRY = 60.0  # rclone refreshes on its next Drive call: with --poll-interval 1m, within a minute
 TOKEN_PATIENCE = 3  # polls that may find it expired before that is an error
@@ -193,6 +194,8 @@ def _record(store: Store, result: DrivePollResult) -> None:
     store.set_meta(META_CALLS_HOURLY, json.dumps(_hourly(store, result.calls, now), sort_keys=True))
     total = int(store.get_meta(META_TOTAL_MARKS, "0") or 0)
     store.set_meta(META_TOTAL_MARKS, str(total + result.marks))
+    calls = int(store.get_meta(META_TOTAL_CALLS, "0") or 0)
+    store.set_meta(META_TOTAL_CALLS, str(calls + result.calls))
 
 
 def poll_drive(
@@ -353,6 +356,7 @@ def drive_status(store: Store) -> dict[str, Any]:
         "total_marks": int(store.get_meta(META_TOTAL_MARKS, "0") or 0),
         "calls_last_poll": int(store.get_meta(META_LAST_CALLS, "0") or 0),
         "calls_24h": sum(hours.values()),
+        "calls_total": int(store.get_meta(META_TOTAL_CALLS, "0") or 0),
         "newest_change": int(newest) / 1000 if newest else None,
         "cursor": int(cursor) / 1000 if cursor else None,
         "cursor_age_s": round(now - int(cursor) / 1000, 1) if cursor else None,

@@ -86,10 +86,15 @@ class StatusCollector(Collector):
             lag = max(0.0, time.time() - newest)
             text = "Age of the newest change the feed handled."
             yield GaugeMetricFamily("graylink_feed_lag_seconds", text, value=lag)
+        total = _num(drive.get("calls_total"))
+        if total is not None:
+            # A counter: Prometheus takes any window of it (increase(...[24h])), and it survives restarts.
+            yield CounterMetricFamily("graylink_drive_api_calls", "Requests sent to Google by the feed.", value=total)
+        # Kept because docs/web.md named them before the counter; deprecated, removed in a later release.
         for key, name in (("calls_last_poll", "last_poll"), ("calls_24h", "last_24h")):
             value = _num(drive.get(key))
             if value is not None:
-                text = f"Drive API calls in the {name.replace('_', ' ')}."
+                text = f"Drive API calls in the {name.replace('_', ' ')} (deprecated: graylink_drive_api_calls_total)."
                 yield GaugeMetricFamily(f"graylink_drive_api_calls_{name}", text, value=value)
 
     def _last_success(self, doc: dict[str, Any], totals: dict[str, Any]) -> Iterator[GaugeMetricFamily]:
