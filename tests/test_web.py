@@ -186,7 +186,11 @@ def test_radarr_upgrade_links_and_movie_delete_prunes(lib: Library, web: Callabl
 
 def test_the_arr_test_button_and_events_without_files_answer_200(lib: Library, web: Callable[..., WebLoop]) -> None:
     w = web()
-    answer = requests.post(w.url + "/api/webhook/sonarr", data=arr_body("sonarr_test"), auth=("", TOKEN), timeout=30)
+    # As Sonarr's WebhookProxy sends it: basic auth, Content-Type: application/json.
+    json_type = {"Content-Type": "application/json"}
+    answer = requests.post(
+        w.url + "/api/webhook/sonarr", data=arr_body("sonarr_test"), auth=("", TOKEN), headers=json_type, timeout=30
+    )
     assert answer.status_code == 200 and answer.json() == {"event": "Test", "marked": []}
     grab = json.dumps({"eventType": "Grab", "series": {"path": "/tv/X"}})
     assert w.post("/api/webhook/sonarr", grab).status_code == 200

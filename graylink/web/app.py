@@ -9,8 +9,6 @@ reconciler does the rest, in the loop) and wakes the loop.
 
 from __future__ import annotations
 
-import base64
-import hmac
 import logging
 import os
 from collections.abc import Callable, Iterator
@@ -19,17 +17,23 @@ from dataclasses import dataclass
 from typing import Any
 
 from flask import Flask, Response, jsonify, render_template, request, send_file
+from werkzeug.exceptions import HTTPException
 
 from graylink.config import Config
 from graylink.errors import GraylinkError
 from graylink.report.snapshot import default_snapshot_path
 from graylink.store.db import Mark, Store, normalize_rel
-from graylink.web import arr
+from graylink.web import arr, guard
 from graylink.web.page import page_model
 
 log = logging.getLogger(__name__)
 
 MAX_BODY = 1 << 20  # a webhook payload is a few kB; refuse anything huge before reading it
+ARR_ENDPOINTS = ("sonarr", "radarr")
+# A body nested past Python's recursion limit, or text that cannot be a path
+# (a lone surrogate such as "\ud800" cannot be encoded): the sender's fault.
+MALFORMED = (RecursionError, UnicodeError)
+MALFORMED_WHY = {RecursionError: "nested too deeply", UnicodeEncodeError: "a string that is not text"}
 
 
 @dataclass
@@ -38,26 +42,6 @@ class WebContext:
 
     config: Callable[[], Config]
     wake: Callable[[], None]
-
-
-def _presented_token() -> str:
-    header = request.headers.get("Authorization", "")
-    scheme, _, value = header.partition(" ")
-    if scheme.lower() == "bearer":
-        return value.strip()
-    if scheme.lower() == "basic":
-        try:
-            decoded = base64.b64decode(value.strip(), validate=True).decode("utf-8")
-        except (ValueError, UnicodeDecodeError):
-            return ""
-        return decoded.partition(":")[2]  # the password; Sonarr / Radarr send the token there
-    return request.headers.get("X-Api-Key", "")
-
-
-def _authorized(token: str) -> bool:
-    if not token:
-        return True  # no token: the server listens on loopback only (the config refuses the rest)
-    return hmac.compare_digest(_presented_token().encode("utf-8"), token.encode("utf-8"))
 
 
 def _error(status: int, message: str) -> Response:
@@ -99,8 +83,18 @@ def create_app(ctx: WebContext) -> Flask:
             yield opened
 
     @app.before_request
-    def _auth() -> Response | None:
-        if _authorized(ctx.config().web.token):
+    def _guard() -> Response | None:
+        # The Host, then the origin, then the token (graylink.web.guard): a
+        # refusal is answered before any route reads the body.
+        web = ctx.config().web
+        host = request.environ.get("HTTP_HOST")
+        refusal = guard.host_refusal(host, web.listen, web.token) or guard.cross_site_refusal(
+            request.method, request.headers, host, request.mimetype
+        )
+        if refusal is not None:
+            log.info("web: refused %s %s: %s", request.method, request.path, refusal.reason)
+            return _error(refusal.status, refusal.reason)
+        if guard.authorized(request.headers, web.token):
             return None
         response = _error(401, "a valid token is required ([web] token)")
         response.headers["WWW-Authenticate"] = 'Basic realm="graylink"'
@@ -224,5 +218,22 @@ def create_app(ctx: WebContext) -> Flask:
     @app.errorhandler(413)
     def too_large(exc: Exception) -> Response:
         return _error(413, f"the body is larger than {MAX_BODY} bytes")
+
+    @app.errorhandler(Exception)
+    def unexpected(exc: Exception) -> Response:
+        # Never the framework's HTML page, never a traceback in the log: a JSON
+        # reason, and one line (escaped by the log formatter, no request data).
+        if isinstance(exc, HTTPException):
+            return _error(exc.code or 500, exc.description or exc.name)
+        if isinstance(exc, MALFORMED):
+            why = f"the body cannot be used ({MALFORMED_WHY.get(type(exc), type(exc).__name__)})"
+            if request.endpoint in ARR_ENDPOINTS:
+                # Sonarr and Radarr turn a webhook off after a failed call: past the
+                # token, their requests are answered 2xx, what was ignored in the body.
+                log.warning("webhook (%s): ignored: %s", request.endpoint, why)
+                return jsonify({"ignored": why, "marked": []})
+            return _error(400, why)
+        log.error("web: %s %s failed: %s: %s", request.method, request.path, type(exc).__name__, str(exc)[:300])
+        return _error(500, "an unexpected error; the service log has a line about it")
 
     return app
