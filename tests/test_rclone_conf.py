@@ -60,14 +60,13 @@ def _rclone(env, *args):
     return done
 
 
-@needs_rclone
-def test_own_reader_parses_like_rclone_config_dump(tmp_path):
+def test_own_reader_parses_like_rclone_config_dump(tmp_path, rclone_binary):
     conf = tmp_path / "rclone.conf"
     conf.write_text(TRICKY, encoding="utf-8")
     env = _env(tmp_path)
     ours = conffile.load(str(conf), env, use_rclone=False)
     assert ours.reader == "graylink"
-    assert conffile.dump(RCLONE, str(conf), env) == ours.sections
+    assert conffile.dump(rclone_binary.path, str(conf), env) == ours.sections
     assert ours.sections["quotes"]["remote"] == '"/srv/c"'  # rclone keeps plain double quotes
     assert ours.sections["quotes"]["back"] == "/srv/d"
 
@@ -107,8 +106,7 @@ def test_config_file_is_searched_where_rclone_searches(tmp_path, layout):
     assert said == str(paths[wanted[0]] if wanted else paths["dot"])
 
 
-@needs_rclone
-def test_environment_overrides_and_env_only_remotes_as_rclone_uses_them(tmp_path):
+def test_environment_overrides_and_env_only_remotes_as_rclone_uses_them(tmp_path, rclone_binary):
     for name in ("file", "remote_env", "backend_env", "env_only"):
         (tmp_path / name).mkdir()
         (tmp_path / name / f"{name}.mkv").touch()

@@ -66,9 +66,9 @@ def _names(count: int) -> list[str]:
     return sorted(names)
 
 
-def _listing(folder: str, encoding: str) -> set[bytes]:
+def _listing(folder: str, encoding: str, rclone: str | None = RCLONE) -> set[bytes]:
     done = subprocess.run(
-        [RCLONE, "lsf", "-q", "--config", os.devnull, "--files-only", "--local-encoding", encoding, folder],
+        [rclone, "lsf", "-q", "--config", os.devnull, "--files-only", "--local-encoding", encoding, folder],
         capture_output=True,
         timeout=120,
         check=True,
@@ -76,9 +76,8 @@ def _listing(folder: str, encoding: str) -> set[bytes]:
     return set(done.stdout.split(b"\n")) - {b""}
 
 
-@needs_rclone
 @pytest.mark.parametrize("encoding", ENCODINGS)
-def test_names_list_as_rclone_lists_them(tmp_path, encoding):
+def test_names_list_as_rclone_lists_them(tmp_path, encoding, rclone_binary):
     # Names are made on disk as bytes (surrogate escapes are bytes that are not UTF-8).
     names = [n for n in _names(400) if "\n" not in n]
     folder = tmp_path / "src"
@@ -86,19 +85,20 @@ def test_names_list_as_rclone_lists_them(tmp_path, encoding):
     for name in names:
         (folder / name).touch()
     mask = Encoder(parse_mask(encoding))
-    assert _listing(str(folder), encoding) == {mount_name(mask, os.fsdecode(os.fsencode(n))) for n in names}
+    listed = _listing(str(folder), encoding, rclone_binary.path)
+    assert listed == {mount_name(mask, os.fsdecode(os.fsencode(n))) for n in names}
 
 
-@needs_rclone
-def test_rclone_stores_a_shown_name_as_from_standard_says(tmp_path):
+def test_rclone_stores_a_shown_name_as_from_standard_says(tmp_path, rclone_binary):
     mask = Encoder(parse_mask(DRIVE_DEFAULT))
     folder = tmp_path / "dst"
     folder.mkdir()
     shown = [s for s in KNOWN.values() if s not in ("．", "．．") and "\x00" not in from_standard(mask, s)]
     shown = [s for s in shown if "/" not in from_standard(mask, s)]  # a local disk cannot store "/"
     for name in shown:
+        touch = [rclone_binary.path, "touch", "-q", "--config", os.devnull, "--local-encoding", DRIVE_DEFAULT]
         subprocess.run(
-            [RCLONE, "touch", "-q", "--config", os.devnull, "--local-encoding", DRIVE_DEFAULT, f"{folder}/{name}"],
+            [*touch, f"{folder}/{name}"],
             check=True,
             timeout=60,
         )

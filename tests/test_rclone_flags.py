@@ -20,6 +20,7 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
+from rclone_support import Rclone
 
 from graylink.cli import cli
 from graylink.config import Config, parse_raw
@@ -84,11 +85,12 @@ def test_a_date_is_the_time_since_then() -> None:
     assert parse_duration("2026-01-02 11:00:00", clock=lambda: now) == 3600.0
 
 
-def rclone_reads(text: str) -> float | None:
+def rclone_reads(text: str, rclone: str | None = RCLONE) -> float | None:
     """What real rclone makes of a duration (seconds), None when it refuses it."""
-    assert RCLONE is not None
+    assert rclone is not None
+    # --dump filters prints the cut-off date (rclone 1.60 and 1.75 alike; 1.75 no longer logs it at -vv).
     run = subprocess.run(
-        [RCLONE, "lsf", "--config", "/dev/null", "-vv", "--max-age", text, os.devnull + "-nothing"],
+        [rclone, "lsf", "--config", "/dev/null", "--dump", "filters", "--max-age", text, os.devnull + "-nothing"],
         capture_output=True,
         text=True,
         timeout=30,
@@ -96,20 +98,21 @@ def rclone_reads(text: str) -> float | None:
     )
     if "invalid argument" in run.stderr:
         return None
-    logged = re.search(r"--max-age \S+ to (\d{4}-\d\d-\d\d \d\d:\d\d:\d\d)(?:\.(\d+))? ([+-]\d{4})", run.stderr)
+    logged = re.search(
+        r"greater than: (\d{4}-\d\d-\d\d \d\d:\d\d:\d\d)(?:\.(\d+))? ([+-]\d{4})", run.stdout + run.stderr
+    )
     if logged is None:
-        return math.inf  # "off": no limit, nothing logged
+        return math.inf  # "off": no limit, nothing printed
     fraction = (logged.group(2) or "0")[:6]
     since = datetime.strptime(f"{logged.group(1)}.{fraction} {logged.group(3)}", "%Y-%m-%d %H:%M:%S.%f %z")
     return time.time() - since.timestamp()
 
 
-@needs_rclone
 @pytest.mark.parametrize(
     "text", ["1d", "1.5d", "2w", "1M", "1y", "90", "1h30m", "1d12h", "1H", "5x", "off", "2020-01-01"]
 )
-def test_durations_read_as_rclone_reads_them(text: str) -> None:
-    ours, theirs = parse_duration(text), rclone_reads(text)
+def test_durations_read_as_rclone_reads_them(text: str, rclone_binary: Rclone) -> None:
+    ours, theirs = parse_duration(text), rclone_reads(text, rclone_binary.path)
     if theirs is None or ours is None or math.isinf(theirs):
         assert ours == theirs, f"{text!r}: graylink reads {ours}, rclone {theirs}"
     else:
@@ -210,7 +213,7 @@ def test_flags_from_rclone_environment_variables(tmp_path: Path) -> None:
 
 
 @pytest.fixture
-def real_mount(tmp_path: Path) -> Iterator[Callable[..., subprocess.Popen[bytes]]]:
+def real_mount(tmp_path: Path, rclone_binary: Rclone) -> Iterator[Callable[..., subprocess.Popen[bytes]]]:
     started: list[subprocess.Popen[bytes]] = []
     src, mnt = tmp_path / "src", tmp_path / "mnt"
     (src / "Show").mkdir(parents=True)
@@ -219,8 +222,7 @@ def real_mount(tmp_path: Path) -> Iterator[Callable[..., subprocess.Popen[bytes]
     (tmp_path / "links").mkdir()
 
     def start(*argv: str, env: dict[str, str] | None = None) -> subprocess.Popen[bytes]:
-        assert RCLONE is not None
-        full = [RCLONE, *argv]
+        full = [rclone_binary.path, *argv]
         process = subprocess.Popen(
             full, stdin=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env={**os.environ, **(env or {})}
         )
