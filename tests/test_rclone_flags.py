@@ -282,3 +282,32 @@ def test_a_real_mount_with_flags_from_its_environment(
 def test_polling_as_slow_as_a_long_cache_warns(tmp_path: Path) -> None:
     found = messages(config(tmp_path), (*MOUNT, "--dir-cache-time", "2h", "--poll-interval", "3h"))
     assert len(found) == 1 and "is not shorter than --dir-cache-time 2h" in found[0]
+
+
+@needs_fuse
+def test_doctor_tells_a_real_mount_with_rc_and_no_auth_flag_what_its_rclone_needs(
+    tmp_path: Path, real_mount: Callable[..., subprocess.Popen[bytes]], rclone_binary: Rclone
+) -> None:
+    """rclone >= 1.74 refuses vfs/refresh (403) on --rc without an auth flag; rc/noop still answers."""
+    from tests.test_mount import free_port
+
+    mnt, port = str(tmp_path / "mnt"), free_port()
+    real_mount(
+        "mount", str(tmp_path / "src"), mnt, "--config", "/dev/null", "--dir-cache-time", "1000h",
+        "--rc", "--rc-addr", f"127.0.0.1:{port}",
+    )  # fmt: skip
+    ini = tmp_path / "graylink.ini"
+    ini.write_text(
+        f"[paths]\nsource = {mnt}\ntarget = {tmp_path / 'links'}\ndatabase = {tmp_path / 'g.db'}\n"
+        f"[mount]\nrclone_rc = http://127.0.0.1:{port}\n",
+        encoding="utf-8",
+    )
+    result = CliRunner().invoke(cli, ["-c", str(ini), "doctor"])
+    flags = [line for line in result.output.splitlines() if "rclone flags:" in line]
+    rc_lines = [line for line in result.output.splitlines() if "rclone rc:" in line]
+    warned = any("without --rc-no-auth, --rc-user or --rc-htpasswd" in line for line in flags)
+    refused = any("(403)" in line and "--rc-no-auth" in line for line in rc_lines)
+    if rclone_binary.at_least(1, 74):
+        assert warned and refused and result.exit_code == 1, result.output
+    else:
+        assert not warned and not refused and result.exit_code == 0, result.output

@@ -9,7 +9,8 @@ ends the flags. A flag missing from the command line is read from the
 process's environment, ``RCLONE_<FLAG>`` (rclone's ``fs.OptionToEnv``), else it
 has rclone's default (``vfs/vfscommon/options.go``: ``--dir-cache-time 5m``,
 ``--poll-interval 1m``; ``fs/rc``: the remote control is off without ``--rc``,
-whatever ``--rc-addr`` says).
+whatever ``--rc-addr`` says; from rclone 1.74 its calls need ``--rc-user``,
+``--rc-htpasswd`` or ``--rc-no-auth``, ``fs/rc/rcserver/rcserver.go``).
 """
 
 from __future__ import annotations
@@ -25,13 +26,16 @@ from graylink.system import fsinfo
 
 MOUNT_COMMANDS = ("mount", "nfsmount", "cmount")
 # The flags read here, and whether they take a value.
-VALUE_FLAGS = ("--dir-cache-time", "--poll-interval", "--rc-addr", "--drive-root-folder-id", "--drive-team-drive")
-BOOL_FLAGS = ("--rc",)
+VALUE_FLAGS = (
+    "--dir-cache-time", "--poll-interval", "--rc-addr", "--drive-root-folder-id", "--drive-team-drive",
+    "--rc-user", "--rc-htpasswd",
+)  # fmt: skip
+BOOL_FLAGS = ("--rc", "--rc-no-auth")
 # Other flags of a typical mount known to take a value (whatever it looks like:
 # "--rc-pass --rc" sets a password). Any other flag is an unknown: see _command_words.
 OTHER_VALUE_FLAGS = frozenset(
     {
-        "--config", "--log-file", "--log-level", "--cache-dir", "--rc-user", "--rc-pass", "--rc-htpasswd",
+        "--config", "--log-file", "--log-level", "--cache-dir", "--rc-pass",
         "--rc-key", "--rc-cert", "--vfs-cache-mode", "--vfs-cache-max-age", "--vfs-cache-max-size",
         "--vfs-read-chunk-size", "--vfs-read-chunk-size-limit", "--buffer-size", "--attr-timeout",
         "--uid", "--gid", "--umask", "--dir-perms", "--file-perms", "--user-agent", "--drive-chunk-size",
@@ -41,6 +45,7 @@ OTHER_VALUE_FLAGS = frozenset(
 _TRUE = {"1", "t", "T", "TRUE", "true", "True"}  # Go's strconv.ParseBool
 _FALSE = {"0", "f", "F", "FALSE", "false", "False"}
 
+AUTH_SINCE = (1, 74)  # rclone "rc: flip auth default": every call not marked NoAuth needs rc auth
 SHORT_DIR_CACHE = 3600.0
 DEFAULT_DIR_CACHE = "5m"
 DEFAULT_POLL = "1m"
@@ -213,8 +218,24 @@ def _enabled(process: RcloneProcess, flag: str) -> bool:
     return found is not None and found[0] in _TRUE
 
 
-def flag_checks(config: Config, process: RcloneProcess) -> list[Check]:
-    """Warnings about an rclone mount's flags: they make graylink slow or blind, they do not break it."""
+def _rc_auth(process: RcloneProcess) -> bool:
+    """The rc server has auth set up, or is told to go without (rclone's ``UsingAuth`` or ``NoAuth``)."""
+    if _enabled(process, "--rc-no-auth"):
+        return True
+    return any((process.flag(name) or ("", ""))[0] for name in ("--rc-user", "--rc-htpasswd"))
+
+
+def _needs_rc_auth(config: Config, process: RcloneProcess, version: tuple[int, int, int] | None) -> bool:
+    """graylink calls vfs/refresh, and this rclone (>= 1.74) will refuse it: --rc without any auth flag."""
+    if not config.mount.rclone_rc or version is None or version[:2] < AUTH_SINCE:
+        return False
+    return _enabled(process, "--rc") and not _rc_auth(process)
+
+
+def flag_checks(config: Config, process: RcloneProcess, version: tuple[int, int, int] | None = None) -> list[Check]:
+    """Warnings about an rclone mount's flags: they make graylink slow or blind, they do not break it.
+
+    ``version``: the serving rclone's (rc ``core/version``), None when unknown."""
     checks: list[Check] = []
     cache = _duration(process, "--dir-cache-time", DEFAULT_DIR_CACHE)
     poll = _duration(process, "--poll-interval", DEFAULT_POLL)
@@ -263,6 +284,19 @@ def flag_checks(config: Config, process: RcloneProcess) -> list[Check]:
                 False,
                 f"[mount] rclone_rc is set but the mount runs without --rc{alone}: vfs/refresh calls will fail",
                 "add --rc --rc-addr 127.0.0.1:5572 (with --rc-user/--rc-pass, or --rc-no-auth) to the mount",
+                warn=True,
+            )
+        )
+    if _needs_rc_auth(config, process, version):
+        v = ".".join(str(n) for n in version or ())
+        checks.append(
+            Check(
+                NAME,
+                False,
+                f"the mount runs --rc without --rc-no-auth, --rc-user or --rc-htpasswd: rclone {v} (1.74 and "
+                "later) refuses vfs/refresh without rc auth (403)",
+                "add --rc-no-auth to the mount (its --rc-addr on 127.0.0.1), or --rc-user/--rc-pass and set "
+                "[mount] rclone_rc_user / rclone_rc_pass",
                 warn=True,
             )
         )

@@ -10,12 +10,15 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 import time
 from typing import Any
 from urllib.parse import urlsplit
 
 from graylink import story
+from graylink.checks import Check
 from graylink.config import Config
+from graylink.rclone import mountflags
 from graylink.rclone.vfs import MANY_VFS, serving_fs
 from graylink.store.db import StoredMark
 from graylink.system import fsinfo
@@ -23,7 +26,8 @@ from graylink.system import fsinfo
 log = logging.getLogger(__name__)
 
 RC_DEADLINE = 120.0  # seconds for a whole rc call: a recursive refresh lists through the Drive API
-RC_NOOP_DEADLINE = 10.0  # doctor's rc/noop: rclone answers it at once when it answers at all
+RC_NOOP_DEADLINE = 10.0  # doctor's probes: rclone answers them at once when it answers at all
+RC_CHECK = "rclone rc"
 
 
 # Marks that say "the Drive changed here" (the feed, the web triggers, Sonarr / Radarr,
@@ -75,6 +79,77 @@ class RcError(Exception):
     """A failed call to rclone's remote control (message carries no secret)."""
 
 
+class RcAuthError(RcError):
+    """rclone refused the call: 401 (wrong or missing user and password) or 403 (no rc auth set up)."""
+
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+# rclone 1.74 flipped the default (fs/rc/rcserver/rcserver.go, "rc: flip auth default"): a call not
+# marked NoAuth (vfs/refresh among them; rc/noop, core/version and vfs/list are) answers 403 unless
+# the server has --rc-user / --rc-htpasswd or --rc-no-auth. A server with a user answers 401 to any
+# request without the right user and password, before it looks at the call.
+NO_AUTH_FIX = (
+    "add --rc-no-auth to the mount (with --rc-addr on a loopback address, e.g. 127.0.0.1:5572), or "
+    "--rc-user/--rc-pass and set [mount] rclone_rc_user / rclone_rc_pass to them"
+)
+
+
+def refusal(config: Config, method: str, status: int) -> str:
+    """What a 401 or 403 from rclone's rc means, and the fix, in one line."""
+    where = f"rclone rc at {rc_endpoint(config)} refused {method} ({status})"
+    if status == 403:
+        return (
+            f"{where}: rclone has no rc auth set up, and rclone 1.74 and later refuse vfs/refresh without it: "
+            + NO_AUTH_FIX
+        )
+    if not config.mount.rclone_rc_user:
+        return (
+            f"{where}: rclone asks for a user and password (--rc-user / --rc-htpasswd) and [mount] "
+            "rclone_rc_user is empty: set rclone_rc_user / rclone_rc_pass to the mount's --rc-user / --rc-pass"
+        )
+    return (
+        f"{where}: wrong user or password: set [mount] rclone_rc_user / rclone_rc_pass to the mount's "
+        "--rc-user / --rc-pass"
+    )
+
+
+def parse_version(answer: dict[str, Any]) -> tuple[int, int, int] | None:
+    """core/version's answer → (major, minor, patch); None when it is not one."""
+    parts = answer.get("decomposed")
+    if isinstance(parts, list) and len(parts) >= 3 and all(isinstance(p, int) for p in parts[:3]):
+        return (parts[0], parts[1], parts[2])
+    found = re.match(r"v?(\d+)\.(\d+)\.(\d+)", str(answer.get("version", "")))
+    return (int(found.group(1)), int(found.group(2)), int(found.group(3))) if found else None
+
+
+def version_text(version: tuple[int, int, int] | None) -> str:
+    return "rclone" if version is None else f"rclone {version[0]}.{version[1]}.{version[2]}"
+
+
+def probe(config: Config) -> tuple[Check, tuple[int, int, int] | None]:
+    """doctor's check of rclone's rc: reachable, its version, and a call gated as vfs/refresh is.
+
+    rc/noop needs no auth in any version, so it cannot show what vfs/refresh
+    will meet. From 1.74 on rc/noopauth is gated exactly as vfs/refresh is
+    (neither is NoAuth); before 1.74 vfs/refresh needed no auth while
+    rc/noopauth did (AuthRequired), so there rc/noop is the fair probe.
+    """
+    version: tuple[int, int, int] | None = None
+    try:
+        version = parse_version(rc_call(config, "core/version", {}, deadline=RC_NOOP_DEADLINE))
+        method = "rc/noopauth" if version is not None and version[:2] >= mountflags.AUTH_SINCE else "rc/noop"
+        rc_call(config, method, {}, deadline=RC_NOOP_DEADLINE)
+    except RcAuthError as exc:
+        return Check(RC_CHECK, False, str(exc)), version
+    except RcError as exc:
+        hint = "start the mount with --rc --rc-addr matching [mount] rclone_rc, or unset rclone_rc"
+        return Check(RC_CHECK, False, str(exc), hint), version
+    return Check(RC_CHECK, True, f"{version_text(version)} answers at {rc_endpoint(config)} ({method})"), version
+
+
 def rc_call(config: Config, method: str, params: dict[str, Any], *, deadline: float = RC_DEADLINE) -> dict[str, Any]:
     # Only when rclone's rc is used: keeps status and --help fast.
     import requests
@@ -93,10 +168,7 @@ def rc_call(config: Config, method: str, params: dict[str, Any], *, deadline: fl
         kind = type(exc).__name__
         raise RcError(f"cannot reach rclone rc at {rc_endpoint(config)} ({kind})") from None
     if response.status_code in (401, 403):
-        raise RcError(
-            f"rclone rc at {rc_endpoint(config)} refused {method} ({response.status_code}): "
-            "check [mount] rclone_rc_user / rclone_rc_pass"
-        )
+        raise RcAuthError(response.status_code, refusal(config, method, response.status_code))
     try:
         body = response.json()
     except ValueError:

@@ -8,7 +8,7 @@ from typing import Any
 from graylink.checks import Check
 from graylink.config import Config
 from graylink.rclone import mountflags
-from graylink.rclone.rc import RC_NOOP_DEADLINE, RcError, rc_call, rc_endpoint
+from graylink.rclone.rc import probe as rc_probe
 from graylink.store.db import Store
 from graylink.system import fsinfo
 from graylink.triggers.mount import (
@@ -99,14 +99,15 @@ def health_check(config: Config, store: Store, *, answered: bool = True) -> Chec
 
 
 def doctor_checks(config: Config, store: Store, *, answered: bool = True) -> list[Check]:
-    """Mount health (fails when unhealthy) and the serving rclone's flags (warnings)."""
+    """Mount health (fails when unhealthy), the serving rclone's flags (warnings) and its rc."""
     checks = [health_check(config, store, answered=answered)]
+    rc_check, version = rc_probe(config) if config.mount.rclone_rc else (None, None)
     source = config.paths.source
     _, entry = fsinfo.locate(source, resolve=answered)
     if entry is not None and entry.fs_type == "fuse.rclone":
         processes = mountflags.rclone_processes_serving(entry.mount_point)
         if processes:
-            checks.extend(mountflags.flag_checks(config, processes[0]))
+            checks.extend(mountflags.flag_checks(config, processes[0], version))
         else:
             checks.append(
                 Check(
@@ -116,17 +117,6 @@ def doctor_checks(config: Config, store: Store, *, answered: bool = True) -> lis
                     "container or user?): its flags were not checked",
                 )
             )
-    if config.mount.rclone_rc:
-        try:
-            rc_call(config, "rc/noop", {}, deadline=RC_NOOP_DEADLINE)
-            checks.append(Check("rclone rc", True, f"rclone rc answers at {rc_endpoint(config)}"))
-        except RcError as exc:
-            checks.append(
-                Check(
-                    "rclone rc",
-                    False,
-                    str(exc),
-                    "start the mount with --rc --rc-addr matching [mount] rclone_rc, or unset rclone_rc",
-                )
-            )
+    if rc_check is not None:
+        checks.append(rc_check)
     return checks
