@@ -23,6 +23,21 @@ It follows, for the routes graylink uses:
   in Emby's document, so this Emby answers it 404. Emby takes the key in
   ``X-Emby-Token`` and also answers under ``/emby/…``.
 
+It keeps a library (``media_library.MediaLibrary``, which names the upstream
+files it follows): a ``Media/Updated`` path under a library folder is scanned
+after ``library.delay`` seconds; ``GET /Items`` answers as
+``Jellyfin.Api/Controllers/ItemsController.cs`` with the filters graylink uses
+(``Ids``, ``IncludeItemTypes``, ``MinDateLastSaved`` as
+``BaseItemRepository.TranslateQuery.cs`` applies it, ``StartIndex``,
+``Limit``; ``Fields=Path``) → ``{Items, TotalRecordCount, StartIndex}``. The
+scheduled tasks follow ``Jellyfin.Api/Controllers/ScheduledTasksController.cs``
+(elevated): ``GET /ScheduledTasks`` → ``TaskInfo[]`` (``Name``, ``State``
+Idle|Running|Cancelling, ``Id``, ``Key``, ``Triggers``), ``DELETE
+/ScheduledTasks/Running/{Id}`` (204) and ``POST /ScheduledTasks/{Id}/Triggers``
+(204), with the library scan task of ``RefreshMediaLibraryTask.cs`` (``Key``
+``RefreshLibrary``); a running library scan removes, when it completes, every
+item whose file is missing (a dangling link too, since 10.8).
+
 Every request is recorded. Answers to the POST endpoints can be scripted: a
 status, extra headers, a delay before answering, or a drip (one byte at a time).
 """
@@ -39,6 +54,12 @@ from collections import deque
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
+from urllib.parse import parse_qs, urlsplit
+
+from media_library import MediaLibrary, iso, parse_iso
+
+SCAN_TASK_ID = "6330ee8fb4a957f33981f4ad3ceb4c0b"
+DAILY = [{"Type": "IntervalTrigger", "IntervalTicks": 432000000000}]
 
 
 @dataclass
@@ -82,6 +103,11 @@ class FakeMediaServer:
         self.starting = 0  # Jellyfin: this many more requests are answered by the startup server
         self.api_key = api_key
         self.locations = locations if locations is not None else ["/media/Movies", "/media/TV"]
+        self.library = MediaLibrary(self.locations)
+        self.scan_state = "Idle"  # the RefreshLibrary task: Idle | Running
+        self.scan_started = 0.0
+        self.scan_duration = 3600.0  # seconds a library scan runs before it completes
+        self.triggers: list[dict[str, Any]] = list(DAILY)
         self.requests: list[Recorded] = []
         self.script: deque[Answer] = deque()
         self.lock = threading.Lock()
@@ -112,6 +138,76 @@ class FakeMediaServer:
     def posts(self, path: str | None = None) -> list[Recorded]:
         with self.lock:
             return [r for r in self.requests if r.method == "POST" and (path is None or r.path == path)]
+
+    def gets(self, path: str) -> list[Recorded]:
+        with self.lock:
+            return [r for r in self.requests if r.method == "GET" and r.path.split("?")[0].lower() == path.lower()]
+
+    def start_scan(self, duration: float = 3600.0) -> None:
+        """The scheduled library scan starts (RefreshMediaLibraryTask)."""
+        with self.lock:
+            self.scan_state, self.scan_started, self.scan_duration = "Running", time.time(), duration
+
+    def tick(self) -> None:
+        """Due scans; a library scan that completes removes the items whose files are missing."""
+        self.library.tick()
+        with self.lock:
+            done = self.scan_state == "Running" and time.time() >= self.scan_started + self.scan_duration
+            if done:
+                self.scan_state = "Idle"
+        if done:
+            for location in self.locations:
+                self.library.scan(location)
+
+    def tasks(self) -> list[dict[str, Any]]:
+        with self.lock:
+            return [
+                {
+                    "Name": "Scan Media Library",
+                    "State": self.scan_state,
+                    "CurrentProgressPercentage": 12.5 if self.scan_state == "Running" else None,
+                    "Id": SCAN_TASK_ID,
+                    "Triggers": list(self.triggers),
+                    "Description": "Scans your media library for new files and refreshes metadata.",
+                    "Category": "Library",
+                    "IsHidden": False,
+                    "Key": "RefreshLibrary",
+                },
+                {
+                    "Name": "Clean Cache Directory",
+                    "State": "Idle",
+                    "Id": "ccaa4dc8a4d6a1e2b4a3f0d7c96a7e6a",
+                    "Triggers": list(DAILY),
+                    "Category": "Maintenance",
+                    "IsHidden": False,
+                    "Key": "DeleteCacheFiles",
+                },
+            ]
+
+    def items_answer(self, query: dict[str, list[str]]) -> dict[str, Any]:
+        """``GET /Items`` (ItemsController.GetItems) with the filters graylink uses."""
+        q = {k.lower(): v[0] for k, v in query.items()}
+        ids = [i for i in q.get("ids", "").split(",") if i]
+        if ids:
+            items = [i for i in self.library.items.values() if i.id in ids]
+        else:
+            kinds = {k for k in q.get("includeitemtypes", "").split(",") if k}
+            since = parse_iso(q["mindatelastsaved"]) if "mindatelastsaved" in q else None
+            items = self.library.newest_saved(since, kinds)
+        start = int(q.get("startindex") or 0)
+        limit = int(q["limit"]) if "limit" in q else len(items)
+        page = items[start : start + limit]
+        fields = {f.lower() for f in q.get("fields", "").split(",")}
+        out = []
+        for item in page:
+            dto: dict[str, Any] = {"Name": item.path.rsplit("/", 1)[-1], "Id": item.id, "Type": item.kind}
+            if "path" in fields:
+                dto["Path"] = item.path
+            if "datecreated" in fields:
+                dto["DateCreated"] = iso(item.created_at)
+            out.append(dto)
+        total = len(items) if q.get("enabletotalrecordcount", "true") != "false" else 0
+        return {"Items": out, "TotalRecordCount": total, "StartIndex": start}
 
     def authorized(self, headers: dict[str, str]) -> bool:
         if self.kind == "jellyfin":
@@ -241,15 +337,37 @@ class FakeMediaServer:
                 self._record(None)
                 if self._startup():
                     return
+                server.tick()
                 path = self._path()
                 folders = "/library/virtualfolders" if server.kind == "jellyfin" else "/library/selectablemediafolders"
                 if path == "/system/info/public":
                     self._send(200, server.public_info())
-                elif path == folders:
-                    if not server.authorized(dict(self.headers.items())):
-                        self._send(401)
-                        return
+                    return
+                if path not in (folders, "/items", "/scheduledtasks"):
+                    self._send(404)
+                    return
+                if not server.authorized(dict(self.headers.items())):
+                    self._send(401)
+                    return
+                if path == folders:
                     self._send(200, server.folders())
+                elif path == "/items":
+                    self._send(200, server.items_answer(parse_qs(urlsplit(self.path).query)))
+                else:
+                    self._send(200, server.tasks())
+
+            def do_DELETE(self) -> None:
+                self._record(None)
+                path = self._path()
+                if not server.authorized(dict(self.headers.items())):
+                    self._send(401)
+                    return
+                if path == f"/scheduledtasks/running/{SCAN_TASK_ID}":
+                    with server.lock:
+                        server.scan_state = "Idle"  # cancelled: the scan's removals never happen
+                    self._send(204)
+                elif path.startswith("/scheduledtasks/running/"):
+                    self._send(404)
                 else:
                     self._send(404)
 
@@ -261,6 +379,14 @@ class FakeMediaServer:
                 if self._startup():
                     return
                 path = self._path()
+                if path == f"/scheduledtasks/{SCAN_TASK_ID}/triggers":
+                    if not server.authorized(dict(self.headers.items())):
+                        self._send(401)
+                        return
+                    with server.lock:
+                        server.triggers = list(body or [])
+                    self._send(204)
+                    return
                 if path not in ("/library/media/updated", "/library/refresh"):
                     self._send(404)
                     return
@@ -269,6 +395,11 @@ class FakeMediaServer:
                     return
                 with server.lock:
                     answer = server.script.popleft() if server.script else Answer()
+                if 200 <= answer.status < 300:
+                    if path == "/library/refresh":
+                        server.library.ask(None)
+                    for update in (body or {}).get("Updates") or []:
+                        server.library.ask(str(update.get("Path") or ""))
                 if answer.delay:
                     time.sleep(answer.delay)
                     if self._client_gone():

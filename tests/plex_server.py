@@ -14,6 +14,20 @@ token as ``X-Plex-Token``). Answers are XML unless the request asks for
 A scan of a path outside the section's locations is answered 200 and
 ignored (recorded as such), which is why graylink must match folders to
 sections itself.
+
+It keeps a library (``media_library.MediaLibrary``): a partial scan of a path
+inside a section's location adds its files after ``library.delay`` seconds.
+Read in python-plexapi: ``GET /library/sections/{key}/all?type=…&sort=addedAt:desc``
+paged by the ``X-Plex-Container-Start`` / ``-Size`` headers
+(``plexapi/library.py`` ``recentlyAdded`` / ``search``, ``plexapi/base.py``
+``fetchItems``) → ``Metadata`` with ``ratingKey``, ``addedAt``, ``Media`` /
+``Part`` ``file`` (``plexapi/media.py``); ``GET /library/metadata/{k1,k2}``
+(404 when none exists; an item in the trash carries ``deletedAt``); ``GET
+/activities`` (``plexapi/server.py`` ``Activity``: ``uuid``, ``type``
+``library.update.section``, ``cancellable``, ``title``); ``DELETE
+/library/sections/{key}/refresh`` (``LibrarySection.cancelUpdate``); ``GET
+/:/prefs`` (``Setting`` ``id``, ``value``) and ``PUT /:/prefs?name=value``
+(``plexapi/settings.py`` ``Settings.save``), with ``autoEmptyTrash``.
 """
 
 from __future__ import annotations
@@ -29,6 +43,7 @@ from urllib.parse import parse_qs, urlsplit
 from xml.sax.saxutils import quoteattr
 
 from emby_server import drip
+from media_library import MediaLibrary
 
 MACHINE = "0123456789abcdef0123456789abcdef01234567"
 VERSION = "1.41.3.9314-a0bfb8370"
@@ -66,6 +81,10 @@ class FakePlex:
             PlexSection("1", "Movies", "movie", ("/data/Movies",)),
             PlexSection("2", "TV Shows", "show", ("/data/TV", "/data/More TV")),
         ]
+        self.library = MediaLibrary([loc for sec in self.sections for loc in sec.locations])
+        self.running: dict[str, float] = {}  # section key -> when its (whole) scan completes
+        self.prefs: dict[str, Any] = {"autoEmptyTrash": True, "FriendlyName": "test-plex"}
+        self.cancelled: list[str] = []
         self.scans: list[Scan] = []
         self.urls: list[str] = []  # every request line's target, to check that no token is in a URL
         self.script: deque[PlexAnswer] = deque()
@@ -99,6 +118,55 @@ class FakePlex:
     def scanned(self) -> list[tuple[str, str | None]]:
         with self.lock:
             return [(s.section, s.path) for s in self.scans]
+
+    def start_scan(self, key: str, duration: float = 3600.0) -> None:
+        with self.lock:
+            self.running[key] = time.time() + duration
+
+    def tick(self) -> None:
+        """Due partial scans; a section scan that completes removes (or trashes) what is missing."""
+        self.library.empty_trash = bool(self.prefs["autoEmptyTrash"])
+        self.library.tick()
+        with self.lock:
+            done = [k for k, end in self.running.items() if end <= time.time()]
+            for key in done:
+                del self.running[key]
+        for key in done:
+            section = next(s for s in self.sections if s.key == key)
+            for loc in section.locations:
+                self.library.scan(loc, section.locations)
+
+    def section_items(self, key: str, start: int, size: int) -> dict[str, Any]:
+        section = next(s for s in self.sections if s.key == key)
+        items = [
+            i for i in self.library.newest_saved(None, None) if self.library.under_library(i.path, section.locations)
+        ]
+        return self._items_doc(items[start : start + size], len(items))
+
+    def _items_doc(self, items: list[Any], total: int) -> dict[str, Any]:
+        metadata = []
+        for item in items:
+            entry: dict[str, Any] = {
+                "ratingKey": item.id,
+                "key": f"/library/metadata/{item.id}",
+                "type": "episode" if item.kind == "Episode" else "movie",
+                "title": item.path.rsplit("/", 1)[-1],
+                "addedAt": int(item.saved_at),
+                "Media": [{"id": int(item.id), "Part": [{"id": int(item.id), "file": item.path}]}],
+            }
+            if item.deleted_at is not None:
+                entry["deletedAt"] = int(item.deleted_at)
+            metadata.append(entry)
+        return {"size": len(metadata), "totalSize": total, "Metadata": metadata}
+
+    def activities(self) -> dict[str, Any]:
+        with self.lock:
+            running = list(self.running)
+        acts = [
+            {"uuid": f"0000-{key}", "type": "library.update.section", "cancellable": True, "title": "Scanning"}
+            for key in running
+        ]
+        return {"size": len(acts), "Activity": acts}
 
     # -- documents
 
@@ -177,12 +245,67 @@ class FakePlex:
                 if self._token(query) != server.token:
                     self._send(401)
                     return
+                server.tick()
                 if path in ("/library/sections", "/library/sections/all"):
                     self._send(200, server.sections_doc())
                     return
+                if path == "/activities":
+                    self._send(200, server.activities())
+                    return
+                if path == "/:/prefs":
+                    settings = [
+                        {"id": k, "value": v, "type": "bool" if isinstance(v, bool) else "text"}
+                        for k, v in server.prefs.items()
+                    ]
+                    self._send(200, {"size": len(settings), "Setting": settings})
+                    return
                 pieces = path.split("/")
+                if len(pieces) == 5 and pieces[1:3] == ["library", "sections"] and pieces[4] == "all":
+                    start = int(self.headers.get("X-Plex-Container-Start") or 0)
+                    size = int(self.headers.get("X-Plex-Container-Size") or 1000000)
+                    self._send(200, server.section_items(pieces[3], start, size))
+                    return
+                if len(pieces) == 4 and pieces[1:3] == ["library", "metadata"]:
+                    keys = pieces[3].split(",")
+                    found = [i for i in server.library.items.values() if i.id in keys]
+                    if found:
+                        self._send(200, server._items_doc(found, len(found)))
+                    else:
+                        self._send(404)
+                    return
                 if len(pieces) == 5 and pieces[1:3] == ["library", "sections"] and pieces[4] == "refresh":
                     self._refresh(pieces[3], (query.get("path") or [None])[0])
+                    return
+                self._send(404)
+
+            def do_DELETE(self) -> None:
+                parts = urlsplit(self.path)
+                pieces = parts.path.rstrip("/").split("/")
+                if self._token(parse_qs(parts.query)) != server.token:
+                    self._send(401)
+                    return
+                if len(pieces) == 5 and pieces[1:3] == ["library", "sections"] and pieces[4] == "refresh":
+                    with server.lock:
+                        server.running.pop(pieces[3], None)
+                        server.cancelled.append(pieces[3])
+                    self._send(200, {"size": 0})
+                    return
+                self._send(404)
+
+            def do_PUT(self) -> None:
+                parts = urlsplit(self.path)
+                query = parse_qs(parts.query)
+                if self._token(query) != server.token:
+                    self._send(401)
+                    return
+                if parts.path == "/:/prefs":
+                    with server.lock:
+                        for name, values in query.items():
+                            if name in server.prefs and isinstance(server.prefs[name], bool):
+                                server.prefs[name] = values[0] in ("1", "true")
+                            elif name in server.prefs:
+                                server.prefs[name] = values[0]
+                    self._send(200, {"size": 0})
                     return
                 self._send(404)
 
@@ -202,6 +325,8 @@ class FakePlex:
                     )
                     with server.lock:
                         server.scans.append(Scan(key, path, not inside, dict(self.headers.items()), self.path))
+                    if inside:
+                        server.library.ask(path, section.locations)
                 self.send_response(answer.status)
                 for name, value in answer.headers.items():
                     self.send_header(name, value)

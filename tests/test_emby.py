@@ -111,7 +111,7 @@ def test_many_changes_go_out_as_exactly_one_request(store: Store, emby: FakeMedi
     assert by_path["/links/TV/Show/Season 1/e1.mkv"] == "Modified"
     assert by_path["/links/TV/Old/e1.mkv"] == "Deleted"
     assert emby.posts(UPDATED)[0].headers["X-Emby-Token"] == KEY
-    assert queue_status(store)["pending"] == 0
+    assert queue_status(store)["queued"] == 0
 
     # Nothing queued: nothing sent.
     again = deliver(emby_config(emby.url), store, sleep=Sleeps())
@@ -166,7 +166,7 @@ def test_enqueue_refuses_what_is_not_a_change(store: Store) -> None:
         enqueue(store, [(Op.CONFLICT, b"/links/a.mkv")])
     with pytest.raises(ValueError):
         enqueue(store, [(Op.CREATE, b"relative/a.mkv")])
-    assert queue_status(store)["pending"] == 0
+    assert queue_status(store)["queued"] == 0
 
 
 def test_without_url_nothing_is_sent(store: Store) -> None:
@@ -339,7 +339,7 @@ def test_refused_key_is_one_error_line_and_kept(
     assert len(emby.posts()) == 1
 
     assert deliver(emby_config(emby.url), store, sleep=Sleeps()).ok
-    assert queue_status(store)["pending"] == 0
+    assert queue_status(store)["queued"] == 0
 
 
 def test_missing_key_keeps_the_queue(store: Store, emby: FakeMediaServer) -> None:
@@ -562,7 +562,7 @@ def test_reconcile_without_url_queues_nothing(tmp_path: Path) -> None:
     with Store(config.paths.database) as store:
         result = run_cycle(config, store, CycleOptions())
         assert result.exit_code == 0 and result.emby is None and result.plan.counts()["create"] == 3
-        assert queue_status(store)["pending"] == 0
+        assert queue_status(store)["queued"] == 0
 
 
 def test_reconcile_cli_exits_1_while_the_server_is_down_then_delivers(tmp_path: Path) -> None:

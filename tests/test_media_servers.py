@@ -75,8 +75,8 @@ def test_plex_down_for_two_runs_never_holds_back_emby_and_loses_nothing(lib: Lib
         # Emby heard of each change once, as it happened.
         assert emby_paths(emby) == [["/media/Movies/A (2001)/A.mkv"], ["/media/Movies/B (2002)/B.mkv"]]
         status = json.loads(lib.run("status", "--json").stdout)
-        assert status["emby"]["pending"] == 0 and status["emby"]["last_delivery"]["ok"] is True
-        assert status["plex"]["pending"] == 2 and status["plex"]["last_delivery"]["ok"] is False
+        assert status["emby"]["queued"] == 0 and status["emby"]["last_delivery"]["ok"] is True
+        assert status["plex"]["queued"] == 2 and status["plex"]["last_delivery"]["ok"] is False
         human = lib.run("status")
         outputs.append(human.stdout + human.stderr)
         lines = {line.split(":", 1)[0]: line for line in human.stdout.splitlines()}
@@ -90,7 +90,7 @@ def test_plex_down_for_two_runs_never_holds_back_emby_and_loses_nothing(lib: Lib
             assert sorted(plex.scanned()) == [("1", "/data/Movies/A (2001)"), ("1", "/data/Movies/B (2002)")]
         assert len(emby.posts("/Library/Media/Updated")) == 2  # nothing sent to Emby twice
         after = json.loads(lib.run("status", "--json").stdout)
-        assert after["plex"]["pending"] == 0 and after["plex"]["last_delivery"]["ok"] is True
+        assert after["plex"]["queued"] == 0 and after["plex"]["last_delivery"]["ok"] is True
     for text in outputs:
         assert KEY not in text and TOKEN not in text
 
@@ -163,7 +163,7 @@ def test_an_unforeseen_error_of_one_servers_delivery_fails_that_server_alone(
     future: Future[Any] = Future()
     future.set_exception(KeyError("a path near made-up-plex-token"))
     with caplog.at_level(logging.ERROR):
-        result, done = _outcome(config, "plex", future, 7)
+        result, done, _found = _outcome(config, "plex", future, 7)
     assert done == [] and result.pending == 7 and not result.ok and result.server == "plex"
     assert "made-up-plex-token" not in result.error and "KeyError" in result.error
     assert "made-up-plex-token" not in caplog.text and "7 updates stay queued" in caplog.text

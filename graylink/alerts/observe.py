@@ -17,9 +17,12 @@ def from_cycle(result: Any, open_conflicts: Sequence[str] | None = None) -> Obse
             a.link.decode("utf-8", "backslashreplace") for a in result.plan.visible() if a.op.value == "conflict"
         ]
     servers: dict[str, ServerSeen] = {}
+    stuck: dict[str, tuple[str, ...]] = {}
     for name, delivery in _deliveries(result).items():
         if delivery.mode != "none" or delivery.error:
             servers[name] = ServerSeen(delivery.ok, bool(getattr(delivery, "refused", False)), delivery.error)
+        if getattr(delivery, "stuck", None):
+            stuck[name] = tuple(delivery.stuck)
     failed = "; ".join(str(f) for f in result.failures[:3]) if result.failures else ""
     return Observation(
         at=time.time(),
@@ -27,6 +30,7 @@ def from_cycle(result: Any, open_conflicts: Sequence[str] | None = None) -> Obse
         conflicts=tuple(open_conflicts),
         servers=servers or None,
         cycle_error=None if result.stopped else failed,
+        stuck=stuck or None,
     )
 
 

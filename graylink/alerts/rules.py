@@ -39,6 +39,7 @@ class Observation:
     feed_refused: bool = False  # a scope / permission refusal: no retry fixes it
     feed_error: str = ""
     cycle_error: str | None = None  # "" a cycle finished without failures, text: why it failed
+    stuck: dict[str, tuple[str, ...]] | None = None  # per server: changes that became stuck in this cycle
 
 
 @dataclass
@@ -104,6 +105,7 @@ def evaluate(state: State, seen: Observation, library: str) -> tuple[State, list
     _servers(new, seen, library, alerts)
     _feed(new, seen, library, alerts)
     _cycle(new, seen, library, alerts)
+    _stuck(seen, library, alerts)
     return new, alerts
 
 
@@ -232,5 +234,22 @@ def _cycle(new: State, seen: Observation, library: str, alerts: list[Alert]) -> 
                 "cycle",
                 f"graylink: reconciling {library} keeps failing",
                 f"{new.cycle_failures} cycles in a row failed: {seen.cycle_error}. See the service log.",
+            )
+        )
+
+
+def _stuck(seen: Observation, library: str, alerts: list[Alert]) -> None:
+    """A change becomes stuck once (the database holds its state): one message for the changes of a cycle."""
+    for name, paths in (seen.stuck or {}).items():
+        if not paths:
+            continue
+        alerts.append(
+            Alert(
+                "stuck",
+                f"graylink: {len(paths)} changes of {library} never reached {name}'s library",
+                f"Sent, sent once more with their folder, still not in {name}'s library: {_paths(list(paths))}. "
+                "The reason of each is in 'graylink status'. graylink sends them again when their folder changes; "
+                "to send one now: graylink reconcile --path PATH",
+                "warning",
             )
         )

@@ -109,6 +109,8 @@ class EmbyConfig:
     path_map: tuple[tuple[str, str], ...]
     collapse_threshold: int
     max_updates: int
+    confirm_wait: float = 600.0  # seconds a sent change may stay unconfirmed before one re-send, then "stuck"
+    protect: str = ""  # "" scans only (no user setting changed) | yes (settings too) | no
 
 
 @dataclass(frozen=True)
@@ -118,6 +120,8 @@ class PlexConfig:
     path_map: tuple[tuple[str, str], ...] = ()
     collapse_threshold: int = 20
     max_scans: int = 50  # partial scans per cycle and section; more become one section refresh
+    confirm_wait: float = 600.0  # seconds a sent change may stay unconfirmed before one re-send, then "stuck"
+    protect: str = ""  # "" scans only (no user setting changed) | yes (settings too) | no
 
 
 @dataclass(frozen=True)

@@ -11,4 +11,5 @@ EVENTS: dict[str, str] = {
     "server": "a media server refuses its key or is unreachable / is back",
     "feed": "the Drive feed is refused or failing / is back",
     "cycle": "reconcile cycles keep failing / recovered",
+    "stuck": "changes a media server never took into its library (after one re-send)",
 }

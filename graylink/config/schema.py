@@ -71,6 +71,8 @@ SCHEMA: dict[str, dict[str, tuple[Parser, str]]] = {
         "path_map": (v.path_map, ""),
         "collapse_threshold": (v.positive_int, "20"),
         "max_updates": (v.positive_int, "500"),
+        "confirm_wait": (v.positive_duration, "10m"),
+        "protect": (v.protect, ""),
     },
     "plex": {
         "url": (v.server_url("[plex] token (sent in the X-Plex-Token header)"), ""),
@@ -78,6 +80,8 @@ SCHEMA: dict[str, dict[str, tuple[Parser, str]]] = {
         "path_map": (v.path_map, ""),
         "collapse_threshold": (v.positive_int, "20"),
         "max_scans": (v.positive_int, "50"),
+        "confirm_wait": (v.positive_duration, "10m"),
+        "protect": (v.protect, ""),
     },
     "log": {
         "level": (v.choice("debug", "info", "warning", "error"), "info"),

@@ -62,6 +62,14 @@ def tristate(text: str) -> str:
     return "yes" if yes_no(low) else "no"
 
 
+def protect(text: str) -> str:
+    """``[emby] protect`` / ``[plex] protect``: empty (the default: only steps that change no
+    user setting), ``yes`` (also hold the server's settings for the outage) or ``no``."""
+    if not text.strip():
+        return ""
+    return "yes" if yes_no(text) else "no"
+
+
 def positive_int(text: str) -> int:
     try:
         value = int(text.strip())

@@ -15,7 +15,9 @@ from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 
 from graylink.config import Config
-from graylink.notify import emby, plex, queue
+from graylink.notify import changes as tracking
+from graylink.notify import confirm, emby, plex, queue
+from graylink.notify.changes import Lookup, Tracked
 from graylink.notify.http import DELIVERY_BUDGET, REQUEST_DEADLINE, Budget, Sleep, scrub
 from graylink.notify.queue import DeliveryResult, Queued
 from graylink.store.db import Store
@@ -32,42 +34,58 @@ def deliver_all(
     deadline: float = REQUEST_DEADLINE,
     budget: float = DELIVERY_BUDGET,
 ) -> dict[str, DeliveryResult]:
-    """Deliver each configured server's queued updates; the results by server (``emby``, ``plex``)."""
+    """Deliver each configured server's queued updates, then check which reached its library.
+
+    The results by server (``emby``, ``plex``).
+    """
     servers = queue.configured(config)
     queue.drop_unconfigured(store, servers)
     results: dict[str, DeliveryResult] = {}
     work: dict[str, list[Queued]] = {}
+    waiting: dict[str, list[Tracked]] = {}
     for name in servers:
         rows = queue.queued(store, name)
         if rows:
             work[name] = rows
         else:
             results[name] = DeliveryResult(server="plex" if name == "plex" else "")
+        waiting[name] = tracking.awaiting(store, name)
     root = os.fsencode(config.paths.target)
 
-    def run(name: str) -> tuple[DeliveryResult, list[int]]:
+    def run(name: str) -> tuple[DeliveryResult, list[int], Lookup]:
         spend = Budget(budget, sleep, should_stop)
-        if name == "plex":
-            return plex.send(config.plex, work[name], root, spend, deadline)
-        return emby.send(config.emby, work[name], root, spend, deadline)
+        if name not in work:
+            result, done = results[name], list[int]()
+        elif name == "plex":
+            result, done = plex.send(config.plex, work[name], root, spend, deadline)
+        else:
+            result, done = emby.send(config.emby, work[name], root, spend, deadline)
+        if result.stopped or result.refused:
+            return result, done, Lookup()
+        return result, done, confirm.ask(config, name, waiting[name], spend, deadline, result.server)
 
-    if work:
-        with ThreadPoolExecutor(max_workers=len(work), thread_name_prefix="deliver") as pool:
-            futures = {name: pool.submit(run, name) for name in work}
-            outcomes = {name: _outcome(config, name, future, len(work[name])) for name, future in futures.items()}
-        for name, (result, done) in outcomes.items():
-            queue.finish(store, name, done, result)
-            if name == "plex":
-                plex.report(config.plex, result)
-            else:
-                emby.report(emby.label_of(config.emby, result), config.emby.url, result)
+    busy = [name for name in servers if name in work or any(r.sent_at is not None for r in waiting[name])]
+    if busy:
+        with ThreadPoolExecutor(max_workers=len(busy), thread_name_prefix="deliver") as pool:
+            futures = {name: pool.submit(run, name) for name in busy}
+            outcomes = {
+                name: _outcome(config, name, future, len(work.get(name, ()))) for name, future in futures.items()
+            }
+        for name, (result, done, found) in outcomes.items():
+            if name in work:
+                queue.finish(store, name, done, result, work[name])
+                if name == "plex":
+                    plex.report(config.plex, result)
+                else:
+                    emby.report(emby.label_of(config.emby, result), config.emby.url, result)
+            confirm.settle(config, store, name, waiting[name], found, result)
             results[name] = result
     return {name: results[name] for name in servers}
 
 
 def _outcome(
-    config: Config, name: str, future: Future[tuple[DeliveryResult, list[int]]], queued: int
-) -> tuple[DeliveryResult, list[int]]:
+    config: Config, name: str, future: Future[tuple[DeliveryResult, list[int], Lookup]], queued: int
+) -> tuple[DeliveryResult, list[int], Lookup]:
     """One server's result. An error nobody foresaw in its delivery fails that
     server alone: its rows stay queued for the next cycle, and the other
     server's result is still recorded (the message scrubbed of its key)."""
@@ -77,4 +95,5 @@ def _outcome(
         secret = config.plex.token if name == "plex" else config.emby.api_key
         reason = scrub(f"{type(exc).__name__}: {exc}", secret)
         log.error("delivery to %s failed unexpectedly (%s); its %d updates stay queued", name, reason, queued)
-        return DeliveryResult(pending=queued, server="plex" if name == "plex" else "", error=reason), []
+        failed = DeliveryResult(pending=queued, server="plex" if name == "plex" else "", error=reason)
+        return failed, [], Lookup()

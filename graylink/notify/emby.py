@@ -243,6 +243,6 @@ def deliver(
         return DeliveryResult(pending=len(rows))
     root = os.fsencode(tree_root) if tree_root is not None else None
     result, done = send(config, rows, root, Budget(budget, sleep, should_stop), deadline)
-    queue.finish(store, "emby", done, result)
+    queue.finish(store, "emby", done, result, rows)
     report(label_of(config, result), config.url, result)
     return result

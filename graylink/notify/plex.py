@@ -56,18 +56,20 @@ def parse_sections(content_type: str, body: bytes) -> list[Section]:
         doc = json.loads(body)
         container = (doc.get("MediaContainer") or {}) if isinstance(doc, dict) else {}
         directories = [d for d in container.get("Directory") or [] if isinstance(d, dict)]
-        return [_section(d.get("key"), d.get("title"), d.get("Location") or []) for d in directories]
+        return [_section(d.get("key"), d.get("title"), d.get("Location") or [], d.get("type")) for d in directories]
     # Plex's own XML from the configured server; Python's expat expands no external entities.
     root = ET.fromstring(body)  # noqa: S314
     return [
-        _section(d.get("key"), d.get("title"), [{"path": loc.get("path")} for loc in d.findall("Location")])
+        _section(
+            d.get("key"), d.get("title"), [{"path": loc.get("path")} for loc in d.findall("Location")], d.get("type")
+        )
         for d in root.findall("Directory")
     ]
 
 
-def _section(key: Any, title: Any, locations: list[Any]) -> Section:
+def _section(key: Any, title: Any, locations: list[Any], kind: Any = "") -> Section:
     paths = tuple(str(loc["path"]) for loc in locations if isinstance(loc, dict) and isinstance(loc.get("path"), str))
-    return Section(str(key), str(title or ""), paths)
+    return Section(str(key), str(title or ""), paths, str(kind or ""))
 
 
 def sections(client: Client, token: str) -> list[Section]:
@@ -124,6 +126,7 @@ def _scan(client: Client, config: PlexConfig, plan: PlexPlan, result: DeliveryRe
             len(ids),
         )
         result.skipped += len(ids)
+        result.outside.update(dict.fromkeys(ids, plex_path))
     for section in plan.section_refreshes:
         log.info(
             "Plex: more than %d folders changed in %s: refreshing the whole section", config.max_scans, section.title
@@ -178,7 +181,7 @@ def deliver(
         return DeliveryResult(pending=len(rows), server="plex")
     root = os.fsencode(tree_root)
     result, done = send(config, rows, root, Budget(budget, sleep, should_stop), deadline)
-    queue.finish(store, "plex", done, result)
+    queue.finish(store, "plex", done, result, rows)
     report(config, result)
     return result
 

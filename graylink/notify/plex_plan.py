@@ -29,6 +29,7 @@ class Section:
     key: str  # the section's id in /library/sections/{key}/refresh
     title: str
     locations: tuple[str, ...]
+    type: str = ""  # movie | show | artist | photo
 
 
 @dataclass(frozen=True)

@@ -13,13 +13,15 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import time
 from collections.abc import Iterable, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from graylink.config import Config
 from graylink.links.planner import Op
+from graylink.notify import changes as tracking
 from graylink.notify.batch import QUEUED_OPS
 from graylink.store.db import Store
 
@@ -58,13 +60,18 @@ class DeliveryResult:
     refused: bool = False  # the server refused the credentials
     skipped: int = 0  # changes under no library or section: reported once, dropped
     stopped: bool = False  # a stop request (SIGTERM) ended the delivery: not a failure of the server
+    outside: dict[int, str] = field(default_factory=dict, repr=False)  # skipped row id -> the server's path
+    confirmed: int = 0  # changes this cycle found in the server's library
+    stuck: list[str] = field(default_factory=list)  # link paths that became stuck this cycle
 
     @property
     def ok(self) -> bool:
         return not self.error
 
     def as_json(self) -> dict[str, Any]:
-        return {**asdict(self), "ok": self.ok}
+        doc = {**asdict(self), "ok": self.ok}
+        doc.pop("outside")
+        return doc
 
 
 def enqueue(store: Store, changes: Iterable[tuple[Op, bytes]], servers: Sequence[str] = ("emby",)) -> int:
@@ -77,6 +84,7 @@ def enqueue(store: Store, changes: Iterable[tuple[Op, bytes]], servers: Sequence
     now = time.time()
     rows: list[tuple[object, ...]] = []
     count = 0
+    changes = list(changes)
     for op, path in changes:
         if op not in QUEUED_OPS:
             raise ValueError(f"{op.value} is not a change the media server is told about")
@@ -86,6 +94,7 @@ def enqueue(store: Store, changes: Iterable[tuple[Op, bytes]], servers: Sequence
         rows.extend((bytes(path), op.value, now, server) for server in servers)
     if rows:
         store.executemany("INSERT INTO emby_queue (path, op, queued_at, server) VALUES (?, ?, ?, ?)", rows)
+        tracking.track(store, changes, servers, now)
     return count
 
 
@@ -110,11 +119,30 @@ def drop_unconfigured(store: Store, servers: Sequence[str]) -> None:
         for server, count in rows:
             log.warning("[%s] is no longer configured: dropping its %d queued updates", server, count)
             store.execute("DELETE FROM emby_queue WHERE server = ?", (server,))
+        tracking.drop_unconfigured(store, servers)
 
 
-def finish(store: Store, name: str, done: Iterable[int], result: DeliveryResult) -> None:
-    """Remove the rows ``name`` acknowledged, and record how its delivery went, in one transaction."""
+def finish(
+    store: Store, name: str, done: Iterable[int], result: DeliveryResult, rows: Sequence[Queued] = ()
+) -> None:
+    """Remove the rows ``name`` acknowledged, and record how its delivery went, in one transaction.
+
+    The acknowledged changes start their wait for confirmation; those the
+    server could not take (under none of its libraries) are stuck at once.
+    """
+    done = list(done)
     with store.atomic():
+        now = time.time()
+        paths = {row.id: row.path for row in rows}
+        result.outside = {i: where for i, where in result.outside.items() if i in paths}
+        taken = set(done) - set(result.outside)
+        tracking.sent(store, name, (paths[i] for i in taken if i in paths), now)
+        outside = [(paths[i], f"no library of the server holds {where}") for i, where in result.outside.items()]
+        store.executemany(
+            "UPDATE server_change SET state = ?, reason = ?, sent_at = ? WHERE server = ? AND path = ? AND state = ?",
+            ((tracking.STUCK, reason, now, name, path, tracking.QUEUED) for path, reason in outside),
+        )
+        result.stuck.extend(os.fsdecode(path) for path, _reason in outside)
         store.executemany("DELETE FROM emby_queue WHERE id = ? AND server = ?", ((i, name) for i in done))
         result.pending = pending(store, name)
         record = {
@@ -131,7 +159,11 @@ def finish(store: Store, name: str, done: Iterable[int], result: DeliveryResult)
 
 
 def queue_status(store: Store, server: str = "emby") -> dict[str, Any]:
-    """For ``graylink status``: what waits for ``server`` and how its last delivery went."""
+    """For ``graylink status``: what waits for ``server`` and how its last delivery went.
+
+    ``queued``: updates not delivered yet; ``pending``, ``confirmed``,
+    ``stuck``: the changes by their state in the server's library.
+    """
     row = store.execute(
         "SELECT count(*), count(DISTINCT path), min(queued_at) FROM emby_queue WHERE server = ?", (server,)
     ).fetchone()
@@ -143,8 +175,9 @@ def queue_status(store: Store, server: str = "emby") -> dict[str, Any]:
         except ValueError:
             last = None
     return {
-        "pending": int(row[0]),
-        "pending_paths": int(row[1]),
+        **tracking.counts(store, server),
+        "queued": int(row[0]),
+        "queued_paths": int(row[1]),
         "oldest_queued_at": row[2],
         "last_delivery": last,
     }

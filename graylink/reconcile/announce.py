@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import os
+import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
@@ -56,7 +57,26 @@ def withdraw(config: Config, store: Store, announced: int, applied: ApplyResult)
     root = os.fsencode(config.paths.target).rstrip(b"/")
     done = {root + b"/" + a.link for a in applied.done}
     rows = store.execute("SELECT id, path FROM emby_queue WHERE id > ?", (announced,)).fetchall()
-    store.executemany("DELETE FROM emby_queue WHERE id = ?", ((row[0],) for row in rows if bytes(row[1]) not in done))
+    undone = [row for row in rows if bytes(row[1]) not in done]
+    store.executemany("DELETE FROM emby_queue WHERE id = ?", ((row[0],) for row in undone))
+    from graylink.notify.changes import untrack
+
+    untrack(store, (bytes(row[1]) for row in undone))
+
+
+def retry_stuck(config: Config, store: Store, rels: list[bytes]) -> None:
+    """``reconcile --path``: the stuck changes at or under the paths are sent again (the CLI's "send again")."""
+    from graylink.notify.changes import retry_under
+    from graylink.notify.queue import configured
+
+    if not rels:
+        return
+    root = os.fsencode(config.paths.target).rstrip(b"/")
+    links = [root + b"/" + rel if rel else root for rel in rels]
+    with store.atomic():
+        count = sum(retry_under(store, server, links, time.time()) for server in configured(config))
+    if count:
+        log.info("%d stuck changes under the given paths are sent again", count)
 
 
 def notify(config: Config, store: Store, should_stop: Callable[[], bool] | None = None) -> dict[str, DeliveryResult]:

@@ -23,7 +23,7 @@ from graylink.links import ownership
 from graylink.links.apply import STOPPED_ON_REQUEST, Applier, ApplyResult
 from graylink.links.planner import Op, Plan, apply_prune_brake, withhold_prunes
 from graylink.links.recording import VideoCounts, record_links, record_video_counts
-from graylink.reconcile.announce import announce, notify, withdraw
+from graylink.reconcile.announce import announce, notify, retry_stuck, withdraw
 from graylink.reconcile.outcome import CycleOptions, CycleResult, CycleStats
 from graylink.reconcile.planning import link_space, plan_scope, rules_of, settings_fingerprint
 from graylink.reconcile.preflight import check_source, check_target, make_target
@@ -157,6 +157,7 @@ class Cycle:
             self._apply_and_record(plan, marks, result)
             # On a stop request the queue waits for the next run: no retries with backoff now.
             if (self.config.emby.url or self.config.plex.url) and not self._stop_requested():
+                retry_stuck(self.config, self.store, [p.path for p in self.options.paths])
                 result.media = notify(self.config, self.store, self.options.should_stop)
         self.stats.duration_s = round(time.monotonic() - started, 6)
         return result

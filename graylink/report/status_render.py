@@ -135,9 +135,9 @@ def _mount_lines(mount: dict[str, Any], now: float) -> list[str]:
 
 def _queue_line(title: str, queue: dict[str, Any], now: float) -> str:
     """One media server's queue and last delivery, in one line."""
-    if queue["pending"]:
+    if queue["queued"]:
         waiting = (
-            f"{queue['pending']} updates waiting ({queue['pending_paths']} paths, "
+            f"{queue['queued']} updates waiting ({queue['queued_paths']} paths, "
             f"oldest {when(queue['oldest_queued_at'], now)})"
         )
     else:
@@ -153,6 +153,21 @@ def _queue_line(title: str, queue: dict[str, Any], now: float) -> str:
     else:
         outcome = f"FAILED: {last.get('error', '')}"
     return f"{title}: {waiting}; last delivery {when(last.get('time'), now)}: {outcome}"
+
+
+def _library_lines(title: str, queue: dict[str, Any], now: float) -> list[str]:
+    """What the server's library shows of the changes: pending, confirmed, stuck (with each reason)."""
+    lines = [
+        f"{title}: {queue.get('pending', 0)} pending, {queue.get('confirmed', 0)} confirmed, "
+        f"{queue.get('stuck', 0)} stuck"
+    ]
+    for item in queue.get("stuck_paths") or []:
+        lines.append(
+            f"  stuck since {when(item.get('since'), now)}: {shown_path(item.get('path', ''))}: {item.get('reason')}"
+        )
+    if queue.get("stuck"):
+        lines.append("  (sent again when their folder changes, or by: graylink reconcile --path PATH)")
+    return lines
 
 
 def _drive_lines(drive: dict[str, Any], now: float) -> list[str]:
@@ -196,8 +211,8 @@ def _section(key: str, section: Any, now: float) -> list[str]:
         return [f"{key}:".ljust(10) + f"cannot tell ({section['error']})"]
     if key == "mount":
         return _mount_lines(section, now)
-    if "pending" in section and "last_delivery" in section:  # a media server's queue
-        return [_queue_line(f"{key} queue", section, now)]
+    if "queued" in section and "last_delivery" in section:  # a media server's queue
+        return [_queue_line(f"{key} queue", section, now), *_library_lines(f"{key} library", section, now)]
     if key == "drive":
         return _drive_lines(section, now)
     return _generic_lines(key, section, now)

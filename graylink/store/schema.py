@@ -218,6 +218,25 @@ def _m0018_drive_item_listed(db: pw.SqliteDatabase) -> None:
     )
 
 
+def _m0010_server_change(db: pw.SqliteDatabase) -> None:
+    # Each change a media server was told, until it is an item in that
+    # server's library (graylink.notify.changes): queued -> sent -> (resent) ->
+    # confirmed | stuck. Keyed by the server's place in the queue and the link
+    # path; ``item`` is the server's item ID once seen (a later deletion is
+    # checked by it, and only then). Links still queued from before are tracked from now.
+    db.execute_sql(
+        "CREATE TABLE server_change (server TEXT NOT NULL, path BLOB NOT NULL, expect TEXT NOT NULL, "
+        "state TEXT NOT NULL, linked_at REAL NOT NULL, sent_at REAL, confirmed_at REAL, "
+        "item TEXT, reason TEXT NOT NULL DEFAULT '', PRIMARY KEY (server, path)) WITHOUT ROWID"
+    )
+    db.execute_sql("CREATE INDEX server_change_state ON server_change (server, state)")
+    db.execute_sql(
+        "INSERT OR REPLACE INTO server_change (server, path, expect, state, linked_at) "
+        "SELECT server, path, CASE op WHEN 'prune' THEN 'absent' ELSE 'present' END, 'queued', queued_at "
+        "FROM emby_queue WHERE op != 'prune' ORDER BY id"
+    )
+
+
 # Forward migrations, applied in order, each once, by name. Append only: a
 # database records the names it has, so a newer graylink knows what to add and
 # an older one can tell that a database is newer than itself.
@@ -232,6 +251,7 @@ MIGRATIONS: list[tuple[str, Callable[[pw.SqliteDatabase], None]]] = [
     ("0008_arr_wait", _m0008_arr_wait),
     ("0009_link_without_source", _m0009_link_without_source),
     ("0018_drive_item_listed", _m0018_drive_item_listed),
+    ("0010_server_change", _m0010_server_change),
 ]
 
 SCHEMA_VERSION = len(MIGRATIONS)

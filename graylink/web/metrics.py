@@ -12,7 +12,7 @@ from collections.abc import Iterator
 from typing import Any
 
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
-from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily
 from prometheus_client.registry import Collector
 
 
@@ -35,7 +35,7 @@ class StatusCollector(Collector):
         self.doc = doc
         self.totals = totals
 
-    def collect(self) -> Iterator[GaugeMetricFamily | CounterMetricFamily]:
+    def collect(self) -> Iterator[GaugeMetricFamily | CounterMetricFamily | HistogramMetricFamily]:
         doc, totals = self.doc, self.totals
         cycles = CounterMetricFamily("graylink_cycles", "Reconcile cycles by result.", labels=["result"])
         for result in ("ok", "attention", "stopped"):
@@ -64,10 +64,11 @@ class StatusCollector(Collector):
             yield GaugeMetricFamily("graylink_dirty_marks", "Subtrees waiting to be reconciled.", value=dirty)
         queue = GaugeMetricFamily("graylink_queue_depth", "Changes queued for a media server.", labels=["server"])
         for name, section in _servers(doc).items():
-            pending = _num(section.get("pending"))
+            pending = _num(section.get("queued"))
             if pending is not None:
                 queue.add_metric([name], pending)
         yield queue
+        yield from self._changes(_servers(doc))
         mount = _dict(doc.get("mount"))
         if "healthy" in mount:
             yield GaugeMetricFamily(
@@ -75,6 +76,31 @@ class StatusCollector(Collector):
             )
         yield from self._feed(_dict(doc.get("drive")))
         yield from self._last_success(doc, totals)
+
+    def _changes(self, servers: dict[str, dict[str, Any]]) -> Iterator[GaugeMetricFamily | HistogramMetricFamily]:
+        states = GaugeMetricFamily(
+            "graylink_server_changes",
+            "Changes by their state in each media server's library (pending, confirmed, stuck).",
+            labels=["server", "state"],
+        )
+        seconds = HistogramMetricFamily(
+            "graylink_server_confirm_seconds",
+            "Seconds from a link's creation to its confirmation in the media server's library.",
+            labels=["server"],
+        )
+        for name, section in servers.items():
+            for state in ("pending", "confirmed", "stuck"):
+                value = _num(section.get(state))
+                if value is not None:
+                    states.add_metric([name, state], value)
+            hist = _dict(section.get("confirm_seconds"))
+            bounds, counts = hist.get("bounds") or [], hist.get("buckets") or []
+            if bounds and len(bounds) == len(counts):
+                buckets = [(f"{float(b):g}", float(c)) for b, c in zip(bounds, counts, strict=True)]
+                buckets.append(("+Inf", float(hist.get("count") or 0)))
+                seconds.add_metric([name], buckets, float(hist.get("sum") or 0.0))
+        yield states
+        yield seconds
 
     def _feed(self, drive: dict[str, Any]) -> Iterator[GaugeMetricFamily | CounterMetricFamily]:
         if not drive or not drive.get("last_poll"):

@@ -36,6 +36,7 @@ class Page:
     changes: list[dict[str, Any]]
     snapshot: bool
     refresh_s: int = REFRESH_S
+    stuck: list[dict[str, str]] = field(default_factory=list)
 
 
 def ago(epoch: Any, now: float) -> str:
@@ -104,20 +105,43 @@ def _server_tiles(doc: dict[str, Any], now: float) -> list[Tile]:
     servers = {name: _dict(doc.get(name)) for name in MEDIA_SERVERS if doc.get(name) is not None}
     tiles = []
     for name, section in servers.items():
-        if "error" in section and "pending" not in section:
+        if "error" in section and "queued" not in section:
             tiles.append(Tile(name, "bad", "cannot be read", [str(section["error"])]))
             continue
         last = _dict(section.get("last_delivery"))
         error = str(last.get("error") or section.get("last_error") or "")
-        pending = int(section.get("pending") or 0)
+        pending = int(section.get("queued") or 0)
+        stuck = int(section.get("stuck") or 0)
         lines = [f"{pending} changes queued"]
+        lines.append(
+            f"in its library: {int(section.get('pending') or 0)} pending, "
+            f"{int(section.get('confirmed') or 0)} confirmed, {stuck} stuck"
+        )
         if last.get("time"):
             lines.append(f"last delivery {ago(last.get('time'), now)}")
         if error:
             lines.append(error)
-        state = "bad" if error else ("warn" if pending else "ok")
-        tiles.append(Tile(name, state, "failing" if error else "up to date" if not pending else "queued", lines))
+        state = "bad" if error else ("warn" if pending or stuck else "ok")
+        headline = "failing" if error else f"{stuck} stuck" if stuck else "up to date" if not pending else "queued"
+        tiles.append(Tile(name, state, headline, lines))
     return tiles
+
+
+def _stuck(doc: dict[str, Any], now: float) -> list[dict[str, str]]:
+    """Changes no media server took into its library, with the reason graylink can name."""
+    out = []
+    for name in MEDIA_SERVERS:
+        for item in _dict(doc.get(name)).get("stuck_paths") or []:
+            if isinstance(item, dict):
+                out.append(
+                    {
+                        "server": name,
+                        "path": shown_path(item.get("path", "")),
+                        "reason": str(item.get("reason", "")),
+                        "since": ago(item.get("since"), now),
+                    }
+                )
+    return out
 
 
 def _conflicts(doc: dict[str, Any]) -> list[dict[str, str]]:
@@ -203,5 +227,6 @@ def page_model(
         cycles=shown_cycles,
         conflicts=_conflicts(doc),
         changes=shown_changes,
+        stuck=_stuck(doc, now),
         snapshot=snapshot,
     )

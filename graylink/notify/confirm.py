@@ -1,0 +1,101 @@
+"""One server's confirmation step of a cycle: ask (network, on the delivery's thread), then record (DB).
+
+The questions are the protocol modules' (:mod:`graylink.notify.emby_confirm`,
+:mod:`graylink.notify.plex_confirm`); what their answers mean is
+:func:`graylink.notify.changes.decide`; this module connects them to a
+server's config and its delivery, and logs what changed.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import time
+from collections.abc import Sequence
+from typing import Any
+
+from graylink.config import Config
+from graylink.notify import changes as tracking
+from graylink.notify import emby, emby_confirm, plex, plex_confirm
+from graylink.notify.changes import Lookup, Tracked
+from graylink.notify.emby_doctor import library_locations
+from graylink.notify.http import Budget, Client, FailedError, GaveUpError, RefusedError, scrub, with_tries
+from graylink.notify.queue import DeliveryResult
+from graylink.store.db import Store
+from graylink.system.http_deadline import RequestStopped
+
+log = logging.getLogger(__name__)
+
+
+def wait_of(config: Config, name: str) -> float:
+    return config.plex.confirm_wait if name == "plex" else config.emby.confirm_wait
+
+
+def ask(config: Config, name: str, rows: Sequence[Tracked], budget: Budget, deadline: float, kind: str) -> Lookup:
+    """What the server's library says of ``rows`` (network only; never raises for the server's sake)."""
+    if not any(row.sent_at is not None for row in rows) or budget.stop_requested():
+        return Lookup()
+    secret = config.plex.token if name == "plex" else config.emby.api_key
+    url = config.plex.url if name == "plex" else config.emby.url
+    if not secret:
+        return Lookup(error=f"[{name}] has no credentials")
+    client = Client(url, secret, deadline, budget.should_stop)
+    try:
+        if name == "plex":
+            found = with_tries(client, budget, "Plex", lambda: plex.sections(client, config.plex.token))
+            return plex_confirm.lookup(client, config.plex, rows, found, budget, time.time())
+        return _ask_emby(client, config, rows, budget, kind)
+    except RefusedError as exc:
+        return Lookup(error=f"refused the credentials ({exc})", requests=1)
+    except (FailedError, GaveUpError) as exc:
+        return Lookup(error=scrub(str(exc), secret), requests=1)
+    except RequestStopped:
+        return Lookup()
+    finally:
+        client.close()
+
+
+def _ask_emby(client: Client, config: Config, rows: Sequence[Tracked], budget: Budget, kind: str) -> Lookup:
+    cost = 0
+    if kind not in ("emby", "jellyfin"):
+        kind = config.emby.server
+    if kind not in ("emby", "jellyfin"):
+        cost += 1
+        kind = emby.detect(with_tries(client, budget, "media server", lambda: emby.public_info(client))).kind
+    headers = emby.auth_headers(kind, config.emby.api_key)
+
+    def locations(get: Any) -> list[str]:
+        path = emby.FOLDERS_PATH if kind == "jellyfin" else emby.SELECTABLE_PATH
+        return library_locations(get(path, {}), kind)
+
+    found = emby_confirm.lookup(client, config.emby, headers, rows, budget, time.time(), locations)
+    found.requests += cost
+    return found
+
+
+def settle(
+    config: Config, store: Store, name: str, rows: Sequence[Tracked], found: Lookup, result: DeliveryResult
+) -> None:
+    """Record what ``found`` means for ``rows`` and report it (DB, on the caller's thread)."""
+    label = "Plex" if name == "plex" else emby.label_of(config.emby, result)
+    if found.error:
+        log.warning(
+            "%s: could not check which changes reached its library (%s); asking again next run", label, found.error
+        )
+    now = time.time()
+    down = result.error if not result.ok and not result.stopped else ""
+    decision = tracking.decide(rows, found, now, wait_of(config, name), down)
+    stuck = tracking.record(store, name, decision, now)
+    result.confirmed += len(decision.confirmed)
+    result.stuck.extend(os.fsdecode(path) for path in stuck)
+    if decision.confirmed:
+        log.info("%s: %d changes confirmed in its library", label, len(decision.confirmed))
+    if decision.resend:
+        log.info(
+            "%s: %d changes not in its library after [%s] confirm_wait: their folders are sent once more",
+            label,
+            len(decision.resend),
+            name,
+        )
+    for path, reason in decision.stuck:
+        log.warning("%s: stuck: %s (%s)", label, os.fsdecode(path), reason)
