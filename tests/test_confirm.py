@@ -110,6 +110,7 @@ def test_a_change_that_never_appears_is_sent_once_more_then_stuck(lib: Library) 
         assert "no item for it came" in stuck["reason"]
         text = lib.run("status").stdout
         assert "emby library: 0 pending, 0 confirmed, 1 stuck" in text and "no item for it came" in text
+        shown_everywhere(status(lib))
         # Never dropped: reconcile --path sends it again.
         emby.library.delay = 0.0
         done = lib.run("reconcile", "--path", str(lib.source / "Movies/A (2001)"))
@@ -149,6 +150,24 @@ def test_stuck_alerts_once_and_not_again_after_a_restart(lib: Library, loop_of: 
         again.wait_log("reconcile (walk)", count=4)
         assert again.stop() == 0
         assert len(receiver.titles()) == 1, receiver.titles()
+
+
+def shown_everywhere(doc: dict[str, Any]) -> None:
+    """The stuck change on the status page and in /metrics, from the same status document."""
+    from flask import Flask, render_template
+
+    import graylink.web
+    from graylink.web.metrics import render_metrics
+    from graylink.web.page import page_model
+
+    metrics = render_metrics(doc, {})[0].decode()
+    assert 'graylink_server_changes{server="emby",state="stuck"} 1.0' in metrics
+    assert 'graylink_server_changes{server="emby",state="pending"} 0.0' in metrics
+    assert 'graylink_server_confirm_seconds_count{server="emby"} 0.0' in metrics
+    app = Flask("graylink.web", root_path=graylink.web.__path__[0])
+    with app.app_context():
+        html = render_template("status.html.j2", page=page_model(doc, [], [], False))
+    assert "Changes stuck in a media server (1)" in html and "no item for it came" in html
 
 
 # ----------------------------------------------------------------- the rules (pure)
