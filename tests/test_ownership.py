@@ -219,6 +219,29 @@ def test_a_rebuilt_database_takes_its_link_tree_back(lib: Library) -> None:
     assert [p.name for p in (lib.target / ".graylink").iterdir()] == [f"owner-{new_id}"]
 
 
+def test_a_users_own_links_into_the_source_survive_the_full_verification(lib: Library) -> None:
+    """graylink touches only links it recorded: a user's second name for a film, into
+    the source, is left alone by every run, the daily full verification included;
+    a rebuilt database's first run alone takes back unrecorded links (above)."""
+    lib.add("Movies/Alien (1979)/Alien (1979).mkv")
+    lib.add("Movies/Heat (1995)/Heat (1995).mkv")
+    run_ok(lib)
+    favourites = lib.target / "Favourites"
+    favourites.mkdir()
+    alien = lib.source / "Movies/Alien (1979)/Alien (1979).mkv"
+    os.symlink(alien, favourites / "Alien.mkv")
+    os.symlink(lib.source / "Movies/Gone.mkv", favourites / "Dangling.mkv")  # into the source, pointing nowhere
+    for args in ((), ("--full",), ("--full", "--force")):
+        out = run_ok(lib, *args)
+        assert "0 created, 0 repaired, 0 pruned, 0 conflicts" in out, (args, out)
+    assert os.readlink(favourites / "Alien.mkv") == str(alien)
+    assert os.readlink(favourites / "Dangling.mkv") == str(lib.source / "Movies/Gone.mkv")
+    # The film's own link still goes with its file; the user's stays theirs.
+    alien.unlink()
+    assert "1 pruned" in run_ok(lib, "--full")
+    assert (favourites / "Alien.mkv").is_symlink()
+
+
 def test_a_link_tree_another_database_claims_keeps_its_unrecorded_links(lib: Library) -> None:
     a, b = nested_pair(lib)
     run_ok(a)

@@ -219,18 +219,26 @@ def test_foreign_entries_are_left_alone(lib: Library) -> None:
     assert not (lib.target / "Movies/A/A.mkv").exists()
 
 
-def test_repair_wrong_and_dangling_links(lib: Library) -> None:
+def test_a_users_symlink_in_place_of_graylinks_link_is_a_conflict_never_replaced(lib: Library) -> None:
     lib.add("Movies/A/A.mkv")
     lib.add("Movies/B/B.mkv")
     reconcile(lib)
     a = lib.target / "Movies/A/A.mkv"
     a.unlink()
-    os.symlink(lib.source / "Movies/B/B.mkv", a)  # ours, pointing at the wrong file
+    os.symlink(lib.source / "Movies/B/B.mkv", a)  # the user's, into the source: used to be "repaired" back
     b = lib.target / "Movies/B/B.mkv"
     b.unlink()
-    os.symlink(lib.source / "gone/missing.mkv", b)  # into the source, dangling
-    doc = reconcile(lib, "--full")
-    assert doc["counts"]["repair"] == 2
+    os.symlink(lib.source / "gone/missing.mkv", b)  # the user's, dangling
+    for args in (("--full",), ("--full", "--force"), ()):
+        doc = reconcile(lib, *args, code=1)
+        assert doc["counts"]["repair"] == 0 and doc["counts"]["conflict"] == 2, (args, doc["counts"])
+    assert os.readlink(a) == str(lib.source / "Movies/B/B.mkv")
+    assert os.readlink(b) == str(lib.source / "gone/missing.mkv")
+    # The user takes theirs away: the next run makes graylink's link again.
+    a.unlink()
+    b.unlink()
+    doc = reconcile(lib)
+    assert doc["counts"]["create"] == 2 and doc["counts"]["conflict"] == 0
     assert links_in(lib.target) == expected_links(lib.source)
     assert not [p for p in os.listdir(lib.target / "Movies/A") if p.startswith(".graylink-")]
 

@@ -56,30 +56,46 @@ def test_plan_dir_cases() -> None:
     want = {
         b"new.mkv": Desired(b"/mnt/src/D/new.mkv"),
         b"ok.mkv": Desired(b"/mnt/src/D/ok.mkv"),
+        b"stale.mkv": Desired(b"/mnt/src/D/stale.mkv"),
         b"wrong.mkv": Desired(b"/mnt/src/D/wrong.mkv"),
         b"file.mkv": Desired(b"/mnt/src/D/file.mkv"),
         b"foreign.mkv": Desired(b"/mnt/src/D/foreign.mkv"),
+        b"replaced.mkv": Desired(b"/mnt/src/D/replaced.mkv"),
     }
     have = {
         b"ok.mkv": Entry("link", b"/mnt/src/D/ok.mkv"),
+        b"stale.mkv": Entry("link", b"/old/root/D/stale.mkv"),
         b"wrong.mkv": Entry("link", b"/mnt/src/E/other.mkv"),
         b"file.mkv": Entry("file"),
         b"foreign.mkv": Entry("link", b"/elsewhere/x.mkv"),
+        b"replaced.mkv": Entry("link", b"/mnt/src/E/mine.mkv"),
         b"gone.mkv": Entry("link", b"/mnt/src/D/gone.mkv"),
         b"theirs": Entry("link", b"/etc/passwd"),
         b"relative.mkv": Entry("link", b"../../mnt/src/D/relative.mkv"),
+        b"users.mkv": Entry("link", b"/mnt/src/D/ok.mkv"),  # a user's second name for a film
         b"notes.txt": Entry("file"),
     }
-    owned = {b"ok.mkv": b"/mnt/src/D/ok.mkv", b"vanished.mkv": b"/mnt/src/D/vanished.mkv"}
+    owned = {
+        b"ok.mkv": b"/mnt/src/D/ok.mkv",
+        b"stale.mkv": b"/old/root/D/stale.mkv",
+        b"replaced.mkv": b"/mnt/src/D/replaced.mkv",
+        b"gone.mkv": b"/mnt/src/D/gone.mkv",
+        b"relative.mkv": b"../../mnt/src/D/relative.mkv",
+        b"vanished.mkv": b"/mnt/src/D/vanished.mkv",
+    }
     ops = {(a.op, a.link) for a in plan_dir(SPACE, b"D", want, have, owned)}
     assert ops == {
         (Op.CREATE, b"D/new.mkv"),
-        (Op.REPAIR, b"D/wrong.mkv"),
+        (Op.REPAIR, b"D/stale.mkv"),  # ours as we recorded it, now wanted elsewhere
+        (Op.CONFLICT, b"D/wrong.mkv"),  # into the source but not ours: never rewritten
         (Op.CONFLICT, b"D/file.mkv"),
         (Op.CONFLICT, b"D/foreign.mkv"),
+        (Op.FORGET, b"D/replaced.mkv"),  # the user's symlink in place of ours: theirs now
+        (Op.CONFLICT, b"D/replaced.mkv"),
         (Op.PRUNE, b"D/gone.mkv"),
         (Op.PRUNE, b"D/relative.mkv"),
         (Op.FORGET, b"D/vanished.mkv"),
+        # users.mkv: a user's second name for a film, into the source, wanted by nobody: left alone
     }
     # planning again after a perfect apply plans nothing
     after = {name: Entry("link", d.target) for name, d in want.items()}
@@ -87,27 +103,34 @@ def test_plan_dir_cases() -> None:
     assert plan_dir(SPACE, b"D", want, after, mine) == []
 
 
-def test_plan_dir_on_a_shared_link_tree_touches_only_recorded_links() -> None:
-    """Another graylink database claims the tree: a link into the source is ours only when recorded."""
-    shared = replace(SPACE, shared=True)
-    want = {b"wrong.mkv": Desired(b"/mnt/src/D/wrong.mkv")}
+def test_plan_dir_of_a_rebuilt_database_takes_back_the_links_into_its_source() -> None:
+    """Only a rebuilt database (reclaim) takes unrecorded links into the source as its own."""
+    want = {b"wrong.mkv": Desired(b"/mnt/src/D/wrong.mkv"), b"ok.mkv": Desired(b"/mnt/src/D/ok.mkv")}
     have = {
         b"wrong.mkv": Entry("link", b"/mnt/src/E/other.mkv"),
         b"gone.mkv": Entry("link", b"/mnt/src/D/gone.mkv"),
         b"mine-gone.mkv": Entry("link", b"/mnt/src/D/mine-gone.mkv"),
         b"ok.mkv": Entry("link", b"/mnt/src/D/ok.mkv"),
+        b"theirs": Entry("link", b"/etc/passwd"),
     }
-    want[b"ok.mkv"] = Desired(b"/mnt/src/D/ok.mkv")
     owned = {b"mine-gone.mkv": b"/mnt/src/D/mine-gone.mkv"}
-    ops = {(a.op, a.link) for a in plan_dir(shared, b"D", want, have, owned)}
+    ops = {(a.op, a.link) for a in plan_dir(SPACE, b"D", want, have, owned)}
     assert ops == {
-        (Op.CONFLICT, b"D/wrong.mkv"),  # not recorded: another graylink's, never rewritten
+        (Op.CONFLICT, b"D/wrong.mkv"),  # not recorded: never rewritten
         (Op.PRUNE, b"D/mine-gone.mkv"),  # recorded: ours to prune
+        (Op.PRUNE, b"D/gone.mkv"),  # exactly what graylink writes there: made by a run killed before recording it
         (Op.ADOPT, b"D/ok.mkv"),  # exactly the link wanted: recorded, untouched
     }
-    # Alone on the tree, the same links into the source are all ours.
-    alone = {(a.op, a.link) for a in plan_dir(SPACE, b"D", want, have, owned)}
-    assert (Op.REPAIR, b"D/wrong.mkv") in alone and (Op.PRUNE, b"D/gone.mkv") in alone
+    # On a tree another graylink shares, only what this database recorded.
+    shared = {(a.op, a.link) for a in plan_dir(replace(SPACE, shared=True), b"D", want, have, owned)}
+    assert shared == ops - {(Op.PRUNE, b"D/gone.mkv")}
+    rebuilt = {(a.op, a.link) for a in plan_dir(replace(SPACE, reclaim=True), b"D", want, have, owned)}
+    assert rebuilt == {
+        (Op.REPAIR, b"D/wrong.mkv"),
+        (Op.PRUNE, b"D/gone.mkv"),
+        (Op.PRUNE, b"D/mine-gone.mkv"),
+        (Op.ADOPT, b"D/ok.mkv"),
+    }
 
 
 def test_relative_link_targets() -> None:

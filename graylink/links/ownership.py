@@ -237,8 +237,16 @@ def _write(target: str, claim: Claim) -> None:
     os.replace(temp, final)
 
 
-def claim_tree(config: Config, store: Store, *, write: bool) -> list[Claim]:
-    """Record this database's claim on the link tree; the other databases that claim it.
+@dataclass(frozen=True)
+class TreeClaims:
+    """What the claims on a link tree say to this database."""
+
+    others: list[Claim]  # other databases that keep links there
+    rebuilt: bool  # an earlier claim of this database under another identity: it was rebuilt
+
+
+def claim_tree(config: Config, store: Store, *, write: bool) -> TreeClaims:
+    """Record this database's claim on the link tree; what the other claims say.
 
     A claim is this database's when it carries its identity, or its path and
     source (the same database made anew: moved away and rebuilt, or recreated
@@ -250,11 +258,12 @@ def claim_tree(config: Config, store: Store, *, write: bool) -> list[Claim]:
         log.warning(
             "cannot read %s: links not recorded in this database are left alone", os.path.join(target, MARKER_DIR)
         )
-        return [Claim("unknown", "unknown", "unknown")]
+        return TreeClaims([Claim("unknown", "unknown", "unknown")], False)
     ours = [
         c for c in found if c.database_id == mine.database_id or (c.database, c.source) == (mine.database, mine.source)
     ]
     others = [c for c in found if c not in ours]
+    rebuilt = any(c.database_id != mine.database_id for c in ours)
     if write and [replace(c, file="") for c in ours] != [mine]:
         try:
             _write(target, mine)
@@ -263,17 +272,31 @@ def claim_tree(config: Config, store: Store, *, write: bool) -> list[Claim]:
                     os.unlink(old.file)
         except OSError as exc:
             log.warning("cannot record this database's claim in %s: %s", os.path.join(target, MARKER_DIR), exc.strerror)
-    return others
+    return TreeClaims(others, rebuilt)
+
+
+# Set while a rebuilt database has not yet finished the full verification in
+# which it takes back the links of the database it replaces.
+META_RECLAIM = "reclaim_links"
 
 
 def claimed_space(config: Config, store: Store, space: LinkSpace, *, write: bool) -> LinkSpace:
-    """``space``, marked shared when another graylink database claims the link tree."""
-    others = claim_tree(config, store, write=write)
-    if not others:
-        return space
-    log.debug(
-        "the link tree %s is shared with %s: only links recorded in this database are repaired or pruned",
-        config.paths.target,
-        ", ".join(f"database {c.database} (source {c.source})" for c in others),
-    )
-    return replace(space, shared=True)
+    """``space``, set to reclaim the links into the source when this database was
+    rebuilt on a link tree that it alone claimed (see docs/reliability.md, "Whose links")."""
+    found = claim_tree(config, store, write=write)
+    if found.others:
+        log.debug(
+            "the link tree %s is shared with %s: only links recorded in this database are repaired or pruned",
+            config.paths.target,
+            ", ".join(f"database {c.database} (source {c.source})" for c in found.others),
+        )
+        return replace(space, shared=True)
+    reclaim = found.rebuilt or store.get_meta(META_RECLAIM) is not None
+    if found.rebuilt and write:
+        log.info(
+            "the link tree %s was this database's before it was rebuilt: its links into the source are taken back",
+            config.paths.target,
+        )
+        with store.atomic():
+            store.set_meta(META_RECLAIM, "1")
+    return replace(space, reclaim=True) if reclaim else space

@@ -19,7 +19,7 @@ from graylink.store.db import join
 
 class Op(StrEnum):
     CREATE = "create"  # no entry where a link should be
-    REPAIR = "repair"  # a link of ours (or into the source) points at the wrong place
+    REPAIR = "repair"  # a link of ours points at the wrong place
     PRUNE = "prune"  # a link of ours whose source is gone
     CONFLICT = "conflict"  # something not ours sits where a link should be: reported, never touched
     ADOPT = "adopt"  # a correct link that the database does not list yet: record it, touch nothing
@@ -88,8 +88,12 @@ class LinkSpace:
     link_root: bytes  # the source root as the media server sees it
     relative: bool
     # Another graylink database claims this link tree too: then only links this
-    # database recorded are its own, not every link into its source.
+    # database recorded are its own.
     shared: bool = False
+    # This database was rebuilt (its earlier self claimed the link tree, alone):
+    # until its first full verification ends, a symlink into the source that it
+    # did not record is taken as one the lost database made.
+    reclaim: bool = False
 
     def link_target(self, rel: bytes) -> bytes:
         absolute = self.link_root.rstrip(b"/") + b"/" + rel
@@ -98,10 +102,16 @@ class LinkSpace:
         link_dir = os.path.dirname(self.target.rstrip(b"/") + b"/" + rel)
         return os.path.relpath(absolute, link_dir)
 
-    def claims(self, rel_dir: bytes, content: bytes) -> bool:
+    def made(self, link: bytes, content: bytes) -> bool:
+        """Whether an unrecorded symlink at ``link`` is one graylink made and could not
+        record (a run killed between the two): its content is exactly what graylink
+        writes there, and no other graylink shares the tree."""
+        return not self.shared and content == self.link_target(link)
+
+    def reclaims(self, rel_dir: bytes, content: bytes) -> bool:
         """Whether a symlink this database did not record is still graylink's to
-        repair or prune: it points into the source and no other graylink shares the tree."""
-        return not self.shared and self.points_into_source(rel_dir, content)
+        repair or prune: only while a rebuilt database takes its tree back."""
+        return self.reclaim and self.points_into_source(rel_dir, content)
 
     def points_into_source(self, rel_dir: bytes, content: bytes) -> bool:
         """Whether a symlink in ``rel_dir`` of the link tree points into the source."""
@@ -154,8 +164,12 @@ def _plan_wanted(
             if mine != want.target:
                 return [Action(Op.ADOPT, link, want.target)]
             return []
-        if mine is not None or space.claims(rel_dir, have.target):
+        if (mine is not None and have.target == mine) or (mine is None and space.reclaims(rel_dir, have.target)):
             return [Action(Op.REPAIR, link, want.target, detail=_show(have.target))]
+        if mine is not None:
+            # Someone put their own symlink in place of ours: it is theirs now.
+            detail = "a symlink graylink did not make (in place of graylink's link)"
+            return [Action(Op.FORGET, link), Action(Op.CONFLICT, link, want.target, detail=detail)]
         return [Action(Op.CONFLICT, link, want.target, detail="a symlink graylink did not make")]
     what = {"file": "a regular file", "dir": "a directory"}.get(have.kind, "a special file")
     forget = [Action(Op.FORGET, link)] if mine is not None else []
@@ -165,17 +179,17 @@ def _plan_wanted(
 def _plan_unwanted(
     space: LinkSpace, rel_dir: bytes, link: bytes, name: bytes, have: Entry | None, mine: bytes | None
 ) -> list[Action]:
-    if have is None:
-        return [Action(Op.FORGET, link)] if mine is not None else []
-    if have.kind != "link":
+    if have is None or have.kind != "link":
         return [Action(Op.FORGET, link)] if mine is not None else []
     if TEMP_RE.match(name):
         return [Action(Op.PRUNE, link, have.target, detail="temporary entry of an interrupted run")]
-    if mine is not None and (have.target == mine or space.points_into_source(rel_dir, have.target)):
+    if mine is not None:
+        theirs = have.target != mine
+    else:
+        theirs = not (space.made(link, have.target) or space.reclaims(rel_dir, have.target))
+    if not theirs:
         return [Action(Op.PRUNE, link, have.target)]
-    if space.claims(rel_dir, have.target):
-        return [Action(Op.PRUNE, link, have.target)]
-    # Someone replaced our link with one of their own: it is theirs now.
+    # A symlink graylink did not make (or one that replaced ours): the user's, left alone.
     return [Action(Op.FORGET, link)] if mine is not None else []
 
 

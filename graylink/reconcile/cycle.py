@@ -350,6 +350,8 @@ class Cycle:
             # make every later run list the whole library again.
             if self.full and not keep:
                 store.set_meta(META_LAST_FULL, str(time.time()))
+                # A rebuilt database has taken back every link of its lost self.
+                store.execute("DELETE FROM meta_value WHERE key = ?", (ownership.META_RECLAIM,))
                 # Everything was just listed: the Activity feed's item record, which
                 # may have missed a late activity, is rebuilt rather than trusted. The
                 # Changes feed misses nothing (a refused token clears it), so its stays.
