@@ -24,11 +24,11 @@ from graylink.errors import GraylinkError
 from graylink.report.snapshot import default_snapshot_path
 from graylink.store.db import Mark, Store, normalize_rel
 from graylink.web import arr, guard
+from graylink.web.bounded import MAX_BODY
 from graylink.web.page import page_model
 
 log = logging.getLogger(__name__)
 
-MAX_BODY = 1 << 20  # a webhook payload is a few kB; refuse anything huge before reading it
 ARR_ENDPOINTS = ("sonarr", "radarr")
 # A body nested past Python's recursion limit, or text that cannot be a path
 # (a lone surrogate such as "\ud800" cannot be encoded): the sender's fault.

@@ -1,6 +1,7 @@
 """Runs the web app on waitress, in a daemon thread of the service.
 
-waitress parses HTTP (no hand-written parsing here); the thread is a daemon
+waitress parses HTTP (no hand-written parsing here), with the bounds of
+:mod:`graylink.web.bounded`; the thread is a daemon
 so a stuck request can never keep the process from exiting, and ``close``
 stops accepting at once when the loop ends.
 """
@@ -16,6 +17,7 @@ import threading
 from graylink.config.values import listen_address
 from graylink.errors import ConfigError
 from graylink.web.app import WebContext, create_app
+from graylink.web.bounded import ADJUSTMENTS, bounded_server
 
 log = logging.getLogger(__name__)
 
@@ -33,7 +35,9 @@ class WebServer:
                 threads=threads,
                 ident="graylink",
                 clear_untrusted_proxy_headers=True,
+                **ADJUSTMENTS,
             )
+            bounded_server(self._server, lambda: ctx.config().web.token)
         except OSError as exc:
             reason = "the port is in use" if exc.errno == errno.EADDRINUSE else (exc.strerror or str(exc))
             raise ConfigError(f"[web] listen = {listen}: cannot listen there ({reason})") from None
