@@ -218,3 +218,36 @@ def test_connection_string_parameters_override_the_remote():
     assert fspath.parse("/srv/local").name == ""
     with pytest.raises(fspath.RemotePathError):
         fspath.parse("gdrive,team-drive=x:")
+
+
+# Names rclone's fs/fspath configNameRe accepts or refuses (rclone >= 1.62 allows "+" and "@").
+REMOTE_NAMES = (
+    "gdrive", "my drive", "media-tv", "名前", "a.b", "team+tv", "me@home", "a+b@c-d e", "-lead", " lead",
+    "trail ", "a/b", "semi;colon", "bang!", "a--b", "a - b",
+)  # fmt: skip
+
+
+def test_remote_names_are_read_as_rclone_reads_them(tmp_path, rclone_binary):
+    """For each name, rclone says "invalid characters" exactly when graylink refuses it."""
+    for name in REMOTE_NAMES:
+        run = subprocess.run(
+            [rclone_binary.path, "--config", os.devnull, "lsf", "--", f"{name}:"],
+            capture_output=True, text=True, timeout=60, check=False,
+        )  # fmt: skip
+        rclone_refuses = "invalid characters" in run.stderr or "can't use" in run.stderr
+        try:
+            ours = fspath.parse(f"{name}:")
+            graylink_refuses = ours.name != name and ours.name != ""
+        except fspath.RemotePathError:
+            graylink_refuses = True
+        if "/" in name:  # a "/" before the ":" makes it a local path, for both
+            assert fspath.parse(f"{name}:").name == ""
+            continue
+        if not rclone_binary.at_least(1, 62) and ("+" in name or "@" in name or not name.isascii()):
+            # rclone 1.60 knew ASCII names without "+" and "@"; graylink reads what rclone >= 1.62 allows.
+            assert rclone_refuses and not graylink_refuses, name
+            continue
+        if not rclone_binary.at_least(1, 62) and (name[:1] in "- " or name[-1:] == " "):
+            assert not rclone_refuses and graylink_refuses, name  # 1.60 did not check the ends yet
+            continue
+        assert graylink_refuses == rclone_refuses, (name, run.stderr)

@@ -36,7 +36,7 @@ KNOWN = {
 SPECIAL = (
     " ", ".", "~", "/", "\\", ":", "?", "*", "|", '"', "'", "`", "$", "#", "%", "[", "]", ";", "<", ">",
     "\t", "\n", "\r", "\x01", "\x1f", "\x7f", "‛", "／", "．", "～", "␀", "␠", "␁", "␉", "␡", "＊", "＂",
-    "：", "？", "＼", "‛4", "‛41", "‛ff", "\udcff", "\udcc3\udca9", "a", "名", "\ufffd",
+    "：", "？", "＼", "‛4", "‛41", "‛ff", "\udcff", "\udcc3\udca9", "a", "名", "\ufffd", "!", "！",
 )  # fmt: skip
 ENCODINGS = (
     "InvalidUtf8",
@@ -76,8 +76,14 @@ def _listing(folder: str, encoding: str, rclone: str | None = RCLONE) -> set[byt
     return set(done.stdout.split(b"\n")) - {b""}
 
 
-@pytest.mark.parametrize("encoding", ENCODINGS)
+# rclone 1.68 added these (lib/encoder: EncodeRaw, EncodeExclamation); older rclones refuse the names.
+ENCODINGS_168 = ("Raw", "Exclamation,InvalidUtf8", "Raw,Slash,InvalidUtf8")
+
+
+@pytest.mark.parametrize("encoding", ENCODINGS + ENCODINGS_168)
 def test_names_list_as_rclone_lists_them(tmp_path, encoding, rclone_binary):
+    if encoding in ENCODINGS_168 and not rclone_binary.at_least(1, 68):
+        pytest.skip(f"{rclone_binary.id} predates the encoding {encoding} (1.68)")
     # Names are made on disk as bytes (surrogate escapes are bytes that are not UTF-8).
     names = [n for n in _names(400) if "\n" not in n]
     folder = tmp_path / "src"
@@ -103,6 +109,15 @@ def test_rclone_stores_a_shown_name_as_from_standard_says(tmp_path, rclone_binar
             timeout=60,
         )
     assert sorted(os.listdir(folder)) == sorted(from_standard(mask, s) for s in shown)
+
+
+def test_raw_and_exclamation_as_rclone_168_reads_them():
+    raw = Encoder(parse_mask("Raw"))
+    assert raw.encode("a\x00/!") == "a\x00/!" and raw.decode("a‛／") == "a‛／"
+    assert to_standard(raw, "Fate／Zero!") == "Fate‛／Zero!", "the mount still shows names in Standard"
+    bang = Encoder(parse_mask("Exclamation,InvalidUtf8"))
+    assert bang.encode("Hi!") == "Hi！" and bang.encode("Hi！") == "Hi‛！" and bang.decode("Hi！") == "Hi!"
+    assert parse_mask("Raw,Slash") == 1 | parse_mask("Slash")
 
 
 def test_bad_encoding_names_are_refused_like_rclone():

@@ -22,21 +22,23 @@ QUOTE = "\u201b"  # ‛ SINGLE HIGH-REVERSED-9 QUOTATION MARK
 _FULL = 0xFEE0  # ASCII + this = its FULLWIDTH form
 _SYMBOL = 0x2400  # ␀: control character + this = its SYMBOL FOR picture
 
-# The flag bits, in rclone's order (EncodeZero is 0: NUL is always encoded).
+# The flag bits, in rclone's order (EncodeZero is 0: NUL is always encoded; EncodeRaw is bit 0 and,
+# alone, turns every substitution off, NUL's too). Raw and Exclamation came with rclone 1.68.
 _FLAG_NAMES = (
     "Slash", "LtGt", "DoubleQuote", "SingleQuote", "BackQuote", "Dollar", "Colon", "Question", "Asterisk",
     "Pipe", "Hash", "Percent", "BackSlash", "CrLf", "Del", "Ctl", "LeftSpace", "LeftPeriod", "LeftTilde",
     "LeftCrLfHtVt", "RightSpace", "RightPeriod", "RightCrLfHtVt", "InvalidUtf8", "Dot", "SquareBracket",
-    "Semicolon",
+    "Semicolon", "Exclamation",
 )  # fmt: skip
 FLAGS = {name: 1 << (i + 1) for i, name in enumerate(_FLAG_NAMES)}
 FLAGS["None"] = 0
+FLAGS["Raw"] = 1
 
 # Characters that become their FULLWIDTH form, per flag.
 _FULLWIDTH = {
     "Asterisk": "*", "LtGt": "<>", "SquareBracket": "[]", "Semicolon": ";", "Question": "?", "Colon": ":",
     "Pipe": "|", "DoubleQuote": '"', "SingleQuote": "'", "BackQuote": "`", "Dollar": "$", "Slash": "/",
-    "BackSlash": "\\", "Hash": "#", "Percent": "%",
+    "BackSlash": "\\", "Hash": "#", "Percent": "%", "Exclamation": "!",
 }  # fmt: skip
 _CRLFHTVT = "\t\n\v\r"
 
@@ -128,9 +130,14 @@ class Encoder:
                 return QUOTE + last, name[:-1]
         return "", name
 
+    @property
+    def raw(self) -> bool:
+        """``EncodeRaw`` alone: names pass unchanged both ways (with other flags it is ignored)."""
+        return self.mask == FLAGS["Raw"]
+
     def encode(self, name: str) -> str:
-        if name == "":
-            return ""
+        if name == "" or self.raw:
+            return name
         if self.has("Dot"):
             dots = {".": "．", "..": "．．", "．": QUOTE + "．", "．．": QUOTE + "．" + QUOTE + "．"}
             if name in dots:
@@ -191,6 +198,8 @@ class Encoder:
         return "", name
 
     def decode(self, name: str) -> str:
+        if self.raw:
+            return name
         if self.has("Dot"):
             dots = {"．": ".", "．．": "..", QUOTE + "．": "．", QUOTE + "．" + QUOTE + "．": "．．"}
             if name in dots:

@@ -11,7 +11,9 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 
-_NAME = re.compile(r"^:?[\w_. -]+$")
+# fs/fspath configNameRe (rclone >= 1.62 allows "+" and "@"): letters, digits, "_", ".", "+", "@", and
+# "-" and spaces inside; not starting with "-" or a space, not ending with a space.
+_NAME = re.compile(r"^:?[\w.+@]+(?:[ -]+[\w.+@-]+)*$")
 _PARAM = re.compile(r"^[A-Za-z0-9_]+$")
 
 
@@ -88,8 +90,11 @@ def parse(spec: str) -> RemotePath:
             raise RemotePathError("an on-the-fly remote needs ':backend:'")
         return RemotePath("", text)  # a local path, as rclone reads it
     name = text[: stop.start()]
-    if name in ("", ":") or not _NAME.match(name) or name.lstrip(":").startswith("-"):
-        raise RemotePathError("config name may only contain 0-9, A-Z, a-z, _, -, . and space")
+    if name in ("", ":") or not _NAME.match(name):
+        raise RemotePathError(
+            "config name may only contain letters, digits, _, -, ., +, @ and space, "
+            "not start with - or space, and not end with space"
+        )
     params: dict[str, str] = {}
     colon = stop.start()
     if stop.group(0) == ",":
