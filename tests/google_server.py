@@ -519,14 +519,14 @@ class _Handler(OAuthRoutes, ChangesRoutes, BaseHTTPRequestHandler):
         want_parents = {unq(m) for m in re.findall(r"'((?:[^'\\]|\\.)*)' in parents", q)}
         name = re.search(r"name = '((?:[^'\\]|\\.)*)'", q)
         want_name = None if name is None else unq(name.group(1))
-        folders_only = f"mimeType = '{FOLDER_MIME}'" in q
+        mimes = set(re.findall(r"mimeType = '([^']*)'", q))  # terms joined by "or"
         found = sorted(
             (
                 i
                 for i in self.google.state.items.values()
                 if (not want_parents or want_parents & set(i.parents))
                 and (want_name is None or i.name == want_name)
-                and (not folders_only or i.folder)
+                and (not mimes or i.mime in mimes)
                 and not ("trashed = false" in q and i.trashed)
                 and i.id != MY_DRIVE_ROOT
             ),

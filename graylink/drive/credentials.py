@@ -77,6 +77,8 @@ class Remote:
     encoding: str = encoder.DRIVE_DEFAULT  # the remote's rclone name encoding (option "encoding")
     crypt: CryptLayer | None = None
     conf_path: str = ""  # the rclone config it was read from ("" = the environment only)
+    skip_shortcuts: bool = False  # option skip_shortcuts: the mount shows no shortcut at all
+    env_auth: bool = False  # option env_auth (rclone >= 1.66): rclone's credentials come from the environment
 
     def __repr__(self) -> str:  # the token and secret must never reach a log
         return f"Remote(name={self.name!r}, path={self.path!r})"
@@ -160,7 +162,7 @@ def read_remote(config: DriveConfig, env: Mapping[str, str] | None = None) -> Re
             continue
         if kind != "drive":
             raise ConfigError(f"[drive] remote: [{where.name}] has type {kind or '(none)'!r}, not 'drive'")
-        return _drive_remote(where, option, conf.path, crypt)
+        return _drive_remote(where, option, conf.path, crypt, config.folder_id)
 
 
 # backend/crypt options that change what a stored name decrypts to.
@@ -195,7 +197,9 @@ def parse_scopes(text: str) -> tuple[str, ...]:
     return tuple(w if w.startswith("https://") else SCOPE_PREFIX + w for w in words)
 
 
-def _drive_remote(where: RemotePath, option: Callable[[str], str], conf_path: str, crypt: CryptLayer | None) -> Remote:
+def _drive_remote(
+    where: RemotePath, option: Callable[[str], str], conf_path: str, crypt: CryptLayer | None, folder_id: str = ""
+) -> Remote:
     token: dict[str, Any] | None = None
     raw_token = option("token")
     name = where.name
@@ -208,6 +212,7 @@ def _drive_remote(where: RemotePath, option: Callable[[str], str], conf_path: st
         if not isinstance(parsed, dict) or not parsed.get("access_token"):
             raise ConfigError(f"[drive] remote: the token of [{name}] in {where_from} has no access_token")
         token = parsed
+    _refuse_views(name, option, folder_id)
     encoding = option("encoding") or encoder.DRIVE_DEFAULT
     try:
         encoder.parse_mask(encoding)
@@ -228,7 +233,36 @@ def _drive_remote(where: RemotePath, option: Callable[[str], str], conf_path: st
         encoding=encoding,
         crypt=crypt,
         conf_path=conf_path,
+        skip_shortcuts=_true(option("skip_shortcuts")),
+        env_auth=_true(option("env_auth")),
     )
+
+
+def _true(text: str) -> bool:
+    """An rclone boolean option (Go's strconv.ParseBool); anything else is rclone's default, false."""
+    return text.strip() in ("1", "t", "T", "TRUE", "true", "True")
+
+
+def _refuse_views(name: str, option: Callable[[str], str], folder_id: str) -> None:
+    """backend/drive options that make the mount show something other than a folder's tree.
+
+    ``shared_with_me`` / ``starred_only`` replace the root's listing by a search
+    (``sharedWithMe=true`` / ``starred=true``, no parent: rclone drive.go ``list``):
+    the mount's root is no folder the feed can watch, unless ``[drive] folder_id``
+    names the folder the source shows. ``trashed_only`` shows the trash: changes
+    there mean the opposite of what the feed reads."""
+    if _true(option("trashed_only")):
+        raise ConfigError(
+            f"[drive] remote: [{name}] has trashed_only = true: the mount shows the Drive's trash, which the feed "
+            "does not follow; mount a remote without it, or turn the feed off ([drive] enabled = no)"
+        )
+    for key, what in (("shared_with_me", "'Shared with me'"), ("starred_only", "the starred items")):
+        if _true(option(key)) and not folder_id:
+            raise ConfigError(
+                f"[drive] remote: [{name}] has {key} = true: the mount's root is {what}, a search and not a folder "
+                "the feed can watch; set [drive] folder_id to the ID of the folder that [paths] source shows, "
+                "or turn the feed off ([drive] enabled = no)"
+            )
 
 
 # ----------------------------------------------------------------- credentials
@@ -242,6 +276,14 @@ def load_credentials(config: DriveConfig, remote: Remote) -> DriveCredentials:
     """Credentials for the feed, from the first source that exists (see the module doc)."""
     if config.token_file and os.path.exists(config.token_file):
         return _from_token_file(config)
+    if remote.env_auth and not (remote.service_account_file or remote.service_account_credentials):
+        # rclone then uses Google's Application Default Credentials and never refreshes the token
+        # in rclone.conf (backend/drive createOAuthClient): there is none graylink could borrow.
+        raise ConfigError(
+            f"[drive] remote: [{remote.name}] has env_auth = true: rclone takes its credentials from the "
+            "environment (Application Default Credentials), which graylink does not read; run 'graylink drive "
+            "auth' for graylink's own token, or give the remote a service_account_file"
+        )
     if remote.token is not None and remote.has_activity_scope:
         return _from_rclone_token(config, remote)
     if remote.service_account_file or remote.service_account_credentials:

@@ -275,21 +275,36 @@ def resolve_root(clients: DriveClients, remote: Remote, start: str, path: str, n
     current = _text(answer, "id", "files.get")
     for shown in (p for p in path.split("/") if p):
         name = names.stored(shown)  # the path is written as the mount shows it; rclone searches this
+        # As rclone's FindLeaf (backend/drive/drive.go list, directoriesOnly): folders and shortcuts,
+        # a folder shortcut followed to its target unless skip_shortcuts; "=" ignores case, rclone does not.
         query = (
             f"'{_query_quote(current)}' in parents and name = '{_query_quote(name)}' "
-            f"and mimeType = '{FOLDER_MIME}' and trashed = false"
+            f"and (mimeType = '{FOLDER_MIME}' or mimeType = '{SHORTCUT_MIME}') and trashed = false"
         )
         extra: dict[str, Any] = {"supportsAllDrives": True, "includeItemsFromAllDrives": True}
         if remote.team_drive:
             extra.update(corpora="drive", driveId=remote.team_drive)
-        request = drive.files().list(q=query, fields="files(id,name)", pageSize=10, **extra)
+        fields = "files(id,name,mimeType,shortcutDetails)"
+        request = drive.files().list(q=query, fields=fields, pageSize=100, **extra)
         files = clients.call(request, "files.list").get("files") or []
         if not isinstance(files, list) or not all(isinstance(f, dict) for f in files):
             raise FeedError("the answer to files.list is malformed (files is not a list of objects)")
-        if not files:
+        leads = (_folder_of(f, remote.skip_shortcuts) for f in files if f.get("name") == name)
+        found = next((f for f in leads if f), "")
+        if not found:
             raise DriveAuthError(f"folder {shown!r} of the remote path {path!r} was not found on the Drive")
-        current = _text(files[0], "id", "files.list")
+        current = found
     return current
+
+
+def _folder_of(item: dict[str, Any], skip_shortcuts: bool) -> str:
+    """The folder ID a listed folder or folder shortcut leads to; "" for what rclone would not follow."""
+    if item.get("mimeType") != SHORTCUT_MIME:
+        return _text(item, "id", "files.list")
+    details = item.get("shortcutDetails")
+    if skip_shortcuts or not isinstance(details, dict) or details.get("targetMimeType") != FOLDER_MIME:
+        return ""
+    return str(details.get("targetId") or "")
 
 
 def _text(answer: dict[str, Any], key: str, what: str) -> str:

@@ -42,6 +42,7 @@ class ItemInfo:
     is_folder: bool
     trashed: bool
     target: str = ""  # a folder shortcut's target folder: the mount shows its content at the shortcut
+    shortcut: bool = False  # a shortcut (to a file or a folder): hidden on a mount with skip_shortcuts
 
 
 @dataclass(frozen=True)
@@ -135,6 +136,7 @@ def item_info(data: Any, what: str) -> ItemInfo:
         is_folder=mime == FOLDER_MIME,
         trashed=data.get("trashed") is True,
         target=target,
+        shortcut=data.get("mimeType") == SHORTCUT_MIME,
     )
 
 
@@ -211,6 +213,11 @@ class Resolver:
         mount_name = self.names.mount_name(name)
         return None if parent is None or mount_name is None else join(parent, mount_name)
 
+    def _shown_item(self, parent: bytes | None, info: ItemInfo) -> bytes | None:
+        if info.shortcut and self.names.skip_shortcuts:
+            return None  # rclone's skip_shortcuts: the mount never shows it
+        return self.shown(parent, info.name)
+
     def folder_path(self, folder_id: str, depth: int = 0) -> bytes | None:
         """The folder's path under the root, None when it lies outside. Records what it works out."""
         if folder_id == self.root_id:
@@ -224,7 +231,7 @@ class Resolver:
         if info is None:
             raise UnresolvableError(f"folder {folder_id} is not visible (deleted or not shared)")
         parent = self.folder_path(info.parents[0], depth + 1) if info.parents else None
-        path = self.shown(parent, info.name)
+        path = self._shown_item(parent, info)
         self.record.put(folder_id, Known(path, True, info.trashed))
         return path
 
@@ -233,7 +240,7 @@ class Resolver:
         if info.id == self.root_id:
             return Known(b"", True)
         parent = self.folder_path(info.parents[0]) if info.parents else None
-        path = self.shown(parent, info.name)
+        path = self._shown_item(parent, info)
         if info.target and path is not None:
             # Changes inside the target (usually outside the root) show at the shortcut: the
             # record places the target there, so they mark the shortcut's path.

@@ -151,6 +151,7 @@ class Names:
 
     encoder: Encoder = field(default_factory=lambda: Encoder(parse_mask(DRIVE_DEFAULT)))
     crypt: CryptNames | None = None
+    skip_shortcuts: bool = False  # the remote's skip_shortcuts: shortcuts are not on the mount at all
 
     def shown(self, name: str) -> str | None:
         """The name the mount lists for a stored name, None if the mount cannot list it."""
@@ -177,7 +178,7 @@ def names_for(remote: Remote, env: Mapping[str, str] | None = None) -> Names:
     """The name mapping of ``remote``; ConfigError when a crypt remote has no rclone to decrypt it."""
     encoder = Encoder(parse_mask(remote.encoding))
     if remote.crypt is None:
-        return Names(encoder)
+        return Names(encoder, skip_shortcuts=remote.skip_shortcuts)
     environ = dict(os.environ if env is None else env)
     rclone = conffile.find_rclone(environ)
     if rclone is None:
@@ -185,7 +186,7 @@ def names_for(remote: Remote, env: Mapping[str, str] | None = None) -> Names:
             f"[drive] remote: {remote.crypt.spec} is a crypt remote; graylink decrypts its names with rclone "
             "itself: put the rclone binary on PATH (or turn the feed off with [drive] enabled = no)"
         )
-    return Names(encoder, CryptNames(remote.crypt, rclone, environ))
+    return Names(encoder, CryptNames(remote.crypt, rclone, environ), remote.skip_shortcuts)
 
 
 def root_key(remote: Remote, folder_id: str) -> str:
