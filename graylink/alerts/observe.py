@@ -64,3 +64,8 @@ def from_feed(poll: Any) -> Observation:
 def from_crash(error: str) -> Observation:
     """A cycle that raised instead of finishing."""
     return Observation(at=time.time(), cycle_error=error or "unexpected error")
+
+
+def from_protect(engaged: dict[str, str], released: list[str]) -> Observation:
+    """Servers whose protection began (with what was done) or ended at this mount check."""
+    return Observation(at=time.time(), protect_on=dict(engaged) or None, protect_off=tuple(released) or None)

@@ -40,6 +40,8 @@ class Observation:
     feed_error: str = ""
     cycle_error: str | None = None  # "" a cycle finished without failures, text: why it failed
     stuck: dict[str, tuple[str, ...]] | None = None  # per server: changes that became stuck in this cycle
+    protect_on: dict[str, str] | None = None  # servers whose library protection began: what was done
+    protect_off: tuple[str, ...] | None = None  # servers whose protection ended (settings put back)
 
 
 @dataclass
@@ -106,6 +108,7 @@ def evaluate(state: State, seen: Observation, library: str) -> tuple[State, list
     _feed(new, seen, library, alerts)
     _cycle(new, seen, library, alerts)
     _stuck(seen, library, alerts)
+    _protect(seen, library, alerts)
     return new, alerts
 
 
@@ -251,5 +254,28 @@ def _stuck(seen: Observation, library: str, alerts: list[Alert]) -> None:
                 "The reason of each is in 'graylink status'. graylink sends them again when their folder changes; "
                 "to send one now: graylink reconcile --path PATH",
                 "warning",
+            )
+        )
+
+
+def _protect(seen: Observation, library: str, alerts: list[Alert]) -> None:
+    """The database marks a protection engaged once and released once: one message each."""
+    for name, done in (seen.protect_on or {}).items():
+        alerts.append(
+            Alert(
+                "protect",
+                f"graylink: protecting {name}'s library while the mount of {library} is down",
+                f"{done}. Its own scans would remove the items whose links dangle now; "
+                "everything graylink changed is put back when the mount is back ([emby]/[plex] protect).",
+                "warning",
+            )
+        )
+    for name in seen.protect_off or ():
+        alerts.append(
+            Alert(
+                "protect",
+                f"graylink: {name}'s library is no longer held",
+                "The mount is back; its settings are as before.",
+                "success",
             )
         )

@@ -12,4 +12,5 @@ EVENTS: dict[str, str] = {
     "feed": "the Drive feed is refused or failing / is back",
     "cycle": "reconcile cycles keep failing / recovered",
     "stuck": "changes a media server never took into its library (after one re-send)",
+    "protect": "a media server's library is protected while the mount is down / released",
 }

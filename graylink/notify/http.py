@@ -159,7 +159,7 @@ class Client:
         *,
         headers: dict[str, str] | None = None,
         params: dict[str, str] | None = None,
-        body: dict[str, Any] | None = None,
+        body: dict[str, Any] | list[Any] | None = None,
     ) -> requests.Response:
         sent = {"Accept": "application/json", **(headers or {})}
         if story.on():
@@ -188,10 +188,10 @@ class Client:
         raise FailedError(f"HTTP {status} for {method} {path}")
 
 
-def _what(params: dict[str, str] | None, body: dict[str, Any] | None) -> str:
+def _what(params: dict[str, str] | None, body: dict[str, Any] | list[Any] | None) -> str:
     """A request's content for ``-v``: its parameters and the paths it names (never a header)."""
     parts = [f"{k}={v}" for k, v in (params or {}).items()]
-    updates = (body or {}).get("Updates")
+    updates = body.get("Updates") if isinstance(body, dict) else None
     if isinstance(updates, list):
         paths = ", ".join(str(u.get("Path")) for u in updates[:5] if isinstance(u, dict))
         more = f", … {len(updates) - 5} more" if len(updates) > 5 else ""

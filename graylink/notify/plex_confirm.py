@@ -53,7 +53,7 @@ def parse_container(content_type: str, body: bytes) -> list[dict[str, Any]]:
     if "json" in content_type:
         doc = json.loads(body) if body else {}
         container = (doc.get("MediaContainer") or {}) if isinstance(doc, dict) else {}
-        for item in container.get("Metadata") or container.get("Activity") or []:
+        for item in container.get("Metadata") or container.get("Activity") or container.get("Setting") or []:
             if not isinstance(item, dict):
                 continue
             files = [

@@ -12,7 +12,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from graylink.alerts.observe import from_feed, from_mount
+from graylink.alerts.observe import from_feed, from_mount, from_protect
 from graylink.config import Config
 from graylink.drive.feed import feed_interval, poll_drive
 from graylink.reconcile.cycle import CycleOptions
@@ -63,10 +63,27 @@ def job_mount(service: Service) -> Outcome:
     if service.stop_requested:
         return Outcome(True, "stopped on request")
     service.observe(from_mount(health, remounts))
+    _protect(service, health.ok)
     if not health.ok:
         # Already logged (one ERROR line) by the check itself.
         return Outcome(False, f"unhealthy: {health.failed_check}: {health.message}")
     return Outcome(True, "healthy").then(service.reconcile_if_dirty("mount"))
+
+
+def _protect(service: Service, healthy: bool) -> None:
+    """While the mount is down, each media server's own scans are held; on recovery all is put back."""
+    config = service.config
+    if not (config.emby.url or config.plex.url):
+        return
+    from graylink.notify import protect
+
+    if healthy:
+        if service.store.execute("SELECT 1 FROM server_hold LIMIT 1").fetchone() is None:
+            return
+        changes = protect.release(config, service.store)
+    else:
+        changes = protect.engage(config, service.store)
+    service.observe(from_protect(changes.engaged, changes.released))
 
 
 def job_drive(service: Service) -> Outcome:

@@ -237,6 +237,18 @@ def _m0010_server_change(db: pw.SqliteDatabase) -> None:
     )
 
 
+def _m0011_server_hold(db: pw.SqliteDatabase) -> None:
+    # What graylink changed on a media server to protect its library while the
+    # mount is down (graylink.notify.protect), written BEFORE the change is
+    # made (state 'planned', then 'held') and undone on recovery, after a crash
+    # too. ``saved`` is the user's value to put back; ``what`` = 'engaged' is
+    # the marker of an active protection (no setting).
+    db.execute_sql(
+        "CREATE TABLE server_hold (server TEXT NOT NULL, what TEXT NOT NULL, saved TEXT NOT NULL, "
+        "state TEXT NOT NULL, at REAL NOT NULL, PRIMARY KEY (server, what)) WITHOUT ROWID"
+    )
+
+
 # Forward migrations, applied in order, each once, by name. Append only: a
 # database records the names it has, so a newer graylink knows what to add and
 # an older one can tell that a database is newer than itself.
@@ -252,6 +264,7 @@ MIGRATIONS: list[tuple[str, Callable[[pw.SqliteDatabase], None]]] = [
     ("0009_link_without_source", _m0009_link_without_source),
     ("0018_drive_item_listed", _m0018_drive_item_listed),
     ("0010_server_change", _m0010_server_change),
+    ("0011_server_hold", _m0011_server_hold),
 ]
 
 SCHEMA_VERSION = len(MIGRATIONS)

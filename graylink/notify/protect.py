@@ -1,0 +1,150 @@
+"""The servers' libraries protected while the mount is down, and put back as they were on recovery.
+
+While graylink holds the source unhealthy, its links dangle, and a media
+server's own library scan would remove their items (a missing file since
+Jellyfin 10.8; Plex with "Empty trash automatically after every scan"). So,
+at every mount check while the mount is down, for each server whose
+``protect`` is not ``no``: a running library scan is stopped (this changes no
+setting: on by default); with ``protect = yes`` also the scan's scheduled
+triggers are emptied (Emby/Jellyfin) or ``autoEmptyTrash`` turned off (Plex).
+
+Every setting is written to the database (``server_hold``, state
+``planned``) BEFORE it is changed, then marked ``held``; on recovery each is
+put back to the user's value and only then forgotten, so a crash or a
+SIGKILL in between loses nothing: the next healthy mount check, in any
+process, restores it. The row ``engaged`` marks an active protection: its
+insertion and its removal are the two alerts.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass, field
+
+from graylink.config import Config
+from graylink.notify import protect_steps
+from graylink.notify.http import Client, FailedError, RefusedError, TransientError, safe_url
+from graylink.notify.queue import configured
+from graylink.store.db import Store
+from graylink.system.http_deadline import RequestStopped
+
+log = logging.getLogger(__name__)
+
+ENGAGED = "engaged"
+DEADLINE = 10.0  # seconds per request: the mount check must not wait long on a server
+PLANNED, HELD = "planned", "held"
+
+
+@dataclass
+class Changes:
+    engaged: dict[str, str] = field(default_factory=dict)  # server -> what was done (newly engaged)
+    released: list[str] = field(default_factory=list)  # servers whose protection ended
+    failed: dict[str, str] = field(default_factory=dict)  # server -> why a step failed (retried next check)
+
+
+def mode_of(config: Config, name: str) -> str:
+    return config.plex.protect if name == "plex" else config.emby.protect
+
+
+def _client(config: Config, name: str) -> Client:
+    if name == "plex":
+        return Client(config.plex.url, config.plex.token, DEADLINE)
+    return Client(config.emby.url, config.emby.api_key, DEADLINE)
+
+
+def holds(store: Store, name: str) -> dict[str, tuple[str, str]]:
+    rows = store.execute("SELECT what, saved, state FROM server_hold WHERE server = ?", (name,)).fetchall()
+    return {str(r[0]): (str(r[1]), str(r[2])) for r in rows}
+
+
+def engaged(store: Store) -> set[str]:
+    rows = store.execute("SELECT server FROM server_hold WHERE what = ?", (ENGAGED,)).fetchall()
+    return {str(r[0]) for r in rows}
+
+
+def engage(config: Config, store: Store) -> Changes:
+    """The mount is down: protect each server's library (every check: a scan may start during the outage)."""
+    out = Changes()
+    for name in configured(config):
+        mode = mode_of(config, name)
+        if mode == "no":
+            continue
+        held = holds(store, name)
+        first = ENGAGED not in held
+        if first:
+            with store.atomic():
+                store.execute(
+                    "INSERT INTO server_hold (server, what, saved, state, at) VALUES (?, ?, '', ?, ?)",
+                    (name, ENGAGED, HELD, time.time()),
+                )
+
+        def plan(what: str, saved: str, server: str = name) -> None:
+            with store.atomic():  # committed before the request that changes the setting
+                store.execute(
+                    "INSERT OR REPLACE INTO server_hold (server, what, saved, state, at) VALUES (?, ?, ?, ?, ?)",
+                    (server, what, saved, PLANNED, time.time()),
+                )
+
+        client = _client(config, name)
+        try:
+            step = protect_steps.plex_engage if name == "plex" else protect_steps.emby_engage
+            result = step(client, config, mode == "yes", set(held), plan)
+        except (FailedError, RefusedError, TransientError, RequestStopped) as exc:
+            out.failed[name] = _why(exc)
+            log.error("%s: could not protect its library while the mount is down: %s", name, out.failed[name])
+            result = protect_steps.Held([], [])
+        finally:
+            client.close()
+        with store.atomic():
+            store.executemany(
+                "UPDATE server_hold SET state = ? WHERE server = ? AND what = ?",
+                ((HELD, name, what) for what in result.settings),
+            )
+        for done in result.done:
+            log.warning("%s (%s): %s while the mount is down", name, safe_url(_url(config, name)), done)
+        if first:
+            out.engaged[name] = "; ".join(result.done) or "watching for a library scan to stop"
+    return out
+
+
+def release(config: Config, store: Store) -> Changes:
+    """The mount is healthy: put back every setting held, in this process or one that died; then forget it."""
+    out = Changes()
+    servers = {str(r[0]) for r in store.execute("SELECT DISTINCT server FROM server_hold").fetchall()}
+    for name in sorted(servers):
+        held = holds(store, name)
+        if not _url(config, name):
+            log.error("%s is no longer configured: cannot put back %s", name, ", ".join(sorted(held)))
+            continue
+        client = _client(config, name)
+        try:
+            for what, (saved, _state) in sorted(held.items()):
+                if what == ENGAGED:
+                    continue
+                restore = protect_steps.plex_restore if name == "plex" else protect_steps.emby_restore
+                restore(client, config, what, saved)
+                with store.atomic():
+                    store.execute("DELETE FROM server_hold WHERE server = ? AND what = ?", (name, what))
+                log.info("%s: %s put back as it was before the mount went down", name, what)
+        except (FailedError, RefusedError, TransientError, RequestStopped) as exc:
+            out.failed[name] = _why(exc)
+            log.error(
+                "%s: could not put its settings back yet (%s); trying again at the next check", name, out.failed[name]
+            )
+            continue
+        finally:
+            client.close()
+        with store.atomic():
+            store.execute("DELETE FROM server_hold WHERE server = ? AND what = ?", (name, ENGAGED))
+        if ENGAGED in held:
+            out.released.append(name)
+    return out
+
+
+def _url(config: Config, name: str) -> str:
+    return config.plex.url if name == "plex" else config.emby.url
+
+
+def _why(exc: Exception) -> str:
+    return exc.reason if isinstance(exc, TransientError) else str(exc) or type(exc).__name__
