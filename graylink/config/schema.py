@@ -96,7 +96,7 @@ SCHEMA: dict[str, dict[str, tuple[Parser, str]]] = {
     "web": {
         "listen": (v.listen, ""),
         "token": (v.text, ""),
-        "arr_path_map": (v.path_map, ""),
+        "arr_path_map": (v.arr_path_map, ""),
         "arr_wait": (v.positive_duration, "30m"),
     },
     "alerts": {

@@ -142,6 +142,34 @@ def path_map(value: str) -> tuple[tuple[str, str], ...]:
     return tuple(pairs)
 
 
+# A path as Sonarr / Radarr on Windows give it: a drive letter (``D:\\TV``, ``D:/TV``) or a UNC share (``\\\\nas\\tv``).
+WINDOWS_PATH_RE = re.compile(r"^(?:[A-Za-z]:(?:[\\/]|$)|\\\\[^\\/])")
+
+
+def arr_path_map(value: str) -> tuple[tuple[str, str], ...]:
+    """``[web] arr_path_map``: like :func:`path_map`, but the *arr's side may be a Windows path."""
+    pairs = []
+    for item in (p.strip() for p in value.split(",")):
+        if not item:
+            continue
+        src, sep, dst = item.partition("=")
+        src, dst = src.strip(), dst.strip().rstrip("/") or "/"
+        if not sep or not src:
+            raise ValueError(f"arr_path_map entry {item!r} is not of the form /from=/to (or D:\\from=/to)")
+        if WINDOWS_PATH_RE.match(src):
+            src = src.rstrip("\\/") if len(src.rstrip("\\/")) > 2 else src[:2]  # D:\ → D:
+        elif src.startswith("/"):
+            src = src.rstrip("/") or "/"
+        else:
+            raise ValueError(
+                f"arr_path_map entry {item!r}: the *arr's side must be an absolute path (/tv, D:\\TV or \\\\nas\\tv)"
+            )
+        if not dst.startswith("/"):
+            raise ValueError(f"arr_path_map entry {item!r}: the source side must be an absolute path")
+        pairs.append((src, dst))
+    return tuple(pairs)
+
+
 def url(value: str) -> str:
     stripped = value.strip().rstrip("/")
     if stripped and not re.match(r"^https?://[^/\s]+", stripped):

@@ -69,6 +69,8 @@ class Cycle:
         self.full = False
         self.mount_ok = True
         self._path_marks: list[StoredMark] = []
+        # Marks found unusable (a dry run keeps them); with their paths, as SQLite reuses a deleted row's id.
+        self._unusable: set[tuple[int, bytes]] = set()
         # On a local filesystem listing is CPU-bound and threads only contend for
         # the interpreter; on FUSE and network filesystems each listing waits on
         # I/O, they overlap (ARCHITECTURE §4), and they can hang.
@@ -228,7 +230,7 @@ class Cycle:
                     log.info("link rules or link targets changed: re-planning every link")
                     store.add_marks([Mark(b"", "settings", indexed=True)])
                 store.set_meta(META_SETTINGS, settings)
-        pending = store.pending_marks()
+        pending = self._pending()
         if self.options.walk and not any(m.path == b"" and m.recursive and not m.indexed for m in pending):
             walked = walk(
                 store,
@@ -244,16 +246,24 @@ class Cycle:
             self.unlistable.update(walked.unlistable)
             if walked.scan:
                 self._add_scan_stats(walked.scan)
-            pending = store.pending_marks()
+            pending = self._pending()
         return pending
+
+    def _pending(self) -> list[StoredMark]:
+        """The stored marks but those no system call can take: each dropped once, with a line."""
+        marks = [m for m in self.store.pending_marks() if (m.id, m.path) not in self._unusable]
+        kept = self.store.usable_marks(marks, self.root, drop=not self.options.dry_run)
+        self._unusable.update({(m.id, m.path) for m in marks} - {(m.id, m.path) for m in kept})
+        return kept
 
     def _current_marks(self) -> list[StoredMark]:
         """The marks this cycle works on: all stored ones, or with ``--path`` the
         given subtrees and the stored marks inside them (which they cover)."""
         if not self.options.paths:
-            return self.store.pending_marks()
+            return self._pending()
         scopes = ScopeSet(Scope(m.path, m.recursive) for m in self._path_marks)
-        stored = [m for m in self.store.pending_marks() if scopes.settles(m.path, m.recursive)]
+        usable = self._pending()
+        stored = [m for m in usable if scopes.settles(m.path, m.recursive)]
         return self._path_marks + stored
 
     def _problem_scopes(self) -> list[tuple[bytes, bool]]:

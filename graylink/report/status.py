@@ -172,6 +172,10 @@ def collect_status(config: Config, store: Store | None) -> dict[str, Any]:
 
     # While the service runs, it checks the mount: its record is shown, and a hung mount keeps no reader waiting.
     doc["mount"] = _section(lambda: mount_status(config, store, probe=pid is None))
+    if config.web.listen:
+        from graylink.store.webhooks import webhook_status
+
+        doc["webhooks"] = _section(lambda: webhook_status(store))
     if config.drive.enabled:
         from graylink.drive.feed import drive_status
 

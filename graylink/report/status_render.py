@@ -204,6 +204,16 @@ def _generic_lines(title: str, section: dict[str, Any], now: float) -> list[str]
     return lines
 
 
+def _webhook_lines(section: dict[str, Any], now: float) -> list[str]:
+    line = f"webhooks: {int(section.get('ignored') or 0)} ignored"
+    last = section.get("last_ignored")
+    if isinstance(last, dict):
+        at = last.get("at")
+        since = when(float(at), now) if isinstance(at, (int, float)) else "?"
+        line += f" (last {since}, {last.get('origin')} {last.get('event')}: {last.get('reason')})"
+    return [line + f"; {int(section.get('waiting_files') or 0)} announced file(s) awaited"]
+
+
 def _section(key: str, section: Any, now: float) -> list[str]:
     if not isinstance(section, dict):
         return []
@@ -215,6 +225,8 @@ def _section(key: str, section: Any, now: float) -> list[str]:
         return [_queue_line(f"{key} queue", section, now), *_library_lines(f"{key} library", section, now)]
     if key == "drive":
         return _drive_lines(section, now)
+    if key == "webhooks":
+        return _webhook_lines(section, now)
     return _generic_lines(key, section, now)
 
 

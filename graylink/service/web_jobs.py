@@ -16,7 +16,7 @@ if TYPE_CHECKING:
 
 def job_arr(service: Service) -> Outcome:
     """Folders a Sonarr / Radarr webhook named: re-marked until their files reach the mount."""
-    from graylink.web.arr import recheck
+    from graylink.web.arrwait import recheck
 
     marks = recheck(service.store)
     if not marks:

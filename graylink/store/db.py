@@ -27,6 +27,7 @@ from graylink.store.failures import chain
 from graylink.store.failures import database_failure as database_failure
 from graylink.store.readonlyfs import immutable_uri, on_read_only_fs, read_only_refusal
 from graylink.store.schema import MIGRATIONS, MODELS, AppliedMigration, MetaValue
+from graylink.system.text import one_line
 
 log = logging.getLogger(__name__)
 
@@ -58,6 +59,42 @@ def normalize_rel(path: bytes) -> bytes:
     if b".." in parts:
         raise ValueError(f"path leaves the root: {path!r}")
     return b"/".join(parts)
+
+
+PATH_MAX = 4096  # Linux: the longest path a system call takes, with its NUL
+NAME_MAX = 255  # Linux: the longest name in a folder, in bytes
+
+
+def mark_problem(path: bytes, root: bytes) -> str:
+    """Why a dirty mark at ``path`` (below ``root``) cannot be used; "" when it can.
+
+    Marks come from the walk, the Drive feed, webhooks and older graylinks; one
+    that no system call can take (a NUL, a name too long) or that leaves the
+    root (``..``) must be dropped, never retried: it would fail every cycle."""
+    if not isinstance(path, bytes):
+        return "not a path"
+    if b"\0" in path:
+        return "holds a NUL byte"
+    if path != normalize_rel_quiet(path):
+        return "is not a plain relative path (a leading '/', '.', '..' or an empty name)"
+    if len(root.rstrip(b"/")) + 1 + len(path) >= PATH_MAX:
+        return f"is longer than {PATH_MAX} bytes"
+    if any(len(part) > NAME_MAX for part in path.split(b"/")):
+        return f"has a name longer than {NAME_MAX} bytes"
+    return ""
+
+
+def normalize_rel_quiet(path: bytes) -> bytes | None:
+    """:func:`normalize_rel`, None for a path that leaves the root."""
+    try:
+        return normalize_rel(path)
+    except ValueError:
+        return None
+
+
+def shown_rel(path: bytes, limit: int = 300) -> str:
+    """A path for one log line: bytes that are not UTF-8 and control characters escaped."""
+    return one_line(path[:limit].decode("utf-8", "backslashreplace") + ("…" if len(path) > limit else ""))
 
 
 # -------------------------------------------------------------------- marks
@@ -280,6 +317,22 @@ class Store:
     def pending_marks(self) -> list[StoredMark]:
         cursor = self.execute("SELECT id, path, reason, marked_at, recursive, indexed FROM dirty ORDER BY id")
         return [StoredMark(row[0], bytes(row[1]), row[2], row[3], bool(row[4]), bool(row[5])) for row in cursor]
+
+    def usable_marks(self, marks: list[StoredMark], root: bytes, *, drop: bool) -> list[StoredMark]:
+        """``marks`` without those :func:`mark_problem` refuses: each is logged once and,
+        with ``drop``, deleted, so a bad mark from any source never blocks the queue."""
+        bad = {m.id: why for m in marks if (why := mark_problem(m.path, root))}
+        if not bad:
+            return marks
+        for m in marks:
+            if m.id in bad:
+                log.warning(
+                    "dropped a dirty mark (from %s) that cannot be used: %s %s", m.reason, shown_rel(m.path), bad[m.id]
+                )
+        if drop:
+            with self.atomic():
+                self.clear_marks(bad)
+        return [m for m in marks if m.id not in bad]
 
     def set_marks_indexed(self, ids: Iterable[int]) -> None:
         self.executemany("UPDATE dirty SET indexed = 1 WHERE id = ?", ((i,) for i in ids))

@@ -7,6 +7,8 @@ is newer than itself.
 
 from __future__ import annotations
 
+import json
+import os
 from collections.abc import Callable
 
 import peewee as pw
@@ -249,6 +251,28 @@ def _m0011_server_hold(db: pw.SqliteDatabase) -> None:
     )
 
 
+def _m0016_arr_wait_file(db: pw.SqliteDatabase) -> None:
+    # One row per file a Sonarr / Radarr webhook waits for (graylink.web.arrwait):
+    # a later webhook for the same folder adds its files, where arr_wait's one
+    # row per folder had the later list replace the earlier (lost waits in a storm).
+    db.execute_sql(
+        "CREATE TABLE arr_wait_file (folder BLOB NOT NULL, file BLOB NOT NULL, origin TEXT NOT NULL, "
+        "since REAL NOT NULL, until REAL NOT NULL, PRIMARY KEY (folder, file)) WITHOUT ROWID"
+    )
+    rows = db.execute_sql("SELECT folder, files, origin, since, until FROM arr_wait").fetchall()
+    for folder, files, origin, since, until in rows:
+        try:
+            names = [os.fsencode(name) for name in json.loads(files) if isinstance(name, str)]
+        except (ValueError, TypeError, UnicodeError):
+            continue  # a list an older graylink could not have written: nothing to wait for
+        for name in names:
+            db.execute_sql(
+                "INSERT OR IGNORE INTO arr_wait_file (folder, file, origin, since, until) VALUES (?, ?, ?, ?, ?)",
+                (folder, name, origin, since, until),
+            )
+    db.execute_sql("DROP TABLE arr_wait")
+
+
 # Forward migrations, applied in order, each once, by name. Append only: a
 # database records the names it has, so a newer graylink knows what to add and
 # an older one can tell that a database is newer than itself.
@@ -265,6 +289,7 @@ MIGRATIONS: list[tuple[str, Callable[[pw.SqliteDatabase], None]]] = [
     ("0018_drive_item_listed", _m0018_drive_item_listed),
     ("0010_server_change", _m0010_server_change),
     ("0011_server_hold", _m0011_server_hold),
+    ("0016_arr_wait_file", _m0016_arr_wait_file),
 ]
 
 SCHEMA_VERSION = len(MIGRATIONS)

@@ -12,7 +12,7 @@ from __future__ import annotations
 import logging
 import os
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass
 from typing import Any
 
@@ -22,8 +22,8 @@ from werkzeug.exceptions import HTTPException
 from graylink.config import Config
 from graylink.errors import GraylinkError
 from graylink.report.snapshot import default_snapshot_path
-from graylink.store.db import Mark, Store, normalize_rel
-from graylink.web import arr, guard
+from graylink.store.db import Store
+from graylink.web import guard, hooks
 from graylink.web.bounded import MAX_BODY
 from graylink.web.page import page_model
 
@@ -48,29 +48,6 @@ def _error(status: int, message: str) -> Response:
     response = jsonify({"error": message})
     response.status_code = status
     return response
-
-
-def _relative(config: Config, given: str) -> bytes:
-    """A path of a request as a subtree of the source: absolute inside it, or relative to it."""
-    if not isinstance(given, str) or not given.strip():
-        raise arr.PayloadError("a path must be a non-empty string")
-    raw = os.fsencode(given.strip())
-    if raw.startswith(b"/"):
-        root = os.fsencode(config.paths.source).rstrip(b"/")
-        path = os.path.normpath(raw)
-        if path == root:
-            return b""
-        if not path.startswith(root + b"/"):
-            raise arr.PayloadError(f"{given} is not inside the source {config.paths.source}")
-        raw = path[len(root) + 1 :]
-    try:
-        return normalize_rel(raw)
-    except ValueError:
-        raise arr.PayloadError(f"{given} leaves the source") from None
-
-
-def _shown(rel: bytes) -> str:
-    return rel.decode("utf-8", "backslashreplace") or "/"
 
 
 def create_app(ctx: WebContext) -> Flask:
@@ -141,66 +118,33 @@ def create_app(ctx: WebContext) -> Flask:
             return _error(404, why)
         return send_file(path, mimetype="text/html", max_age=0)
 
-    def mark(subtrees: list[bytes], origin: str) -> Response:
-        with store(readonly=False) as opened, opened.atomic():
-            opened.add_marks(Mark(rel, origin) for rel in subtrees)
-        ctx.wake()
-        shown = [_shown(rel) for rel in subtrees]
-        log.info("%s: marked %s", origin, ", ".join(shown))
-        response = jsonify({"marked": shown})
-        response.status_code = 202
+    def answer(result: hooks.Answer) -> Response:
+        if result.marked:
+            ctx.wake()
+        response = jsonify(result.body)
+        response.status_code = result.status
         return response
 
-    def paths_request(origin: str) -> Response:
-        body = request.get_json(silent=True)
-        paths = body.get("paths") if isinstance(body, dict) else None
-        if not isinstance(paths, list) or not paths:
-            return _error(400, 'send JSON {"paths": ["TV/Show", ...]}: paths relative to the source or inside it')
-        config = ctx.config()
-        try:
-            subtrees = [_relative(config, p) for p in paths]
-        except arr.PayloadError as exc:
-            return _error(400, str(exc))
-        return mark(subtrees, origin)
+    def writable() -> AbstractContextManager[Store]:
+        return store(readonly=False)
 
     @app.post("/api/reconcile")
     def api_reconcile() -> Response:
-        return paths_request("api")
+        return answer(hooks.paths_request(ctx.config(), request.get_json(silent=True), writable, "api"))
 
-    @app.post("/api/webhook")
+    @app.route("/api/webhook", methods=["POST", "PUT"])
     def api_webhook() -> Response:
-        return paths_request("webhook")
+        return answer(hooks.paths_request(ctx.config(), request.get_json(silent=True), writable, "webhook"))
 
-    def arr_hook(app_name: str) -> Response:
-        config = ctx.config()
-        try:
-            event = arr.parse(app_name, request.get_data(cache=False))
-        except arr.PayloadError as exc:
-            return _error(400, str(exc))
-        if event.test or not event.folder:
-            # Test (the *arr's "Test" button) and events that change no file.
-            return jsonify({"event": event.event, "marked": []})
-        try:
-            folder = arr.to_source(event.folder, config.web.arr_path_map, config.paths.source)
-            files = [arr.to_source(f, config.web.arr_path_map, config.paths.source) for f in event.files]
-        except arr.PayloadError as exc:
-            log.warning("webhook (%s %s): %s", app_name, event.event, exc)
-            return _error(422, str(exc))
-        with store(readonly=False) as opened:
-            arr.mark_event(opened, folder, files, app_name, config.web.arr_wait)
-        ctx.wake()
-        log.info("webhook (%s %s): marked %s", app_name, event.event, _shown(folder))
-        response = jsonify({"event": event.event, "marked": [_shown(folder)], "waiting_for": len(files)})
-        response.status_code = 202
-        return response
-
-    @app.post("/api/webhook/sonarr")
+    # The *arr routes answer 2xx to every request that passed auth (graylink.web.hooks);
+    # PUT too, a method the *arr's webhook settings offer.
+    @app.route("/api/webhook/sonarr", methods=["POST", "PUT"])
     def sonarr() -> Response:
-        return arr_hook("sonarr")
+        return answer(hooks.arr_webhook(ctx.config(), "sonarr", request.get_data(cache=False), writable))
 
-    @app.post("/api/webhook/radarr")
+    @app.route("/api/webhook/radarr", methods=["POST", "PUT"])
     def radarr() -> Response:
-        return arr_hook("radarr")
+        return answer(hooks.arr_webhook(ctx.config(), "radarr", request.get_data(cache=False), writable))
 
     @app.errorhandler(GraylinkError)
     def graylink_error(exc: GraylinkError) -> Response:
@@ -230,8 +174,7 @@ def create_app(ctx: WebContext) -> Flask:
             if request.endpoint in ARR_ENDPOINTS:
                 # Sonarr and Radarr turn a webhook off after a failed call: past the
                 # token, their requests are answered 2xx, what was ignored in the body.
-                log.warning("webhook (%s): ignored: %s", request.endpoint, why)
-                return jsonify({"ignored": why, "marked": []})
+                return answer(hooks.ignore(writable, str(request.endpoint), "", why))
             return _error(400, why)
         log.error("web: %s %s failed: %s: %s", request.method, request.path, type(exc).__name__, str(exc)[:300])
         return _error(500, "an unexpected error; the service log has a line about it")

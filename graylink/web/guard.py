@@ -44,24 +44,42 @@ class Refusal:
     reason: str
 
 
-def presented_token(headers: Headers) -> str:
+def _wire(text: str) -> bytes:
+    """A header value as the bytes on the wire (the server decoded them ISO-8859-1)."""
+    try:
+        return text.encode("latin-1")
+    except UnicodeEncodeError:
+        return text.encode("utf-8")
+
+
+def presented_token(headers: Headers) -> bytes:
     header = headers.get("Authorization", "")
     scheme, _, value = header.partition(" ")
     if scheme.lower() == "bearer":
-        return value.strip()
+        return _wire(value.strip())
     if scheme.lower() == "basic":
         try:
-            decoded = base64.b64decode(value.strip(), validate=True).decode("utf-8")
-        except (ValueError, UnicodeDecodeError):
-            return ""
-        return decoded.partition(":")[2]  # the password; Sonarr / Radarr send the token there
-    return headers.get("X-Api-Key", "")
+            decoded = base64.b64decode(value.strip(), validate=True)
+        except ValueError:
+            return b""
+        return decoded.partition(b":")[2]  # the password; Sonarr / Radarr send the token there
+    return _wire(headers.get("X-Api-Key", ""))
+
+
+def token_forms(token: str) -> list[bytes]:
+    """The token as clients encode it: UTF-8 (browsers, curl), ISO-8859-1 (Sonarr / Radarr's
+    basic auth, ``ManagedHttpDispatcher.cs``: a token with non-ASCII letters differs)."""
+    forms = [token.encode("utf-8")]
+    if all(ord(c) < 256 for c in token):  # else the *arr sends '?' for a letter: no form of it can match
+        forms.append(token.encode("latin-1"))
+    return forms
 
 
 def authorized(headers: Headers, token: str) -> bool:
     if not token:
         return True  # no token: the server listens on loopback only (the config refuses the rest)
-    return hmac.compare_digest(presented_token(headers).encode("utf-8"), token.encode("utf-8"))
+    presented = presented_token(headers)
+    return any([hmac.compare_digest(presented, form) for form in token_forms(token)])
 
 
 def _split_host(value: str) -> tuple[str, int | None] | None:

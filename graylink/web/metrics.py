@@ -74,6 +74,14 @@ class StatusCollector(Collector):
             yield GaugeMetricFamily(
                 "graylink_mount_up", "1 when the source mount is healthy.", value=float(bool(mount["healthy"]))
             )
+        webhooks = _dict(doc.get("webhooks"))
+        if _num(webhooks.get("ignored")) is not None:
+            text = "Webhook requests answered 2xx but ignored (a payload or path graylink cannot use)."
+            yield CounterMetricFamily("graylink_webhooks_ignored", text, value=_num(webhooks["ignored"]))
+            text = "Files announced by Sonarr / Radarr that graylink still waits for."
+            yield GaugeMetricFamily(
+                "graylink_webhook_files_awaited", text, value=_num(webhooks.get("waiting_files")) or 0.0
+            )
         yield from self._feed(_dict(doc.get("drive")))
         yield from self._last_success(doc, totals)
 

@@ -214,6 +214,8 @@ def page_model(
         ("files", int(index.get("files") or 0)),
         ("dirty marks", int(_dict(doc.get("dirty")).get("total") or 0)),
     ]
+    if "webhooks" in doc:
+        counts.append(("ignored webhooks", int(_dict(doc.get("webhooks")).get("ignored") or 0)))
     shown_cycles = _cycle_rows(cycles, now)
     shown_changes = [
         {"when": clock(ch.get("at")), "op": str(ch.get("op", "")), "path": str(ch.get("path", ""))}
