@@ -326,3 +326,24 @@ def test_a_storm_of_1000_episode_imports_links_every_file_within_one_look_after_
     conn = sqlite3.connect(lib.database)
     assert conn.execute("SELECT count(*) FROM arr_wait_file").fetchone()[0] == 0
     conn.close()
+
+
+def test_waits_an_older_graylink_kept_carry_over_to_one_row_per_file(lib: Library) -> None:
+    assert lib.run("reconcile").returncode == 0
+    conn = sqlite3.connect(lib.database)
+    conn.execute("DROP TABLE arr_wait_file")
+    conn.execute("DELETE FROM applied_migration WHERE name = '0016_arr_wait_file'")
+    conn.execute(  # migration 0008's table, as graylink 0.1 wrote it: one row per folder, its files as JSON
+        "CREATE TABLE arr_wait (folder BLOB PRIMARY KEY, files TEXT NOT NULL, "
+        "origin TEXT NOT NULL, since REAL NOT NULL, until REAL NOT NULL)"
+    )
+    rows = [(b"TV/Show", json.dumps(["TV/Show/e1.mkv", "TV/Show/e2.mkv"]), "sonarr", 10.0, 20.0)]
+    conn.executemany("INSERT INTO arr_wait VALUES (?, ?, ?, ?, ?)", [*rows, (b"TV/Bad", "not json", "sonarr", 1, 2)])
+    conn.commit()
+    conn.close()
+    with Store(str(lib.database)) as store:
+        assert [(w.folder, w.file, w.until) for w in waiting(store)] == [
+            (b"TV/Show", b"TV/Show/e1.mkv", 20.0),
+            (b"TV/Show", b"TV/Show/e2.mkv", 20.0),
+        ]
+        assert not store.db.table_exists("arr_wait")
