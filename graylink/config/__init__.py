@@ -14,23 +14,64 @@ from __future__ import annotations
 import os
 import re
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
+from graylink.config import named
 from graylink.config.file import find_config_file, read_raw
-from graylink.config.schema import DEFAULT_CONFIG_PATHS, DEFAULT_DATABASE, ENV_PREFIX, SCHEMA, SECRET_KEYS
+from graylink.config.schema import (
+    DEFAULT_CONFIG_PATHS,
+    DEFAULT_DATABASE,
+    ENV_PREFIX,
+    NAMED_KINDS,
+    SCHEMA,
+    SECRET_KEYS,
+    is_secret,
+)
+from graylink.config.sections import (
+    DEFAULT_LIBRARY,
+    AlertsConfig,
+    DriveConfig,
+    EmbyConfig,
+    Library,
+    LogConfig,
+    MountConfig,
+    PathsConfig,
+    PlexConfig,
+    ReconcileConfig,
+    RulesConfig,
+    ScanConfig,
+    Server,
+    SnapshotConfig,
+    WebConfig,
+)
 from graylink.config.values import parse_duration
 from graylink.errors import ConfigError
 
 __all__ = [
     "DEFAULT_CONFIG_PATHS",
     "DEFAULT_DATABASE",
+    "DEFAULT_LIBRARY",
     "ENV_PREFIX",
     "SCHEMA",
     "SECRET_KEYS",
+    "AlertsConfig",
     "Config",
     "ConfigError",
+    "DriveConfig",
+    "EmbyConfig",
+    "Library",
+    "LogConfig",
+    "MountConfig",
+    "PathsConfig",
+    "PlexConfig",
+    "ReconcileConfig",
+    "RulesConfig",
+    "ScanConfig",
+    "Server",
+    "SnapshotConfig",
+    "WebConfig",
     "find_config_file",
     "load_config",
     "parse_duration",
@@ -39,121 +80,13 @@ __all__ = [
 ]
 
 
-# ------------------------------------------------------------- typed sections
-
-
-@dataclass(frozen=True)
-class PathsConfig:
-    source: str
-    target: str
-    database: str
-    link_root: str
-    relative_links: bool
-
-
-@dataclass(frozen=True)
-class ScanConfig:
-    interval: float
-    full_verify: float
-    workers: int
-    trust_dir_mtime: str  # auto | yes | no
-
-
-@dataclass(frozen=True)
-class RulesConfig:
-    extensions: tuple[str, ...]
-    exclude_dirs: tuple[str, ...]
-
-
-@dataclass(frozen=True)
-class ReconcileConfig:
-    max_prune_fraction: float
-
-
-@dataclass(frozen=True)
-class MountConfig:
-    check_interval: float
-    anchor: str
-    require_mountpoint: bool
-    remount_command: str
-    remount_wait: float
-    remount_timeout: float
-    rclone_rc: str
-    rclone_rc_user: str
-    rclone_rc_pass: str = field(repr=False)  # a secret: never in a repr, hence never in a log
-
-
-@dataclass(frozen=True)
-class DriveConfig:
-    enabled: bool
-    rclone_config: str
-    remote: str
-    folder_id: str
-    feed: str  # auto | changes | activity
-    interval: float | None  # None: the feed's own default (drive.feed.feed_interval)
-    overlap: float
-    token_file: str
-    client_id: str
-    client_secret: str = field(repr=False)  # a secret: never in a repr, hence never in a log
-    api_endpoint: str
-    token_uri: str
-    auth_uri: str
-
-
-@dataclass(frozen=True)
-class EmbyConfig:
-    url: str
-    api_key: str = field(repr=False)  # a secret: never in a repr, hence never in a log
-    server: str
-    mode: str
-    path_map: tuple[tuple[str, str], ...]
-    collapse_threshold: int
-    max_updates: int
-    confirm_wait: float = 600.0  # seconds a sent change may stay unconfirmed before one re-send, then "stuck"
-    protect: str = ""  # "" scans only (no user setting changed) | yes (settings too) | no
-
-
-@dataclass(frozen=True)
-class PlexConfig:
-    url: str
-    token: str = field(repr=False)  # a secret: never in a repr, hence never in a log
-    path_map: tuple[tuple[str, str], ...] = ()
-    collapse_threshold: int = 20
-    max_scans: int = 50  # partial scans per cycle and section; more become one section refresh
-    confirm_wait: float = 600.0  # seconds a sent change may stay unconfirmed before one re-send, then "stuck"
-    protect: str = ""  # "" scans only (no user setting changed) | yes (settings too) | no
-
-
-@dataclass(frozen=True)
-class LogConfig:
-    level: str
-    file: str
-    format: str
-    max_bytes: int
-    backups: int
-
-
-@dataclass(frozen=True)
-class SnapshotConfig:
-    path: str
-
-
-@dataclass(frozen=True)
-class WebConfig:
-    listen: str
-    token: str = field(repr=False)  # a secret: never in a repr, hence never in a log
-    arr_path_map: tuple[tuple[str, str], ...] = ()
-    arr_wait: float = 1800.0
-
-
-@dataclass(frozen=True)
-class AlertsConfig:
-    urls: tuple[str, ...] = field(repr=False)  # Apprise URLs hold bot tokens
-    events: tuple[str, ...] = ()
-
-
 @dataclass(frozen=True)
 class Config:
+    """The whole configuration. ``paths``, ``scan``, ``rules``, ``mount`` and
+    ``drive`` are the first library's (the default one when configured); in the
+    view of one library (:meth:`library`) they are that library's, and
+    ``servers`` holds only the servers that see it."""
+
     paths: PathsConfig
     scan: ScanConfig
     rules: RulesConfig
@@ -167,6 +100,9 @@ class Config:
     web: WebConfig
     alerts: AlertsConfig
     file: str  # the INI file read, "" when configured by environment only
+    libraries: tuple[Library, ...]  # the default library (if configured) first, then [library NAME] in file order
+    servers: tuple[Server, ...]  # every media server with a url: [emby], [emby NAME]..., [plex], [plex NAME]...
+    named: bool = False  # the config has named sections (a server with a path_map then hears only what it maps)
 
     def __repr__(self) -> str:  # secrets must never reach a log through a repr
         return f"Config(file={self.file!r}, source={self.paths.source!r}, target={self.paths.target!r})"
@@ -175,6 +111,42 @@ class Config:
     def link_root(self) -> str:
         """The source as the media server sees it: where link targets point."""
         return self.paths.link_root or self.paths.source
+
+    @property
+    def name(self) -> str:
+        """The (first) library's name: ``default`` for the unnamed sections."""
+        return self.libraries[0].name
+
+    def library(self, name: str) -> Config:
+        """The config as one library sees it: its paths, scan, rules, mount and
+        drive, and only the servers that see it. Everything that runs on one
+        library (a cycle, status, doctor, the loop's jobs) takes this view."""
+        for library in self.libraries:
+            if library.name == name:
+                servers = tuple(server for server in self.servers if named.sees(server, library))
+                return replace(
+                    self,
+                    paths=library.paths,
+                    scan=library.scan,
+                    rules=library.rules,
+                    mount=library.mount,
+                    drive=library.drive,
+                    libraries=(library,),
+                    servers=servers,
+                )
+        known = ", ".join(library.name for library in self.libraries)
+        raise ConfigError(f"--library {name}: no such library (libraries: {known})")
+
+    def each_library(self) -> list[Config]:
+        """The view of every library, in config order."""
+        return [self.library(library.name) for library in self.libraries]
+
+    def server(self, key: str) -> Server:
+        """The server whose queue place is ``key`` (``emby``, ``plex``, ``emby NAME``...)."""
+        for server in self.servers:
+            if server.key == key:
+                return server
+        raise KeyError(key)
 
 
 _SECTION_TYPES: dict[str, type] = {
@@ -198,7 +170,7 @@ _SECTION_TYPES: dict[str, type] = {
 
 def _scrubber(raw: Mapping[str, Mapping[str, str]]) -> Callable[[str], str]:
     """Hides every secret's value in a message (a key pasted into the wrong field shows up in its error)."""
-    values = [raw.get(section, {}).get(key, "") for section, key in SECRET_KEYS]
+    values = [value for section, keys in raw.items() for key, value in keys.items() if is_secret(section, key)]
     values = sorted((v for v in values if len(v.strip()) >= 4), key=len, reverse=True)
 
     def scrub(text: str) -> str:
@@ -216,21 +188,31 @@ def _shows_any(message: str, secret: str) -> bool:
 
 def parse_raw(raw: Mapping[str, Mapping[str, str]], file: str = "") -> Config:
     scrub = _scrubber(raw)
+
+    def parse(section: str, key: str, parser: Callable[[str], Any], text: str) -> Any:
+        try:
+            return parser(text)
+        except ValueError as exc:
+            detail = scrub(str(exc))
+            if is_secret(section, key) and _shows_any(detail, text):
+                detail = "invalid value"
+            raise ConfigError(f"[{section}] {key}: {detail}") from None
+
     sections: dict[str, Any] = {}
     for section, keys in SCHEMA.items():
-        values = {}
-        for key, (parse, default) in keys.items():
-            text = raw.get(section, {}).get(key, default)
-            try:
-                values[key] = parse(text)
-            except ValueError as exc:
-                detail = scrub(str(exc))
-                if (section, key) in SECRET_KEYS and _shows_any(detail, text):
-                    detail = "invalid value"
-                raise ConfigError(f"[{section}] {key}: {detail}") from None
+        values = {
+            key: parse(section, key, parser, raw.get(section, {}).get(key, default))
+            for key, (parser, default) in keys.items()
+        }
         sections[section] = _SECTION_TYPES[section](**values)
-    config = Config(file=file, **sections)
     try:
+        libraries = named.build_libraries(raw, sections, parse)
+        servers = named.build_servers(raw, sections, parse)
+        first = libraries[0]
+        # config.paths and the rest mean the first library: code that knows one library keeps working.
+        sections.update(paths=first.paths, scan=first.scan, rules=first.rules, mount=first.mount, drive=first.drive)
+        has_named = any(" " in place and place.partition(" ")[0] in NAMED_KINDS for place in raw)
+        config = Config(file=file, libraries=libraries, servers=servers, named=has_named, **sections)
         validate(config)
     except ConfigError as exc:
         raise ConfigError(scrub(str(exc))) from None
@@ -258,30 +240,41 @@ def _real(path: str) -> str:
 
 
 def validate(config: Config) -> None:
-    paths = config.paths
-    if not paths.source:
-        raise ConfigError("[paths] source is not set: name the folder (or rclone mount) to link from")
-    if not paths.target:
-        raise ConfigError("[paths] target is not set: name the folder where the links go")
-    source, target = _real(paths.source), _real(paths.target)
-    if _inside(target, source):
-        raise ConfigError(f"[paths] target {paths.target} lies inside source {paths.source}")
-    if _inside(source, target):
-        raise ConfigError(f"[paths] source {paths.source} lies inside target {paths.target}")
-    database = _real(paths.database)
-    if _inside(database, target):
-        raise ConfigError(f"[paths] database {paths.database} lies inside target {paths.target}")
-    if _inside(database, source):
-        raise ConfigError(f"[paths] database {paths.database} lies inside source {paths.source}")
-    if paths.link_root and not paths.link_root.startswith("/"):
-        raise ConfigError(f"[paths] link_root must be an absolute path: {paths.link_root!r}")
-    anchor = config.mount.anchor
-    if anchor and (anchor.startswith("/") or ".." in Path(anchor).parts):
-        raise ConfigError(f"[mount] anchor must be a path relative to the source: {anchor!r}")
-    if config.drive.enabled and not config.drive.remote:
-        raise ConfigError("[drive] remote is not set: name the rclone remote of the mount (e.g. gdrive:)")
+    for library in config.libraries:
+        _validate_library(library)
+    named.check_libraries(config.libraries, config.servers, _real)
     _validate_web(config.web)
     _validate_alerts(config.alerts)
+
+
+def _validate_library(library: Library) -> None:
+    paths, where = library.paths, library.section
+    if library.name == DEFAULT_LIBRARY:
+        where = "[paths]"
+    if not paths.source:
+        raise ConfigError(f"{where} source is not set: name the folder (or rclone mount) to link from")
+    if not paths.target:
+        raise ConfigError(f"{where} target is not set: name the folder where the links go")
+    source, target = _real(paths.source), _real(paths.target)
+    if _inside(target, source):
+        raise ConfigError(f"{where} target {paths.target} lies inside source {paths.source}")
+    if _inside(source, target):
+        raise ConfigError(f"{where} source {paths.source} lies inside target {paths.target}")
+    database = _real(paths.database)
+    if _inside(database, target):
+        raise ConfigError(f"{where} database {paths.database} lies inside target {paths.target}")
+    if _inside(database, source):
+        raise ConfigError(f"{where} database {paths.database} lies inside source {paths.source}")
+    if paths.link_root and not paths.link_root.startswith("/"):
+        raise ConfigError(f"{where} link_root must be an absolute path: {paths.link_root!r}")
+    anchor = library.mount.anchor
+    if anchor and (anchor.startswith("/") or ".." in Path(anchor).parts):
+        raise ConfigError(
+            f"{named.label(library, 'mount', 'anchor')} must be a path relative to the source: {anchor!r}"
+        )
+    if library.drive.enabled and not library.drive.remote:
+        remote = named.label(library, "drive", "remote")
+        raise ConfigError(f"{remote} is not set: name the rclone remote of the mount (e.g. gdrive:)")
 
 
 def _validate_web(web: WebConfig) -> None:

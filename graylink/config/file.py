@@ -8,9 +8,19 @@ from __future__ import annotations
 import configparser
 import difflib
 import os
+import re
 from collections.abc import Mapping
 
-from graylink.config.schema import DEFAULT_CONFIG_PATHS, ENV_PREFIX, SCHEMA
+from graylink.config.schema import (
+    DEFAULT_CONFIG_PATHS,
+    ENV_PREFIX,
+    NAME_RE,
+    NAME_RULE,
+    NAMED_KINDS,
+    RESERVED_NAMES,
+    SCHEMA,
+    named_keys,
+)
 from graylink.errors import ConfigError
 
 
@@ -40,7 +50,7 @@ def read_raw(path: str, environ: Mapping[str, str]) -> dict[str, dict[str, str]]
     for name, value in environ.items():
         place = environment_key(name)
         if place is not None:
-            raw[place[0]][place[1]] = value
+            raw.setdefault(place[0], {})[place[1]] = value
     if empty_file and not raw["paths"].get("source"):
         # Said as it is: "source is not set" would send the user looking in the wrong file.
         raise ConfigError(
@@ -73,12 +83,27 @@ def environment_key(name: str) -> tuple[str, str] | None:
     section, _, key = name[len(ENV_PREFIX) :].lower().partition("_")
     if section in SCHEMA and key in SCHEMA[section]:
         return section, key
+    if section in NAMED_KINDS:
+        # GRAYLINK_LIBRARY_<NAME>_<KEY>, GRAYLINK_EMBY_<NAME>_<KEY>, GRAYLINK_PLEX_<NAME>_<KEY>:
+        # a name holds no "_", so the first one after it ends the name. (No key of
+        # [emby] or [plex] reads as NAME_KEY of another key, so GRAYLINK_EMBY_API_KEY
+        # stays the unnamed section's api_key.)
+        named, _, rest = key.partition("_")
+        if rest and named and re.fullmatch(NAME_RE, named) and named not in RESERVED_NAMES:
+            if rest in named_keys(section):
+                return f"{section} {named}", rest
+            keys = named_keys(section)
+            close = difflib.get_close_matches(rest, list(keys), n=1, cutoff=0.75)
+            hint = f" (did you mean {ENV_PREFIX}{section.upper()}_{named.upper()}_{close[0].upper()}?)" if close else ""
+            return _refuse(name, f"unknown key '{rest}' in [{section} {named}]{hint}")
     known = [f"{ENV_PREFIX}{s.upper()}_{k.upper()}" for s in SCHEMA for k in SCHEMA[s]]
     close = difflib.get_close_matches(name.upper(), known, n=1, cutoff=0.75)
     hint = f" (did you mean {close[0]}?)" if close else ""
+    if section == "library":
+        return _refuse(name, f"a named library's variable is GRAYLINK_LIBRARY_<NAME>_<KEY> (NAME: {NAME_RULE}){hint}")
     if section not in SCHEMA:
         what = f"no section [{section}]" if key else "no GRAYLINK_<SECTION>_<KEY> form"
-        return _refuse(name, f"{what}{hint}; sections: {', '.join(SCHEMA)}")
+        return _refuse(name, f"{what}{hint}; sections: {', '.join(SCHEMA)}, library NAME, emby NAME, plex NAME")
     return _refuse(name, f"unknown key '{key}' in [{section}]{hint}")
 
 
@@ -105,13 +130,35 @@ def _read_file(path: str, raw: dict[str, dict[str, str]]) -> None:
         first = str(exc).strip().splitlines()[0]
         raise ConfigError(f"{path}: {first}") from None
     for section in parser.sections():
-        if section not in SCHEMA:
-            raise ConfigError(f"{path}: unknown section [{section}] (known: {', '.join(SCHEMA)})")
+        place, keys = _section_of(path, section)
+        if place in raw and place not in SCHEMA:
+            raise ConfigError(f"{path}: [{section}] appears twice (names are compared in lower case)")
+        values = raw.setdefault(place, {})
         for key, value in parser.items(section):
-            if key not in SCHEMA[section]:
+            if key not in keys:
                 raise ConfigError(f"{path}: unknown key '{key}' in [{section}]")
             # A command line keeps its quotes: they group its arguments (shlex).
-            raw[section][key] = value if (section, key) in COMMAND_LINES else unquoted(value)
+            values[key] = value if keys[key] in COMMAND_LINES else unquoted(value)
+
+
+def _section_of(path: str, section: str) -> tuple[str, Mapping[str, tuple[str, str]]]:
+    """The raw place of a section header (``paths``, ``library films``) and the keys it takes."""
+    if section in SCHEMA:
+        return section, {key: (section, key) for key in SCHEMA[section]}
+    kind, _, name = section.strip().partition(" ")
+    kind, name = kind.lower(), name.strip()
+    if kind not in NAMED_KINDS:
+        known = ", ".join([*SCHEMA, "library NAME", "emby NAME", "plex NAME"])
+        raise ConfigError(f"{path}: unknown section [{section}] (known: {known})")
+    if not name:
+        raise ConfigError(f"{path}: [{section}] needs a name: [{kind} NAME]")
+    if not re.fullmatch(NAME_RE, name.lower()):
+        raise ConfigError(f"{path}: [{section}]: bad name {name!r} ({NAME_RULE})")
+    if name.lower() in RESERVED_NAMES:
+        raise ConfigError(
+            f"{path}: [{section}]: the name {name!r} is taken by the unnamed sections ([paths], [emby], ...)"
+        )
+    return f"{kind} {name.lower()}", named_keys(kind)
 
 
 def unquoted(value: str) -> str:

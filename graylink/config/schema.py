@@ -73,6 +73,7 @@ SCHEMA: dict[str, dict[str, tuple[Parser, str]]] = {
         "max_updates": (v.positive_int, "500"),
         "confirm_wait": (v.positive_duration, "10m"),
         "protect": (v.protect, ""),
+        "libraries": (v.word_list, ""),
     },
     "plex": {
         "url": (v.server_url("[plex] token (sent in the X-Plex-Token header)"), ""),
@@ -82,6 +83,7 @@ SCHEMA: dict[str, dict[str, tuple[Parser, str]]] = {
         "max_scans": (v.positive_int, "50"),
         "confirm_wait": (v.positive_duration, "10m"),
         "protect": (v.protect, ""),
+        "libraries": (v.word_list, ""),
     },
     "log": {
         "level": (v.choice("debug", "info", "warning", "error"), "info"),
@@ -115,3 +117,59 @@ SECRET_KEYS = frozenset(
         ("alerts", "urls"),  # Apprise URLs carry bot tokens and passwords
     }
 )
+
+
+# ------------------------------------------------------------ named sections
+
+# Sections that may be named: [library NAME], [emby NAME], [plex NAME].
+NAMED_KINDS = ("library", "emby", "plex")
+# A name: letters and digits (case-insensitive, kept in lower case), so that it
+# can stand in an environment variable's name between two underscores.
+NAME_RE = r"[a-z0-9]{1,32}"
+NAME_RULE = "letters and digits only, at most 32"
+RESERVED_NAMES = frozenset({"default"})  # the library of the unnamed sections
+
+# The sections a [library NAME] gathers, and which of their keys it takes.
+LIBRARY_SECTIONS = ("paths", "scan", "rules", "mount", "drive")
+DRIVE_PREFIX = "drive_"  # [drive] interval would clash with [scan] interval: Drive keys carry the prefix
+
+
+def _library_keys() -> dict[str, tuple[str, str]]:
+    keys: dict[str, tuple[str, str]] = {}
+    for section in LIBRARY_SECTIONS:
+        for key in SCHEMA[section]:
+            keys[DRIVE_PREFIX + key if section == "drive" else key] = (section, key)
+    return keys
+
+
+# Key of a [library NAME] -> the (section, key) it stands for.
+LIBRARY_KEYS = _library_keys()
+# Keys that belong to one library: a [library NAME] without them does NOT take
+# the unnamed section's value (two libraries never share a source or a remote).
+OWN_KEYS = frozenset(
+    {
+        ("paths", "source"),
+        ("paths", "target"),
+        ("paths", "database"),
+        ("paths", "link_root"),
+        ("mount", "anchor"),
+        ("drive", "remote"),
+        ("drive", "folder_id"),
+    }
+)
+
+
+def named_keys(kind: str) -> dict[str, tuple[str, str]]:
+    """The keys a section ``[kind NAME]`` takes -> the (section, key) each stands for."""
+    if kind == "library":
+        return LIBRARY_KEYS
+    return {key: (kind, key) for key in SCHEMA[kind]}
+
+
+def is_secret(section: str, key: str) -> bool:
+    """Whether ``key`` of ``section`` (named or not) holds a secret."""
+    kind, _, name = section.partition(" ")
+    if name:
+        place = named_keys(kind).get(key) if kind in NAMED_KINDS else None
+        return place is not None and place in SECRET_KEYS
+    return (section, key) in SECRET_KEYS
