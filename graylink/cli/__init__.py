@@ -3,7 +3,7 @@
 ``app`` holds what every command shares (context, errors → exit codes);
 ``reconcile`` and ``report`` the main job and its output; ``readonly`` the
 read-only commands (status, snapshot, doctor); ``maintenance`` the ``db`` and
-``drive`` groups.
+``drive`` groups; ``init`` the guided setup that writes a config.
 
 May import every package: it is the top.
 """
@@ -14,6 +14,7 @@ import click
 
 from graylink import __version__
 from graylink.cli.app import AppContext, fail, setup_logging
+from graylink.cli.init import init
 from graylink.cli.maintenance import db, drive
 from graylink.cli.readonly import doctor, snapshot, status
 from graylink.cli.reconcile import reconcile
@@ -41,7 +42,7 @@ def cli(ctx: click.Context, config_path: str | None, verbose: int, quiet: int) -
     ctx.obj = AppContext(config_path=config_path, verbosity=verbosity)
 
 
-for command in (reconcile, status, doctor, db, drive, snapshot):
+for command in (init, reconcile, status, doctor, db, drive, snapshot):
     cli.add_command(command)
 
 
