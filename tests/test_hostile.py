@@ -217,6 +217,7 @@ def test_hostile_names_link_exactly(lib: Library) -> None:
         "conflict": 0,
         "braked": 0,
         "failed": 0,
+        "not_tried": 0,
     }
 
 
@@ -369,7 +370,15 @@ def test_garbage_database_is_one_line_and_moving_it_away_rebuilds(lib: Library) 
     rebuilt = run(lib, "reconcile", "--json")
     assert rebuilt.returncode == 0, rebuilt.stderr
     doc = json.loads(rebuilt.stdout)
-    assert doc["counts"] == {"create": 0, "repair": 0, "prune": 0, "conflict": 0, "braked": 0, "failed": 0}  # adopted
+    assert doc["counts"] == {
+        "create": 0,
+        "repair": 0,
+        "prune": 0,
+        "conflict": 0,
+        "braked": 0,
+        "failed": 0,
+        "not_tried": 0,
+    }  # adopted
     with sqlite3.connect(lib.database) as db:
         assert db.execute("SELECT count(*) FROM link").fetchone()[0] == 2
 

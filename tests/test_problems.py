@@ -46,7 +46,9 @@ def test_a_conflict_is_reported_by_every_run_until_the_blocker_goes(lib: Library
         assert again["counts"]["conflict"] == 1, "a conflict must not be forgotten by the next run"
         assert [a["link"] for a in again["actions"] if a["op"] == "conflict"] == [str(lib.target / "Movies/A/A.mkv")]
     text = lib.cli("reconcile")
-    assert text.exit_code == 1 and "0 created, 0 repaired, 0 pruned, 1 conflicts" in text.output
+    assert (
+        text.exit_code == 1 and "0 created, 0 repaired, 0 pruned, 1 conflict in" in text.output
+    )  # issue 27 item 7: not "1 conflicts"
     problems = status(lib)["problems"]
     assert problems["conflict"] == 1 and problems["failed"] == 0
     assert problems["open"][0]["link"] == str(lib.target / "Movies/A/A.mkv")
@@ -61,7 +63,7 @@ def test_a_conflict_is_reported_by_every_run_until_the_blocker_goes(lib: Library
     assert status(lib)["problems"] == {"conflict": 0, "failed": 0, "open": []}
     assert "problems: none open" in lib.cli("status").output
     assert reconcile(lib)["counts"] == {
-        "create": 0, "repair": 0, "prune": 0, "conflict": 0, "braked": 0, "failed": 0
+        "create": 0, "repair": 0, "prune": 0, "conflict": 0, "braked": 0, "failed": 0, "not_tried": 0
     }  # fmt: skip
 
 
@@ -218,3 +220,18 @@ def test_status_lists_a_bounded_number_of_problems_and_counts_them_all(lib: Libr
     problems = status(lib)["problems"]
     assert problems["conflict"] == 60 and len(problems["open"]) == 50
     assert "… and 10 more" in lib.cli("status").output
+
+
+def test_the_loop_names_the_conflict_it_counts(lib: Library, loop_of: Any) -> None:
+    """issue 27 item 7: the loop said '1 conflicts' every cycle, without the path."""
+    from service_support import wait_for
+
+    lib.add("Movies/A/A.mkv")
+    (lib.target / "Movies/A").mkdir(parents=True)
+    (lib.target / "Movies/A/A.mkv").write_bytes(b"not a link")
+    lib.write_ini(scan={"interval": "1h"})
+    loop = loop_of()
+    wait_for("the first cycle", lambda: "reconcile (walk)" in loop.text(), loop.proc)
+    assert loop.stop() == 0
+    line = next(line for line in loop.text().splitlines() if "reconcile (walk)" in line)
+    assert "1 conflict (conflict at Movies/A/A.mkv)" in line, line

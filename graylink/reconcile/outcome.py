@@ -6,11 +6,12 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
-from graylink.links.apply import ApplyResult
+from graylink.links.apply import STOPPED_ON_REQUEST, ApplyResult
 from graylink.links.planner import Action, Op, Plan
 from graylink.source.scanner import ProgressFn
 from graylink.store.scopes import Scope
 from graylink.triggers.mount import Health
+from graylink.words import count, plural
 
 if TYPE_CHECKING:  # the notifiers (requests) and the Drive feed load only when configured
     from graylink.drive.feed import DrivePollResult
@@ -88,17 +89,26 @@ class CycleResult:
 
     def counts(self) -> dict[str, int]:
         """What the run did: links created / repaired / pruned that are so on disk now,
-        conflicts met, prunes withheld, and the actions that failed (or that a stop left
-        undone). A dry run counts what it would do."""
+        conflicts met, prunes withheld, the actions that failed (or that a stop on an error
+        left undone), and ``not_tried``: those a stop on request left for the next run.
+        A dry run counts what it would do."""
         counts = self.plan.counts()
         counts["failed"] = 0
+        counts["not_tried"] = 0
         if self.applied is None:
             return counts if self.dry_run else {**counts, "create": 0, "repair": 0, "prune": 0}
         done = [action.op for action in self.applied.done]
         for op in (Op.CREATE, Op.REPAIR, Op.PRUNE):
             counts[op.value] = done.count(op)
-        counts["failed"] = len(self.applied.failed) + len(self.applied.unreached)
+        # A stop on request failed nothing: what it left is done by the next run.
+        left = "not_tried" if self.applied.stopped == STOPPED_ON_REQUEST else "failed"
+        counts["failed"] = len(self.applied.failed)
+        counts[left] += len(self.applied.unreached)
         return counts
+
+    @property
+    def stopped_on_request(self) -> bool:
+        return self.stopped == STOPPED_ON_REQUEST
 
     def failed_actions(self) -> list[tuple[Action, str]]:
         """Every planned change that did not happen, with why."""
@@ -121,20 +131,37 @@ def counts_text(counts: dict[str, int]) -> str:
         f"{counts['create']} created",
         f"{counts['repair']} repaired",
         f"{counts['prune']} pruned",
-        f"{counts['conflict']} conflicts",
+        count(counts["conflict"], "conflict"),
     ]
-    if counts["braked"]:
-        parts.append(f"{counts['braked']} prunes withheld")
-    if counts["failed"]:
+    if counts.get("braked"):
+        parts.append(f"{count(counts['braked'], 'prune')} withheld")
+    if counts.get("failed"):
         parts.append(f"{counts['failed']} failed")
+    if counts.get("not_tried"):
+        parts.append(f"{counts['not_tried']} not tried")
     return ", ".join(parts)
+
+
+SHOWN_CONFLICTS = 3  # named in the service's line; status and the page list them all
+
+
+def conflicts_text(result: CycleResult) -> str:
+    """The links a cycle met a conflict at, as the log names them: ``: a.mkv, b.mkv and 4 more``."""
+    links = [a.link for a in result.plan.actions if a.op is Op.CONFLICT]
+    if not links:
+        return ""
+    shown = ", ".join(link.decode("utf-8", "backslashreplace") for link in links[:SHOWN_CONFLICTS])
+    more = len(links) - SHOWN_CONFLICTS
+    if more > 0:
+        shown += f" and {more} more"
+    return f" ({plural(len(links), 'conflict')} at {shown})"
 
 
 def service_line(result: CycleResult) -> str:
     """One cycle in the service's log and in its job record."""
-    text = counts_text(result.counts())
+    text = counts_text(result.counts()) + conflicts_text(result)
     if result.failures:
-        text += f", {len(result.failures)} failures"
+        text += f", {count(len(result.failures), 'failure')}"
     if result.stopped:
         text += f" ({result.stopped})"
     text += f" in {result.stats.duration_s:.2f}s"

@@ -11,6 +11,7 @@ import time
 from typing import Any
 
 from graylink.report.status import PROBLEMS_SHOWN, shown_path
+from graylink.words import count
 
 # Section keys that hold a moment (epoch seconds), for sections no renderer knows.
 _TIME_KEYS = ("_at", "_since", "since", "time", "last_poll", "cursor", "newest_change", "next_run", "last_run")
@@ -40,12 +41,14 @@ def span(delta: float) -> str:
 def _counts(counts: dict[str, int]) -> str:
     text = (
         f"{counts.get('create', 0)} created, {counts.get('repair', 0)} repaired, "
-        f"{counts.get('prune', 0)} pruned, {counts.get('conflict', 0)} conflicts"
+        f"{counts.get('prune', 0)} pruned, {count(counts.get('conflict', 0), 'conflict')}"
     )
     if counts.get("braked"):
-        text += f", {counts['braked']} prunes withheld"
+        text += f", {count(counts['braked'], 'prune')} withheld"
     if counts.get("failed"):
         text += f", {counts['failed']} failed"
+    if counts.get("not_tried"):
+        text += f", {counts['not_tried']} not tried"
     return text
 
 

@@ -62,6 +62,7 @@ class AppContext(Protocol):
 
     def use_config(self, config: Config) -> None: ...
 
+
 # Longest sleep between looks at the stop flag: signals are answered this fast.
 TICK_S = 0.25
 
@@ -226,7 +227,8 @@ class Service:
         if self.alerts.enabled:
             self.observe(from_cycle(result, self._open_conflicts()))
         line = service_line(result)
-        if result.exit_code == 0:
+        if result.exit_code == 0 or (result.stopped_on_request and not result.failures):
+            # A stop on request failed nothing: the next run does what it left.
             log.info("reconcile (%s): %s", trigger, line)
         elif result.held_by:
             # The mount check told the drop (once, then half-hourly): not one ERROR per cycle.
