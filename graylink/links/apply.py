@@ -230,9 +230,13 @@ class Applier:
         temp = self._abs(join(parent_of(action.link), TEMP_PREFIX + secrets.token_hex(6).encode() + b".tmp"))
         _symlink(action.target, temp)
         try:
-            st = os.lstat(path)
-            if not stat.S_ISLNK(st.st_mode):
-                raise Blocked("no longer a symlink; left alone")
+            try:
+                st = os.lstat(path)
+            except FileNotFoundError:
+                pass  # ours, gone from the link tree: put back
+            else:
+                if not stat.S_ISLNK(st.st_mode):
+                    raise Blocked("no longer a symlink; left alone")
             os.replace(temp, path)
         except BaseException:
             os.unlink(temp)

@@ -106,6 +106,19 @@ def check(config: Config, store: Store, *, rebase: bool = False, dry_run: bool =
         raise ConfigError(refusal)
 
 
+def leave_old_tree(config: Config, store: Store) -> None:
+    """A rebase onto another link tree: what the database recorded of the old
+    tree (its links, folders and folder times) describes that tree, not the new
+    one, where nothing of it is yet. Forgotten (the old tree itself is left as
+    it is); links already in the new tree as graylink writes them are adopted."""
+    before = recorded(store)
+    if before is None or before.target == Library.of(config).target:
+        return
+    with store.atomic():
+        for table in ("link", "link_dir", "link_tree_dir"):
+            store.execute(f"DELETE FROM {table}")
+
+
 def record(config: Config, store: Store) -> None:
     """Record the config's library as the database's (inside the caller's transaction)."""
     wanted = Library.of(config)

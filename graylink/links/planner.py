@@ -19,7 +19,7 @@ from graylink.store.db import join
 
 class Op(StrEnum):
     CREATE = "create"  # no entry where a link should be
-    REPAIR = "repair"  # a link of ours points at the wrong place
+    REPAIR = "repair"  # a link of ours points at the wrong place, or is gone from the link tree
     PRUNE = "prune"  # a link of ours whose source is gone
     CONFLICT = "conflict"  # something not ours sits where a link should be: reported, never touched
     ADOPT = "adopt"  # a correct link that the database does not list yet: record it, touch nothing
@@ -28,6 +28,9 @@ class Op(StrEnum):
 
 # Ops that change the link tree, and so are reported to the user and to Emby.
 VISIBLE_OPS = (Op.CREATE, Op.REPAIR, Op.PRUNE, Op.CONFLICT)
+
+# The detail of a repair that puts back a link of ours gone from the link tree.
+MISSING = "missing from the link tree"
 
 # Temporary names the applier uses for atomic replacement; leftovers of a
 # killed run are always pruned.
@@ -158,6 +161,9 @@ def _plan_wanted(
     space: LinkSpace, rel_dir: bytes, link: bytes, want: Desired, have: Entry | None, mine: bytes | None
 ) -> list[Action]:
     if have is None:
+        if mine is not None:
+            # Ours, and gone from the link tree (deleted by hand, or by a media server).
+            return [Action(Op.REPAIR, link, want.target, detail=MISSING)]
         return [Action(Op.CREATE, link, want.target)]
     if have.kind == "link":
         if have.target == want.target:

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+import stat
+from collections.abc import Iterable
 
 from graylink.links.planner import Entry
 from graylink.store.db import join
@@ -65,3 +67,29 @@ def walk_dirs(root: bytes, rel: bytes) -> list[bytes]:
         stack.extend(subs)
     found.sort()
     return found
+
+
+# A link-tree folder whose mtime was read this close to its last change may
+# change again within the same timestamp tick unseen: it is looked at once more.
+TREE_RACY_NS = 1_000_000_000
+
+
+def folder_mtimes(root: bytes, folders: Iterable[bytes]) -> dict[bytes, int]:
+    """The mtime of each folder of the link tree that is a real directory (one lstat each)."""
+    out: dict[bytes, int] = {}
+    try:
+        root_fd = os.open(root, os.O_RDONLY | os.O_DIRECTORY)
+    except OSError:
+        return out
+    lstat = os.lstat
+    try:
+        for rel in folders:
+            try:
+                st = lstat(rel or b".", dir_fd=root_fd)
+            except OSError:
+                continue
+            if stat.S_ISDIR(st.st_mode):
+                out[rel] = st.st_mtime_ns
+    finally:
+        os.close(root_fd)
+    return out

@@ -20,10 +20,11 @@ from typing import TYPE_CHECKING
 from graylink import story
 from graylink.config import Config
 from graylink.links import ownership
-from graylink.links.apply import STOPPED_ON_REQUEST, Applier, ApplyResult
-from graylink.links.planner import Op, Plan, apply_prune_brake, withhold_prunes
-from graylink.links.recording import VideoCounts, record_links, record_video_counts
+from graylink.links.apply import STOPPED_ON_REQUEST, Applier
+from graylink.links.planner import Plan, apply_prune_brake, withhold_prunes
+from graylink.links.recording import VideoCounts, record_links, record_tree_dirs, record_video_counts
 from graylink.reconcile.announce import announce, notify, retry_stuck, withdraw
+from graylink.reconcile.closing import marks_to_keep, problems_of, record_full_verification
 from graylink.reconcile.outcome import CycleOptions, CycleResult, CycleStats
 from graylink.reconcile.planning import link_space, plan_scope, rules_of, settings_fingerprint
 from graylink.reconcile.preflight import check_source, check_target, make_target
@@ -32,11 +33,12 @@ from graylink.source.listing import MountGone
 from graylink.source.scanner import Interrupted, Scanner, ScanStats
 from graylink.source.sourcecheck import CHECK_TIMEOUT, SourceGuard
 from graylink.store.clock import in_future, tell_jump
-from graylink.store.db import META_LAST_FULL, Mark, Store, StoredMark, parent_of
-from graylink.store.problems import CONFLICT, FAILED, Problem, problem_folders, update_problems
-from graylink.store.scopes import Scope, ScopeSet, collapse, touched
+from graylink.store.db import META_LAST_FULL, Mark, Store, StoredMark
+from graylink.store.problems import problem_folders, update_problems
+from graylink.store.scopes import Scope, ScopeSet, collapse
 from graylink.store.scratch import scratch_copy
 from graylink.system.fsinfo import TRUSTED_FS, fs_type, mtime_trusted
+from graylink.triggers.linktree import mark_drift
 from graylink.triggers.mount import STOPPED, Health, check_health, ensure_healthy, record_health
 from graylink.triggers.walk import walk
 
@@ -85,6 +87,8 @@ class Cycle:
         started = time.monotonic()
         # Before anything else: another library's index would read as "all deleted".
         ownership.check(self.config, self.store, rebase=self.options.rebase, dry_run=self.options.dry_run)
+        if self.options.rebase:
+            ownership.leave_old_tree(self.config, self.store)
         if not self._index_has_files():
             # Nothing indexed yet, so nothing to protect: a missing source is a
             # bad config. Once indexed, a missing source is a dropped mount
@@ -246,6 +250,9 @@ class Cycle:
             self.unlistable.update(walked.unlistable)
             if walked.scan:
                 self._add_scan_stats(walked.scan)
+            # The link tree is local and cheap to look at: links deleted there by
+            # someone else are planned again now, not at the next full verification.
+            mark_drift(store, self.space.target)
             pending = self._pending()
         return pending
 
@@ -340,17 +347,18 @@ class Cycle:
         result.stopped = applied.stopped
         for action, reason in applied.failed:
             result.failures.append(f"{action.op.value} {os.fsdecode(action.link)}: {reason}")
-        keep = self._marks_to_keep(plan, marks, applied)
+        keep = marks_to_keep(plan, marks, applied, self.mount_ok)
         with store.atomic():
             ownership.record(self.config, store)
             record_links(store, applied, recorded)
             record_video_counts(store, self.video_counts)
+            record_tree_dirs(store, self.space.target, self.video_counts)
             withdraw(self.config, store, announced, applied)
             made = set(applied.made_dirs)
             store.executemany("DELETE FROM link_dir WHERE path = ?", ((d,) for d in new_dirs if d not in made))
             store.clear_marks(m.id for m in marks if m.id and m.id not in keep)
             finished = not applied.stopped and self.mount_ok
-            update_problems(store, ScopeSet(self.scopes) if finished else None, self._problems(plan, applied))
+            update_problems(store, ScopeSet(self.scopes) if finished else None, problems_of(plan, applied))
             # Folders that could not be listed stay on the books as marks of their
             # own, listed again (and reported) each run until they can be.
             store.add_marks([Mark(d, UNLISTABLE, indexed=False) for d in sorted(self.unlistable) if d])
@@ -359,33 +367,7 @@ class Cycle:
             # retried): that is a full verification, or one bad folder would
             # make every later run list the whole library again.
             if self.full and not keep:
-                store.set_meta(META_LAST_FULL, str(time.time()))
-                # A rebuilt database has taken back every link of its lost self.
-                store.execute("DELETE FROM meta_value WHERE key = ?", (ownership.META_RECLAIM,))
-                # Everything was just listed: the Activity feed's item record, which
-                # may have missed a late activity, is rebuilt rather than trusted. The
-                # Changes feed misses nothing (a refused token clears it), so its stays.
-                store.execute(
-                    "DELETE FROM drive_item WHERE EXISTS (SELECT 1 FROM meta_value "
-                    "WHERE key = 'drive.feed' AND value LIKE 'activity:%')"
-                )
-
-    def _marks_to_keep(self, plan: Plan, marks: list[StoredMark], applied: ApplyResult) -> set[int]:
-        """Marks whose work is unfinished: withheld prunes, an early stop.
-
-        Conflicts and failed actions are not kept as marks: they go on the
-        book of open problems, whose folders every cycle plans again."""
-        if applied.stopped or not self.mount_ok:
-            return {m.id for m in marks}
-        unfinished = [a.link for a in plan.braked]
-        above, exact = touched([parent_of(link) for link in unfinished] + unfinished)
-        return {m.id for m in marks if m.path in (above if m.recursive else exact)}
-
-    @staticmethod
-    def _problems(plan: Plan, applied: ApplyResult) -> list[Problem]:
-        found = [Problem(a.link, CONFLICT, a.op.value, a.detail) for a in plan.actions if a.op is Op.CONFLICT]
-        found += [Problem(a.link, FAILED, a.op.value, reason) for a, reason in applied.failed]
-        return found
+                record_full_verification(store)
 
     def _is_made_dir(self, rel: bytes) -> bool:
         return self.store.execute("SELECT 1 FROM link_dir WHERE path = ?", (rel,)).fetchone() is not None

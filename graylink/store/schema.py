@@ -273,6 +273,25 @@ def _m0016_arr_wait_file(db: pw.SqliteDatabase) -> None:
     db.execute_sql("DROP TABLE arr_wait")
 
 
+def _m0012_link_tree_and_settling(db: pw.SqliteDatabase) -> None:
+    # link_tree_dir: each folder of the link tree that holds graylink's links,
+    # with its mtime as graylink last left it (graylink.triggers.linktree): the
+    # link tree is local, so a folder whose mtime moved had a link deleted or
+    # added by someone else. checked_ns: when that mtime was read (a change in
+    # the same timestamp tick is caught by re-reading recent ones).
+    db.execute_sql(
+        "CREATE TABLE link_tree_dir (path BLOB PRIMARY KEY, mtime_ns INTEGER NOT NULL, "
+        "checked_ns INTEGER NOT NULL) WITHOUT ROWID"
+    )
+    # settling: source files whose content the media servers have not heard of
+    # yet (graylink.reconcile.settle): new files still being written, and
+    # files replaced in place. Announced once their size and mtime hold still.
+    db.execute_sql(
+        "CREATE TABLE settling (path BLOB PRIMARY KEY, size INTEGER NOT NULL, mtime_ns INTEGER NOT NULL, "
+        "seen_ns INTEGER NOT NULL, kind TEXT NOT NULL) WITHOUT ROWID"
+    )
+
+
 # Forward migrations, applied in order, each once, by name. Append only: a
 # database records the names it has, so a newer graylink knows what to add and
 # an older one can tell that a database is newer than itself.
@@ -290,6 +309,7 @@ MIGRATIONS: list[tuple[str, Callable[[pw.SqliteDatabase], None]]] = [
     ("0010_server_change", _m0010_server_change),
     ("0011_server_hold", _m0011_server_hold),
     ("0016_arr_wait_file", _m0016_arr_wait_file),
+    ("0012_link_tree_and_settling", _m0012_link_tree_and_settling),
 ]
 
 SCHEMA_VERSION = len(MIGRATIONS)
