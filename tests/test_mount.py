@@ -332,3 +332,60 @@ def test_doctor_checks_read_the_serving_rclone_flags(rclone_mount: Callable[...,
     assert len(flags) == 1 and flags[0].warn
     assert flags[0].message.startswith("--dir-cache-time 1s is shorter than an hour")
     assert by_name["rclone rc"].ok
+
+
+def test_a_deleted_folder_named_by_path_is_pruned_through_the_directory_cache(
+    rclone_mount: Callable[..., Mounted],
+) -> None:
+    """issue 27 item 5: a Radarr MovieDelete (--path of a folder gone from the Drive).
+
+    vfs/refresh of the gone folder answers an error; rclone's cache still shows
+    it. The parent is refreshed, not recursively, and the links go at once;
+    never a recursive refresh of the parent or of rclone's root.
+    """
+    port = free_port()
+    m = rclone_mount("--rc", "--rc-addr", f"127.0.0.1:{port}", "--rc-no-auth", dir_cache="1000h")
+    _rc_config(m, port)
+    assert m.graylink("reconcile").returncode == 0
+    assert "Movies/X (2001)/X.mp4" in m.links_now()
+    shutil.rmtree(m.src / "Movies/X (2001)")
+    assert m.visible("Movies/X (2001)")  # the directory cache holds for 1000h
+    run = m.graylink("-v", "reconcile", "--path", "Movies/X (2001)")
+    assert run.returncode == 0, run.stderr
+    assert "1 pruned" in run.stdout, run.stdout + run.stderr
+    assert "Movies/X (2001)/X.mp4" not in m.links_now()
+    assert " ERROR " not in run.stderr, run.stderr
+    refreshes = [line for line in run.stderr.splitlines() if "vfs/refresh" in line and "POST" in line]
+    assert refreshes and not any("recursive" in line for line in refreshes if "dir=Movies/X" not in line), refreshes
+
+
+def test_doctor_tells_an_rc_that_serves_another_mount(rclone_mount: Callable[..., Mounted], tmp_path: Path) -> None:
+    """issue 27 item 5: a wrong rclone_rc port (another rclone) refreshed another remote, silently."""
+    port = free_port()
+    m = rclone_mount("--rc", "--rc-addr", f"127.0.0.1:{port}", "--rc-no-auth", dir_cache="1000h")
+    other_src, other_mnt, other_port = tmp_path / "other-src", tmp_path / "other-mnt", free_port()
+    other_src.mkdir()
+    other_mnt.mkdir()
+    argv = ["rclone", "mount", str(other_src), str(other_mnt), "--config", "/dev/null",
+            "--rc", "--rc-addr", f"127.0.0.1:{other_port}", "--rc-no-auth"]  # fmt: skip
+    other = _start(argv, other_mnt)
+    try:
+        wait_until(lambda: _answers(other_port), "the other rclone's rc")
+        _rc_config(m, other_port)
+        wrong = m.graylink("doctor")
+        line = next(line for line in wrong.stdout.splitlines() if "rclone rc source" in line)
+        assert line.startswith("✘") and f"serves {other_src}, not {m.src}" in line, wrong.stdout
+        _rc_config(m, port)
+        right = m.graylink("doctor")
+        line = next(line for line in right.stdout.splitlines() if "rclone rc source" in line)
+        assert line.startswith("✔") and f"serves the mount at {m.mnt}" in line, right.stdout
+    finally:
+        _stop(other_mnt, other)
+
+
+def _answers(port: int) -> bool:
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=1):
+            return True
+    except OSError:
+        return False

@@ -96,7 +96,11 @@ def test_rc_without_an_auth_flag_is_refused_from_174_and_doctor_says_so(
         assert any("refused vfs/refresh (403)" in e and "--rc-no-auth" in e for e in errors), errors
     else:
         assert ok, message  # vfs/refresh needs no auth before 1.74 (rc/noopauth would have said 403)
-        assert refreshed, errors
+        # The call went through: rclone answered about the folder itself. This rcd serves no
+        # mount of the source, so the folder is not found; the refresh no longer climbs to the
+        # root of a VFS that is not the source's and calls that a success (issue 27 item 5).
+        assert not any("refused" in e for e in errors), errors
+        assert not refreshed and any("does not exist" in e for e in errors), errors
 
 
 def test_rc_no_auth_answers_every_call(
@@ -106,7 +110,7 @@ def test_rc_no_auth_answers_every_call(
     ok, message, _ = _rc_check(config)
     assert ok, message
     assert f"rclone {rclone_binary.version[0]}.{rclone_binary.version[1]}." in message
-    assert rc.vfs_refresh(config, [b"S1"])
+    assert rc._refresh_once(config, ["S1"], False) == {"S1": "OK"}  # S1 at the root of rclone serve's VFS
 
 
 def test_a_wrong_or_missing_rc_password_is_told_from_a_missing_auth_setup(
@@ -120,7 +124,7 @@ def test_a_wrong_or_missing_rc_password_is_told_from_a_missing_auth_setup(
     right = _config(tmp_path, port, rclone_rc_user="graylink", rclone_rc_pass=PASS)
     ok, message, _ = _rc_check(right)
     assert ok, message
-    assert rc.vfs_refresh(right, [b"S1"])
+    assert rc._refresh_once(right, ["S1"], False) == {"S1": "OK"}
     caplog.set_level(logging.DEBUG)
     assert not rc.vfs_refresh(_config(tmp_path, port, rclone_rc_user="graylink", rclone_rc_pass="y"), [b"S1"])
     assert any("refused vfs/refresh (401): wrong user or password" in r.getMessage() for r in caplog.records)

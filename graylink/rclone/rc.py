@@ -22,12 +22,14 @@ from graylink.rclone import mountflags
 from graylink.rclone.vfs import MANY_VFS, serving_fs
 from graylink.store.db import StoredMark
 from graylink.system import fsinfo
+from graylink.words import count
 
 log = logging.getLogger(__name__)
 
 RC_DEADLINE = 120.0  # seconds for a whole rc call: a recursive refresh lists through the Drive API
 RC_NOOP_DEADLINE = 10.0  # doctor's probes: rclone answers them at once when it answers at all
 RC_CHECK = "rclone rc"
+SERVES_CHECK = "rclone rc source"
 
 
 # Marks that say "the Drive changed here" (the feed, the web triggers, Sonarr / Radarr,
@@ -193,19 +195,29 @@ def _refresh_once(
     return {str(k): str(v) for k, v in result.items()} if isinstance(result, dict) else {}
 
 
+# rclone's answers for a folder its VFS cannot find: one it never knew ("file does not
+# exist", vfs.Stat) and one it knew but the remote no longer has ("directory not found",
+# fs.ErrorDirNotFound from the backend's listing: a folder deleted on the Drive).
+NOT_FOUND = ("does not exist", "directory not found")
+
+
 def vfs_refresh(config: Config, dirs: list[bytes], recursive: bool = False, budget: float = RC_DEADLINE) -> bool:
     """Ask rclone to re-read ``dirs`` (relative to the source) now.
 
-    A folder the VFS does not know yet (new on the Drive) answers "file does
-    not exist"; its parent is refreshed instead, which is what makes it
-    appear. All rounds together end within ``budget`` seconds. Failures are
-    logged and reported as False: the walk goes on and sees the change once
-    rclone's directory cache expires.
+    A folder the VFS cannot find (new on the Drive, or deleted from it) is
+    answered "not found"; its parent is refreshed instead, **never
+    recursively** and never above the source: that re-reads the parent's
+    listing alone, which shows the new folder or drops the gone one. (Climbing
+    with ``recursive`` once made a deleted movie folder refresh its whole top
+    folder, and a wrong rc port the remote's root: thousands of Drive calls.)
+    All rounds together end within ``budget`` seconds. Failures are logged and
+    reported as False: the walk goes on and sees the change once rclone's
+    directory cache expires.
     """
     if not config.mount.rclone_rc or not dirs:
         return bool(not dirs)
     prefix = vfs_path_prefix(config.paths.source)
-    pending = sorted({_vfs_dir(prefix, d) for d in dirs})
+    pending = {_vfs_dir(prefix, d): recursive for d in dirs}
     tried: set[str] = set()
     ok = True
     # Each round moves missing folders one level up, so a path of depth N
@@ -218,14 +230,7 @@ def vfs_refresh(config: Config, dirs: list[bytes], recursive: bool = False, budg
             log.error("vfs/refresh: rclone used the %gs this run gives it; the walk goes on without it", budget)
             return False
         try:
-            if "" in pending:
-                answers = _refresh_once(config, [""], recursive, left, fs)
-                answers = {"": answers.get("", "OK")}
-                rest = [d for d in pending if d]
-                if rest:
-                    answers.update(_refresh_once(config, rest, recursive, max(1.0, end - time.monotonic()), fs))
-            else:
-                answers = _refresh_once(config, pending, recursive, left, fs)
+            answers = _refresh_round(config, pending, end, fs)
         except RcError as exc:
             if fs is None and MANY_VFS in str(exc):
                 fs = _serving_fs(config)
@@ -238,15 +243,35 @@ def vfs_refresh(config: Config, dirs: list[bytes], recursive: bool = False, budg
         for path, answer in answers.items():
             if answer == "OK":
                 log.debug("vfs/refresh %s: OK", path or "/")
-            elif "does not exist" in answer and path:
+            elif any(text in answer for text in NOT_FOUND) and _inside_source(path, prefix):
+                log.debug("vfs/refresh %s: %s; its parent is re-read instead", path or "/", answer)
                 missing.add(os.path.dirname(path))
             else:
                 log.error("vfs/refresh %s: %s", path or "/", answer)
                 ok = False
-        pending = sorted(missing - tried)
+        pending = {path: False for path in sorted(missing - tried)}
     if ok:
-        log.info("asked rclone to refresh %d folder(s)", len(dirs))
+        log.info("asked rclone to refresh %s", count(len(dirs), "folder"))
     return ok
+
+
+def _inside_source(path: str, prefix: str) -> bool:
+    """Whether ``path`` (relative to the mount root) lies below the source, so that its parent is still in it."""
+    return bool(path) and path != prefix and (not prefix or path.startswith(prefix + "/"))
+
+
+def _refresh_round(config: Config, pending: dict[str, bool], end: float, fs: str | None) -> dict[str, str]:
+    """One vfs/refresh call per kind (recursive or not); the root alone, as it is named by no dir."""
+    answers: dict[str, str] = {}
+    for recursive in (False, True):
+        group = sorted(path for path, deep in pending.items() if deep is recursive)
+        if "" in group:
+            root = _refresh_once(config, [""], recursive, max(1.0, end - time.monotonic()), fs)
+            answers[""] = root.get("", "OK")
+            group.remove("")
+        if group:
+            answers.update(_refresh_once(config, group, recursive, max(1.0, end - time.monotonic()), fs))
+    return answers
 
 
 def _serving_fs(config: Config) -> str | None:
@@ -274,3 +299,49 @@ def _vfs_dir(prefix: str, rel: bytes) -> str:
     return f"{prefix}/{path}".strip("/") if prefix else path
 
 
+def serving_check(config: Config, mount_point: str | None = None) -> Check:
+    """doctor's and the service start's look: does the configured rc serve the mount holding the source?
+
+    A wrong ``rclone_rc`` port (another rclone, another remote) refreshes
+    folders of a remote that is not the source's: each call then changes
+    nothing here, and its "not found" answers used to climb to that remote's
+    root. rclone names its VFSes in ``vfs/list`` (no auth needed); the
+    source's is found by ``mount/listmounts`` or the mount's command line.
+    """
+    if mount_point is None:
+        entry = fsinfo.mount_of(config.paths.source)
+        mount_point = entry.mount_point if entry is not None else config.paths.source
+
+    def call(method: str, params: dict[str, Any]) -> dict[str, Any]:
+        return rc_call(config, method, params, deadline=RC_NOOP_DEADLINE)
+
+    try:
+        names = call("vfs/list", {}).get("vfses") or []
+        fs = serving_fs(call, mount_point)
+    except RcError as exc:
+        return Check(SERVES_CHECK, False, str(exc), "start the mount with --rc --rc-addr matching [mount] rclone_rc")
+    where = rc_endpoint(config)
+    if not names:
+        return Check(
+            SERVES_CHECK,
+            False,
+            f"rclone rc at {where} serves no mount, so it cannot refresh {mount_point}",
+            "set [mount] rclone_rc to the --rc-addr of the rclone that mounts the source",
+        )
+    if fs is not None and fs in names:
+        return Check(SERVES_CHECK, True, f"rclone rc at {where} serves the mount at {mount_point} ({fs})")
+    served = ", ".join(str(n) for n in names[:5])
+    if fs is not None:
+        return Check(
+            SERVES_CHECK,
+            False,
+            f"rclone rc at {where} serves {served}, not {fs} mounted at {mount_point}",
+            "set [mount] rclone_rc to the --rc-addr of the rclone that mounts the source",
+        )
+    return Check(
+        SERVES_CHECK,
+        False,
+        f"rclone rc at {where} serves {served}; which rclone mounts {mount_point} is not visible from here",
+        "make sure [mount] rclone_rc is the --rc-addr of the rclone that mounts the source",
+        warn=True,
+    )

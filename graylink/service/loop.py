@@ -356,6 +356,15 @@ class Service:
         self.alerts.close()
 
 
+def _check_rc_serves_source(config: Config) -> None:
+    """At start: a [mount] rclone_rc that serves another rclone's mount refreshes nothing of the source."""
+    from graylink.rclone.rc import serving_check
+
+    check = serving_check(config)
+    if not check.ok:
+        log.log(logging.WARNING if check.warn else logging.ERROR, "%s: %s (%s)", check.name, check.message, check.hint)
+
+
 def _human(seconds: float) -> str:
     for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
         if seconds >= size and seconds % size == 0:
@@ -392,6 +401,8 @@ def _serve(
         log.info("service started (pid %d), database %s", os.getpid(), config.paths.database)
         if service.alerts.enabled:
             service.alerts.report_unusable()
+        if config.mount.rclone_rc:
+            _check_rc_serves_source(config)
         web_jobs.start_web(bound, service)
         try:
             service.loop()

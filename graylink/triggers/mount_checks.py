@@ -9,6 +9,7 @@ from graylink.checks import Check
 from graylink.config import Config
 from graylink.rclone import mountflags
 from graylink.rclone.rc import probe as rc_probe
+from graylink.rclone.rc import serving_check as rc_serving_check
 from graylink.store.db import Store
 from graylink.system import fsinfo
 from graylink.triggers.mount import (
@@ -119,4 +120,6 @@ def doctor_checks(config: Config, store: Store, *, answered: bool = True) -> lis
             )
     if rc_check is not None:
         checks.append(rc_check)
+        if rc_check.ok:
+            checks.append(rc_serving_check(config, entry.mount_point if entry is not None else None))
     return checks
