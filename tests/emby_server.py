@@ -38,6 +38,13 @@ Idle|Running|Cancelling, ``Id``, ``Key``, ``Triggers``), ``DELETE
 ``RefreshLibrary``); a running library scan removes, when it completes, every
 item whose file is missing (a dangling link too, since 10.8).
 
+``GET /Environment/DirectoryContents`` follows
+``Jellyfin.Api/Controllers/EnvironmentController.cs`` (elevated; ``path``,
+``includeFiles``, ``includeDirectories`` → ``FileSystemEntryInfo[]`` with
+``Name``, ``Path``, ``Type`` File|Directory, sorted by path); with
+``stale_mount`` set, listing fails as a container's dead FUSE mount does (the
+IOException "Transport endpoint is not connected" becomes a 500).
+
 Every request is recorded. Answers to the POST endpoints can be scripted: a
 status, extra headers, a delay before answering, or a drip (one byte at a time).
 """
@@ -45,6 +52,7 @@ status, extra headers, a delay before answering, or a drip (one byte at a time).
 from __future__ import annotations
 
 import json
+import os
 import re
 import select
 import socket
@@ -108,6 +116,7 @@ class FakeMediaServer:
         self.scan_started = 0.0
         self.scan_duration = 3600.0  # seconds a library scan runs before it completes
         self.triggers: list[dict[str, Any]] = list(DAILY)
+        self.stale_mount = False
         self.requests: list[Recorded] = []
         self.script: deque[Answer] = deque()
         self.lock = threading.Lock()
@@ -208,6 +217,23 @@ class FakeMediaServer:
             out.append(dto)
         total = len(items) if q.get("enabletotalrecordcount", "true") != "false" else 0
         return {"Items": out, "TotalRecordCount": total, "StartIndex": start}
+
+    def directory(self, query: dict[str, list[str]]) -> tuple[int, Any]:
+        q = {k.lower(): v[0] for k, v in query.items()}
+        if self.stale_mount:
+            return 500, {"Message": "Transport endpoint is not connected"}
+        local = self.library.local(q.get("path", ""))
+        try:
+            names = sorted(os.listdir(local)) if local else []
+        except FileNotFoundError:
+            return 404, None
+        out = []
+        for name in names:
+            is_dir = os.path.isdir(os.path.join(str(local), name))
+            if (is_dir and q.get("includedirectories") == "true") or (not is_dir and q.get("includefiles") == "true"):
+                kind = "Directory" if is_dir else "File"
+                out.append({"Name": name, "Path": q["path"].rstrip("/") + "/" + name, "Type": kind})
+        return 200, out
 
     def authorized(self, headers: dict[str, str]) -> bool:
         if self.kind == "jellyfin":
@@ -343,7 +369,7 @@ class FakeMediaServer:
                 if path == "/system/info/public":
                     self._send(200, server.public_info())
                     return
-                if path not in (folders, "/items", "/scheduledtasks"):
+                if path not in (folders, "/items", "/scheduledtasks", "/environment/directorycontents"):
                     self._send(404)
                     return
                 if not server.authorized(dict(self.headers.items())):
@@ -353,6 +379,8 @@ class FakeMediaServer:
                     self._send(200, server.folders())
                 elif path == "/items":
                     self._send(200, server.items_answer(parse_qs(urlsplit(self.path).query)))
+                elif path == "/environment/directorycontents":
+                    self._send(*server.directory(parse_qs(urlsplit(self.path).query)))
                 else:
                     self._send(200, server.tasks())
 

@@ -27,7 +27,8 @@ TOKEN = "plex-token-made-up-77e0d3c2"
 
 
 def configure(lib: Library, emby: FakeMediaServer, plex: FakePlex | None, wait: str = "10m", **extra: Any) -> None:
-    emby.library.fs_map = {"/media": str(lib.target)}
+    # The server reads the link tree under /media, and the source where the links point.
+    emby.library.fs_map = {"/media": str(lib.target), str(lib.source): str(lib.source)}
     sections: dict[str, dict[str, str]] = {
         "emby": {"url": emby.url, "api_key": KEY, "path_map": f"{lib.target}=/media", "confirm_wait": wait},
     }

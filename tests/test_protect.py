@@ -25,7 +25,7 @@ EPISODE = "/media/TV/Show/Season 1/e1.mkv"
 
 
 def configure(lib: Library, emby: FakeMediaServer, plex: FakePlex, alerts: str, emby_protect: str = "yes") -> None:
-    emby.library.fs_map = {"/media": str(lib.target)}
+    emby.library.fs_map = {"/media": str(lib.target), str(lib.source): str(lib.source)}
     plex.library.fs_map = {"/data": str(lib.target)}
     lib.write_ini(
         scan={"interval": "1h", "workers": "2"},
@@ -108,4 +108,33 @@ def test_plex_trash_setting_is_held_and_restored(lib: Library, loop_of: Callable
         assert not [r for r in emby.requests if r.path.startswith("/ScheduledTasks")]  # protect = no
         lib.add(".anchor")
         wait_for("autoEmptyTrash back on", lambda: plex.prefs["autoEmptyTrash"] is True, loop.proc)
+        assert loop.stop() == 0
+
+
+def test_a_stale_mount_in_the_servers_container_is_told_once(lib: Library, loop_of: Callable[[], Loop]) -> None:
+    """Item 5: graylink reads the source, the server (a container with a dead FUSE mount) cannot."""
+    lib.add("Movies/A (2001)/A.mkv")
+    with FakeMediaServer("jellyfin", KEY) as emby, apprise_receiver() as receiver:
+        emby.library.fs_map = {str(lib.source): str(lib.source), "/media": str(lib.target)}
+        lib.write_ini(
+            scan={"interval": "1h", "workers": "2"},
+            mount={"check_interval": "1s"},
+            emby={"url": emby.url, "api_key": KEY, "path_map": f"{lib.target}=/media"},
+            alerts={"urls": receiver.url},
+        )
+        loop = loop_of()
+        wait_for("a listing asked", lambda: emby.gets("/Environment/DirectoryContents"), loop.proc)
+        emby.stale_mount = True
+        wait_for("the stale-mount alert", lambda: len(receiver.titles()) >= 1, loop.proc)
+        assert "cannot read" in receiver.titles()[0] and "rslave" in receiver.messages[0]["message"]
+        loop.wait_log("the server cannot list")
+        asked = len(emby.gets("/Environment/DirectoryContents"))
+        wait_for("more checks", lambda: len(emby.gets("/Environment/DirectoryContents")) >= asked + 3, loop.proc)
+        assert len(receiver.titles()) == 1  # one alert, not one per check
+        assert loop.text().count("media server's view of the mount") == 1
+        status = lib.run("status").stdout
+        assert "its view of the mount: STALE: the server cannot list" in status
+        emby.stale_mount = False
+        wait_for("the recovery alert", lambda: len(receiver.titles()) == 2, loop.proc)
+        assert "reads" in receiver.titles()[1]
         assert loop.stop() == 0

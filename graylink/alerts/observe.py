@@ -69,3 +69,8 @@ def from_crash(error: str) -> Observation:
 def from_protect(engaged: dict[str, str], released: list[str]) -> Observation:
     """Servers whose protection began (with what was done) or ended at this mount check."""
     return Observation(at=time.time(), protect_on=dict(engaged) or None, protect_off=tuple(released) or None)
+
+
+def from_server_mount(ok: bool, message: str) -> Observation:
+    """Whether the media server can read the source (its own view of the mount)."""
+    return Observation(at=time.time(), server_mount_ok=ok, server_mount_message=message)

@@ -42,6 +42,8 @@ class Observation:
     stuck: dict[str, tuple[str, ...]] | None = None  # per server: changes that became stuck in this cycle
     protect_on: dict[str, str] | None = None  # servers whose library protection began: what was done
     protect_off: tuple[str, ...] | None = None  # servers whose protection ended (settings put back)
+    server_mount_ok: bool | None = None  # the media server can list the source as it sees it
+    server_mount_message: str = ""
 
 
 @dataclass
@@ -56,6 +58,7 @@ class State:
     feed_announced: bool = False
     cycle_failures: int = 0
     cycle_announced: bool = False
+    server_mount_bad: bool = False
 
     @classmethod
     def from_json(cls, raw: str | None) -> State:
@@ -109,6 +112,7 @@ def evaluate(state: State, seen: Observation, library: str) -> tuple[State, list
     _cycle(new, seen, library, alerts)
     _stuck(seen, library, alerts)
     _protect(seen, library, alerts)
+    _server_mount(new, seen, library, alerts)
     return new, alerts
 
 
@@ -276,6 +280,31 @@ def _protect(seen: Observation, library: str, alerts: list[Alert]) -> None:
                 "protect",
                 f"graylink: {name}'s library is no longer held",
                 "The mount is back; its settings are as before.",
+                "success",
+            )
+        )
+
+
+def _server_mount(new: State, seen: Observation, library: str, alerts: list[Alert]) -> None:
+    if seen.server_mount_ok is None or (not seen.server_mount_ok) == new.server_mount_bad:
+        return  # nothing seen, or no change
+    new.server_mount_bad = not seen.server_mount_ok
+    if new.server_mount_bad:
+        alerts.append(
+            Alert(
+                "server_mount",
+                f"graylink: the media server cannot read {library}",
+                f"{seen.server_mount_message}, while graylink reads it: its links are right, the server's mount "
+                "is stale. Fix: restart the server's container, and mount the source into it with propagation "
+                "rslave (docker: -v /mnt/gdrive:/mnt/gdrive:rslave).",
+            )
+        )
+    else:
+        alerts.append(
+            Alert(
+                "server_mount",
+                f"graylink: the media server reads {library} again",
+                seen.server_mount_message,
                 "success",
             )
         )

@@ -13,4 +13,5 @@ EVENTS: dict[str, str] = {
     "cycle": "reconcile cycles keep failing / recovered",
     "stuck": "changes a media server never took into its library (after one re-send)",
     "protect": "a media server's library is protected while the mount is down / released",
+    "server_mount": "the media server cannot read the source (a stale mount in its container) / reads it again",
 }

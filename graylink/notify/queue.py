@@ -174,7 +174,9 @@ def queue_status(store: Store, server: str = "emby") -> dict[str, Any]:
             last = json.loads(last_raw)
         except ValueError:
             last = None
+    seen = store.get_meta(f"{server}.server_mount")  # graylink.notify.server_mount's last verdict
     return {
+        **({"server_mount": json.loads(seen)} if seen else {}),
         **tracking.counts(store, server),
         "queued": int(row[0]),
         "queued_paths": int(row[1]),

@@ -170,6 +170,10 @@ def _library_lines(title: str, queue: dict[str, Any], now: float) -> list[str]:
         )
     if queue.get("stuck"):
         lines.append("  (sent again when their folder changes, or by: graylink reconcile --path PATH)")
+    seen = queue.get("server_mount")
+    if isinstance(seen, dict):
+        verdict = "ok" if seen.get("ok") else "STALE"
+        lines.append(f"  its view of the mount: {verdict}: {seen.get('message')} ({when(seen.get('at'), now)})")
     return lines
 
 

@@ -12,7 +12,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from graylink.alerts.observe import from_feed, from_mount, from_protect
+from graylink.alerts.observe import from_feed, from_mount, from_protect, from_server_mount
 from graylink.config import Config
 from graylink.drive.feed import feed_interval, poll_drive
 from graylink.reconcile.cycle import CycleOptions
@@ -64,6 +64,12 @@ def job_mount(service: Service) -> Outcome:
         return Outcome(True, "stopped on request")
     service.observe(from_mount(health, remounts))
     _protect(service, health.ok)
+    if health.ok and service.config.emby.url:
+        from graylink.notify.server_mount import check
+
+        verdict = check(service.config, service.store)
+        if verdict is not None:
+            service.observe(from_server_mount(verdict.ok, verdict.message))
     if not health.ok:
         # Already logged (one ERROR line) by the check itself.
         return Outcome(False, f"unhealthy: {health.failed_check}: {health.message}")

@@ -109,6 +109,14 @@ class StatusCollector(Collector):
                 seconds.add_metric([name], buckets, float(hist.get("sum") or 0.0))
         yield states
         yield seconds
+        mount = GaugeMetricFamily(
+            "graylink_server_mount_ok", "1 when the media server can list the source as it sees it.", labels=["server"]
+        )
+        for name, section in servers.items():
+            seen = _dict(section.get("server_mount"))
+            if "ok" in seen:
+                mount.add_metric([name], float(bool(seen["ok"])))
+        yield mount
 
     def _feed(self, drive: dict[str, Any]) -> Iterator[GaugeMetricFamily | CounterMetricFamily]:
         if not drive or not drive.get("last_poll"):
