@@ -157,10 +157,22 @@ def _requeue(store: Store, server: str, path: bytes, op: Op, now: float) -> None
 
 
 def sent(store: Store, server: str, paths: Iterable[bytes], now: float) -> None:
-    """The server answered 2xx for ``paths``: their wait for confirmation starts now."""
+    """The server answered 2xx for ``paths``: their wait for confirmation starts now.
+
+    A path may be a folder sent once more for the changes in it: their second wait starts now too.
+    """
+    paths = list(paths)
     store.executemany(
         "UPDATE server_change SET state = ?, sent_at = ? WHERE server = ? AND path = ? AND state IN (?, ?)",
         ((SENT, now, server, path, QUEUED, STUCK) for path in paths),
+    )
+    folders = set(paths)
+    resent = store.execute(
+        "SELECT path FROM server_change WHERE server = ? AND state = ? AND sent_at IS NULL", (server, RESENT)
+    ).fetchall()
+    store.executemany(
+        "UPDATE server_change SET sent_at = ? WHERE server = ? AND path = ?",
+        ((now, server, bytes(r[0])) for r in resent if _parent(bytes(r[0])) in folders),
     )
 
 
@@ -196,7 +208,7 @@ def decide(rows: Iterable[Tracked], lookup: Lookup, now: float, wait: float, dow
     """What ``lookup`` means for each awaited change. ``down``: why this cycle's delivery failed ("" if not)."""
     decision = Decision()
     for row in rows:
-        if row.state == QUEUED:
+        if row.state == QUEUED or row.sent_at is None:  # not (re)sent yet
             if down and now - row.linked_at >= 2 * wait:
                 decision.stuck.append((row.path, f"the server is down: {down}"))
             continue
@@ -237,9 +249,10 @@ def record(store: Store, server: str, decision: Decision, now: float) -> list[by
             )
             _observe(store, server, seconds)
         for path in decision.resend:
+            # The second wait starts when the server takes the re-send (``sent``).
             store.execute(
-                "UPDATE server_change SET state = ?, sent_at = ? WHERE server = ? AND path = ?",
-                (RESENT, now, server, path),
+                "UPDATE server_change SET state = ?, sent_at = NULL WHERE server = ? AND path = ?",
+                (RESENT, server, path),
             )
             # The folder, once: a server that missed the file may take its folder (Emby), or the folder
             # above it (Plex scans the folder holding each queued path).
