@@ -216,12 +216,20 @@ def test_reconcile_requests_with_a_path_no_file_can_have_mark_nothing(
 ) -> None:
     w = web()
     bodies = ({"paths": ["Movies/a\u0000b"]}, {"paths": ["Movies/\ud800"]}, {"paths": ["x" * 5000]})
-    for route in ("/api/reconcile", "/api/webhook"):  # no *arr behind them: 400 with the reason
-        for body in bodies:
-            answer = w.post(route, json.dumps(body))
-            assert answer.status_code == 400 and answer.json()["error"], answer.text
+    for body in bodies:  # no webhook: 400 with the reason
+        answer = w.post("/api/reconcile", json.dumps(body))
+        assert answer.status_code == 400 and answer.json()["error"], answer.text
+    # The generic webhook is a webhook: 200, what was ignored and why in the body, one WARNING each.
+    unusable = [*(json.dumps(b) for b in bodies), "{not json", "[1]", '{"paths": []}', '{"nothing": 1}']
+    for text in unusable:
+        answer = w.post("/api/webhook", text)
+        assert answer.status_code == 200, (answer.status_code, answer.text[:200])
+        assert answer.json()["ignored"] and answer.json()["marked"] == [], answer.text
     assert marks(lib) == []
-    assert w.loop.text().count("refused a request") == 2 * len(bodies)
+    log = w.loop.text()
+    assert log.count("refused a request") == len(bodies)
+    assert log.count("WARNING webhook (webhook) ignored: ") == len(unusable)
+    assert status_of(w)["ignored"] == len(unusable)
     lib.add("Movies/M/m.mkv")
     assert w.post("/api/reconcile", {"paths": ["Movies/M"]}).status_code == 202
     wait_for("the link after the refused paths", linked(lib, "Movies/M/m.mkv"), w.loop.proc)

@@ -29,7 +29,8 @@ from graylink.web.page import page_model
 
 log = logging.getLogger(__name__)
 
-ARR_ENDPOINTS = ("sonarr", "radarr")
+# Webhook routes (endpoint → origin): past the token, every request is answered 2xx.
+WEBHOOK_ENDPOINTS = {"sonarr": "sonarr", "radarr": "radarr", "api_webhook": hooks.GENERIC_ORIGIN}
 # A body nested past Python's recursion limit, or text that cannot be a path
 # (a lone surrogate such as "\ud800" cannot be encoded): the sender's fault.
 MALFORMED = (RecursionError, UnicodeError)
@@ -134,9 +135,9 @@ def create_app(ctx: WebContext) -> Flask:
 
     @app.route("/api/webhook", methods=["POST", "PUT"])
     def api_webhook() -> Response:
-        return answer(hooks.paths_request(ctx.config(), request.get_json(silent=True), writable, "webhook"))
+        return answer(hooks.generic_webhook(ctx.config(), request.get_json(silent=True), writable))
 
-    # The *arr routes answer 2xx to every request that passed auth (graylink.web.hooks);
+    # The webhook routes answer 2xx to every request that passed auth (graylink.web.hooks);
     # PUT too, a method the *arr's webhook settings offer.
     @app.route("/api/webhook/sonarr", methods=["POST", "PUT"])
     def sonarr() -> Response:
@@ -171,10 +172,11 @@ def create_app(ctx: WebContext) -> Flask:
             return _error(exc.code or 500, exc.description or exc.name)
         if isinstance(exc, MALFORMED):
             why = f"the body cannot be used ({MALFORMED_WHY.get(type(exc), type(exc).__name__)})"
-            if request.endpoint in ARR_ENDPOINTS:
+            origin = WEBHOOK_ENDPOINTS.get(str(request.endpoint))
+            if origin is not None:
                 # Sonarr and Radarr turn a webhook off after a failed call: past the
-                # token, their requests are answered 2xx, what was ignored in the body.
-                return answer(hooks.ignore(writable, str(request.endpoint), "", why))
+                # token, webhook requests are answered 2xx, what was ignored in the body.
+                return answer(hooks.ignore(writable, origin, "", why))
             return _error(400, why)
         log.error("web: %s %s failed: %s: %s", request.method, request.path, type(exc).__name__, str(exc)[:300])
         return _error(500, "an unexpected error; the service log has a line about it")

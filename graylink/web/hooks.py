@@ -7,8 +7,9 @@ events in that time are dropped. So a request that passed auth is answered
 2xx whatever graylink makes of it: ``202`` with what it marked, ``200`` with
 ``ignored`` and the reason when it marked nothing (one WARNING in the log and
 one more on the count of ignored webhooks). Only a wrong token is ``401``.
-``POST /api/reconcile`` and ``/api/webhook`` have no *arr behind them: what
-they cannot use is a ``400`` with the reason.
+The generic ``/api/webhook`` (MoviePilot, scripts) follows the same rule, as
+every webhook route does. ``POST /api/reconcile`` is no webhook: what it
+cannot use is a ``400`` with the reason.
 """
 
 from __future__ import annotations
@@ -29,6 +30,8 @@ from graylink.web.arrpaths import PathError, request_path, to_source
 log = logging.getLogger(__name__)
 
 OpenStore = Callable[[], AbstractContextManager[Store]]
+# The origin of the generic route's marks and ignored requests (status, log).
+GENERIC_ORIGIN = "webhook"
 
 
 @dataclass
@@ -96,11 +99,21 @@ def mark_paths(open_store: OpenStore, subtrees: list[bytes], origin: str) -> Ans
 
 
 def paths_request(config: Config, doc: Any, open_store: OpenStore, origin: str) -> Answer:
-    """``POST /api/reconcile`` and ``/api/webhook`` (MoviePilot, scripts): no *arr behind them, so a
-    request they cannot use is a 400 with the reason (and one WARNING), nothing of it marked."""
+    """``POST /api/reconcile``: a request it cannot use is a 400 with the reason (and one
+    WARNING), nothing of it marked."""
     try:
         subtrees = requested_paths(config, doc)
     except PathError as exc:
         log.warning("%s: refused a request: %s", origin, exc)
         return Answer(400, {"error": str(exc)})
     return mark_paths(open_store, subtrees, origin)
+
+
+def generic_webhook(config: Config, doc: Any, open_store: OpenStore) -> Answer:
+    """``/api/webhook`` (MoviePilot, scripts): the paths of ``POST /api/reconcile``, answered as a
+    webhook -- a request it cannot use is 200 with ``ignored`` and the reason, nothing of it marked."""
+    try:
+        subtrees = requested_paths(config, doc)
+    except PathError as exc:
+        return ignore(open_store, GENERIC_ORIGIN, "", str(exc))
+    return mark_paths(open_store, subtrees, GENERIC_ORIGIN)
