@@ -106,7 +106,9 @@ def drip(handler: BaseHTTPRequestHandler, status: int, headers: dict[str, str], 
 
 
 class FakeMediaServer:
-    def __init__(self, kind: str = "emby", api_key: str = "test-key-1234", locations: list[str] | None = None):
+    def __init__(
+        self, kind: str = "emby", api_key: str = "test-key-1234", locations: list[str] | None = None, port: int = 0
+    ):
         self.kind = kind
         self.starting = 0  # Jellyfin: this many more requests are answered by the startup server
         self.api_key = api_key
@@ -120,7 +122,7 @@ class FakeMediaServer:
         self.requests: list[Recorded] = []
         self.script: deque[Answer] = deque()
         self.lock = threading.Lock()
-        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
+        self.httpd = ThreadingHTTPServer(("127.0.0.1", port), self._handler())
         self.httpd.daemon_threads = True
         # A client that gave up on a slow answer closes its socket; that is the test's point, not an error.
         self.httpd.handle_error = lambda request, address: None  # type: ignore[method-assign]

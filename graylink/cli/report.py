@@ -62,6 +62,7 @@ def plan_document(result: Any, config: Config) -> dict[str, Any]:
         "failures": result.failures,
         "emby": result.emby.as_json() if result.emby is not None else None,
         "plex": result.plex.as_json() if result.plex is not None else None,
+        "servers": {name: delivery.as_json() for name, delivery in result.media.items()},
         "mount": _health_json(result.health),
         "drive": _drive_json(result.drive),
     }

@@ -14,7 +14,7 @@ import time
 from collections.abc import Sequence
 from typing import Any
 
-from graylink.config import Config
+from graylink.config import Config, EmbyConfig, Server
 from graylink.notify import changes as tracking
 from graylink.notify import emby, emby_confirm, plex, plex_confirm
 from graylink.notify.changes import Lookup, Tracked
@@ -28,23 +28,33 @@ log = logging.getLogger(__name__)
 
 
 def wait_of(config: Config, name: str) -> float:
-    return config.plex.confirm_wait if name == "plex" else config.emby.confirm_wait
+    return config.server(name).settings.confirm_wait
+
+
+def label(server: Server, result: DeliveryResult | None = None) -> str:
+    """How the log names a server: Emby, Jellyfin or Plex, with its section's name when it has one."""
+    if server.kind == "plex":
+        base = "Plex"
+    else:
+        base = emby.label_of(server.emby, result) if result is not None else "Emby/Jellyfin"
+    return f"{base} [{server.key}]" if server.name else base
 
 
 def ask(config: Config, name: str, rows: Sequence[Tracked], budget: Budget, deadline: float, kind: str) -> Lookup:
     """What the server's library says of ``rows`` (network only; never raises for the server's sake)."""
     if not any(row.sent_at is not None for row in rows) or budget.stop_requested():
         return Lookup()
-    secret = config.plex.token if name == "plex" else config.emby.api_key
-    url = config.plex.url if name == "plex" else config.emby.url
+    server = config.server(name)
+    secret, url = server.secret, server.url
     if not secret:
         return Lookup(error=f"[{name}] has no credentials")
     client = Client(url, secret, deadline, budget.should_stop)
     try:
-        if name == "plex":
-            found = with_tries(client, budget, "Plex", lambda: plex.sections(client, config.plex.token))
-            return plex_confirm.lookup(client, config.plex, rows, found, budget, time.time())
-        return _ask_emby(client, config, rows, budget, kind)
+        if server.kind == "plex":
+            settings = server.plex
+            found = with_tries(client, budget, "Plex", lambda: plex.sections(client, settings.token))
+            return plex_confirm.lookup(client, settings, rows, found, budget, time.time())
+        return _ask_emby(client, server.emby, rows, budget, kind)
     except RefusedError as exc:
         return Lookup(error=f"refused the credentials ({exc})", requests=1)
     except (FailedError, GaveUpError) as exc:
@@ -55,20 +65,20 @@ def ask(config: Config, name: str, rows: Sequence[Tracked], budget: Budget, dead
         client.close()
 
 
-def _ask_emby(client: Client, config: Config, rows: Sequence[Tracked], budget: Budget, kind: str) -> Lookup:
+def _ask_emby(client: Client, config: EmbyConfig, rows: Sequence[Tracked], budget: Budget, kind: str) -> Lookup:
     cost = 0
     if kind not in ("emby", "jellyfin"):
-        kind = config.emby.server
+        kind = config.server
     if kind not in ("emby", "jellyfin"):
         cost += 1
         kind = emby.detect(with_tries(client, budget, "media server", lambda: emby.public_info(client))).kind
-    headers = emby.auth_headers(kind, config.emby.api_key)
+    headers = emby.auth_headers(kind, config.api_key)
 
     def locations(get: Any) -> list[str]:
         path = emby.FOLDERS_PATH if kind == "jellyfin" else emby.SELECTABLE_PATH
         return library_locations(get(path, {}), kind)
 
-    found = emby_confirm.lookup(client, config.emby, headers, rows, budget, time.time(), locations)
+    found = emby_confirm.lookup(client, config, headers, rows, budget, time.time(), locations)
     found.requests += cost
     return found
 
@@ -77,10 +87,10 @@ def settle(
     config: Config, store: Store, name: str, rows: Sequence[Tracked], found: Lookup, result: DeliveryResult
 ) -> None:
     """Record what ``found`` means for ``rows`` and report it (DB, on the caller's thread)."""
-    label = "Plex" if name == "plex" else emby.label_of(config.emby, result)
+    named = label(config.server(name), result)
     if found.error:
         log.warning(
-            "%s: could not check which changes reached its library (%s); asking again next run", label, found.error
+            "%s: could not check which changes reached its library (%s); asking again next run", named, found.error
         )
     now = time.time()
     down = result.error if not result.ok and not result.stopped else ""
@@ -89,13 +99,13 @@ def settle(
     result.confirmed += len(decision.confirmed)
     result.stuck.extend(os.fsdecode(path) for path in stuck)
     if decision.confirmed:
-        log.info("%s: %d changes confirmed in its library", label, len(decision.confirmed))
+        log.info("%s: %d changes confirmed in its library", named, len(decision.confirmed))
     if decision.resend:
         log.info(
             "%s: %d changes not in its library after [%s] confirm_wait: their folders are sent once more",
-            label,
+            named,
             len(decision.resend),
             name,
         )
     for path, reason in decision.stuck:
-        log.warning("%s: stuck: %s (%s)", label, os.fsdecode(path), reason)
+        log.warning("%s: stuck: %s (%s)", named, os.fsdecode(path), reason)

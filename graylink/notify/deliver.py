@@ -48,18 +48,19 @@ def deliver_all(
         if rows:
             work[name] = rows
         else:
-            results[name] = DeliveryResult(server="plex" if name == "plex" else "")
+            results[name] = DeliveryResult(server="plex" if config.server(name).kind == "plex" else "")
         waiting[name] = tracking.awaiting(store, name)
     root = os.fsencode(config.paths.target)
 
     def run(name: str) -> tuple[DeliveryResult, list[int], Lookup]:
         spend = Budget(budget, sleep, should_stop)
+        server = config.server(name)
         if name not in work:
             result, done = results[name], list[int]()
-        elif name == "plex":
-            result, done = plex.send(config.plex, work[name], root, spend, deadline)
+        elif server.kind == "plex":
+            result, done = plex.send(server.plex, work[name], root, spend, deadline)
         else:
-            result, done = emby.send(config.emby, work[name], root, spend, deadline)
+            result, done = emby.send(server.emby, work[name], root, spend, deadline)
         if result.stopped or result.refused:
             return result, done, Lookup()
         return result, done, confirm.ask(config, name, waiting[name], spend, deadline, result.server)
@@ -74,10 +75,11 @@ def deliver_all(
         for name, (result, done, found) in outcomes.items():
             if name in work:
                 queue.finish(store, name, done, result, work[name])
-                if name == "plex":
-                    plex.report(config.plex, result)
+                server = config.server(name)
+                if server.kind == "plex":
+                    plex.report(server.plex, result, confirm.label(server))
                 else:
-                    emby.report(emby.label_of(config.emby, result), config.emby.url, result)
+                    emby.report(confirm.label(server, result), server.url, result)
             confirm.settle(config, store, name, waiting[name], found, result)
             results[name] = result
     return {name: results[name] for name in servers}
@@ -92,8 +94,8 @@ def _outcome(
     try:
         return future.result()
     except Exception as exc:  # a defect of one notifier must not cost the other its delivery
-        secret = config.plex.token if name == "plex" else config.emby.api_key
-        reason = scrub(f"{type(exc).__name__}: {exc}", secret)
+        server = config.server(name)
+        reason = scrub(f"{type(exc).__name__}: {exc}", server.secret)
         log.error("delivery to %s failed unexpectedly (%s); its %d updates stay queued", name, reason, queued)
-        failed = DeliveryResult(pending=queued, server="plex" if name == "plex" else "", error=reason)
+        failed = DeliveryResult(pending=queued, server="plex" if server.kind == "plex" else "", error=reason)
         return failed, [], Lookup()

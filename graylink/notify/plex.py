@@ -186,10 +186,10 @@ def deliver(
     return result
 
 
-def report(config: PlexConfig, result: DeliveryResult) -> None:
+def report(config: PlexConfig, result: DeliveryResult, label: str = "Plex") -> None:
     if result.ok:
         what = f"{result.entries} scans" + (" (whole sections among them)" if result.mode == "section" else "")
-        log.info("Plex: delivered %d queued changes as %s to %s", result.sent, what, safe_url(config.url))
+        log.info("%s: delivered %d queued changes as %s to %s", label, result.sent, what, safe_url(config.url))
     elif result.stopped:
         log.warning("%s", result.error)
     else:

@@ -44,13 +44,12 @@ class Changes:
 
 
 def mode_of(config: Config, name: str) -> str:
-    return config.plex.protect if name == "plex" else config.emby.protect
+    return config.server(name).settings.protect
 
 
 def _client(config: Config, name: str) -> Client:
-    if name == "plex":
-        return Client(config.plex.url, config.plex.token, DEADLINE)
-    return Client(config.emby.url, config.emby.api_key, DEADLINE)
+    server = config.server(name)
+    return Client(server.url, server.secret, DEADLINE)
 
 
 def holds(store: Store, name: str) -> dict[str, tuple[str, str]]:
@@ -88,8 +87,11 @@ def engage(config: Config, store: Store) -> Changes:
 
         client = _client(config, name)
         try:
-            step = protect_steps.plex_engage if name == "plex" else protect_steps.emby_engage
-            result = step(client, config, mode == "yes", set(held), plan)
+            server = config.server(name)
+            if server.kind == "plex":
+                result = protect_steps.plex_engage(client, server.plex, mode == "yes", set(held), plan)
+            else:
+                result = protect_steps.emby_engage(client, server.emby, mode == "yes", set(held), plan)
         except (FailedError, RefusedError, TransientError, RequestStopped) as exc:
             out.failed[name] = _why(exc)
             log.error("%s: could not protect its library while the mount is down: %s", name, out.failed[name])
@@ -122,8 +124,11 @@ def release(config: Config, store: Store) -> Changes:
             for what, (saved, _state) in sorted(held.items()):
                 if what == ENGAGED:
                     continue
-                restore = protect_steps.plex_restore if name == "plex" else protect_steps.emby_restore
-                restore(client, config, what, saved)
+                server = config.server(name)
+                if server.kind == "plex":
+                    protect_steps.plex_restore(client, server.plex, what, saved)
+                else:
+                    protect_steps.emby_restore(client, server.emby, what, saved)
                 with store.atomic():
                     store.execute("DELETE FROM server_hold WHERE server = ? AND what = ?", (name, what))
                 log.info("%s: %s put back as it was before the mount went down", name, what)
@@ -143,7 +148,7 @@ def release(config: Config, store: Store) -> Changes:
 
 
 def _url(config: Config, name: str) -> str:
-    return config.plex.url if name == "plex" else config.emby.url
+    return next((server.url for server in config.servers if server.key == name), "")
 
 
 def _why(exc: Exception) -> str:

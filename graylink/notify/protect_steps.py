@@ -24,7 +24,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from graylink.config import Config
+from graylink.config import EmbyConfig, PlexConfig
 from graylink.notify import emby, plex
 from graylink.notify.emby_confirm import SCAN_TASK_KEY, TASKS_PATH
 from graylink.notify.http import Client, FailedError
@@ -49,14 +49,14 @@ def _json(response: Any) -> Any:
         raise FailedError("the answer was not JSON") from None
 
 
-def emby_headers(client: Client, config: Config) -> dict[str, str]:
-    kind = config.emby.server
+def emby_headers(client: Client, config: EmbyConfig) -> dict[str, str]:
+    kind = config.server
     if kind not in ("emby", "jellyfin"):
         kind = emby.detect(emby.public_info(client)).kind
-    return emby.auth_headers(kind, config.emby.api_key)
+    return emby.auth_headers(kind, config.api_key)
 
 
-def emby_engage(client: Client, config: Config, hold_settings: bool, held: set[str], plan: Plan) -> Held:
+def emby_engage(client: Client, config: EmbyConfig, hold_settings: bool, held: set[str], plan: Plan) -> Held:
     """Stop a running library scan; with ``hold_settings``, empty its scheduled triggers (saved first)."""
     out = Held([], [])
     headers = emby_headers(client, config)
@@ -78,7 +78,7 @@ def emby_engage(client: Client, config: Config, hold_settings: bool, held: set[s
     return out
 
 
-def emby_restore(client: Client, config: Config, what: str, saved: str) -> None:
+def emby_restore(client: Client, config: EmbyConfig, what: str, saved: str) -> None:
     task_id = what.partition(":")[2]
     body = json.loads(saved)
     client.request("POST", f"{TASKS_PATH}/{task_id}/Triggers", headers=emby_headers(client, config), body=body)
@@ -90,14 +90,14 @@ def _prefs(client: Client, headers: dict[str, str]) -> dict[str, str]:
     return {str(s.get("id")): str(s.get("value")).lower() for s in settings}
 
 
-def plex_engage(client: Client, config: Config, hold_settings: bool, held: set[str], plan: Plan) -> Held:
+def plex_engage(client: Client, config: PlexConfig, hold_settings: bool, held: set[str], plan: Plan) -> Held:
     """Cancel a running section scan; with ``hold_settings``, turn autoEmptyTrash off (saved first)."""
     out = Held([], [])
-    headers = plex.token_headers(config.plex.token)
+    headers = plex.token_headers(config.token)
     response = client.request("GET", "/activities", headers=headers)
     activities = parse_container(response.headers.get("Content-Type", ""), response.content)
     if any(str(a.get("type") or "").startswith(SCAN_ACTIVITY) for a in activities):
-        for section in plex.sections(client, config.plex.token):
+        for section in plex.sections(client, config.token):
             client.request("DELETE", f"{plex.SECTIONS_PATH}/{section.key}/refresh", headers=headers)
         out.done.append("cancelled its running library scan")
     what = f"pref:{TRASH_PREF}"
@@ -109,6 +109,6 @@ def plex_engage(client: Client, config: Config, hold_settings: bool, held: set[s
     return out
 
 
-def plex_restore(client: Client, config: Config, what: str, saved: str) -> None:
+def plex_restore(client: Client, config: PlexConfig, what: str, saved: str) -> None:
     name = what.partition(":")[2]
-    client.request("PUT", "/:/prefs", headers=plex.token_headers(config.plex.token), params={name: saved})
+    client.request("PUT", "/:/prefs", headers=plex.token_headers(config.token), params={name: saved})

@@ -27,13 +27,14 @@ from graylink.store.db import Store
 
 log = logging.getLogger(__name__)
 
-SERVERS = ("emby", "plex")  # the config sections that name a media server, in delivery order
+SERVERS = ("emby", "plex")  # the kinds of media server, in delivery order
 
 
 def configured(config: Config) -> tuple[str, ...]:
-    """The servers this config tells: those whose section has a ``url``."""
-    urls = {"emby": config.emby.url, "plex": config.plex.url}
-    return tuple(name for name in SERVERS if urls[name])
+    """The servers this config (or this library's view of it) tells, by their
+    place in the queue: ``emby``, ``plex`` for the unnamed sections (as always),
+    ``emby NAME``, ``plex NAME`` for named ones."""
+    return tuple(server.key for server in config.servers)
 
 
 def _meta_key(server: str) -> str:

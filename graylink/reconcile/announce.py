@@ -14,7 +14,7 @@ import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
-from graylink.config import Config
+from graylink.config import Config, Server
 from graylink.links.apply import ApplyResult
 from graylink.links.planner import TEMP_RE, Action, Op
 from graylink.store.db import Store
@@ -37,22 +37,33 @@ def media_changes(config: Config, actions: list[Action]) -> list[tuple[Op, bytes
 
 def announce(config: Config, store: Store, actions: list[Action]) -> int:
     """Queue the media server updates of a plan BEFORE applying it; returns the last queue id before them."""
-    if not (config.emby.url or config.plex.url):
+    if not config.servers:
         return 0  # no server: the notifiers are not even loaded
-    from graylink.notify.queue import configured
+    from graylink.notify.queue import enqueue
 
-    servers = configured(config)
+    changes = media_changes(config, actions)
     with store.atomic():
         before = int(store.execute("SELECT coalesce(max(id), 0) FROM emby_queue").fetchone()[0])
-        from graylink.notify.queue import enqueue
-
-        enqueue(store, media_changes(config, actions), servers)
+        for server in config.servers:
+            enqueue(store, _seen_by(config, server, changes), (server.key,))
     return before
+
+
+def _seen_by(config: Config, server: Server, changes: list[tuple[Op, bytes]]) -> list[tuple[Op, bytes]]:
+    """The changes ``server`` is told: in a config with named sections, a server
+    with a ``path_map`` hears only the links its map covers (it cannot see the
+    others); a config of today sends every change, as it always did."""
+    if not (config.named and server.path_map):
+        return changes
+    from graylink.notify.pathmap import is_under
+
+    prefixes = [prefix for prefix, _ in server.path_map]
+    return [(op, path) for op, path in changes if any(is_under(os.fsdecode(path), p) for p in prefixes)]
 
 
 def withdraw(config: Config, store: Store, announced: int, applied: ApplyResult) -> None:
     """Drop this run's queued updates for links it did not change (failed, or not reached)."""
-    if not (config.emby.url or config.plex.url):
+    if not config.servers:
         return
     root = os.fsencode(config.paths.target).rstrip(b"/")
     done = {root + b"/" + a.link for a in applied.done}

@@ -162,7 +162,7 @@ class Cycle:
         if not self.options.dry_run:
             self._apply_and_record(plan, marks, result)
             # On a stop request the queue waits for the next run: no retries with backoff now.
-            if (self.config.emby.url or self.config.plex.url) and not self._stop_requested():
+            if self.config.servers and not self._stop_requested():
                 retry_stuck(self.config, self.store, [p.path for p in self.options.paths])
                 result.media = notify(self.config, self.store, self.options.should_stop)
         self.stats.duration_s = round(time.monotonic() - started, 6)

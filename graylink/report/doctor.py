@@ -10,7 +10,7 @@ import os
 import tempfile
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager, suppress
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from graylink.checks import Check
 from graylink.config import Config, load_config
@@ -233,12 +233,28 @@ def run_checks(config_path: str | None) -> list[Check]:
     if log_check is not None:
         checks.append(log_check)
     checks.extend(_guarded("mount", lambda: _mount_checks(config, look)))
-    checks.extend(_guarded("emby", lambda: emby_checks(config)))
-    if config.plex.url:
-        checks.extend(_guarded("plex", lambda: plex_checks(config)))
+    checks.extend(_server_checks(config))
     if config.drive.enabled:
         checks.extend(_guarded("drive", lambda: drive_checks(config)))
     checks.extend(_guarded("web", lambda: _web_checks(config)))
+    return checks
+
+
+def _server_checks(config: Config) -> list[Check]:
+    """Each media server the library is told about; the named ones as a view in which it is [emby] / [plex]."""
+    if not config.servers:
+        return _guarded("emby", lambda: emby_checks(replace(config, emby=replace(config.emby, url=""))))
+    checks: list[Check] = []
+    for server in config.servers:
+        if server.kind == "emby":
+            view = replace(config, emby=server.emby)
+            found = _guarded(server.key, lambda view=view: emby_checks(view))  # type: ignore[misc]
+        else:
+            view = replace(config, plex=server.plex)
+            found = _guarded(server.key, lambda view=view: plex_checks(view))  # type: ignore[misc]
+        if server.name:
+            found = [replace(check, name=f"{server.key}: {check.name}") for check in found]
+        checks.extend(found)
     return checks
 
 

@@ -166,8 +166,13 @@ def collect_status(config: Config, store: Store | None) -> dict[str, Any]:
     # start fast (it is the container's health check).
     from graylink.notify.queue import configured, queue_status
 
+    # Every server by its key ("emby", "emby family", "plex friend"); the unnamed ones
+    # also under "emby" / "plex", where status documents always had them.
+    doc["servers"] = {}
     for server in configured(config):
-        doc[server] = _section(partial(queue_status, store, server))
+        doc["servers"][server] = _section(partial(queue_status, store, server))
+        if " " not in server:
+            doc[server] = doc["servers"][server]
     from graylink.triggers.mount_checks import mount_status
 
     # While the service runs, it checks the mount: its record is shown, and a hung mount keeps no reader waiting.

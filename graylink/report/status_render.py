@@ -240,7 +240,7 @@ def _section(key: str, section: Any, now: float) -> list[str]:
 # ---------------------------------------------------------------------- page
 
 _TOP_KEYS = {"config", "source", "target", "database", "service", "index", "schema_version", "dirty"}
-_TOP_KEYS |= {"problems", "last_reconcile", "jobs"}
+_TOP_KEYS |= {"problems", "last_reconcile", "jobs", "servers", "library", "libraries"}
 
 
 def render_status(doc: dict[str, Any], now: float | None = None) -> str:
@@ -265,4 +265,8 @@ def render_status(doc: dict[str, Any], now: float | None = None) -> str:
     for key in order:
         if key in doc:
             lines += _section(key, doc[key], now)
+        if key == "plex":  # the named servers after the unnamed ones
+            for name, section in (doc.get("servers") or {}).items():
+                if name not in doc:
+                    lines += _section(name, section, now)
     return "\n".join(lines)

@@ -79,7 +79,7 @@ def job_mount(service: Service) -> Outcome:
 def _protect(service: Service, healthy: bool) -> None:
     """While the mount is down, each media server's own scans are held; on recovery all is put back."""
     config = service.config
-    if not (config.emby.url or config.plex.url):
+    if not config.servers:
         return
     from graylink.notify import protect
 

@@ -27,6 +27,10 @@ def _dict(value: Any) -> dict[str, Any]:
 
 
 def _servers(doc: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """Every server's section by its key, the ``server`` label (``emby``, ``emby family``, ``plex friend``)."""
+    named = doc.get("servers")
+    if isinstance(named, dict):
+        return {str(name): _dict(section) for name, section in named.items()}
     return {name: _dict(doc.get(name)) for name in ("emby", "plex") if doc.get(name) is not None}
 
 

@@ -14,7 +14,15 @@ from typing import Any
 from graylink.report.status import shown_path
 
 REFRESH_S = 15
-MEDIA_SERVERS = ("emby", "plex")  # the status document's section of each configured server
+MEDIA_SERVERS = ("emby", "plex")  # the status document's section of each unnamed server
+
+
+def servers_of(doc: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """Every server's section by its key (``emby``, ``emby family``...): ``servers``, else the unnamed ones."""
+    named = doc.get("servers")
+    if isinstance(named, dict):
+        return {str(name): _dict(section) for name, section in named.items()}
+    return {name: _dict(doc.get(name)) for name in MEDIA_SERVERS if doc.get(name) is not None}
 
 
 @dataclass
@@ -102,7 +110,7 @@ def _feed_tile(doc: dict[str, Any], now: float) -> Tile:
 
 
 def _server_tiles(doc: dict[str, Any], now: float) -> list[Tile]:
-    servers = {name: _dict(doc.get(name)) for name in MEDIA_SERVERS if doc.get(name) is not None}
+    servers = servers_of(doc)
     tiles = []
     for name, section in servers.items():
         if "error" in section and "queued" not in section:
@@ -130,8 +138,8 @@ def _server_tiles(doc: dict[str, Any], now: float) -> list[Tile]:
 def _stuck(doc: dict[str, Any], now: float) -> list[dict[str, str]]:
     """Changes no media server took into its library, with the reason graylink can name."""
     out = []
-    for name in MEDIA_SERVERS:
-        for item in _dict(doc.get(name)).get("stuck_paths") or []:
+    for name, section in servers_of(doc).items():
+        for item in section.get("stuck_paths") or []:
             if isinstance(item, dict):
                 out.append(
                     {
