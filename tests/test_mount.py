@@ -389,3 +389,16 @@ def _answers(port: int) -> bool:
             return True
     except OSError:
         return False
+
+
+def test_a_dry_run_does_not_ask_rclone_to_refresh(rclone_mount: Callable[..., Mounted]) -> None:
+    """issue 27 item 7: --dry-run asked rclone to re-read folders (it changes nothing, rclone's cache included)."""
+    port = free_port()
+    m = rclone_mount("--rc", "--rc-addr", f"127.0.0.1:{port}", "--rc-no-auth", dir_cache="1000h")
+    _rc_config(m, port)
+    assert m.graylink("reconcile").returncode == 0
+    (m.src / "Show/S02").mkdir()
+    (m.src / "Show/S02/e01.mkv").write_bytes(b"video")
+    run = m.graylink("-v", "reconcile", "--dry-run", "--path", "Show/S02", "--path", "Show")
+    assert "vfs/refresh" not in run.stderr, run.stderr
+    assert not m.visible("Show/S02")  # rclone's directory cache was left as it was

@@ -49,14 +49,17 @@ def _roots(config: Config) -> list[bytes]:
     return roots
 
 
-def scope_of(config: Config, store: Store | None, given: str) -> Scope:
-    """The scope ``--path given`` asks for (``store``: the index, None when there is none yet)."""
+def scope_of(config: Config, store: Store | None, given: str, *, refresh: bool = True) -> Scope:
+    """The scope ``--path given`` asks for (``store``: the index, None when there is none yet).
+
+    ``refresh`` false (a dry run, which changes nothing, rclone's cache included):
+    rclone is not asked to re-read a folder; the path is judged as the mount shows it."""
     rel = relative_path(config, given)
     if not rel:
         return Scope(b"", True)
     try:
         mode = _mode(config, rel, given)
-        if mode is None and config.mount.rclone_rc:
+        if mode is None and config.mount.rclone_rc and refresh:
             from graylink.rclone.rc import vfs_refresh  # loaded only with an rc to call
 
             if vfs_refresh(config, [parent_of(rel)]):
@@ -100,12 +103,12 @@ def _known(store: Store, rel: bytes) -> Scope | None:
     return Scope(folder, False) if row is not None else None
 
 
-def scopes_of(config: Config, given: tuple[str, ...]) -> tuple[Scope, ...]:
+def scopes_of(config: Config, given: tuple[str, ...], *, refresh: bool = True) -> tuple[Scope, ...]:
     """Every ``--path``, judged before anything is created (a bad one exits 2, leaving nothing)."""
     if not given:
         return ()
     database = config.paths.database
     if not os.path.isfile(database):
-        return tuple(scope_of(config, None, p) for p in given)
+        return tuple(scope_of(config, None, p, refresh=refresh) for p in given)
     with Store(database, readonly=True) as store:
-        return tuple(scope_of(config, store, p) for p in given)
+        return tuple(scope_of(config, store, p, refresh=refresh) for p in given)

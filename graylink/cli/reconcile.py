@@ -104,7 +104,7 @@ def reconcile(
     if loop:
         refuse_with_loop(dry_run=dry_run, paths=bool(paths), as_json=as_json, force=force)
     config = app.config
-    subtrees = scopes_of(config, paths)
+    subtrees = scopes_of(config, paths, refresh=not dry_run)
     # Everything that can be refused is refused now, before the lock file and
     # the database exist: a bad run leaves nothing behind.
     check_paths(config, source=not os.path.isfile(config.paths.database), write=not dry_run)

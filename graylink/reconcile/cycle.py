@@ -118,7 +118,10 @@ class Cycle:
                 self.config.paths.source, hang_prone=not self.local, should_stop=self.options.should_stop
             )
             marks = self._collect_marks()
-            if self.config.mount.rclone_rc:
+            if self.config.mount.rclone_rc and self.options.dry_run:
+                # A dry run changes nothing, rclone's directory cache included: it plans from what the mount shows.
+                log.info("dry run: rclone is not asked to re-read folders; the plan is what the mount shows now")
+            elif self.config.mount.rclone_rc:
                 from graylink.rclone.rc import refresh_marked  # loaded only with an rc to call
 
                 refresh_marked(self.config, marks)
