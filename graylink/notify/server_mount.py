@@ -80,7 +80,7 @@ def check(config: Config, store: Store) -> Verdict | None:
     where = map_path(config.link_root.rstrip("/") or "/", config.emby.path_map)
     client = Client(config.emby.url, config.emby.api_key, DEADLINE)
     try:
-        headers = emby_headers(client, config)
+        headers = emby_headers(client, config.emby)
         params = {"path": where, "includeFiles": "true", "includeDirectories": "true"}
         entries = client.request("GET", PATH, headers=headers, params=params).json()
         names = {str(e.get("Name")) for e in entries if isinstance(e, dict)} if isinstance(entries, list) else set()
