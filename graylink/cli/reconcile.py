@@ -46,6 +46,10 @@ class Progress:
             self.last = now
             click.echo(f"\rscanning: {dirs} folders, {files} files", err=True, nl=False)
 
+    def note(self, text: str) -> None:
+        self.last = self.last or 1.0
+        click.echo(f"\r{text}\033[K", err=True, nl=False)
+
     def done(self) -> None:
         if self.last:
             click.echo("\r\033[K", err=True, nl=False)
@@ -114,7 +118,13 @@ def reconcile(
         sys.exit(run_loop(app, full=full))
     progress = Progress() if sys.stderr.isatty() and not as_json and app.verbosity >= 0 else None
     options = CycleOptions(
-        paths=subtrees, dry_run=dry_run, force=force, full=full or rebase, progress=progress, rebase=rebase
+        paths=subtrees,
+        dry_run=dry_run,
+        force=force,
+        full=full or rebase,
+        progress=progress,
+        note=progress.note if progress is not None else None,
+        rebase=rebase,
     )
     try:
         if dry_run:

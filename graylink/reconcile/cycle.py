@@ -28,6 +28,7 @@ from graylink.reconcile.closing import marks_to_keep, problems_of, record_full_v
 from graylink.reconcile.outcome import CycleOptions, CycleResult, CycleStats
 from graylink.reconcile.planning import link_space, plan_scope, rules_of, settings_fingerprint
 from graylink.reconcile.preflight import check_source, check_target, make_target
+from graylink.reconcile.reread import mark_restart, reread_before_full_walk
 from graylink.reconcile.veto import veto_prunes
 from graylink.source.listing import MountGone
 from graylink.source.scanner import Interrupted, Scanner, ScanStats
@@ -117,11 +118,17 @@ class Cycle:
             self.guard = SourceGuard(
                 self.config.paths.source, hang_prone=not self.local, should_stop=self.options.should_stop
             )
+            if not self.options.paths:
+                mark_restart(self.config, self.store)
             marks = self._collect_marks()
-            if self.config.mount.rclone_rc and self.options.dry_run:
+            options = self.options
+            settled = reread_before_full_walk(
+                self.config, marks, dry_run=options.dry_run, should_stop=options.should_stop, note=options.note
+            )
+            if self.config.mount.rclone_rc and options.dry_run and not settled:
                 # A dry run changes nothing, rclone's directory cache included: it plans from what the mount shows.
                 log.info("dry run: rclone is not asked to re-read folders; the plan is what the mount shows now")
-            elif self.config.mount.rclone_rc:
+            elif self.config.mount.rclone_rc and not settled:
                 from graylink.rclone.rc import refresh_marked  # loaded only with an rc to call
 
                 refresh_marked(self.config, marks)

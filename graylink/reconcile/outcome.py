@@ -27,6 +27,7 @@ class CycleOptions:
     force: bool = False
     full: bool = False  # verify everything now
     progress: ProgressFn | None = None
+    note: Callable[[str], None] | None = None  # a progress line while rclone re-reads the source
     remount: bool = True  # run [mount] remount_command when the mount is down (the loop paces it itself)
     # Asked between directories and between actions (the service's SIGTERM):
     # true stops the cycle there, with what is done committed and the marks kept.
