@@ -311,3 +311,14 @@ def test_doctor_tells_a_real_mount_with_rc_and_no_auth_flag_what_its_rclone_need
         assert warned and refused and result.exit_code == 1, result.output
     else:
         assert not warned and not refused and result.exit_code == 0, result.output
+
+
+@pytest.mark.parametrize("flags", [("--fast-list",), ("--fast-list=true",)])
+def test_fast_list_on_a_mount_is_told_to_do_nothing_not_recommended(tmp_path: Path, flags: tuple[str, ...]) -> None:
+    """rclone cmd/mountlib: "--fast-list does nothing on a mount"; the recursive refresh takes ListR anyway."""
+    argv = (*MOUNT, "--dir-cache-time", "1000h", "--rc", "--rc-no-auth", *flags)
+    checks = flag_checks(config(tmp_path, rclone_rc="http://127.0.0.1:5572"), RcloneProcess(1, argv))
+    assert [c.ok for c in checks] == [True, True]
+    assert checks[1].message.startswith("--fast-list does nothing on a mount (rclone logs so)")
+    plain = flag_checks(config(tmp_path), RcloneProcess(1, (*MOUNT, "--dir-cache-time", "1000h")))
+    assert all("fast-list" not in c.message + c.hint for c in plain)

@@ -30,7 +30,7 @@ VALUE_FLAGS = (
     "--dir-cache-time", "--poll-interval", "--rc-addr", "--drive-root-folder-id", "--drive-team-drive",
     "--rc-user", "--rc-htpasswd",
 )  # fmt: skip
-BOOL_FLAGS = ("--rc", "--rc-no-auth")
+BOOL_FLAGS = ("--rc", "--rc-no-auth", "--fast-list")
 # Other flags of a typical mount known to take a value (whatever it looks like:
 # "--rc-pass --rc" sets a password). Any other flag is an unknown: see _command_words.
 OTHER_VALUE_FLAGS = frozenset(
@@ -303,4 +303,15 @@ def flag_checks(config: Config, process: RcloneProcess, version: tuple[int, int,
     if not checks:
         settings = f"{cache.describe('--dir-cache-time')}, {poll.describe('--poll-interval')}"
         checks.append(Check(NAME, True, f"the mount's rclone flags suit graylink ({settings})"))
+    if _enabled(process, "--fast-list"):
+        checks.append(Check(NAME, True, FAST_LIST_NOTE))
     return checks
+
+
+# rclone cmd/mountlib logs "--fast-list does nothing on a mount" (since 1.57), and
+# vfs/refresh recursive=true reads through walk.NewDirTree, which takes the
+# backend's ListR whenever it has one (since 1.46), flag or not.
+FAST_LIST_NOTE = (
+    "--fast-list does nothing on a mount (rclone logs so): the whole-source refresh before a full walk "
+    "uses the backend's recursive listing without it (docs/rclone.md)"
+)
