@@ -150,7 +150,7 @@ def test_a_later_webhook_for_the_same_folder_adds_to_the_wait(lib: Library) -> N
         mark_event(store, b"TV/Show", [b"TV/Show/e1.mkv", b"TV/Show/e2.mkv"], "sonarr", 60, now=1000.0)
         mark_event(store, b"TV/Show", [b"TV/Show/e3.mkv"], "sonarr", 60, now=1010.0)
         assert sorted(w.file for w in waiting(store)) == [b"TV/Show/e1.mkv", b"TV/Show/e2.mkv", b"TV/Show/e3.mkv"]
-        assert recheck(store, now=1065.0) == 1  # e1 and e2 timed out, e3 waits on
+        assert recheck(store, 60, now=1065.0) == 1  # e1 and e2 timed out, e3 waits on
         assert [w.file for w in waiting(store)] == [b"TV/Show/e3.mkv"]
 
 

@@ -8,15 +8,19 @@ clock leaves it.
 from __future__ import annotations
 
 import calendar
+import logging
 import os
 import sqlite3
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+from web_support import WebLoop
 
 from graylink.store.db import Store
 from tests.test_drive_reconcile import World, world  # noqa: F401  (the fixture)
+from tests.test_web import web  # noqa: F401  (the fixture)
 
 from conftest import Library, links_in
 
@@ -93,3 +97,42 @@ def test_drive_calls_counted_in_an_hour_of_2100_leave_the_last_24_hours(tmp_path
     with Store(str(tmp_path / "graylink.db")) as store, store.atomic():
         store.set_meta(META_CALLS_HOURLY, json.dumps({str(YEAR_2100 // 3600): 500, str(int(now // 3600)): 3}))
         assert _hourly(store, 2, now) == {str(int(now // 3600)): 5}
+
+
+def test_a_webhook_wait_announced_in_2100_ends_within_arr_wait_of_now(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    from graylink.web.arrwait import mark_event, recheck, waiting
+
+    now = time.time()
+    with Store(str(tmp_path / "graylink.db")) as store:
+        # One file announced while the clock said 2100; one announced now, then again in 2100.
+        mark_event(store, b"TV/Show", [b"TV/Show/e1.mkv"], "sonarr", 60, now=float(YEAR_2100))
+        mark_event(store, b"TV/Movie", [b"TV/Movie/m.mkv"], "radarr", 60, now=now - 10)
+        mark_event(store, b"TV/Movie", [b"TV/Movie/m.mkv"], "radarr", 60, now=float(YEAR_2100))
+        with caplog.at_level(logging.WARNING):
+            assert recheck(store, 60, now=now) == 2  # not there yet: both folders are looked at again
+        jumps = [r.getMessage() for r in caplog.records if "in the future" in r.getMessage()]
+        assert len(jumps) == 1 and "2 file(s) a webhook named" in jumps[0] and "2100-01-01" in jumps[0], jumps
+        assert all(w.since <= now and w.until <= now + 60 for w in waiting(store)), waiting(store)
+        caplog.clear()
+        with caplog.at_level(logging.WARNING):
+            assert recheck(store, 60, now=now + 30) == 2
+            assert not caplog.records  # told once
+            assert recheck(store, 60, now=now + 61) == 0  # and they end as any wait does
+        assert waiting(store) == []
+        assert [r.getMessage().count("did not reach the mount within") for r in caplog.records] == [1, 1]
+
+
+def test_the_service_ends_a_wait_announced_in_2100(lib: Library, web: Callable[..., WebLoop]) -> None:  # noqa: F811
+    from graylink.web.arrwait import mark_event, waiting
+
+    w = web(web={"arr_wait": "3s"})  # looked at every second
+    with Store(str(lib.database)) as store:  # the row a run with the clock in 2100 left
+        mark_event(store, b"TV/Show", [b"TV/Show/e1.mkv"], "sonarr", 3, now=float(YEAR_2100))
+    w.loop.wait_log("did not reach the mount within [web] arr_wait")
+    text = w.loop.text()
+    assert text.count("in the future") == 1 and "a webhook named (e.g. TV/Show/e1.mkv)" in text, text
+    with Store(str(lib.database)) as store:
+        assert waiting(store) == []
+    assert "Traceback" not in text

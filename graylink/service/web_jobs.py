@@ -18,7 +18,7 @@ def job_arr(service: Service) -> Outcome:
     """Folders a Sonarr / Radarr webhook named: re-marked until their files reach the mount."""
     from graylink.web.arrwait import recheck
 
-    marks = recheck(service.store)
+    marks = recheck(service.store, service.config.web.arr_wait)
     if not marks:
         return Outcome(True, "nothing waits")
     return Outcome(True, f"{marks} folders re-marked").then(service.reconcile_if_dirty("webhook"))

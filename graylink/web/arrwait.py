@@ -9,6 +9,11 @@ A row per file, so webhooks merge and never replace each other: in a storm
 of a thousand episode imports for one show, each file waits on its own, and
 a look that finds some of them removes only those (the key and, for an
 expired wait, its deadline make a concurrent announcement survive the look).
+
+A wait announced while the clock was in the future (:mod:`graylink.store.clock`)
+would re-mark its folder until that future came: a look brings it back to at
+most ``[web] arr_wait`` from now, with one WARNING, and it then ends as any
+other wait does.
 """
 
 from __future__ import annotations
@@ -18,6 +23,7 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from graylink.store.clock import in_future, tell_jump
 from graylink.store.db import Mark, Store, shown_rel
 
 log = logging.getLogger(__name__)
@@ -61,11 +67,39 @@ def _indexed(store: Store, rel: bytes) -> bool:
     return row is not None
 
 
-def recheck(store: Store, now: float | None = None) -> int:
-    """Re-mark every folder still waiting for a file; drop what arrived or timed out. Returns marks made."""
+def _announced_at(entry: Waiting, wait_s: float) -> float:
+    """When the wait's latest announcement was made, by the clock that made it."""
+    return max(entry.since, entry.until - wait_s)
+
+
+def _bring_back(store: Store, entries: list[Waiting], at: float, wait_s: float) -> list[Waiting]:
+    """Waits announced in the future (the clock was wrong then) end at most ``wait_s`` from now."""
+    jumped = [e for e in entries if in_future(_announced_at(e, wait_s), at)]
+    if not jumped:
+        return entries
+    latest = max(jumped, key=lambda e: _announced_at(e, wait_s))
+    tell_jump(
+        f"the wait for {len(jumped)} file(s) a webhook named (e.g. {shown_rel(latest.file)})",
+        _announced_at(latest, wait_s),
+        "waiting at most [web] arr_wait from now",
+    )
+    with store.atomic():
+        # min(): a concurrent announcement (with the right clock) keeps its own, nearer deadline.
+        store.executemany(
+            "UPDATE arr_wait_file SET since = min(since, ?), until = min(until, ?) WHERE folder = ? AND file = ?",
+            [(at, at + wait_s, e.folder, e.file) for e in jumped],
+        )
+    return waiting(store)
+
+
+def recheck(store: Store, wait_s: float, now: float | None = None) -> int:
+    """Re-mark every folder still waiting for a file; drop what arrived or timed out. Returns marks made.
+
+    ``wait_s`` is ``[web] arr_wait``: no wait announced with the right clock ends later than that from now.
+    """
     at = time.time() if now is None else now
     by_folder: dict[bytes, list[Waiting]] = {}
-    for entry in waiting(store):
+    for entry in _bring_back(store, waiting(store), at, wait_s):
         by_folder.setdefault(entry.folder, []).append(entry)
     marks: list[Mark] = []
     arrived: list[tuple[bytes, bytes]] = []
