@@ -70,15 +70,16 @@ def mark_problem(path: bytes, root: bytes) -> str:
 
     Marks come from the walk, the Drive feed, webhooks and older graylinks; one
     that no system call can take (a NUL, a name too long) or that leaves the
-    root (``..``) must be dropped, never retried: it would fail every cycle."""
+    root (``..``) must be dropped, never retried: it would fail every cycle. A
+    path longer than ``PATH_MAX`` is kept: such folders exist (made by relative
+    steps), the walk meets them, and the cycle reports them as unlistable each
+    run, as it should, instead of forgetting them."""
     if not isinstance(path, bytes):
         return "not a path"
     if b"\0" in path:
         return "holds a NUL byte"
     if path != normalize_rel_quiet(path):
         return "is not a plain relative path (a leading '/', '.', '..' or an empty name)"
-    if len(root.rstrip(b"/")) + 1 + len(path) >= PATH_MAX:
-        return f"is longer than {PATH_MAX} bytes"
     if any(len(part) > NAME_MAX for part in path.split(b"/")):
         return f"has a name longer than {NAME_MAX} bytes"
     return ""
