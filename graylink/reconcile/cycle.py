@@ -2,8 +2,9 @@
 
 The walk (a trigger) marks dirty subtrees; the reconciler refreshes the index
 where a mark says it is stale, plans every marked subtree, applies the plan
-and records what it did in the same transaction that clears the marks. A
-cycle killed at any point leaves its marks, so the next one redoes the work.
+and records what it did in the same transaction that clears the marks
+(:mod:`graylink.reconcile.applying`). A cycle killed at any point leaves its
+marks, so the next one redoes the work.
 """
 
 from __future__ import annotations
@@ -20,11 +21,11 @@ from typing import TYPE_CHECKING
 from graylink import story
 from graylink.config import Config
 from graylink.links import ownership
-from graylink.links.apply import STOPPED_ON_REQUEST, Applier
+from graylink.links.apply import STOPPED_ON_REQUEST
 from graylink.links.planner import Plan, apply_prune_brake, withhold_prunes
-from graylink.links.recording import VideoCounts, record_links, record_tree_dirs, record_video_counts
-from graylink.reconcile.announce import announce, notify, retry_stuck, withdraw
-from graylink.reconcile.closing import marks_to_keep, problems_of, record_full_verification
+from graylink.links.recording import VideoCounts
+from graylink.reconcile.announce import notify, retry_stuck
+from graylink.reconcile.applying import Findings, apply_and_record
 from graylink.reconcile.outcome import CycleOptions, CycleResult, CycleStats
 from graylink.reconcile.planning import link_space, plan_scope, rules_of, settings_fingerprint
 from graylink.reconcile.preflight import check_source, check_target, make_target
@@ -35,7 +36,7 @@ from graylink.source.scanner import Interrupted, Scanner, ScanStats
 from graylink.source.sourcecheck import CHECK_TIMEOUT, SourceGuard
 from graylink.store.clock import in_future, tell_jump
 from graylink.store.db import META_LAST_FULL, Mark, Store, StoredMark
-from graylink.store.problems import problem_folders, update_problems
+from graylink.store.problems import problem_folders
 from graylink.store.scopes import Scope, ScopeSet, collapse
 from graylink.store.scratch import scratch_copy
 from graylink.system.fsinfo import TRUSTED_FS, fs_type, mtime_trusted
@@ -53,7 +54,6 @@ log = logging.getLogger(__name__)
 
 _MAX_REFRESH_ROUNDS = 16
 META_SETTINGS = "plan_settings"
-UNLISTABLE = "unlistable"  # the reason of a mark that retries a folder that could not be listed
 
 
 # ------------------------------------------------------------------ cycle
@@ -170,7 +170,16 @@ class Cycle:
             log.error("prune brake: %s", plan.brake_reason)
         story.planned(plan)
         if not self.options.dry_run:
-            self._apply_and_record(plan, marks, result)
+            found = Findings(
+                self.space.target,
+                self.options.should_stop,
+                self.mount_ok,
+                self.full,
+                self.scopes,
+                self.unlistable,
+                self.video_counts,
+            )
+            apply_and_record(self.config, self.store, plan, marks, result, found)
             # On a stop request the queue waits for the next run: no retries with backoff now.
             if self.config.servers and not self._stop_requested():
                 retry_stuck(self.config, self.store, [p.path for p in self.options.paths])
@@ -341,46 +350,6 @@ class Cycle:
             self._path_marks = [replace(m, indexed=True) for m in self._path_marks]
             marks = self._current_marks()
         return marks
-
-    def _apply_and_record(self, plan: Plan, marks: list[StoredMark], result: CycleResult) -> None:
-        store = self.store
-        announced = announce(self.config, store, plan.actions)
-        applier = Applier(self.space.target, self._is_made_dir, self.options.should_stop)
-        new_dirs = applier.dirs_to_make(plan.actions)
-        recorded = set(new_dirs)
-        if new_dirs:
-            with store.atomic():
-                store.insert_many("INSERT OR IGNORE INTO link_dir (path)", 1, [(d,) for d in new_dirs])
-        applied = applier.apply(plan.actions)
-        story.applied(applied.done)
-        result.applied = applied
-        result.stopped = applied.stopped
-        for action, reason in applied.failed:
-            result.failures.append(f"{action.op.value} {os.fsdecode(action.link)}: {reason}")
-        keep = marks_to_keep(plan, marks, applied, self.mount_ok)
-        with store.atomic():
-            ownership.record(self.config, store)
-            record_links(store, applied, recorded)
-            record_video_counts(store, self.video_counts)
-            record_tree_dirs(store, self.space.target, self.video_counts)
-            withdraw(self.config, store, announced, applied)
-            made = set(applied.made_dirs)
-            store.executemany("DELETE FROM link_dir WHERE path = ?", ((d,) for d in new_dirs if d not in made))
-            store.clear_marks(m.id for m in marks if m.id and m.id not in keep)
-            finished = not applied.stopped and self.mount_ok
-            update_problems(store, ScopeSet(self.scopes) if finished else None, problems_of(plan, applied))
-            # Folders that could not be listed stay on the books as marks of their
-            # own, listed again (and reported) each run until they can be.
-            store.add_marks([Mark(d, UNLISTABLE, indexed=False) for d in sorted(self.unlistable) if d])
-            # Everything was verified but what this run reported (unlistable
-            # folders, a failing feed, failed actions: each on the books and
-            # retried): that is a full verification, or one bad folder would
-            # make every later run list the whole library again.
-            if self.full and not keep:
-                record_full_verification(store)
-
-    def _is_made_dir(self, rel: bytes) -> bool:
-        return self.store.execute("SELECT 1 FROM link_dir WHERE path = ?", (rel,)).fetchone() is not None
 
 
 @contextmanager
