@@ -59,6 +59,23 @@ def read_raw(path: str, environ: Mapping[str, str]) -> dict[str, dict[str, str]]
     return raw
 
 
+FROM_FILE, FROM_ENVIRONMENT, FROM_DEFAULT = "file", "environment", "default"
+
+
+def origins(path: str, environ: Mapping[str, str]) -> dict[tuple[str, str], str]:
+    """Where each key's value comes from, as :func:`read_raw` takes it: the environment
+    over the file over the default (the configuration page shows it beside the value)."""
+    raw: dict[str, dict[str, str]] = {section: {} for section in SCHEMA}
+    if path:
+        _read_file(path, raw)
+    found = {(s, k): FROM_FILE if k in raw[s] else FROM_DEFAULT for s in SCHEMA for k in SCHEMA[s]}
+    for name in environ:
+        place = environment_key(name)
+        if place is not None:
+            found[place] = FROM_ENVIRONMENT
+    return found
+
+
 # GRAYLINK_* variables that are not config keys: each says what it is for.
 NOT_CONFIG = {
     "GRAYLINK_CONFIG": "the config file to read",

@@ -199,15 +199,16 @@ def _plan_unwanted(
     return [Action(Op.FORGET, link)] if mine is not None else []
 
 
-def apply_prune_brake(plan: Plan, owned_total: int, max_fraction: float, minimum: int = 20) -> None:
+def apply_prune_brake(plan: Plan, owned_total: int, max_fraction: float, minimum: int = 20, allowance: int = 0) -> None:
     """Withhold every prune when a run would prune too much (like rsync's --max-delete).
 
     One deleted show folder is a normal prune; a fraction of the whole library
     at once usually means the source vanished, so nothing is pruned until a
-    human confirms with ``--force``.
+    human confirms with ``--force``, or releases the brake for ``allowance``
+    prunes they were shown (the web face): more than that is held again.
     """
     prunes = [a for a in plan.actions if a.op is Op.PRUNE and not TEMP_RE.match(os.path.basename(a.link))]
-    if len(prunes) <= minimum or len(prunes) <= max_fraction * owned_total:
+    if len(prunes) <= max(minimum, allowance) or len(prunes) <= max_fraction * owned_total:
         return
     reason = (
         f"{len(prunes)} prunes would remove more than {max_fraction:.0%} of the {owned_total} links graylink "

@@ -162,7 +162,9 @@ class Cycle:
         self._veto_prunes(plan)
         owned_total = self.store.count("link")
         if not self.options.force:
-            apply_prune_brake(plan, owned_total, self.config.reconcile.max_prune_fraction)
+            apply_prune_brake(
+                plan, owned_total, self.config.reconcile.max_prune_fraction, allowance=self.options.prune_allowance
+            )
         result = CycleResult(
             plan, self.stats, self.options.dry_run, self.full, self.failures, health=health, drive=drive
         )

@@ -25,6 +25,9 @@ class CycleOptions:
     paths: tuple[Scope, ...] = ()
     dry_run: bool = False
     force: bool = False
+    # A person saw this many withheld prunes and released the brake for them (the web face):
+    # a plan with at most this many prunes passes the brake; one with more is still held.
+    prune_allowance: int = 0
     full: bool = False  # verify everything now
     progress: ProgressFn | None = None
     note: Callable[[str], None] | None = None  # a progress line while rclone re-reads the source

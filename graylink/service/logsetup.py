@@ -12,6 +12,7 @@ import time
 from typing import Any
 
 from graylink.config import LogConfig
+from graylink.system.logring import RING
 from graylink.system.text import one_line
 
 TEXT_FORMAT = "%(asctime)s %(levelname)s %(message)s"
@@ -90,6 +91,9 @@ def configure_logging(config: LogConfig | None, verbosity: int) -> None:
     stderr = logging.StreamHandler(sys.stderr)
     stderr.setFormatter(_formatter(kind))
     _add(root, stderr)
+    # The web face's log page reads these when no [log] file is set.
+    RING.setFormatter(TextFormatter(TEXT_FORMAT, DATE_FORMAT))
+    _add(root, RING)
     root.setLevel(level)
     # Library chatter (raw SQL, HTTP connection pools, Google discovery) stays
     # out of -v, which tells graylink's own story (graylink.story): only -vv adds it.

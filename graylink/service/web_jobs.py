@@ -3,15 +3,19 @@ something, and re-mark the folders a Sonarr / Radarr webhook still waits for."""
 
 from __future__ import annotations
 
+import logging
 from typing import TYPE_CHECKING
 
 from graylink.config import Config
+from graylink.reconcile.cycle import CycleOptions
 from graylink.service.running import Outcome
 from graylink.service.running import Running as Service
 
 if TYPE_CHECKING:
     from graylink.web.app import WebContext
     from graylink.web.server import WebServer
+
+log = logging.getLogger(__name__)
 
 
 def job_arr(service: Service) -> Outcome:
@@ -30,8 +34,44 @@ def arr_recheck_interval(config: Config) -> float:
 
 
 def job_woken(service: Service) -> Outcome:
-    """A web trigger marked something: reconcile it now, without waiting for the walk."""
-    return service.reconcile_if_dirty("webhook") or Outcome(True, "nothing marked")
+    """A web request marked something or asked for an action: do it now, without waiting for the walk.
+
+    The actions (graylink.web.actions) come first: a brake released for the
+    prunes a person was shown is one cycle over the marked folders; a delivery
+    asked for runs after whatever cycle ran (a cycle delivers by itself)."""
+    from graylink.web.actions import DELIVER, RELEASE, take
+
+    asked = take(service.store)
+    outcome: Outcome | None = None
+    if RELEASE in asked:
+        allowance = int(asked[RELEASE].get("prunes", 0) or 0)
+        done = service.reconcile("web-release", CycleOptions(walk=False, prune_allowance=allowance))
+        log.info("web action release-brake (up to %d prunes): %s", allowance, done.result)
+        outcome = done
+    marked = service.reconcile_if_dirty("webhook")
+    outcome = marked if outcome is None else outcome.then(marked)
+    if DELIVER in asked:
+        if outcome is None:
+            outcome = deliver_now(service)
+        else:
+            log.info("web action deliver: delivered with the cycle it woke")
+    return outcome or Outcome(True, "nothing marked")
+
+
+def deliver_now(service: Service) -> Outcome:
+    """Every server's queued updates, sent now (the web face's "retry deliveries now")."""
+    config = service.config
+    if not (config.emby.url or config.plex.url):
+        log.info("web action deliver: no media server is configured")
+        return Outcome(True, "no media server to deliver to")
+    from graylink.reconcile.announce import notify
+
+    results = notify(config, service.store, service.should_stop)
+    parts = [f"{n}: {r.sent} sent, {r.pending} queued" + (f" ({r.error})" * bool(r.error)) for n, r in results.items()]
+    ok = all(r.ok for r in results.values())
+    line = "; ".join(parts) or "nothing queued"
+    (log.info if ok else log.error)("web action deliver: %s", line)
+    return Outcome(ok, f"delivered: {line}")
 
 
 def bind_web(config: Config) -> tuple[WebServer, WebContext] | None:

@@ -17,6 +17,9 @@ from graylink.store.db import Store
 META_CYCLES = "history_cycles"
 META_CHANGES = "history_changes"
 META_TOTALS = "history_totals"
+META_HOURS = "history_hours"  # link changes per hour (epoch // 3600), for the status page's chart
+
+KEEP_HOURS = 48
 
 KEEP_CYCLES = 200  # the page shows 20 rows, quiet runs folded into one
 KEEP_CHANGES = 200
@@ -55,6 +58,45 @@ def record_cycle(store: Store, summary: dict[str, Any]) -> None:
     if label == "ok":
         totals["last_ok_at"] = summary.get("at")
     store.set_meta(META_TOTALS, json.dumps(totals))
+    _count_hour(store, summary)
+
+
+def _count_hour(store: Store, summary: dict[str, Any]) -> None:
+    """Add a cycle's link changes to its hour's bucket (kept for two days)."""
+    counts = summary.get("counts")
+    if not isinstance(counts, dict):
+        return
+    changed = {op: int(counts.get(op, 0) or 0) for op in _CHANGE_OPS}
+    if not any(changed.values()):
+        return
+    hour = int(float(summary.get("at") or time.time()) // 3600)
+    hours = _load(store, META_HOURS, {})
+    bucket = hours.setdefault(str(hour), {})
+    for op, n in changed.items():
+        bucket[op] = int(bucket.get(op, 0)) + n
+    kept = {k: v for k, v in hours.items() if k.isdigit() and int(k) > hour - KEEP_HOURS}
+    store.set_meta(META_HOURS, json.dumps(kept, sort_keys=True))
+
+
+def changes_by_hour(store: Store) -> dict[int, dict[str, int]]:
+    """Link changes per hour (epoch // 3600): the hourly record, and for hours before it
+    (a database from before the record) what the kept cycles say."""
+    found: dict[int, dict[str, int]] = {}
+    for cycle in _load(store, META_CYCLES, []):
+        if not isinstance(cycle, dict) or not isinstance(cycle.get("counts"), dict):
+            continue
+        hour = int(float(cycle.get("at") or 0) // 3600)
+        bucket = found.setdefault(hour, {})
+        for op in _CHANGE_OPS:
+            bucket[op] = bucket.get(op, 0) + int(cycle["counts"].get(op, 0) or 0)
+    recorded = _load(store, META_HOURS, {})
+    if recorded:
+        first = min(int(k) for k in recorded if k.isdigit())
+        found = {h: b for h, b in found.items() if h < first}
+        for key, bucket in recorded.items():
+            if key.isdigit() and isinstance(bucket, dict):
+                found[int(key)] = {op: int(bucket.get(op, 0) or 0) for op in _CHANGE_OPS}
+    return found
 
 
 _CHANGE_OPS = frozenset(("create", "repair", "prune"))

@@ -16,14 +16,14 @@ from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass
 from typing import Any
 
-from flask import Flask, Response, jsonify, render_template, request, send_file
+from flask import Flask, Response, g, jsonify, render_template, request, send_file
 from werkzeug.exceptions import HTTPException
 
 from graylink.config import Config
 from graylink.errors import GraylinkError
 from graylink.report.snapshot import default_snapshot_path
 from graylink.store.db import Store
-from graylink.web import guard, hooks
+from graylink.web import guard, hooks, i18n, manage
 from graylink.web.bounded import MAX_BODY
 from graylink.web.page import page_model
 
@@ -54,6 +54,7 @@ def _error(status: int, message: str) -> Response:
 def create_app(ctx: WebContext) -> Flask:
     app = Flask("graylink.web", template_folder=os.path.join(os.path.dirname(__file__), "templates"))
     app.config["MAX_CONTENT_LENGTH"] = MAX_BODY
+    _languages(app)
 
     @contextmanager
     def store(readonly: bool = True) -> Iterator[Store]:
@@ -78,6 +79,16 @@ def create_app(ctx: WebContext) -> Flask:
         response.headers["WWW-Authenticate"] = 'Basic realm="graylink"'
         return response
 
+    @app.before_request
+    def _language() -> None:
+        # After the guard: a refused request never gets this far.
+        g.words = i18n.words(i18n.negotiate(list(request.accept_languages)))
+
+    @app.after_request
+    def _vary(response: Response) -> Response:
+        response.vary.add("Accept-Language")  # a cache keeps the English and the Chinese page apart
+        return response
+
     def status_doc() -> dict[str, Any]:
         from graylink.report.status import collect_status
 
@@ -87,14 +98,21 @@ def create_app(ctx: WebContext) -> Flask:
 
     @app.get("/")
     def index() -> str:
+        from graylink.notify.queue import configured
         from graylink.store import history
+        from graylink.web.actions import brake_state
+        from graylink.web.charts import day_charts
 
         config = ctx.config()
         doc = status_doc()
+        servers = configured(config)
         with store() as opened:
             cycles, changes = history.recent_cycles(opened), history.recent_changes(opened)
+            brake = brake_state(opened)
+            charts = day_charts(opened, config.drive.enabled, bool(servers), g.words)
         snapshot = os.path.isfile(default_snapshot_path(config))
-        return render_template("status.html.j2", page=page_model(doc, cycles, changes, snapshot))
+        page = page_model(doc, cycles, changes, snapshot, g.words)
+        return render_template("status.html.j2", page=page, brake=brake, servers=servers, charts=charts, words=g.words)
 
     @app.get("/api/status")
     def api_status() -> Response:
@@ -147,6 +165,8 @@ def create_app(ctx: WebContext) -> Flask:
     def radarr() -> Response:
         return answer(hooks.arr_webhook(ctx.config(), "radarr", request.get_data(cache=False), writable))
 
+    manage.register(app, ctx.config, lambda: ctx.wake(), store)
+
     @app.errorhandler(GraylinkError)
     def graylink_error(exc: GraylinkError) -> Response:
         log.error("web: %s", exc)
@@ -182,3 +202,13 @@ def create_app(ctx: WebContext) -> Flask:
         return _error(500, "an unexpected error; the service log has a line about it")
 
     return app
+
+
+def _languages(app: Flask) -> None:
+    """Jinja2's i18n extension, new-style, reading the request's catalog (graylink.web.i18n)."""
+    app.jinja_env.add_extension("jinja2.ext.i18n")
+    app.jinja_env.install_gettext_callables(  # type: ignore[attr-defined]
+        lambda message: g.words.catalog.gettext(message),
+        lambda singular, plural, n: g.words.catalog.ngettext(singular, plural, n),
+        newstyle=True,
+    )
