@@ -14,7 +14,7 @@ import os
 from collections.abc import Callable
 from contextlib import AbstractContextManager
 from typing import Any
-from urllib.parse import parse_qs, quote
+from urllib.parse import quote, unquote_to_bytes
 
 from flask import Flask, Response, g, jsonify, render_template, request
 
@@ -30,8 +30,11 @@ StoreOpener = Callable[..., AbstractContextManager[Store]]
 
 def path_param(raw_query: bytes) -> bytes:
     """``?path=`` as raw bytes (a name that is not UTF-8 stays itself), normalised; ValueError if it leaves the root."""
-    values = parse_qs(raw_query).get(b"path", [b""])
-    return normalize_rel(values[0])
+    for pair in raw_query.split(b"&"):
+        key, _, value = pair.partition(b"=")
+        if unquote_to_bytes(key.replace(b"+", b" ")) == b"path":
+            return normalize_rel(unquote_to_bytes(value.replace(b"+", b" ")))
+    return b""
 
 
 def folder_link(rel: bytes) -> str:
