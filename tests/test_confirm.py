@@ -155,9 +155,10 @@ def test_stuck_alerts_once_and_not_again_after_a_restart(lib: Library, loop_of: 
 
 def shown_everywhere(doc: dict[str, Any]) -> None:
     """The stuck change on the status page and in /metrics, from the same status document."""
-    from flask import Flask, render_template
+    from flask import g, render_template
 
-    import graylink.web
+    from graylink.web.app import WebContext, create_app
+    from graylink.web.i18n import ENGLISH
     from graylink.web.metrics import render_metrics
     from graylink.web.page import page_model
 
@@ -165,9 +166,10 @@ def shown_everywhere(doc: dict[str, Any]) -> None:
     assert 'graylink_server_changes{server="emby",state="stuck"} 1.0' in metrics
     assert 'graylink_server_changes{server="emby",state="pending"} 0.0' in metrics
     assert 'graylink_server_confirm_seconds_count{server="emby"} 0.0' in metrics
-    app = Flask("graylink.web", root_path=graylink.web.__path__[0])
-    with app.app_context():
-        html = render_template("status.html.j2", page=page_model(doc, [], [], False))
+    app = create_app(WebContext(config=lambda: None, wake=lambda: None))  # type: ignore[arg-type,return-value]
+    with app.test_request_context("/"):
+        g.words = ENGLISH  # the page's language (graylink.web.i18n), as a request sets it
+        html = render_template("status.html.j2", page=page_model(doc, [], [], False), words=ENGLISH)
     assert "Changes stuck in a media server (1)" in html and "no item for it came" in html
 
 

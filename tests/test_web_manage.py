@@ -64,7 +64,15 @@ def test_the_configuration_page_masks_every_secret_and_says_where_each_value_cam
         alerts={"urls": ALERT_URL},
     )
     monkeypatch.setenv("GRAYLINK_SCAN_WORKERS", "3")
+    with lib.ini.open("a") as ini:  # a named server: its secret masked as well
+        ini.write(f"\n[emby tv]\nurl = http://127.0.0.1:9\napi_key = {EMBY_KEY}-tv\n")
+    from graylink.config import load_config
+    from graylink.web.app import WebContext, create_app
+
+    config = load_config(str(lib.ini), environ={})
+    client = create_app(WebContext(config=lambda: config, wake=lambda: None)).test_client()
     html = page(client, "/config")
+    assert re.search(r'data-key="emby tv.api_key">.*?<td class="value">••••••</td>.*?origin-file', html, re.S)
     for secret in (EMBY_KEY, PLEX_TOKEN, "rc-password-123", ALERT_URL, "AAbbCCddEEff", "123456789"):
         assert secret not in html
     rows = dict(re.findall(r'data-key="([\w.]+)">.*?<td class="origin-(\w+)"', html, re.S))

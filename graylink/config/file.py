@@ -63,12 +63,14 @@ FROM_FILE, FROM_ENVIRONMENT, FROM_DEFAULT = "file", "environment", "default"
 
 
 def origins(path: str, environ: Mapping[str, str]) -> dict[tuple[str, str], str]:
-    """Where each key's value comes from, as :func:`read_raw` takes it: the environment
-    over the file over the default (the configuration page shows it beside the value)."""
+    """Where each value set comes from, as :func:`read_raw` takes it: the environment
+    over the file, by (section, key), named sections (``emby tv``) included. A key
+    that is in neither takes its default (or, in a named library, the unnamed
+    section's value). The configuration page shows it beside the value."""
     raw: dict[str, dict[str, str]] = {section: {} for section in SCHEMA}
     if path:
         _read_file(path, raw)
-    found = {(s, k): FROM_FILE if k in raw[s] else FROM_DEFAULT for s in SCHEMA for k in SCHEMA[s]}
+    found = {(section, key): FROM_FILE for section, keys in raw.items() for key in keys}
     for name in environ:
         place = environment_key(name)
         if place is not None:

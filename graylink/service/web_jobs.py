@@ -61,7 +61,7 @@ def job_woken(service: Service) -> Outcome:
 def deliver_now(service: Service) -> Outcome:
     """Every server's queued updates, sent now (the web face's "retry deliveries now")."""
     config = service.config
-    if not (config.emby.url or config.plex.url):
+    if not config.servers:
         log.info("web action deliver: no media server is configured")
         return Outcome(True, "no media server to deliver to")
     from graylink.reconcile.announce import notify

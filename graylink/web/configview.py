@@ -1,9 +1,12 @@
 """The configuration page: every key's effective value, secrets masked, and where it came from.
 
 Values are read from the running service's typed config (what it really
-uses, SIGHUP's reload included); their origin -- the file, a ``GRAYLINK_*``
+uses, SIGHUP's reload included): the unnamed sections, then each named
+library and media server. Their origin -- the file, a ``GRAYLINK_*``
 variable, or the default -- from the file and the environment as the config
-reader takes them. A secret shows only whether it is set.
+reader takes them (a named library's key it does not set shows where the
+unnamed section's value came from: that is the value it takes). A secret
+shows only whether it is set.
 """
 
 from __future__ import annotations
@@ -11,10 +14,12 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Any
 
-from graylink.config import SCHEMA, SECRET_KEYS, Config
+from graylink.config import SCHEMA, Config
 from graylink.config import values as v
 from graylink.config.file import FROM_DEFAULT, origins
+from graylink.config.schema import is_secret, named_keys
 from graylink.errors import ConfigError
 
 MASK = "••••••"
@@ -23,7 +28,7 @@ DURATIONS = {v.positive_duration, v.optional_duration, v.parse_duration}
 
 @dataclass(frozen=True)
 class Row:
-    section: str
+    section: str  # as in the file: "scan", "emby tv", "library films"
     key: str
     value: str
     origin: str  # file | environment | default
@@ -49,8 +54,14 @@ def _shown(value: object, parser: object) -> str:
     return str(value)
 
 
+def _row(section: str, key: str, value: Any, parser: object, origin: str) -> Row:
+    secret = is_secret(section, key)
+    text = _shown(value, parser)
+    return Row(section, key, MASK if secret and text else text, origin, secret)
+
+
 def config_rows(config: Config, environ: Mapping[str, str] | None = None) -> tuple[list[Row], str]:
-    """Every key in schema order, and a note when the file can no longer be read as it was loaded."""
+    """Every key in schema order, named sections after; and a note when the file can no longer be read."""
     note = ""
     try:
         where = origins(config.file, os.environ if environ is None else environ)
@@ -60,9 +71,19 @@ def config_rows(config: Config, environ: Mapping[str, str] | None = None) -> tup
     rows = []
     for section, keys in SCHEMA.items():
         for key, (parser, _default) in keys.items():
-            secret = (section, key) in SECRET_KEYS
-            value = _shown(getattr(getattr(config, section), key), parser)
-            if secret and value:
-                value = MASK
-            rows.append(Row(section, key, value, where.get((section, key), FROM_DEFAULT), secret))
+            value = getattr(getattr(config, section), key)
+            rows.append(_row(section, key, value, parser, where.get((section, key), FROM_DEFAULT)))
+    for library in config.libraries:
+        if library.section.startswith("[library "):
+            place = library.section.strip("[]").lower()
+            for key, (section, schema_key) in named_keys("library").items():
+                value = getattr(getattr(library, section), schema_key)
+                origin = where.get((place, key)) or where.get((section, schema_key), FROM_DEFAULT)
+                rows.append(_row(place, key, value, SCHEMA[section][schema_key][0], origin))
+    for server in config.servers:
+        if server.name:
+            place = f"{server.kind} {server.name}"
+            for key, (parser, _default) in SCHEMA[server.kind].items():
+                value = getattr(server.settings, key)
+                rows.append(_row(place, key, value, parser, where.get((place, key), FROM_DEFAULT)))
     return rows, note

@@ -37,6 +37,8 @@ def secrets_of(config: Config) -> list[str]:
                 parts = urlsplit(str(item))
                 found += [parts.netloc, parts.password or "", *parts.path.split("/"), *parts.query.split("&")]
                 found += [kv.partition("=")[2] for kv in parts.query.split("&")]
+    for server in config.servers:  # named servers too: [emby NAME] api_key, [plex NAME] token
+        found.append(str(getattr(server.settings, "api_key", "") or getattr(server.settings, "token", "")))
     return sorted({s for s in found if len(s) >= 4}, key=len, reverse=True)
 
 
