@@ -1,4 +1,4 @@
-"""The examples in README.md and docs/*.md work when pasted.
+"""The examples in README.md, README.zh-CN.md and docs/*.md work when pasted.
 
 - every ```ini block loads with graylink's own loader (``read_raw`` then
   ``parse_raw``, as ``load_config`` does), after placeholder folders fill in the
@@ -32,7 +32,7 @@ from graylink.cli import cli
 from graylink.config import ConfigError, parse_raw, read_raw
 
 ROOT = Path(__file__).resolve().parents[1]
-DOC_FILES = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
+DOC_FILES = [ROOT / "README.md", ROOT / "README.zh-CN.md", *sorted((ROOT / "docs").glob("*.md"))]
 SHELL_LANGS = {"sh", "bash", "shell", "console"}
 FENCE = re.compile(r"^(```|~~~)\s*([\w+-]*)")
 INLINE_CODE = re.compile(r"(?<!`)`([^`\n]+)`(?!`)")
