@@ -11,12 +11,11 @@ A job that raises is logged with its cause and runs again at its next tick:
 the loop itself only ends on SIGTERM / SIGINT, after the current action is
 committed. SIGHUP re-reads the config; an invalid one is reported and the old
 one kept. Each job's last run, duration, result and next run are in the
-``job_run`` table, which ``graylink status`` shows.
+``job_run`` table (:mod:`graylink.service.jobruns`), which ``graylink status`` shows.
 """
 
 from __future__ import annotations
 
-import datetime as dt
 import logging
 import os
 import signal
@@ -37,7 +36,7 @@ from graylink.links import ownership
 from graylink.reconcile.cycle import CycleOptions, run_cycle
 from graylink.reconcile.outcome import service_line
 from graylink.report.status import record_reconcile
-from graylink.service import dbwatch, web_jobs
+from graylink.service import dbwatch, jobruns, web_jobs
 from graylink.service.jobs import JOBS, WAKE_JOB, Job, Outcome
 from graylink.service.logsetup import configure_logging
 from graylink.store.db import Store
@@ -76,10 +75,6 @@ RESTART_KEYS = {
     # owned by nobody: moving the tree is a deliberate step, not a reload.
     "target": "the links under the old target would be orphaned; restart graylink to switch link trees",
 }
-
-
-def _epoch(moment: dt.datetime | None) -> float | None:
-    return moment.timestamp() if moment is not None else None
 
 
 class Service:
@@ -164,41 +159,15 @@ class Service:
                 self.observe(from_crash(result))
         duration = time.monotonic() - clock
         try:
-            self._record_job(job.name, started, duration, ok, result)
+            jobruns.record_run(self.store, job.name, started, duration, ok, result)
         except Exception as exc:
             log.error("cannot record the run of job %s: %s: %s", job.name, exc.__class__.__name__, exc)
 
-    def _record_job(self, name: str, started: float, duration: float, ok: bool, result: str) -> None:
-        with self.store.atomic():
-            self.store.execute(
-                "INSERT INTO job_run (name, last_start, duration_s, ok, result, runs, failures, next_run) "
-                "VALUES (?, ?, ?, ?, ?, 1, ?, NULL) "
-                "ON CONFLICT(name) DO UPDATE SET last_start = excluded.last_start, "
-                "duration_s = excluded.duration_s, ok = excluded.ok, result = excluded.result, "
-                "runs = runs + 1, failures = failures + excluded.failures",
-                (name, started, round(duration, 6), int(ok), result[:500], 0 if ok else 1),
-            )
-
     def _record_next_runs(self) -> None:
         try:
-            self._write_next_runs()
+            jobruns.write_next_runs(self.store, self.scheduler)
         except Exception as exc:  # bookkeeping must not end the service
             log.error("cannot record the next runs of the jobs: %s: %s", exc.__class__.__name__, exc)
-
-    def _write_next_runs(self) -> None:
-        """Every scheduled job's next run, and NULL for the rest (not running)."""
-        rows = []
-        for entry in self.scheduler.jobs:
-            name = next(iter(entry.tags), None)
-            if name is not None and not str(name).endswith("-retry"):  # a one-off retry is no job of its own
-                rows.append((name, _epoch(entry.next_run)))
-        with self.store.atomic():
-            self.store.execute("UPDATE job_run SET next_run = NULL")
-            self.store.executemany(
-                "INSERT INTO job_run (name, result, runs, failures, next_run) VALUES (?, '', 0, 0, ?) "
-                "ON CONFLICT(name) DO UPDATE SET next_run = excluded.next_run",
-                rows,
-            )
 
     # -- the database under the loop
 
