@@ -16,7 +16,7 @@ from typing import Any, NoReturn, TypeVar
 import click
 
 from graylink.config import Config, load_config
-from graylink.errors import GraylinkError
+from graylink.errors import ConfigError, GraylinkError
 from graylink.store.db import SQLITE_ERRORS, database_failure
 from graylink.system.text import one_line
 
@@ -47,6 +47,20 @@ class AppContext:
 
             configure_logging(self._config.log, self.verbosity)
         return self._config
+
+    def libraries(self, name: str | None) -> list[Config]:
+        """The view of each library a command works on: the one ``--library`` names, else every one."""
+        if name:
+            return [self.config.library(name.lower())]
+        return self.config.each_library()
+
+    def one_library(self, name: str | None, what: str) -> Config:
+        """The one library a command that cannot take several works on."""
+        views = self.libraries(name)
+        if len(views) > 1:
+            names = ", ".join(view.name for view in views)
+            raise ConfigError(f"{what} works on one library: name it with --library NAME ({names})")
+        return views[0]
 
     def use_config(self, config: Config) -> None:
         """The config the service reloaded (SIGHUP) replaces the one loaded at start."""
@@ -94,6 +108,14 @@ def handle_errors(func: F) -> F:
             fail(f"unexpected error: {type(exc).__name__}: {exc} (run with -v for the details)", 1)
 
     return wrapper  # type: ignore[return-value]
+
+
+LIBRARY_HELP = "Only this library ([library NAME], or default for the unnamed sections); default: every library."
+
+
+def library_option(func: F) -> F:
+    """``--library NAME``, the same on every command that takes it."""
+    return click.option("--library", "library", metavar="NAME", help=LIBRARY_HELP)(func)
 
 
 def display(name: bytes) -> str:

@@ -7,7 +7,7 @@ import sys
 
 import click
 
-from graylink.cli.app import AppContext, handle_errors
+from graylink.cli.app import AppContext, handle_errors, library_option
 from graylink.errors import ConfigError
 
 log = logging.getLogger("graylink")
@@ -21,27 +21,30 @@ def db() -> None:
 @db.command("backup")
 @click.argument("file", type=click.Path(dir_okay=False))
 @click.option("--force", is_flag=True, help="Overwrite FILE if it exists.")
+@library_option
 @click.pass_obj
 @handle_errors
-def db_backup(app: AppContext, file: str, force: bool) -> None:
+def db_backup(app: AppContext, file: str, force: bool, library: str | None) -> None:
     """Write a consistent copy of the database to FILE (safe while the service runs)."""
     from graylink.store.backup import backup_database
 
-    info = backup_database(app.config.paths.database, file, force=force)
+    config = app.one_library(library, "db backup")
+    info = backup_database(config.paths.database, file, force=force)
     app.say(f"backed up to {file}: {info.dirs} folders, {info.files} files, {info.links} links")
 
 
 @db.command("restore")
 @click.argument("file", type=click.Path(dir_okay=False))
+@library_option
 @click.pass_obj
 @handle_errors
-def db_restore(app: AppContext, file: str) -> None:
+def db_restore(app: AppContext, file: str, library: str | None) -> None:
     """Replace the database with FILE; the next reconcile re-verifies everything against it."""
     from graylink.reconcile.preflight import check_database
     from graylink.store.backup import check_restore_args, restore_database
     from graylink.store.lock import InstanceLock
 
-    config = app.config
+    config = app.one_library(library, "db restore")
     database = config.paths.database
     # Refused before the lock file exists: a bad restore leaves nothing behind.
     check_restore_args(database, file)

@@ -112,3 +112,27 @@ def scopes_of(config: Config, given: tuple[str, ...], *, refresh: bool = True) -
         return tuple(scope_of(config, None, p, refresh=refresh) for p in given)
     with Store(database, readonly=True) as store:
         return tuple(scope_of(config, store, p, refresh=refresh) for p in given)
+
+
+def libraries_of(views: list[Config], given: tuple[str, ...]) -> list[Config]:
+    """The libraries ``--path`` names, when no ``--library`` does: the one whose
+    source or link tree holds each path. A relative path fits any library: with
+    several, it needs ``--library``."""
+    if len(views) == 1 or not given:
+        return views
+    chosen: list[Config] = []
+    for path in given:
+        if not path.startswith("/"):
+            names = ", ".join(view.name for view in views)
+            raise ConfigError(
+                f"--path {path} is relative and there are several libraries: add --library NAME ({names})"
+            )
+        raw = os.path.normpath(os.fsencode(path))
+        holder = next(
+            (view for view in views for root in _roots(view) if raw == root or raw.startswith(root + b"/")), None
+        )
+        if holder is None:
+            raise ConfigError(f"--path {path} is inside the source or link tree of no library")
+        if holder not in chosen:
+            chosen.append(holder)
+    return chosen

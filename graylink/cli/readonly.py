@@ -6,42 +6,46 @@ import sys
 
 import click
 
-from graylink.cli.app import AppContext, handle_errors
+from graylink.cli.app import AppContext, handle_errors, library_option
+from graylink.config import Config
 
 
 @click.command()
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON document on stdout.")
+@library_option
 @click.pass_obj
 @handle_errors
-def status(app: AppContext, as_json: bool) -> None:
+def status(app: AppContext, as_json: bool, library: str | None) -> None:
     """Index size, dirty marks, last runs, pending refreshes, mount health (read-only)."""
     import json
-    import os
 
-    from graylink.report.status import collect_status
+    from graylink.report.status import read_status
     from graylink.report.status_render import render_status
-    from graylink.store.db import Store
 
-    config = app.config
-    if os.path.exists(config.paths.database):
-        with Store(config.paths.database, readonly=True) as store:
-            doc = collect_status(config, store)
+    views = app.libraries(library)
+    docs = {view.name: read_status(view) for view in views}
+    if len(docs) == 1:
+        [doc] = docs.values()
+        click.echo(json.dumps(doc, indent=2) if as_json else render_status(doc))
+    elif as_json:
+        # Several libraries: one document, each library's status under its name.
+        click.echo(json.dumps({"config": app.config.file or None, "libraries": docs}, indent=2))
     else:
-        doc = collect_status(config, None)
-    click.echo(json.dumps(doc, indent=2) if as_json else render_status(doc))
-    # Exit 1 when the source mount is unhealthy, so `status` serves as a health check.
-    mount = doc.get("mount")
-    sys.exit(1 if isinstance(mount, dict) and mount.get("healthy") is False else 0)
+        click.echo("\n\n".join(f"library {name}\n{render_status(doc)}" for name, doc in docs.items()))
+    # Exit 1 when a source mount is unhealthy, so `status` serves as a health check.
+    mounts = [doc.get("mount") for doc in docs.values()]
+    sys.exit(1 if any(isinstance(m, dict) and m.get("healthy") is False for m in mounts) else 0)
 
 
 @click.command()
+@library_option
 @click.pass_obj
 @handle_errors
-def doctor(app: AppContext) -> None:
+def doctor(app: AppContext, library: str | None) -> None:
     """Check config, paths, database, filesystem, mount, Emby and Drive; exit 1 on any failure."""
     from graylink.report.doctor import failed, render, run_checks
 
-    checks = run_checks(app.config_path)
+    checks = run_checks(app.config_path, library)
     for line in render(checks):
         click.echo(line)
     bad = [c for c in checks if failed(c)]
@@ -57,18 +61,29 @@ def doctor(app: AppContext) -> None:
     metavar="FILE.html",
     help="Where to write the page (default: [snapshot] path, else graylink-snapshot.html beside the database).",
 )
+@library_option
 @click.pass_obj
 @handle_errors
-def snapshot(app: AppContext, output: str | None) -> None:
+def snapshot(app: AppContext, output: str | None, library: str | None) -> None:
     """Write a single-file HTML page of the index, to browse and search it offline."""
     from graylink.report.snapshot import default_snapshot_path, write_snapshot
     from graylink.store.db import Store
 
-    config = app.config
-    # Read-only, so it runs beside a live 'graylink reconcile --loop'.
-    with Store(config.paths.database, readonly=True) as store:
-        stats = write_snapshot(config, store, output or default_snapshot_path(config))
-    app.say(
-        f"{stats.path}: {stats.folders} folders, {stats.files} files "
-        f"({stats.videos} videos, {stats.linked} linked), {stats.bytes_written} bytes"
-    )
+    views = [app.one_library(library, "snapshot -o")] if output else app.libraries(library)
+    several = len(views) > 1
+    for config in views:
+        # Read-only, so it runs beside a live 'graylink reconcile --loop'.
+        with Store(config.paths.database, readonly=True) as store:
+            # Several libraries: each page beside its own database ([snapshot] path is one file).
+            where = output or (_beside_database(config) if several else default_snapshot_path(config))
+            stats = write_snapshot(config, store, where)
+        app.say(
+            f"{stats.path}: {stats.folders} folders, {stats.files} files "
+            f"({stats.videos} videos, {stats.linked} linked), {stats.bytes_written} bytes"
+        )
+
+
+def _beside_database(config: Config) -> str:
+    import os
+
+    return os.path.join(os.path.dirname(config.paths.database), f"graylink-snapshot-{config.name}.html")

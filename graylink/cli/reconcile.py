@@ -4,13 +4,20 @@ from __future__ import annotations
 
 import logging
 import sys
+from dataclasses import replace
+from typing import TYPE_CHECKING, Any
 
 import click
 
-from graylink.cli.app import AppContext, display, handle_errors
-from graylink.cli.pathargs import scopes_of
+from graylink.cli.app import AppContext, display, handle_errors, library_option
+from graylink.cli.pathargs import libraries_of, scopes_of
 from graylink.cli.report import plan_document, print_plan, summary_line
 from graylink.errors import ConfigError, GraylinkError
+
+if TYPE_CHECKING:
+    from graylink.config import Config
+    from graylink.reconcile.cycle import CycleOptions
+    from graylink.store.scopes import Scope
 
 log = logging.getLogger("graylink")
 
@@ -80,6 +87,7 @@ class Progress:
     is_flag=True,
     help="Move the library: the database takes this config's source and target, then everything is verified.",
 )
+@library_option
 @click.pass_obj
 @handle_errors
 def reconcile(
@@ -91,71 +99,80 @@ def reconcile(
     full: bool,
     as_json: bool,
     rebase: bool,
+    library: str | None,
 ) -> None:
     """Bring the link tree in line with the source (the main job)."""
     import json
     import os
 
-    from graylink.reconcile.cycle import CycleOptions, run_cycle
+    from graylink.reconcile.cycle import CycleOptions
     from graylink.reconcile.preflight import check_paths
-    from graylink.report.status import record_reconcile
-    from graylink.source.listing import MountGone
-    from graylink.store.db import Store
-    from graylink.store.lock import InstanceLock
 
     if rebase and (loop or paths):
         raise ConfigError("--rebase verifies the whole library once: it takes neither --loop nor --path")
     if loop:
         refuse_with_loop(dry_run=dry_run, paths=bool(paths), as_json=as_json, force=force)
-    config = app.config
-    subtrees = scopes_of(config, paths, refresh=not dry_run)
-    # Everything that can be refused is refused now, before the lock file and
-    # the database exist: a bad run leaves nothing behind.
-    check_paths(config, source=not os.path.isfile(config.paths.database), write=not dry_run)
+    views = libraries_of(app.libraries(library), paths)
+    # Everything that can be refused is refused now, for every library, before a
+    # lock file or a database exists: a bad run leaves nothing behind.
+    subtrees = {view.name: scopes_of(view, paths, refresh=not dry_run) for view in views}
+    for view in views:
+        check_paths(view, source=not os.path.isfile(view.paths.database), write=not dry_run)
     if loop:
-        from graylink.service.loop import run_loop
+        from graylink.service.many import run_service
 
-        sys.exit(run_loop(app, full=full))
+        sys.exit(run_service(app, [view.name for view in views], full=full))
+    options = CycleOptions(dry_run=dry_run, force=force, full=full or rebase, rebase=rebase)
+    results = {view.name: _run_one(app, view, subtrees[view.name], as_json, options) for view in views}
+    if as_json:
+        # Compact: the C encoder, fast even for a first run with many thousands of actions.
+        docs = {view.name: plan_document(results[view.name], view) for view in views}
+        doc = next(iter(docs.values())) if len(docs) == 1 else {"libraries": docs}
+        click.echo(json.dumps(doc, separators=(",", ":")))
+    else:
+        for view in views:
+            result = results[view.name]
+            if dry_run:
+                print_plan(result)
+            else:
+                for action in result.plan.actions:
+                    if action.op == "conflict":  # a StrEnum: compared as the string, in C
+                        log.error("conflict at %s: %s", display(action.link), action.detail)
+            if app.verbosity >= 0 or result.exit_code:
+                # With -q the summary is printed only when the run needs attention.
+                prefix = f"[{view.name}] " if len(views) > 1 else ""
+                click.echo(prefix + summary_line(result))
+    sys.exit(max(result.exit_code for result in results.values()))
+
+
+def _run_one(app: AppContext, config: Config, subtrees: tuple[Scope, ...], as_json: bool, flags: CycleOptions) -> Any:
+    """One library's run, under its own lock and on its own database."""
+    import os
+
+    from graylink.reconcile.cycle import run_cycle
+    from graylink.report.status import record_reconcile
+    from graylink.source.listing import MountGone
+    from graylink.store.db import Store
+    from graylink.store.lock import InstanceLock
+
     progress = Progress() if sys.stderr.isatty() and not as_json and app.verbosity >= 0 else None
-    options = CycleOptions(
-        paths=subtrees,
-        dry_run=dry_run,
-        force=force,
-        full=full or rebase,
-        progress=progress,
-        note=progress.note if progress is not None else None,
-        rebase=rebase,
-    )
+    options = replace(flags, paths=subtrees, progress=progress, note=progress.note if progress is not None else None)
     try:
-        if dry_run:
+        if options.dry_run:
             db_exists = os.path.exists(config.paths.database)
             store = Store(config.paths.database, readonly=True) if db_exists else None
             try:
-                result = run_cycle(config, store, options)
+                return run_cycle(config, store, options)
             finally:
                 if store is not None:
                     store.close()
-        else:
-            with InstanceLock(config.paths.database), Store(config.paths.database) as store:
-                result = run_cycle(config, store, options)
-                # Every run, no-op ones too: "last reconcile" in status is the latest run.
-                record_reconcile(store, result, "cli")
+        with InstanceLock(config.paths.database), Store(config.paths.database) as store:
+            result = run_cycle(config, store, options)
+            # Every run, no-op ones too: "last reconcile" in status is the latest run.
+            record_reconcile(store, result, "cli")
+            return result
     except MountGone as exc:
         raise GraylinkError(f"the source is not readable ({exc.strerror}); nothing was pruned") from None
     finally:
         if progress is not None:
             progress.done()
-    if as_json:
-        # Compact: the C encoder, fast even for a first run with many thousands of actions.
-        click.echo(json.dumps(plan_document(result, config), separators=(",", ":")))
-    else:
-        if dry_run:
-            print_plan(result)
-        else:
-            for action in result.plan.actions:
-                if action.op == "conflict":  # a StrEnum: compared as the string, in C
-                    log.error("conflict at %s: %s", display(action.link), action.detail)
-        if app.verbosity >= 0 or result.exit_code:
-            # With -q the summary is printed only when the run needs attention.
-            click.echo(summary_line(result))
-    sys.exit(result.exit_code)

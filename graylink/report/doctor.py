@@ -15,7 +15,7 @@ from dataclasses import dataclass, replace
 from graylink.checks import Check
 from graylink.config import Config, load_config
 from graylink.drive.checks import doctor_checks as drive_checks
-from graylink.errors import GraylinkError
+from graylink.errors import ConfigError, GraylinkError
 from graylink.links import ownership
 from graylink.notify.emby_doctor import doctor_checks as emby_checks
 from graylink.notify.plex_doctor import doctor_checks as plex_checks
@@ -215,11 +215,25 @@ def _guarded(name: str, checks: Callable[[], list[Check]]) -> list[Check]:
         return [Check(name, False, f"the check itself failed: {exc.__class__.__name__}: {exc}")]
 
 
-def run_checks(config_path: str | None) -> list[Check]:
+def run_checks(config_path: str | None, library: str | None = None) -> list[Check]:
     first, config = check_config(config_path)
     checks = [first]
     if config is None:
         return checks
+    try:
+        views = [config.library(library.lower())] if library else config.each_library()
+    except ConfigError as exc:
+        return [*checks, Check("config.library", False, str(exc))]
+    for view in views:
+        found = _library_checks(view)
+        if len(config.libraries) > 1:  # each line says which library it is about
+            found = [replace(check, name=f"{view.name}: {check.name}") for check in found]
+        checks.extend(found)
+    return checks
+
+
+def _library_checks(config: Config) -> list[Check]:
+    checks: list[Check] = []
     look = look_at_source(config)
     checks.append(check_source(config, look))
     checks.append(check_writable_place("target", config.paths.target, "link tree"))

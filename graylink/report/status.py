@@ -135,6 +135,14 @@ def _section(read: Callable[[], dict[str, Any]]) -> dict[str, Any]:
         return {"error": f"{exc.__class__.__name__}: {exc}"}
 
 
+def read_status(config: Config) -> dict[str, Any]:
+    """One library's status document, its database opened read-only (None when it does not exist yet)."""
+    if not os.path.exists(config.paths.database):
+        return collect_status(config, None)
+    with Store(config.paths.database, readonly=True) as store:
+        return collect_status(config, store)
+
+
 def collect_status(config: Config, store: Store | None) -> dict[str, Any]:
     """The status document (what ``status --json`` prints). ``store`` None: no database yet."""
     pid = holder(config.paths.database)
@@ -143,6 +151,7 @@ def collect_status(config: Config, store: Store | None) -> dict[str, Any]:
         "source": config.paths.source,
         "target": config.paths.target,
         "database": config.paths.database,
+        "library": config.name,
         "service": {"running": pid is not None, "pid": pid or None, "lock": lock_path(config.paths.database)},
     }
     if store is None:

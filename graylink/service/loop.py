@@ -84,6 +84,8 @@ class Service:
         self.app = app
         self.full_first = full
         self.config = config
+        self.library = config.name  # the library this service runs (a view of the config: Config.library)
+        self.sole = True  # the only library of the process (else SIGHUP's config is not the app's)
         self.store = store
         self.jobs = jobs
         self.scheduler = schedule.Scheduler()
@@ -267,7 +269,7 @@ class Service:
     def reload(self) -> None:
         self.reload_requested = False
         try:
-            fresh = load_config(self.app.config_path)
+            fresh = load_config(self.app.config_path).library(self.library)
         except GraylinkError as exc:
             log.error("SIGHUP: the new config is not valid (%s); keeping the old one", exc)
             return
@@ -282,7 +284,8 @@ class Service:
             log.error("SIGHUP: %s; keeping the old config", moved)
             return
         self.config = fresh
-        self.app.use_config(fresh)
+        if self.sole:
+            self.app.use_config(fresh)
         self.alerts = self.alerts.reconfigured(fresh.alerts.urls, fresh.alerts.events, fresh.paths.source)
         # Credentials kept from the old config may belong to another remote, token
         # file or rclone.conf: the next poll loads them afresh.
@@ -344,7 +347,7 @@ def _human(seconds: float) -> str:
 def run_loop(app: AppContext, jobs: tuple[Job, ...] = JOBS, *, full: bool = False) -> int:
     """Run the service until SIGTERM / SIGINT; 0 on a clean stop. ``full``: the
     first walk verifies everything."""
-    config = app.config
+    config = app.config.library(app.config.name)  # the first library's view (its servers only)
     refuse_if_held(config.paths.database)  # before the port: the running service holds both
     bound = web_jobs.bind_web(config)
     try:

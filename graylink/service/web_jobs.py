@@ -74,6 +74,9 @@ def deliver_now(service: Service) -> Outcome:
     return Outcome(ok, f"delivered: {line}")
 
 
+Bound = tuple["WebServer", "WebContext"]
+
+
 def bind_web(config: Config) -> tuple[WebServer, WebContext] | None:
     """Take ``[web] listen`` before the service makes anything: a port in use is
     exit 2 with nothing left behind. No request is served until :func:`start_web`."""
