@@ -45,6 +45,16 @@ item whose file is missing (a dangling link too, since 10.8).
 ``stale_mount`` set, listing fails as a container's dead FUSE mount does (the
 IOException "Transport endpoint is not connected" becomes a 500).
 
+With ``plugin`` set, it has the Targeted Scans plugin (d3v1l1989/targeted-scans:
+``jellyfin-plugin/Controllers/ScanPathController.cs``,
+``jellyfin-plugin/Services/TargetedScanService.cs``,
+``emby-plugin/Api/ScanPathService.cs``): ``POST /Library/ScanPaths`` with
+``{"Paths": […]}`` scans each path at once and answers 200 ``{"Results":
+[{ItemId, ItemName, Status, Path, Message}]}`` — ``Created`` / ``Refreshed``
+(the item), ``Removed`` (a path gone whose item it deleted), ``PathNotFound``
+(gone, no item), ``ParentNotFound`` (under no library); an empty list is 400.
+Without the plugin the route is unknown: 404.
+
 Every request is recorded. Answers to the POST endpoints can be scripted: a
 status, extra headers, a delay before answering, or a drip (one byte at a time).
 """
@@ -119,6 +129,7 @@ class FakeMediaServer:
         self.scan_duration = 3600.0  # seconds a library scan runs before it completes
         self.triggers: list[dict[str, Any]] = list(DAILY)
         self.stale_mount = False
+        self.plugin = False
         self.requests: list[Recorded] = []
         self.script: deque[Answer] = deque()
         self.lock = threading.Lock()
@@ -236,6 +247,37 @@ class FakeMediaServer:
                 kind = "Directory" if is_dir else "File"
                 out.append({"Name": name, "Path": q["path"].rstrip("/") + "/" + name, "Type": kind})
         return 200, out
+
+    def scan_paths(self, body: Any) -> tuple[int, Any]:
+        """TargetedScanService.ScanPathsAsync: distinct paths, shallowest first, each scanned at once."""
+        paths = [p for p in (body or {}).get("Paths") or [] if isinstance(p, str) and p.strip()]
+        if not paths:
+            return 400, {"Results": []}
+        results = []
+        lib = self.library
+        for path in sorted(set(paths), key=lambda p: p.count("/")):
+            local = lib.local(path)
+            status, item = "Failed", None
+            if local is None or not os.path.exists(local):
+                gone = lib.items.pop(path, None)
+                status, item = ("Removed", gone) if gone else ("PathNotFound", None)
+            elif not lib.under_library(path):
+                status = "ParentNotFound"
+            else:
+                existed = path in lib.items
+                lib.scan(path)
+                item = lib.items.get(path)
+                status = "Refreshed" if existed else "Created"
+            results.append(
+                {
+                    "ItemId": item.id if item else "",
+                    "ItemName": item.path.rsplit("/", 1)[-1] if item else "",
+                    "Status": status,
+                    "Path": path,
+                    "Message": path,
+                }
+            )
+        return 200, {"Results": results}
 
     def authorized(self, headers: dict[str, str]) -> bool:
         if self.kind == "jellyfin":
@@ -416,6 +458,12 @@ class FakeMediaServer:
                     with server.lock:
                         server.triggers = list(body or [])
                     self._send(204)
+                    return
+                if path == "/library/scanpaths" and server.plugin:
+                    if not server.authorized(dict(self.headers.items())):
+                        self._send(401)
+                        return
+                    self._send(*server.scan_paths(body))
                     return
                 if path not in ("/library/media/updated", "/library/refresh"):
                     self._send(404)

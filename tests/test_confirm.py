@@ -122,6 +122,41 @@ def test_a_change_that_never_appears_is_sent_once_more_then_stuck(lib: Library) 
         assert (doc["pending"], doc["confirmed"], doc["stuck"]) == (0, 1, 0)
 
 
+def test_the_targeted_scans_plugin_answers_per_path_and_confirms_at_once(lib: Library) -> None:
+    lib.add("Movies/A (2001)/A.mkv")
+    lib.add("Music Videos/B/B.mkv")
+    with FakeMediaServer("jellyfin", KEY) as emby:
+        emby.plugin = True
+        emby.library.delay = None  # Media/Updated would never bring the item: only the plugin does
+        configure(lib, emby, None)
+        log = reconcile(lib)
+        assert "Targeted Scans plugin takes the changes" in log
+        [scan] = emby.posts("/Library/ScanPaths")
+        assert sorted(scan.body["Paths"]) == ["/media/Movies/A (2001)/A.mkv", "/media/Music Videos/B/B.mkv"]
+        assert emby.posts("/Library/Media/Updated") == []
+        doc = status(lib)["emby"]  # confirmed by the answer itself, no second run needed
+        assert (doc["pending"], doc["confirmed"], doc["stuck"]) == (0, 1, 1)
+        assert "ParentNotFound" in doc["stuck_paths"][0]["reason"]
+        (lib.source / "Movies/A (2001)/A.mkv").unlink()
+        reconcile(lib)
+        assert "/media/Movies/A (2001)/A.mkv" not in emby.library.items  # the plugin removed it ("Removed")
+        assert status(lib)["emby"]["pending"] == 0
+        assert len(emby.gets("/Items")) == 0  # nothing left to ask
+
+
+def test_without_the_plugin_a_404_falls_back_quietly(lib: Library) -> None:
+    lib.add("Movies/A (2001)/A.mkv")
+    with FakeMediaServer("jellyfin", KEY) as emby:
+        configure(lib, emby, None)
+        first = reconcile(lib)
+        assert "no Targeted Scans plugin" in first
+        assert [r.path for r in emby.posts()] == ["/Library/ScanPaths", "/Library/Media/Updated"]
+        lib.add("Movies/B (2002)/B.mkv")
+        second = reconcile(lib)  # a day passes before the plugin is asked again: no 404, no line
+        assert "Targeted Scans" not in second
+        assert [r.path for r in emby.posts()][2:] == ["/Library/Media/Updated"]
+
+
 def test_a_path_under_no_library_is_stuck_with_that_reason(lib: Library) -> None:
     lib.add("Music Videos/B/B.mkv")
     with FakeMediaServer("emby", KEY) as emby, FakePlex(TOKEN) as plex:

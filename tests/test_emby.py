@@ -544,14 +544,14 @@ def test_reconcile_sends_one_request_for_its_changes(tmp_path: Path, emby: FakeM
 
         unchanged = run_cycle(config, store, CycleOptions())
         assert unchanged.emby is not None and unchanged.emby.mode == "none"
-        assert len(emby.posts()) == 1
+        assert len(emby.posts(UPDATED)) == 1
 
         (tmp_path / "src" / "TV" / "Show" / "Season 1" / "e2.mkv").unlink()
         run_cycle(config, store, CycleOptions())
         assert updates_of(emby)[-1] == [{"Path": "/media/TV/Show/Season 1/e2.mkv", "UpdateType": "Deleted"}]
 
         dry = run_cycle(config, store, CycleOptions(dry_run=True))
-        assert dry.emby is None and len(emby.posts()) == 2
+        assert dry.emby is None and len(emby.posts(UPDATED)) == 2
 
 
 def test_reconcile_without_url_queues_nothing(tmp_path: Path) -> None:

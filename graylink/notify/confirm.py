@@ -83,6 +83,61 @@ def _ask_emby(client: Client, config: EmbyConfig, rows: Sequence[Tracked], budge
     return found
 
 
+PLUGIN_RECHECK = 86400.0  # a server found without the plugin is asked again after a day
+
+
+def _plugin_meta(name: str) -> str:
+    return f"{name}.scan_plugin"
+
+
+def plugin_wanted(store: Store, name: str) -> bool:
+    """Whether to try the Targeted Scans plugin this cycle (not when a 404 said "none" within a day)."""
+    seen = store.get_meta(_plugin_meta(name)) or ""
+    state, _, at = seen.partition(" ")
+    try:
+        return state != "absent" or time.time() - float(at) > PLUGIN_RECHECK
+    except ValueError:
+        return True
+
+
+def settle_plugin(config: Config, store: Store, name: str, result: DeliveryResult) -> None:
+    """Record what the plugin said of each path (after the delivery's rows were marked sent)."""
+    if not result.plugin:
+        return
+    server = config.server(name)
+    before = (store.get_meta(_plugin_meta(name)) or "").partition(" ")[0]
+    store.set_meta(_plugin_meta(name), f"{result.plugin} {time.time()}")
+    if result.plugin != before:
+        if result.plugin == "absent":
+            log.info(
+                "no Targeted Scans plugin on the server (POST /Library/ScanPaths: 404): using /Library/Media/Updated"
+            )
+        else:
+            log.info("the server's Targeted Scans plugin takes the changes (POST /Library/ScanPaths)")
+    if not result.scanned:
+        return
+    now = time.time()
+    decision = tracking.Decision()
+    for row in tracking.awaiting(store, name):
+        where = emby_confirm.server_path(row.path, server.emby)
+        status, item = result.scanned.get(where, ("", ""))
+        if status in ("Created", "Refreshed") and row.expect == tracking.PRESENT:
+            decision.confirmed.append((row.path, item or None, max(0.0, now - row.linked_at)))
+        elif status in ("Removed", "PathNotFound") and row.expect == tracking.ABSENT:
+            decision.confirmed.append((row.path, None, max(0.0, now - row.linked_at)))
+        elif status == "ParentNotFound":
+            decision.stuck.append(
+                (row.path, f"no library of the server holds {where} (Targeted Scans: ParentNotFound)")
+            )
+    stuck = tracking.record(store, name, decision, now)
+    result.confirmed += len(decision.confirmed)
+    result.stuck.extend(os.fsdecode(path) for path in stuck)
+    if decision.confirmed:
+        log.info(
+            "%s: %d changes confirmed by the Targeted Scans plugin", label(server, result), len(decision.confirmed)
+        )
+
+
 def settle(
     config: Config, store: Store, name: str, rows: Sequence[Tracked], found: Lookup, result: DeliveryResult
 ) -> None:

@@ -51,6 +51,7 @@ def deliver_all(
             results[name] = DeliveryResult(server="plex" if config.server(name).kind == "plex" else "")
         waiting[name] = tracking.awaiting(store, name)
     root = os.fsencode(config.paths.target)
+    plugin = {name: confirm.plugin_wanted(store, name) for name in work if config.server(name).kind != "plex"}
 
     def run(name: str) -> tuple[DeliveryResult, list[int], Lookup]:
         spend = Budget(budget, sleep, should_stop)
@@ -60,7 +61,7 @@ def deliver_all(
         elif server.kind == "plex":
             result, done = plex.send(server.plex, work[name], root, spend, deadline)
         else:
-            result, done = emby.send(server.emby, work[name], root, spend, deadline)
+            result, done = emby.send(server.emby, work[name], root, spend, deadline, plugin.get(name, False))
         if result.stopped or result.refused:
             return result, done, Lookup()
         return result, done, confirm.ask(config, name, waiting[name], spend, deadline, result.server)
@@ -80,6 +81,7 @@ def deliver_all(
                     plex.report(server.plex, result, confirm.label(server))
                 else:
                     emby.report(confirm.label(server, result), server.url, result)
+                    confirm.settle_plugin(config, store, name, result)
             confirm.settle(config, store, name, waiting[name], found, result)
             results[name] = result
     return {name: results[name] for name in servers}

@@ -52,6 +52,11 @@ REFRESH_PATH = "/Library/Refresh"
 INFO_PATH = "/System/Info/Public"
 FOLDERS_PATH = "/Library/VirtualFolders"  # Jellyfin: [{Name, Locations, …}]
 SELECTABLE_PATH = "/Library/SelectableMediaFolders"  # Emby: [{Name, SubFolders: [{Path, …}], …}]
+# The Targeted Scans plugin (d3v1l1989/targeted-scans: jellyfin-plugin/Controllers/ScanPathController.cs,
+# Services/TargetedScanService.cs; emby-plugin/Api/ScanPathService.cs): {"Paths": […]} → 200
+# {"Results": [{ItemId, ItemName, Status, Path, Message}]}, Status Created | Refreshed | Removed |
+# PathNotFound | ParentNotFound | Failed, one per distinct path. Without the plugin the route is unknown: 404.
+SCAN_PATHS_PATH = "/Library/ScanPaths"
 
 KEPT = "updates kept in the queue for the next run"
 
@@ -144,8 +149,13 @@ def send(
     tree_root: bytes | None,
     budget: Budget,
     deadline: float = REQUEST_DEADLINE,
+    use_plugin: bool = False,
 ) -> tuple[DeliveryResult, list[int]]:
-    """Tell the server about ``rows``: network only (thread-safe). Returns the result and the rows acknowledged."""
+    """Tell the server about ``rows``: network only (thread-safe). Returns the result and the rows acknowledged.
+
+    ``use_plugin``: try the Targeted Scans plugin's ``POST /Library/ScanPaths`` first (its per-path
+    answer confirms the changes at once); a 404 says there is none, and ``Media/Updated`` goes out instead.
+    """
     mode, entries = plan_request(config, ((row.path, row.op) for row in rows), tree_root)
     result = DeliveryResult(mode=mode, entries=len(entries), server=config.server if config.server != "auto" else "")
     if not config.api_key:
@@ -154,7 +164,7 @@ def send(
         return result, []
     client = Client(config.url, config.api_key, deadline, budget.should_stop)
     try:
-        _send(client, config, mode, entries, result, budget)
+        _send(client, config, mode, entries, result, budget, use_plugin and mode == "targeted" and bool(entries))
     except RequestStopped:
         result.error = f"delivery to {safe_url(config.url)} stopped on request; updates kept for the next run"
         result.stopped = True
@@ -167,7 +177,13 @@ def send(
 
 
 def _send(
-    client: Client, config: EmbyConfig, mode: str, entries: list[Entry], result: DeliveryResult, budget: Budget
+    client: Client,
+    config: EmbyConfig,
+    mode: str,
+    entries: list[Entry],
+    result: DeliveryResult,
+    budget: Budget,
+    plugin: bool = False,
 ) -> None:
     url = safe_url(config.url)
     path = UPDATED_PATH if mode == "targeted" else REFRESH_PATH
@@ -175,12 +191,24 @@ def _send(
     known = Detected(config.server, final=True) if config.server != "auto" else None
 
     def attempt() -> None:
-        nonlocal known
+        nonlocal known, plugin
         if known is None:
             known = detect(public_info(client))
             result.server = known.kind
+        headers = auth_headers(known.kind, config.api_key)
         try:
-            client.request("POST", path, headers=auth_headers(known.kind, config.api_key), body=body)
+            if plugin:
+                try:
+                    answer = client.request(
+                        "POST", SCAN_PATHS_PATH, headers=headers, body={"Paths": [e.path for e in entries]}
+                    )
+                except FailedError as exc:  # 404: no plugin (405/400: not the plugin graylink knows)
+                    log.debug("no Targeted Scans plugin (%s): sending %s", exc, UPDATED_PATH)
+                    plugin, result.plugin = False, "absent"
+                else:
+                    result.plugin, result.scanned = "used", _scanned(answer)
+                    return
+            client.request("POST", path, headers=headers, body=body)
         except TransientError:
             if not known.final:
                 known = None  # a starting Jellyfin: ask again what answers
@@ -204,6 +232,20 @@ def _send(
         result.error = f"{exc}; {KEPT}"
     if known is not None:
         result.server = known.kind
+
+
+def _scanned(answer: Any) -> dict[str, tuple[str, str]]:
+    """The plugin's answer per path: (Status, ItemId)."""
+    try:
+        doc = answer.json()
+    except ValueError:
+        return {}
+    results = doc.get("Results") if isinstance(doc, dict) else None
+    return {
+        str(r.get("Path")): (str(r.get("Status") or ""), str(r.get("ItemId") or ""))
+        for r in results or []
+        if isinstance(r, dict) and r.get("Path")
+    }
 
 
 def report(label: str, url: str, result: DeliveryResult) -> None:

@@ -64,6 +64,8 @@ class DeliveryResult:
     outside: dict[int, str] = field(default_factory=dict, repr=False)  # skipped row id -> the server's path
     confirmed: int = 0  # changes this cycle found in the server's library
     stuck: list[str] = field(default_factory=list)  # link paths that became stuck this cycle
+    plugin: str = ""  # Emby/Jellyfin Targeted Scans plugin: used | absent | "" (not tried)
+    scanned: dict[str, tuple[str, str]] = field(default_factory=dict, repr=False)  # its answer: path -> status, item
 
     @property
     def ok(self) -> bool:
@@ -72,6 +74,7 @@ class DeliveryResult:
     def as_json(self) -> dict[str, Any]:
         doc = {**asdict(self), "ok": self.ok}
         doc.pop("outside")
+        doc.pop("scanned")
         return doc
 
 
