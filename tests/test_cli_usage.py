@@ -210,6 +210,11 @@ def _bad(lib: Library, tmp_path: Path, case: str) -> list[str]:
     elif case == "target under a file":
         (tmp_path / "file").write_text("x")
         target = str(tmp_path / "file" / "links")
+    elif case == "target under /proc":
+        target = "/proc/graylink-links"  # writable to root by access(), yet no folder can be made there
+    elif case == "loop with a target under /proc":
+        target = "/proc/graylink-links"
+        args += ["--loop"]
     elif case == "database under a file":
         (tmp_path / "file").write_text("x")
         database = str(tmp_path / "file" / "state" / "graylink.db")
@@ -248,6 +253,8 @@ EXIT_2_CASES = [
     "source is a file",
     "target is a file",
     "target under a file",
+    "target under /proc",
+    "loop with a target under /proc",
     "database under a file",
     "database is a folder",
     "unknown key",

@@ -106,7 +106,7 @@ def reconcile(
     import os
 
     from graylink.reconcile.cycle import CycleOptions
-    from graylink.reconcile.preflight import check_paths
+    from graylink.reconcile.preflight import check_paths, make_target
 
     if rebase and (loop or paths):
         raise ConfigError("--rebase verifies the whole library once: it takes neither --loop nor --path")
@@ -118,6 +118,12 @@ def reconcile(
     subtrees = {view.name: scopes_of(view, paths, refresh=not dry_run) for view in views}
     for view in views:
         check_paths(view, source=not os.path.isfile(view.paths.database), write=not dry_run)
+    if not dry_run:
+        # Some roots pass every check and still take no folder (/proc, /sys answer
+        # access() as writable to root): make each link tree's root now, so its
+        # refusal too comes before a lock file or a database.
+        for view in views:
+            make_target(view)
     if loop:
         from graylink.service.many import run_service
 
