@@ -7,6 +7,7 @@ stays on the books and is retried, and reported, each run.
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import subprocess
@@ -72,6 +73,47 @@ def test_a_folder_that_cannot_be_listed_does_not_block_the_full_verification(lib
         assert any("File name too long" in f for f in second.failures)
         assert second.stats.dirs_listed <= 2, "only the bad folder is listed again"
     assert links_in(lib.target) == expected_links(lib.source)
+
+
+def _without_dac(lib: Library, *args: str) -> subprocess.CompletedProcess[str]:
+    """graylink as root without CAP_DAC_OVERRIDE/CAP_DAC_READ_SEARCH (setpriv), so
+    a folder of mode 000 cannot be listed, as a folder a mount refuses (EACCES)."""
+    drop = "-dac_override,-dac_read_search"
+    command = ["setpriv", "--bounding-set", drop, "--inh-caps", drop, sys.executable, "-m", "graylink"]
+    return subprocess.run(
+        [*command, "-c", str(lib.ini), *args],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "PYTHONPATH": str(REPO)},
+        timeout=120,
+    )
+
+
+@pytest.mark.skipif(os.geteuid() != 0 or shutil.which("setpriv") is None, reason="needs root and setpriv")
+def test_an_unlistable_folder_is_an_open_problem_in_status_until_it_lists_again(lib: Library) -> None:
+    """Each run reports the folder as an ERROR (exit 1): status must not say
+    "problems: none open" meanwhile, and closes it once a run lists it."""
+    lib.add("Movies/A/A.mkv")
+    lib.add("Movies/B/B.mkv")
+    assert _without_dac(lib, "reconcile").returncode == 0
+    locked = lib.source / "Movies/B"
+    locked.chmod(0)
+    old = time.time() - 3600  # no racy-mtime doubt: only the folders named are listed
+    os.utime(locked, (old, old))
+    try:
+        for _ in range(2):
+            assert _without_dac(lib, "reconcile", "--path", "Movies/B").returncode == 1
+            status = lib.run("status")
+            assert "problems: none open" not in status.stdout, status.stdout
+            assert "1 unlistable folder" in status.stdout, status.stdout
+            assert "Permission denied" in status.stdout
+        doc = json.loads(lib.run("status", "--json").stdout)
+        assert doc["problems"]["unlistable"] == 1
+        assert doc["problems"]["open"][0]["link"] == str(locked)
+    finally:
+        locked.chmod(0o755)
+    assert _without_dac(lib, "reconcile").returncode == 0
+    assert "problems: none open" in lib.run("status").stdout
 
 
 def test_a_failing_feed_does_not_block_the_full_verification(tmp_path: Path) -> None:

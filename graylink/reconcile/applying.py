@@ -22,7 +22,7 @@ from graylink.reconcile.announce import announce, withdraw
 from graylink.reconcile.closing import marks_to_keep, problems_of, record_full_verification
 from graylink.reconcile.outcome import CycleResult
 from graylink.store.db import Mark, Store, StoredMark
-from graylink.store.problems import update_problems
+from graylink.store.problems import update_problems, update_unlistable
 from graylink.store.scopes import Scope, ScopeSet
 
 UNLISTABLE = "unlistable"  # the reason of a mark that retries a folder that could not be listed
@@ -37,7 +37,7 @@ class Findings:
     mount_ok: bool
     full: bool
     scopes: list[Scope]
-    unlistable: set[bytes]
+    unlistable: dict[bytes, str]  # folders that could not be listed, with why
     video_counts: VideoCounts
 
 
@@ -75,6 +75,7 @@ def apply_and_record(
         # Folders that could not be listed stay on the books as marks of their
         # own, listed again (and reported) each run until they can be.
         store.add_marks([Mark(d, UNLISTABLE, indexed=False) for d in sorted(found.unlistable) if d])
+        update_unlistable(store, {d: why for d, why in found.unlistable.items() if d}, UNLISTABLE)
         # Everything was verified but what this run reported (unlistable
         # folders, a failing feed, failed actions: each on the books and
         # retried): that is a full verification, or one bad folder would

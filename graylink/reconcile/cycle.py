@@ -80,7 +80,8 @@ class Cycle:
         self.local = fs_type(config.paths.source) in TRUSTED_FS
         self.workers = 1 if self.local else config.scan.workers
         self.guard: SourceGuard | None = None
-        self.unlistable: set[bytes] = set()  # folders that could not be listed: reported, retried next run
+        # Folders that could not be listed, with why: reported, retried next run, open problems until listed.
+        self.unlistable: dict[bytes, str] = {}
         self.video_counts: VideoCounts = []
         self.scopes: list[Scope] = []
 
@@ -268,7 +269,7 @@ class Cycle:
             )
             self.stats.dirs_statted += walked.dirs_statted
             self.failures.extend(walked.errors)
-            self.unlistable.update(walked.unlistable)
+            self.unlistable.update(zip(walked.unlistable, walked.errors, strict=False))
             if walked.scan:
                 self._add_scan_stats(walked.scan)
             # The link tree is local and cheap to look at: links deleted there by
@@ -318,7 +319,7 @@ class Cycle:
         self.stats.dirs_listed += scan.dirs_listed
         self.stats.files_indexed += scan.files_seen
         self.failures.extend(scan.errors)
-        self.unlistable.update(scan.unlistable)
+        self.unlistable.update(zip(scan.unlistable, scan.errors, strict=False))
 
     def _refresh(self, marks: list[StoredMark]) -> list[StoredMark]:
         """Bring the index up to date wherever a mark says it is stale.

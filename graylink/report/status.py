@@ -108,15 +108,17 @@ PROBLEMS_SHOWN = 50
 
 
 def _problems(config: Config, store: Store) -> dict[str, Any]:
-    """Open conflicts and failed actions (graylink.problems), with the link paths."""
-    from graylink.store.problems import open_problems, problem_counts
+    """Open conflicts, failed actions and unlistable source folders (graylink.problems), with their paths."""
+    from graylink.store.problems import UNLISTABLE, open_problems, problem_counts
 
     root = config.paths.target.rstrip("/")
+    source = config.paths.source.rstrip("/")
     return {
         **problem_counts(store),
         "open": [
             {
-                "link": root + "/" + os.fsdecode(p.link),
+                # An unlistable folder is a source folder; the others are links.
+                "link": (source if p.kind == UNLISTABLE else root) + "/" + os.fsdecode(p.link),
                 "kind": p.kind,
                 "op": p.op,
                 "detail": p.detail,

@@ -74,12 +74,17 @@ def _index_lines(doc: dict[str, Any], now: float) -> list[str]:
 def _problem_lines(problems: dict[str, Any] | None, now: float) -> list[str]:
     if not problems:
         return []
-    total = problems["conflict"] + problems["failed"]
+    unlistable = problems.get("unlistable", 0)
+    total = problems["conflict"] + problems["failed"] + unlistable
     if not total:
         return ["problems: none open"]
-    lines = [f"problems: {problems['conflict']} conflicts, {problems['failed']} failed actions (retried each run)"]
+    head = f"problems: {count(problems['conflict'], 'conflict')}, {count(problems['failed'], 'failed action')}"
+    if unlistable:
+        head += f", {count(unlistable, 'unlistable folder')}"
+    lines = [head + " (retried each run)"]
     for p in problems["open"]:
-        what = "conflict" if p["kind"] == "conflict" else f"{p['op']} failed"
+        kind = p["kind"]
+        what = "conflict" if kind == "conflict" else "unlistable" if kind == "unlistable" else f"{p['op']} failed"
         lines.append(f"  {what}: {shown_path(p['link'])}: {p['detail']} (since {when(p['since'], now)})")
     if total > len(problems["open"]):
         lines.append(f"  … and {total - len(problems['open'])} more (graylink status --json lists {PROBLEMS_SHOWN})")

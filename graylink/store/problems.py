@@ -20,12 +20,15 @@ from graylink.store.scopes import ScopeSet
 
 CONFLICT = "conflict"
 FAILED = "failed"
+# A source folder that could not be listed: it is retried by a mark of its own
+# each run, and stays open here for as long as that mark is on the books.
+UNLISTABLE = "unlistable"
 
 
 @dataclass(frozen=True, slots=True)
 class Problem:
     link: bytes  # the link path, relative to the target root
-    kind: str  # CONFLICT | FAILED
+    kind: str  # CONFLICT | FAILED | UNLISTABLE (then ``link`` is the folder, relative to the source)
     op: str  # the action met: create | repair | prune | conflict
     detail: str  # what is in the way, or why the action failed
     first_seen: float = 0.0
@@ -43,7 +46,7 @@ def open_problems(store: Store, limit: int | None = None) -> list[Problem]:
 
 
 def problem_counts(store: Store) -> dict[str, int]:
-    counts = {CONFLICT: 0, FAILED: 0}
+    counts = {CONFLICT: 0, FAILED: 0, UNLISTABLE: 0}
     for kind, n in store.execute("SELECT kind, count(*) FROM problem GROUP BY kind"):
         counts[kind] = int(n)
     return counts
@@ -51,7 +54,8 @@ def problem_counts(store: Store) -> dict[str, int]:
 
 def problem_folders(store: Store) -> list[bytes]:
     """The link-tree folders that hold an open problem (each is planned again next cycle)."""
-    return sorted({parent_of(bytes(row[0])) for row in store.execute("SELECT link FROM problem")})
+    rows = store.execute("SELECT link FROM problem WHERE kind != ?", (UNLISTABLE,))
+    return sorted({parent_of(bytes(row[0])) for row in rows})
 
 
 def update_problems(store: Store, planned: ScopeSet | None, found: Iterable[Problem]) -> None:
@@ -65,6 +69,7 @@ def update_problems(store: Store, planned: ScopeSet | None, found: Iterable[Prob
         # Problems found again stay as they are (their first_seen kept); the others planned over are resolved.
         again = {p.link for p in found}
         gone = [(link,) for (link,) in _links(store) if link not in again and planned.covers(parent_of(link), False)]
+        # Unlistable folders are settled by their marks (update_unlistable), not by planning.
         store.executemany("DELETE FROM problem WHERE link = ?", gone)
     now = time.time()
     store.executemany(
@@ -75,5 +80,23 @@ def update_problems(store: Store, planned: ScopeSet | None, found: Iterable[Prob
     )
 
 
+def update_unlistable(store: Store, found: dict[bytes, str], mark_reason: str) -> None:
+    """Record the folders this cycle could not list, and close those that no
+    longer have a retry mark (``mark_reason``): a folder stays open until a run
+    lists it again. Runs inside the cycle's closing transaction, after its marks."""
+    now = time.time()
+    store.executemany(
+        "INSERT INTO problem (link, kind, op, detail, first_seen, last_seen) VALUES (?, ?, 'list', ?, ?, ?) "
+        "ON CONFLICT (link) DO UPDATE SET kind = excluded.kind, op = excluded.op, detail = excluded.detail, "
+        "last_seen = excluded.last_seen",
+        ((path, UNLISTABLE, detail, now, now) for path, detail in sorted(found.items())),
+    )
+    store.execute(
+        "DELETE FROM problem WHERE kind = ? AND link NOT IN (SELECT path FROM dirty WHERE reason = ?)",
+        (UNLISTABLE, mark_reason),
+    )
+
+
 def _links(store: Store) -> list[tuple[bytes]]:
-    return [(bytes(row[0]),) for row in store.execute("SELECT link FROM problem")]
+    rows = store.execute("SELECT link FROM problem WHERE kind != ?", (UNLISTABLE,))
+    return [(bytes(row[0]),) for row in rows]
