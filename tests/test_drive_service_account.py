@@ -23,8 +23,9 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
 from graylink.config import Config
-from graylink.drive.credentials import GRAYLINK_SCOPES, load_credentials, read_remote
+from graylink.drive.credentials import GRAYLINK_SCOPES, load_credentials
 from graylink.drive.feed import CredentialCache, poll_drive
+from graylink.drive.remote import read_remote
 from graylink.errors import ConfigError
 from graylink.store.db import Store
 from tests.google_server import MY_DRIVE_ROOT, FakeGoogle

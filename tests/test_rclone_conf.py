@@ -17,7 +17,7 @@ import sys
 import pytest
 
 from graylink.config import load_config
-from graylink.drive.credentials import read_remote
+from graylink.drive.remote import read_remote
 from graylink.errors import ConfigError
 from graylink.rclone import conffile, fspath
 

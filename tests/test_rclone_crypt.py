@@ -15,8 +15,8 @@ from pathlib import Path
 import pytest
 
 from graylink.config import parse_raw
-from graylink.drive.credentials import CryptLayer, read_remote
 from graylink.drive.names import BATCH, CryptNames, DecodedNames, names_for
+from graylink.drive.remote import CryptLayer, read_remote
 
 PASSWORD = "made-up-crypt-password"
 

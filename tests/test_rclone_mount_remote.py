@@ -12,8 +12,8 @@ import os
 import pytest
 
 from graylink.config import parse_raw
-from graylink.drive.credentials import read_remote
 from graylink.drive.mountmatch import compare, mount_check
+from graylink.drive.remote import read_remote
 from tests.test_mount import _MISSING, _start, _stop
 
 CONF = (

@@ -29,13 +29,8 @@ from typing import IO, Any
 import requests
 
 from graylink.config import Config
-from graylink.drive.credentials import (
-    ACTIVITY_SCOPES,
-    GOOGLE_AUTH_URI,
-    GRAYLINK_SCOPES,
-    read_remote,
-    token_uri,
-)
+from graylink.drive.credentials import GOOGLE_AUTH_URI, GRAYLINK_SCOPES, token_uri
+from graylink.drive.remote import ACTIVITY_SCOPES, read_remote
 from graylink.errors import ConfigError, GraylinkError
 
 log = logging.getLogger(__name__)

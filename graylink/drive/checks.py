@@ -8,11 +8,12 @@ from graylink.checks import Check
 from graylink.config import Config
 from graylink.drive.activity import fetch_activities
 from graylink.drive.changes import start_token
-from graylink.drive.credentials import DriveAuthError, DriveCredentials, Remote, load_credentials, read_remote
+from graylink.drive.credentials import DriveAuthError, DriveCredentials, load_credentials
 from graylink.drive.feed import choose_feed
 from graylink.drive.google import DriveClients, build_clients, ensure_fresh, resolve_root, root_spec, runtime_error
 from graylink.drive.mountmatch import mount_check
 from graylink.drive.names import names_for, root_path
+from graylink.drive.remote import Remote, read_remote
 from graylink.errors import ConfigError
 
 BORROWED_HINT = (

@@ -22,15 +22,7 @@ from graylink.config import Config, DriveConfig
 from graylink.drive.activity import META_CURSOR, poll_activities
 from graylink.drive.batch import Polled, Step
 from graylink.drive.changes import META_NEWEST, META_PAGE_TOKEN, poll_changes
-from graylink.drive.credentials import (
-    ACTIVITY_SCOPES,
-    GRAYLINK_SCOPES,
-    DriveAuthError,
-    DriveCredentials,
-    Remote,
-    load_credentials,
-    read_remote,
-)
+from graylink.drive.credentials import GRAYLINK_SCOPES, DriveAuthError, DriveCredentials, load_credentials
 from graylink.drive.google import (
     Caller,
     DriveClients,
@@ -44,6 +36,7 @@ from graylink.drive.google import (
 )
 from graylink.drive.items import META_SEED_DONE, ItemRecord
 from graylink.drive.names import CryptError, Names, names_for, root_key, root_path
+from graylink.drive.remote import ACTIVITY_SCOPES, Remote, read_remote
 from graylink.errors import ConfigError
 from graylink.store.db import Store
 

@@ -20,8 +20,9 @@ from typing import Any
 
 from graylink import story
 from graylink.config import DriveConfig
-from graylink.drive.credentials import MISSING_SCOPE_HINT, DriveAuthError, DriveCredentials, Remote
+from graylink.drive.credentials import MISSING_SCOPE_HINT, DriveAuthError, DriveCredentials
 from graylink.drive.names import DEFAULT_NAMES, Names
+from graylink.drive.remote import Remote
 
 FOLDER_MIME = "application/vnd.google-apps.folder"
 SHORTCUT_MIME = "application/vnd.google-apps.shortcut"

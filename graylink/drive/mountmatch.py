@@ -15,7 +15,7 @@ from dataclasses import replace
 
 from graylink.checks import Check
 from graylink.config import Config
-from graylink.drive.credentials import Remote, read_remote
+from graylink.drive.remote import Remote, read_remote
 from graylink.errors import ConfigError
 from graylink.rclone import fspath, mountflags
 from graylink.system import fsinfo

@@ -28,7 +28,7 @@ from collections import OrderedDict
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 
-from graylink.drive.credentials import CryptLayer, Remote
+from graylink.drive.remote import CryptLayer, Remote
 from graylink.errors import ConfigError
 from graylink.rclone import conffile
 from graylink.rclone.encoder import DRIVE_DEFAULT, Encoder, from_standard, parse_mask, to_standard

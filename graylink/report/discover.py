@@ -78,7 +78,7 @@ def _config_flag(argv: tuple[str, ...]) -> str:
 
 def is_drive_remote(remote: str, rclone_config: str) -> bool:
     """The remote (through aliases) is a Google Drive remote: the Drive feed can watch it."""
-    from graylink.drive.credentials import read_remote
+    from graylink.drive.remote import read_remote
 
     try:
         drive = {"enabled": "yes", "remote": remote, "rclone_config": rclone_config}
