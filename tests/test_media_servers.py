@@ -9,7 +9,9 @@ import json
 import logging
 import os
 import socket
+import threading
 import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -167,3 +169,38 @@ def test_an_unforeseen_error_of_one_servers_delivery_fails_that_server_alone(
     assert done == [] and result.pending == 7 and not result.ok and result.server == "plex"
     assert "made-up-plex-token" not in result.error and "KeyError" in result.error
     assert "made-up-plex-token" not in caplog.text and "7 updates stay queued" in caplog.text
+
+
+class LoginPage(BaseHTTPRequestHandler):
+    """A reverse proxy's login page in front of the servers (200 text/html to every
+    request, as an auth proxy answers before the request reaches Emby or Plex)."""
+
+    def do_GET(self) -> None:
+        body = b"<html><body>Sign in</body></html>"
+        self.send_response(200)
+        self.send_header("Content-Type", "text/html; charset=utf-8")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, *args: Any) -> None:
+        pass
+
+
+def test_doctor_lines_of_a_wrong_answer_name_its_http_status(lib: Library) -> None:
+    (lib.target / "Movies").mkdir(parents=True)
+    server = ThreadingHTTPServer(("127.0.0.1", 0), LoginPage)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        port = server.server_address[1]
+        configure(lib, f"http://127.0.0.1:{port}", port)
+        done = lib.run("doctor")
+    finally:
+        server.shutdown()
+        server.server_close()
+    lines = [line for line in done.stdout.splitlines() if ".reachable" in line]
+    assert len(lines) == 2, done.stdout
+    for line in lines:
+        assert "HTTP 200, text/html" in line, line
+    assert KEY not in done.stdout + done.stderr and TOKEN not in done.stdout + done.stderr

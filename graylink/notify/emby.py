@@ -37,6 +37,7 @@ from graylink.notify.http import (
     RefusedError,
     Sleep,
     TransientError,
+    answered,
     safe_url,
     scrub,
     with_tries,
@@ -113,7 +114,9 @@ def public_info(client: Client) -> dict[str, Any]:
     try:
         info = response.json()
     except ValueError:
-        raise FailedError(f"{INFO_PATH} did not answer JSON: is [emby] url a media server?") from None
+        raise FailedError(
+            f"{INFO_PATH} answered {answered(response)}, not JSON: is [emby] url a media server?"
+        ) from None
     if not isinstance(info, dict):
         raise FailedError(f"{INFO_PATH} did not answer a JSON object: is [emby] url a media server?")
     return info

@@ -29,6 +29,7 @@ from graylink.notify.http import (
     FailedError,
     RefusedError,
     TransientError,
+    answered,
     failure_reason,
     safe_url,
 )
@@ -82,7 +83,8 @@ def _doctor(client: Client, config: Config, url: str) -> list[Check]:
         return checks
     path = FOLDERS_PATH if server == "jellyfin" else SELECTABLE_PATH
     try:
-        folders = client.request("GET", path, headers=auth_headers(server, emby.api_key)).json()
+        response = client.request("GET", path, headers=auth_headers(server, emby.api_key))
+        folders = response.json()
     except RefusedError as exc:
         hint = "create an API key in the server's dashboard (Advanced → API keys) and set [emby] api_key"
         if server == "jellyfin":
@@ -94,7 +96,7 @@ def _doctor(client: Client, config: Config, url: str) -> list[Check]:
         checks.append(Check("emby.api_key", False, f"{path}: {failure_reason(exc, emby.api_key)}"))
         return checks
     except ValueError:
-        checks.append(Check("emby.api_key", False, f"{path} did not answer JSON"))
+        checks.append(Check("emby.api_key", False, f"{path} answered {answered(response)}, not JSON"))
         return checks
     locations = library_locations(folders, server)
     count = len(folders) if isinstance(folders, list) else 0

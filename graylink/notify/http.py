@@ -226,6 +226,13 @@ def with_tries(client: Client, budget: Budget, where: str, call: Callable[[], T]
     raise AssertionError("no attempt was made")  # TRIES >= 1
 
 
+def answered(response: requests.Response) -> str:
+    """How a server answered, for a line saying its answer was not what was asked:
+    the HTTP status and the content type, so a proxy's login page is told from a server."""
+    kind = response.headers.get("Content-Type", "").split(";", 1)[0].strip() or "no content type"
+    return f"HTTP {response.status_code}, {kind}"
+
+
 def failure_reason(exc: Exception, secret: str) -> str:
     """What a failed request says, for one line of ``doctor``: never the key."""
     return scrub(exc.reason if isinstance(exc, TransientError) else str(exc), secret)

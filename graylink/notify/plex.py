@@ -29,6 +29,7 @@ from graylink.notify.http import (
     GaveUpError,
     RefusedError,
     Sleep,
+    answered,
     safe_url,
     scrub,
     with_tries,
@@ -77,7 +78,9 @@ def sections(client: Client, token: str) -> list[Section]:
     try:
         return parse_sections(response.headers.get("Content-Type", ""), response.content)
     except (ValueError, ET.ParseError):
-        raise FailedError(f"{SECTIONS_PATH} answered neither Plex JSON nor XML: is [plex] url a Plex server?") from None
+        raise FailedError(
+            f"{SECTIONS_PATH} answered {answered(response)}, neither Plex JSON nor XML: is [plex] url a Plex server?"
+        ) from None
 
 
 def send(

@@ -11,6 +11,7 @@ from graylink.notify.http import (
     FailedError,
     RefusedError,
     TransientError,
+    answered,
     failure_reason,
     safe_url,
 )
@@ -31,15 +32,21 @@ def doctor_checks(config: Config, *, deadline: float = REQUEST_DEADLINE) -> list
 
 def _identity(client: Client, url: str, token: str) -> Check:
     try:
-        doc = client.request("GET", IDENTITY_PATH).json()
+        response = client.request("GET", IDENTITY_PATH)
     except (TransientError, FailedError, RefusedError) as exc:
         return Check("plex.reachable", False, f"{url}{IDENTITY_PATH}: {failure_reason(exc, token)}", "check [plex] url")
+    try:
+        doc = response.json()
     except ValueError:
-        return Check("plex.reachable", False, f"{url}{IDENTITY_PATH} did not answer JSON: is it a Plex server?")
+        doc = None
     container = doc.get("MediaContainer") if isinstance(doc, dict) else None
     if not isinstance(container, dict) or "machineIdentifier" not in container:
+        what = "is not Plex's answer" if doc is not None else "is not JSON"
         return Check(
-            "plex.reachable", False, f"{url}{IDENTITY_PATH} is not Plex's answer: is [plex] url a Plex server?"
+            "plex.reachable",
+            False,
+            f"{url}{IDENTITY_PATH} answered {answered(response)}, which {what}: is [plex] url a Plex server?",
+            "check [plex] url",
         )
     version = container.get("version", "?")
     return Check("plex.reachable", True, f"Plex Media Server {version} ({container['machineIdentifier']}) at {url}")
