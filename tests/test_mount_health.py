@@ -310,3 +310,34 @@ def test_doctor_on_a_missing_source_names_no_filesystem_of_its_parent(tmp_path: 
     filesystem = checks["filesystem"]
     assert not filesystem.ok and "does not exist" in filesystem.message
     assert "trusted" not in filesystem.message and fsinfo.fs_type(str(tmp_path)) not in filesystem.message
+
+
+def test_the_back_line_and_the_recovery_alert_tell_one_outage_length(
+    tmp_path: Path, library: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The outage counts from its first failed check (here a one-shot run's, 40 s
+    before the loop's), to the end of the check that saw the mount back (after a
+    remount of 2 s): the log's "back after" and the alert's "down for" agree."""
+    from graylink.alerts.observe import from_mount
+    from graylink.alerts.rules import State, evaluate
+
+    away = tmp_path / "away"
+    command = f"sh -c {shlex.quote(f'sleep 2; mv {shlex.quote(str(away))} {shlex.quote(str(library))}')}"
+    config = make_config(tmp_path, remount_command=command)
+    assert reconcile(config)[0] == 0
+    library.rename(away)
+    caplog.set_level(logging.INFO, logger="graylink")
+    start = time.time()
+    state = State()
+    with Store(config.paths.database) as store:
+        assert not ensure_healthy(config, store, allow_remount=False, now=start - 40).ok  # the one-shot run
+        loop_down = ensure_healthy(config, store, allow_remount=False, quiet_repeats=True, now=start)
+        state, _ = evaluate(state, from_mount(loop_down, False), "the library")
+        back = ensure_healthy(config, store, quiet_repeats=True, now=start + 1)
+        assert back.ok
+        state, alerts = evaluate(state, from_mount(back, True), "the library")
+    told = [r.getMessage() for r in caplog.records if "is back" in r.getMessage()]
+    assert len(told) == 1, told
+    length = told[0].removeprefix("the source is back after ").split(" down:")[0]
+    assert length.endswith(" s") and 43 <= int(length[:-2]) < 60, told  # 40 s + 1 s + the 2 s remount
+    assert [a.body for a in alerts if "back" in a.title] == [f"It was down for {length}."]

@@ -46,6 +46,7 @@ def from_mount(health: Any, remount_attempted: bool) -> Observation:
         at=time.time(),
         mount_ok=bool(health.ok),
         mount_message=message,
+        mount_down_s=getattr(health, "down_s", None),
         remount_error=message if remount_attempted and not health.ok else "",
     )
 

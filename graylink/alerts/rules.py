@@ -11,6 +11,8 @@ import json
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 
+from graylink.triggers.mount_record import span
+
 REPEATS = 3  # consecutive failures before "unreachable" / "failing" is worth a message
 SHOWN_PATHS = 5
 
@@ -31,6 +33,7 @@ class Observation:
     at: float
     mount_ok: bool | None = None
     mount_message: str = ""
+    mount_down_s: float | None = None  # the mount is back: its outage's length, as the log told it
     remount_error: str = ""  # a remount ran and failed
     braked: int | None = None  # prunes the brake withheld in a finished cycle
     conflicts: tuple[str, ...] | None = None  # open conflicts (link paths) after a cycle
@@ -79,17 +82,6 @@ class Alert:
     kind: str = "failure"  # failure | warning | success (Apprise's notify types)
 
 
-def _span(seconds: float) -> str:
-    seconds = max(0, int(seconds))
-    if seconds < 90:
-        return f"{seconds} s"
-    if seconds < 5400:
-        return f"{round(seconds / 60)} min"
-    if seconds < 172800:
-        return f"{seconds / 3600:.1f} h"
-    return f"{seconds / 86400:.1f} days"
-
-
 def _paths(paths: Sequence[str]) -> str:
     shown = ", ".join(paths[:SHOWN_PATHS])
     more = len(paths) - SHOWN_PATHS
@@ -128,7 +120,10 @@ def _mount(new: State, seen: Observation, library: str, alerts: list[Alert]) -> 
             )
         )
     elif seen.mount_ok and new.mount_down_since is not None:
-        down_for = _span(seen.at - new.mount_down_since)
+        # The outage as the mount's record knows it (from its first failed check,
+        # which a cycle may have seen before this job did), as the log told it.
+        down_s = seen.mount_down_s if seen.mount_down_s is not None else seen.at - new.mount_down_since
+        down_for = span(down_s)
         new.mount_down_since = None
         new.remount_announced = False
         alerts.append(

@@ -16,7 +16,7 @@ import subprocess
 import tempfile
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from graylink.config import Config
 from graylink.links import ownership
@@ -337,10 +337,13 @@ def ensure_healthy(
     verification, since what changed while the mount was down went unseen.
     ``now``: the wall-clock time of the check.
     """
+    # An outage counts from the start of its first failed check (a hung check
+    # can take its whole deadline), and ends when the check that saw it back ended.
+    now = time.time() if now is None else now
+    started = time.monotonic()
     health = check_health(config, store, should_stop=should_stop)
     if health is STOPPED:
         return health  # not a verdict on the mount: nothing to record
-    now = time.time() if now is None else now
     if not health.ok:
         tell_failure(outage(store), health, now, quiet_repeats=quiet_repeats)
         record_health(store, health, now)
@@ -348,8 +351,9 @@ def ensure_healthy(
             health = check_health(config, store, should_stop=should_stop)
     if health.ok:
         before = outage(store)
-        if record_health(store, health, now):
-            tell_recovery(before, now)
+        at = now + (time.monotonic() - started)
+        if record_health(store, health, at):
+            health = replace(health, down_s=tell_recovery(before, at))
             store.add_marks([Mark(b"", RECOVERED_REASON)])
         note_first_index(config, store)
     return health

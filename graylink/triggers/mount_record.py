@@ -32,6 +32,10 @@ class Health:
     failed_check: str = ""
     message: str = ""
     dead: bool = False  # a mount point that errors or hangs: needs a lazy unmount before a remount
+    # A recovery: how long the outage lasted, from its first failed check to this
+    # check; the log line and the recovery alert both tell this one length.
+    down_s: float | None = None
+
 
 META_DOWN_SINCE = "mount_down_since"
 META_LAST_FAILURE = "mount_last_failure"
@@ -122,9 +126,12 @@ def tell_failure(before: Outage | None, health: Health, now: float, *, quiet_rep
     log.log(level, "%s", text)
 
 
-def tell_recovery(before: Outage | None, now: float) -> None:
-    down = f" after {span(now - before.since)} down" if before is not None else ""
+def tell_recovery(before: Outage | None, now: float) -> float | None:
+    """Tell the recovery (INFO) and return the outage's length (None: none was remembered)."""
+    down_s = max(0.0, now - before.since) if before is not None else None
+    down = f" after {span(down_s)} down" if down_s is not None else ""
     log.info("the source is back%s: every folder will be verified", down)
+    return down_s
 
 
 def span(seconds: float) -> str:
