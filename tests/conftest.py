@@ -34,6 +34,9 @@ class Library:
     def write_ini(self, **sections: dict[str, str]) -> None:
         merged: dict[str, dict[str, str]] = {
             "paths": {"source": str(self.source), "target": str(self.target), "database": str(self.database)},
+            # Files written by a test are complete at once: announced at once, not
+            # after [scan] settle (tests/test_settle.py shows the default at work).
+            "scan": {"settle": "0s"},
         }
         for name, values in sections.items():
             merged.setdefault(name, {}).update(values)

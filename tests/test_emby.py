@@ -523,6 +523,7 @@ def cycle_config(tmp_path: Path, url: str, **emby: str) -> Config:
             "database": str(tmp_path / "db" / "g.db"),
         },
         "emby": {"url": url, "api_key": KEY, "path_map": f"{tmp_path / 'links'}=/media", **emby},
+        "scan": {"settle": "0s"},  # the files were just written: announced at once, not once settled
     }
     return parse_raw(raw)
 
@@ -580,6 +581,7 @@ def test_reconcile_cli_exits_1_while_the_server_is_down_then_delivers(tmp_path: 
         "GRAYLINK_EMBY_URL": dead_url(),
         "GRAYLINK_EMBY_API_KEY": KEY,
         "GRAYLINK_EMBY_SERVER": "emby",
+        "GRAYLINK_SCAN_SETTLE": "0s",  # the files were just written: announced at once
     }
     env.pop("GRAYLINK_CONFIG", None)
     command = [sys.executable, "-m", "graylink", "reconcile", "--json"]

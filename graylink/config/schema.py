@@ -29,6 +29,7 @@ SCHEMA: dict[str, dict[str, tuple[Parser, str]]] = {
         "full_verify": (v.positive_duration, "1d"),
         "workers": (v.positive_int, "4"),
         "trust_dir_mtime": (v.tristate, "auto"),
+        "settle": (v.parse_duration, "1m"),
     },
     "rules": {
         "extensions": (v.extensions, ""),

@@ -27,6 +27,7 @@ class ScanConfig:
     full_verify: float
     workers: int
     trust_dir_mtime: str  # auto | yes | no
+    settle: float  # seconds a new or replaced file must hold still before the servers hear of it
 
 
 @dataclass(frozen=True)

@@ -11,12 +11,13 @@ from __future__ import annotations
 import logging
 import os
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Set
 from typing import TYPE_CHECKING
 
 from graylink.config import Config, Server
 from graylink.links.apply import ApplyResult
 from graylink.links.planner import TEMP_RE, Action, Op
+from graylink.source.index import SETTLE_NEW
 from graylink.store.db import Store
 
 if TYPE_CHECKING:  # the notifiers (requests) load only when configured
@@ -25,27 +26,41 @@ if TYPE_CHECKING:  # the notifiers (requests) load only when configured
 log = logging.getLogger(__name__)
 
 
-def media_changes(config: Config, actions: list[Action]) -> list[tuple[Op, bytes]]:
-    """The changes the media server must hear about: not conflicts, not leftovers of a killed run."""
+def media_changes(config: Config, actions: list[Action], waiting: Set[bytes] = frozenset()) -> list[tuple[Op, bytes]]:
+    """The changes the media server must hear about: not conflicts, not leftovers of a killed run,
+    not the creates of files still settling (``waiting``: graylink.reconcile.settle announces them)."""
     root = os.fsencode(config.paths.target).rstrip(b"/")
     return [
         (a.op, root + b"/" + a.link)
         for a in actions
-        if a.op in (Op.CREATE, Op.REPAIR, Op.PRUNE) and not TEMP_RE.match(a.link.rpartition(b"/")[2])
+        if a.op in (Op.CREATE, Op.REPAIR, Op.PRUNE)
+        and not TEMP_RE.match(a.link.rpartition(b"/")[2])
+        and not (a.op is Op.CREATE and a.link in waiting)
     ]
+
+
+def waiting(store: Store) -> set[bytes]:
+    """New files whose Created waits until they hold still (graylink.reconcile.settle)."""
+    rows = store.execute("SELECT path FROM settling WHERE kind = ?", (SETTLE_NEW,))
+    return {bytes(row[0]) for row in rows}
+
+
+def queue_changes(config: Config, store: Store, changes: list[tuple[Op, bytes]]) -> None:
+    """Queue ``changes`` for every configured server that can see them (inside the caller's transaction)."""
+    from graylink.notify.queue import enqueue
+
+    for server in config.servers:
+        enqueue(store, _seen_by(config, server, changes), (server.key,))
 
 
 def announce(config: Config, store: Store, actions: list[Action]) -> int:
     """Queue the media server updates of a plan BEFORE applying it; returns the last queue id before them."""
     if not config.servers:
         return 0  # no server: the notifiers are not even loaded
-    from graylink.notify.queue import enqueue
-
-    changes = media_changes(config, actions)
     with store.atomic():
+        changes = media_changes(config, actions, waiting(store))
         before = int(store.execute("SELECT coalesce(max(id), 0) FROM emby_queue").fetchone()[0])
-        for server in config.servers:
-            enqueue(store, _seen_by(config, server, changes), (server.key,))
+        queue_changes(config, store, changes)
     return before
 
 

@@ -9,12 +9,9 @@ marks, so the next one redoes the work.
 
 from __future__ import annotations
 
-import gc
 import logging
 import os
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import replace
 from typing import TYPE_CHECKING
 
@@ -26,10 +23,12 @@ from graylink.links.planner import Plan, apply_prune_brake, withhold_prunes
 from graylink.links.recording import VideoCounts
 from graylink.reconcile.announce import notify, retry_stuck
 from graylink.reconcile.applying import Findings, apply_and_record
+from graylink.reconcile.gcpause import no_gc_passes
 from graylink.reconcile.outcome import CycleOptions, CycleResult, CycleStats
 from graylink.reconcile.planning import link_space, plan_scope, rules_of, settings_fingerprint
 from graylink.reconcile.preflight import check_source, check_target, make_target
 from graylink.reconcile.reread import mark_restart, reread_before_full_walk
+from graylink.reconcile.settle import settle
 from graylink.reconcile.veto import veto_prunes
 from graylink.source.listing import MountGone
 from graylink.source.scanner import Interrupted, Scanner, ScanStats
@@ -84,6 +83,8 @@ class Cycle:
         self.unlistable: dict[bytes, str] = {}
         self.video_counts: VideoCounts = []
         self.scopes: list[Scope] = []
+        # With no media server there is no one to tell: nothing waits to be announced.
+        self.settle_ns = int(config.scan.settle * 1e9) if config.servers else 0
 
     def run(self) -> CycleResult:
         started = time.monotonic()
@@ -183,6 +184,8 @@ class Cycle:
                 self.video_counts,
             )
             apply_and_record(self.config, self.store, plan, marks, result, found)
+            if not result.stopped:
+                settle(self.config, self.store, self.rules, self.options.should_stop)
             # On a stop request the queue waits for the next run: no retries with backoff now.
             if self.config.servers and not self._stop_requested():
                 retry_stuck(self.config, self.store, [p.path for p in self.options.paths])
@@ -266,6 +269,8 @@ class Cycle:
                 progress=self.options.progress,
                 should_stop=self.options.should_stop,
                 guard=self.guard,
+                settle_ns=self.settle_ns,
+                wants=self.rules.wanted,
             )
             self.stats.dirs_statted += walked.dirs_statted
             self.failures.extend(walked.errors)
@@ -342,6 +347,8 @@ class Cycle:
                 progress=self.options.progress,
                 should_stop=self.options.should_stop,
                 guard=self.guard,
+                settle_ns=self.settle_ns,
+                wants=self.rules.wanted,
             )
             scanner.refresh_trees([s.path for s in scopes if s.recursive])
             scanner.refresh_dirs([s.path for s in scopes if not s.recursive])
@@ -353,21 +360,6 @@ class Cycle:
             self._path_marks = [replace(m, indexed=True) for m in self._path_marks]
             marks = self._current_marks()
         return marks
-
-
-@contextmanager
-def no_gc_passes() -> Iterator[None]:
-    """Keep the cyclic garbage collector out of the cycle: a cycle allocates
-    hundreds of thousands of small acyclic objects, which the collector walks
-    again and again for nothing (5-8 % of a first run). Reference counting
-    frees as usual; cyclic garbage is collected after the cycle."""
-    was_enabled = gc.isenabled()
-    gc.disable()
-    try:
-        yield
-    finally:
-        if was_enabled:
-            gc.enable()
 
 
 def run_cycle(config: Config, store: Store | None, options: CycleOptions) -> CycleResult:

@@ -29,7 +29,7 @@ def _gone(root: bytes, rel: bytes, folders: dict[bytes, bool | None]) -> bool | 
     symlink) is no video, and its link goes (graylink never serves through a
     symlink in the source). ``folders`` caches each folder's verdict."""
     folder = rel.rpartition(b"/")[0]
-    through = _real_folder(root, folder, folders)
+    through = real_folder(root, folder, folders)
     if through is not False:
         return None if through is None else True
     try:
@@ -41,14 +41,14 @@ def _gone(root: bytes, rel: bytes, folders: dict[bytes, bool | None]) -> bool | 
     return not stat.S_ISREG(st.st_mode)
 
 
-def _real_folder(root: bytes, folder: bytes, folders: dict[bytes, bool | None]) -> bool | None:
+def real_folder(root: bytes, folder: bytes, folders: dict[bytes, bool | None]) -> bool | None:
     """False when ``folder`` and each folder above it is a real directory; True when one is
     not (gone, a symlink, a file); None when that cannot be told."""
     if not folder:
         return False
     if folder in folders:
         return folders[folder]
-    above = _real_folder(root, folder.rpartition(b"/")[0], folders)
+    above = real_folder(root, folder.rpartition(b"/")[0], folders)
     verdict: bool | None
     if above is not False:
         verdict = above

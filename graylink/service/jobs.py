@@ -51,6 +51,14 @@ def job_walk(service: Service) -> Outcome:
     return service.reconcile("walk", CycleOptions(full=full))
 
 
+def job_settle(service: Service) -> Outcome:
+    """Files whose announcement waits until they hold still ([scan] settle) are looked
+    at again soon, not at the next walk: a cycle without a walk, only when some wait."""
+    if service.store.execute("SELECT 1 FROM settling LIMIT 1").fetchone() is None:
+        return Outcome(True, "nothing waits to be announced")
+    return service.reconcile("settle", CycleOptions(walk=False, drive=False))
+
+
 def job_full_verify(service: Service) -> Outcome:
     return service.reconcile("full-verify", CycleOptions(full=True))
 
@@ -118,6 +126,14 @@ JOBS: tuple[Job, ...] = (
     Job("mount", lambda c: c.mount.check_interval, job_mount),
     Job("drive", feed_interval, job_drive, enabled=lambda c: c.drive.enabled),
     Job("walk", lambda c: c.scan.interval, job_walk),
+    # New and replaced files announced once they hold still (graylink.reconcile.settle).
+    Job(
+        "settle",
+        lambda c: min(c.scan.interval, max(5.0, c.scan.settle / 2)),
+        job_settle,
+        enabled=lambda c: c.scan.settle > 0,
+        at_start=False,
+    ),
     # Not at start: a walk cycle runs a full verification by itself when one is due.
     Job("full-verify", lambda c: c.scan.full_verify, job_full_verify, at_start=False),
     # Folders a Sonarr / Radarr webhook named, re-marked until their files arrive.

@@ -7,7 +7,7 @@ directories — never a query per file.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 
 from graylink.store.db import Store, subtree_bounds
@@ -61,11 +61,24 @@ class DirUpdate:
     removed_subdirs: list[bytes] = field(default_factory=list)
 
 
-class Index:
-    """Queries and batched writes on the directory and file tables."""
+SETTLE_NEW = "new"  # a file first seen while (maybe) still being written: its Created waits
+SETTLE_CHANGED = "changed"  # a file whose size or mtime changed under its name: a Modified waits
 
-    def __init__(self, store: Store) -> None:
+
+class Index:
+    """Queries and batched writes on the directory and file tables.
+
+    ``settle_ns``: a file first seen with an mtime younger than this (against
+    the moment its folder was listed) may still be written; it goes on the
+    ``settling`` book (graylink.reconcile.settle), as does every file whose
+    size or mtime changed, so the media servers hear of it once it holds still."""
+
+    def __init__(
+        self, store: Store, settle_ns: int = 0, wants: Callable[[list[bytes]], list[bytes]] | None = None
+    ) -> None:
         self.store = store
+        self.settle_ns = settle_ns
+        self.wants = wants  # which file names may get links (only theirs go on the book)
         row = store.execute("SELECT max(id) FROM directory").fetchone()
         self._next_id = int(row[0] or 0) + 1
 
@@ -161,6 +174,35 @@ class Index:
             4,
             [(u.dir_id, name, st[0], st[1]) for u in updates for name, st in u.diff.added.items()],
         )
+        self._settling(updates)
+
+    def _settling(self, updates: list[DirUpdate]) -> None:
+        """Put new files that may still be written, and changed files, on the settling book."""
+        rows: list[tuple[bytes, int, int, int, str]] = []
+        gone: list[tuple[bytes]] = []
+        settle_ns, wants = self.settle_ns, self.wants
+        for u in updates:
+            diff = u.diff
+            prefix = u.rel + b"/" if u.rel else b""
+            changed = diff.changed
+            names = list(changed) if wants is None else wants(list(changed))
+            rows.extend((prefix + n, changed[n][0], changed[n][1], u.listed_ns, SETTLE_CHANGED) for n in names)
+            if settle_ns > 0:
+                fresh_after = u.listed_ns - settle_ns
+                added = {n: st for n, st in diff.added.items() if st[1] > fresh_after}
+                names = list(added) if wants is None else wants(list(added))
+                rows.extend((prefix + n, added[n][0], added[n][1], u.listed_ns, SETTLE_NEW) for n in names)
+            gone.extend((prefix + name,) for name in diff.removed)
+        if gone:
+            self.store.executemany("DELETE FROM settling WHERE path = ?", gone)
+        if rows:
+            # A file still waiting for its Created stays "new" when it changes again.
+            self.store.executemany(
+                "INSERT INTO settling (path, size, mtime_ns, seen_ns, kind) VALUES (?, ?, ?, ?, ?) "
+                "ON CONFLICT (path) DO UPDATE SET size = excluded.size, mtime_ns = excluded.mtime_ns, "
+                "seen_ns = excluded.seen_ns",
+                rows,
+            )
 
     def delete_subtree(self, rel: bytes) -> None:
         lo, hi = subtree_bounds(rel)

@@ -12,7 +12,7 @@ import logging
 import os
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
 from graylink.store.db import join
@@ -34,8 +34,8 @@ class MountGone(OSError):
 class Listing:
     """One directory as read from disk.
 
-    ``files`` is None when the caller already knew this fingerprint: the names
-    are unchanged, so the files were not stat'ed (the expensive part on FUSE).
+    ``files`` is None when the caller already knew this fingerprint: names,
+    sizes and mtimes are unchanged, so there is nothing to compare or write.
     """
 
     rel: bytes
@@ -48,9 +48,18 @@ class Listing:
     missing: bool = False  # the directory no longer exists
 
 
-def fingerprint(dirs: list[bytes], files: list[bytes]) -> bytes:
-    """A digest of the names (and kinds) in a directory, independent of order."""
-    joined = b"\0".join(sorted(dirs)) + b"\1" + b"\0".join(sorted(files))
+# Of a folder's file names, those that may get links (graylink.source.rules.Rules.wanted).
+Wants = Callable[[list[bytes]], list[bytes]]
+
+
+def fingerprint(dirs: list[bytes], names: list[bytes], stats: Mapping[bytes, tuple[int, int]]) -> bytes:
+    """A digest of a directory's folder and file names, and of the size and mtime
+    of the files in ``stats``, independent of order. The sizes and mtimes make a
+    file replaced in place (same name: every upgrade that keeps it) a change of
+    the listing; only those of the files that may get links are looked at in a
+    walk (one stat each: on FUSE a round trip to rclone's cache)."""
+    sized = b"".join(b"%s\0%d\0%d\0" % (n, *stats[n]) for n in sorted(stats))
+    joined = b"\0".join(sorted(dirs)) + b"\1" + b"\0".join(sorted(names)) + b"\1" + sized
     return hashlib.blake2b(joined, digest_size=16).digest()
 
 
@@ -65,8 +74,8 @@ _FS_ENCODING = sys.getfilesystemencoding()
 _FS_ERRORS = sys.getfilesystemencodeerrors()
 
 
-def list_dir(root: bytes, rel: bytes, known_fingerprint: bytes | None = None) -> Listing:
-    """List one directory; stat its files unless the fingerprint is ``known_fingerprint``."""
+def list_dir(root: bytes, rel: bytes, known_fingerprint: bytes | None = None, wants: Wants | None = None) -> Listing:
+    """List one directory; its files only when the fingerprint is not ``known_fingerprint``."""
     path = root + b"/" + rel if rel else root
     listed_ns = time.time_ns()
     try:
@@ -78,7 +87,7 @@ def list_dir(root: bytes, rel: bytes, known_fingerprint: bytes | None = None) ->
             return Listing(rel, 0, b"", [], {}, missing=True)
         return _failed(rel, path, exc)
     try:
-        return _list_open(fd, path, rel, listed_ns, known_fingerprint)
+        return _list_open(fd, path, rel, listed_ns, known_fingerprint, wants)
     except MountGone:
         raise
     except OSError as exc:
@@ -93,13 +102,15 @@ def _failed(rel: bytes, path: bytes, exc: OSError) -> Listing:
     return Listing(rel, 0, b"", [], None, error=exc.strerror or str(exc))
 
 
-def _list_open(fd: int, path: bytes, rel: bytes, listed_ns: int, known_fingerprint: bytes | None) -> Listing:
+def _list_open(
+    fd: int, path: bytes, rel: bytes, listed_ns: int, known_fingerprint: bytes | None, wants: Wants | None
+) -> Listing:
     # The mtime is read before the listing: a change during the listing then
     # shows as a newer mtime next time.
     mtime_ns = os.fstat(fd).st_mtime_ns
     dirs: list[bytes] = []
     names: list[bytes] = []
-    file_entries: list[os.DirEntry[str]] = []
+    by_name: dict[bytes, os.DirEntry[str]] = {}
     # Names come back as str from a descriptor; encoding them back as the
     # filesystem encoding does (surrogateescape) gives the exact bytes.
     encoding, errors = _FS_ENCODING, _FS_ERRORS
@@ -109,27 +120,44 @@ def _list_open(fd: int, path: bytes, rel: bytes, listed_ns: int, known_fingerpri
                 if entry.is_dir(follow_symlinks=False):
                     dirs.append(entry.name.encode(encoding, errors))
                 elif entry.is_file(follow_symlinks=False):
-                    names.append(entry.name.encode(encoding, errors))
-                    file_entries.append(entry)
+                    name = entry.name.encode(encoding, errors)
+                    names.append(name)
+                    by_name[name] = entry
             except OSError:
                 continue
-    fp = fingerprint(dirs, names)
-    if known_fingerprint is not None and fp == known_fingerprint:
-        return Listing(rel, mtime_ns, fp, dirs, None, listed_ns)
+    wanted = names if wants is None else wants(names)
     files: dict[bytes, tuple[int, int]] = {}
-    for name, entry in zip(names, file_entries, strict=True):
+    if known_fingerprint is not None:
+        # A walk: only the files that may get links are stat'ed to tell whether
+        # anything changed (a replaced video keeps its name; its size tells).
+        _stat_into(files, path, by_name, wanted)
+        if len(files) != len(wanted):  # one vanished: the fingerprint names only what was indexed
+            gone = set(wanted).difference(files)
+            names = [n for n in names if n not in gone]
+        fp = fingerprint(dirs, names, files)
+        if fp == known_fingerprint:
+            return Listing(rel, mtime_ns, fp, dirs, None, listed_ns)
+        _stat_into(files, path, by_name, [n for n in names if n not in files])
+    else:
+        _stat_into(files, path, by_name, names)
+    # The fingerprint names only what was indexed: one naming a file that
+    # could not be stat'ed would hide it from every later walk.
+    indexed = list(files)
+    sized = {n: files[n] for n in wanted if n in files}
+    return Listing(rel, mtime_ns, fingerprint(dirs, indexed, sized), dirs, files, listed_ns)
+
+
+def _stat_into(
+    files: dict[bytes, tuple[int, int]], path: bytes, entries: Mapping[bytes, os.DirEntry[str]], names: list[bytes]
+) -> None:
+    for name in names:
         try:
-            st = entry.stat(follow_symlinks=False)
+            st = entries[name].stat(follow_symlinks=False)
         except OSError as exc:
             if exc.errno in MOUNT_ERRNOS:
                 raise MountGone(exc.errno, f"cannot stat in {os.fsdecode(path)}: {exc.strerror}") from None
             continue  # vanished between listing and stat
         files[name] = (st.st_size, st.st_mtime_ns)
-    if len(files) != len(names):
-        # The fingerprint names only what was indexed: one naming a file that
-        # could not be stat'ed would hide it from every later walk.
-        fp = fingerprint(dirs, list(files))
-    return Listing(rel, mtime_ns, fp, dirs, files, listed_ns)
 
 
 Tick = Callable[[], None]
@@ -139,7 +167,9 @@ def no_tick() -> None:
     return None
 
 
-def list_tree(root: bytes, rel: bytes, budget: int = 256, tick: Tick = no_tick) -> tuple[list[Listing], list[bytes]]:
+def list_tree(
+    root: bytes, rel: bytes, budget: int = 256, tick: Tick = no_tick, wants: Wants | None = None
+) -> tuple[list[Listing], list[bytes]]:
     """List ``rel`` and the directories below it, parents before children.
 
     At most ``budget`` directories are listed; the subtrees left over are
@@ -151,17 +181,19 @@ def list_tree(root: bytes, rel: bytes, budget: int = 256, tick: Tick = no_tick) 
     stack = [rel]
     while stack and len(out) < budget:
         current = stack.pop()
-        listing = list_dir(root, current)
+        listing = list_dir(root, current, wants=wants)
         tick()
         out.append(listing)
         stack.extend(join(current, name) for name in reversed(sorted(listing.dirs)))
     return out, stack
 
 
-def list_many(root: bytes, rels: list[tuple[bytes, bytes | None]], tick: Tick = no_tick) -> list[Listing]:
+def list_many(
+    root: bytes, rels: list[tuple[bytes, bytes | None]], tick: Tick = no_tick, wants: Wants | None = None
+) -> list[Listing]:
     """List each of several directories, each with its known fingerprint."""
     out = []
     for rel, fp in rels:
-        out.append(list_dir(root, rel, fp))
+        out.append(list_dir(root, rel, fp, wants))
         tick()
     return out

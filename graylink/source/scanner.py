@@ -72,12 +72,16 @@ class Scanner:
         progress: ProgressFn | None = None,
         should_stop: StopFn | None = None,
         guard: SourceGuard | None = None,
+        settle_ns: int = 0,
+        wants: Callable[[list[bytes]], list[bytes]] | None = None,
     ) -> None:
-        """``guard``: the source can hang or be remounted under the scan (FUSE,
+        """``settle_ns``: see :class:`graylink.source.index.Index`.
+
+        ``guard``: the source can hang or be remounted under the scan (FUSE,
         network filesystems). Listing then always runs on daemon threads with a
         hang timeout, and the guard checks the mount before each write."""
         self.store = store
-        self.index = Index(store)
+        self.index = Index(store, settle_ns, wants)
         self.root = root
         self.workers = max(1, workers)
         self.make_marks = make_marks
@@ -124,10 +128,10 @@ class Scanner:
     # -------------------------------------------------------------- machinery
 
     def _tree_task(self, rel: bytes) -> Task:
-        root = self.root
+        root, wants = self.root, self.index.wants
 
         def task(tick: Tick) -> TaskResult:
-            listings, left = list_tree(root, rel, tick=tick)
+            listings, left = list_tree(root, rel, tick=tick, wants=wants)
             return True, listings, left
 
         return task
@@ -159,8 +163,8 @@ class Scanner:
             raise
 
     def _many_task(self, batch: list[tuple[bytes, bytes | None]]) -> Task:
-        root = self.root
-        return lambda tick: (False, list_many(root, batch, tick), [])
+        root, wants = self.root, self.index.wants
+        return lambda tick: (False, list_many(root, batch, tick, wants), [])
 
     def _run(self, tasks: list[Task]) -> None:
         if not tasks:

@@ -171,12 +171,23 @@ def walk(
     should_stop: StopFn | None = None,
     guard: SourceGuard | None = None,
     hang_timeout: float = HANG_TIMEOUT,
+    settle_ns: int = 0,
+    wants: Callable[[list[bytes]], list[bytes]] | None = None,
 ) -> WalkStats:
     """Mark what changed. ``hang_timeout``: how long a source that can hang (``guard.hang_prone``)
     may give no answer before the walk ends in MountGone."""
     stats = WalkStats()
     scanner = Scanner(
-        store, root, workers, make_marks=True, reason="walk", progress=progress, should_stop=should_stop, guard=guard
+        store,
+        root,
+        workers,
+        make_marks=True,
+        reason="walk",
+        progress=progress,
+        should_stop=should_stop,
+        guard=guard,
+        settle_ns=settle_ns,
+        wants=wants,
     )
     if trusted:
         hang_prone = guard is not None and guard.hang_prone
