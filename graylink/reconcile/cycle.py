@@ -224,7 +224,7 @@ class Cycle:
             make_target(self.config)
 
     def _check_source(self) -> None:
-        check_source(self.config)
+        check_source(self.config, self.options.should_stop)
 
     def _poll_drive(self) -> DrivePollResult | None:
         """One poll of the Drive feed, before the walk: its marks (indexed=False) make

@@ -11,6 +11,7 @@ from __future__ import annotations
 import errno
 import os
 import stat
+from collections.abc import Callable
 
 from graylink.config import Config
 from graylink.errors import ConfigError
@@ -38,13 +39,13 @@ def _creatable(what: str, path: str) -> None:
         raise ConfigError(f"{what} {path} cannot be created: {ancestor} is not writable")
 
 
-def check_source(config: Config) -> None:
+def check_source(config: Config, should_stop: Callable[[], bool] | None = None) -> None:
     """The source must be a directory. A source that cannot even be looked at
     (ENOTCONN, EIO, no answer: a dead or hung mount) passes: the mount's health
-    gate reports it."""
+    gate reports it. A stop request ends the wait (SIGTERM on a frozen mount)."""
     source = config.paths.source
     try:
-        mode = deadline.call(lambda: os.stat(source).st_mode, CHECK_TIMEOUT, f"looking at {source}")
+        mode = deadline.call(lambda: os.stat(source).st_mode, CHECK_TIMEOUT, f"looking at {source}", should_stop)
         is_dir = stat.S_ISDIR(mode)
     except (FileNotFoundError, NotADirectoryError):
         is_dir = False
