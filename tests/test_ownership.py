@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import signal
@@ -58,6 +59,13 @@ def test_two_configs_sharing_a_database_the_second_is_refused_naming_both(lib: L
     assert doctor.returncode == 1
     line = next(x for x in doctor.stdout.splitlines() if "library" in x and "belongs to source" in x)
     assert f"this config has source {tv}" in line
+    # status reads that database all the same, but says first whose index it shows.
+    status = lib.run("status")
+    head = status.stdout.splitlines()[0]
+    assert head.startswith("WARNING: database ") and f"this config has source {tv}" in head, status.stdout
+    assert "WARNING" in status.stderr and f"belongs to source {lib.source}" in status.stderr
+    doc = json.loads(lib.run("status", "--json").stdout)
+    assert f"this config has source {tv}" in doc["library_mismatch"]
 
 
 def test_a_first_run_on_a_wrong_source_does_not_lock_the_database(lib: Library) -> None:
@@ -321,3 +329,28 @@ def test_rebase_off_an_rclone_mount_onto_a_local_copy(
     again = m.graylink("reconcile")
     assert again.returncode == 0 and "0 created, 0 repaired, 0 pruned" in again.stdout, again.stderr
     assert meta(m.ini.parent / "graylink.db", "source_was_mountpoint") == "0"
+
+
+def test_a_run_joining_a_link_tree_a_running_service_keeps_is_warned_and_claims_are_shown(lib: Library) -> None:
+    """B's service runs; A, with its own database, joins B's link tree: legal (each
+    keeps its own links) but rarely meant, so A is warned naming the service, and
+    status and doctor list both claims (the service's as running)."""
+    a, b = nested_pair(lib)
+    loop = Loop(b)
+    try:
+        loop.wait_log("reconcile (walk)")
+        done = a.run("reconcile")
+        assert done.returncode == 0, done.stderr
+        warned = [line for line in done.stderr.splitlines() if "also kept by a running graylink" in line]
+        assert len(warned) == 1 and f"pid {loop.proc.pid}" in warned[0] and str(b.database) in warned[0], done.stderr
+        status = a.run("status").stdout
+        line = next(line for line in status.splitlines() if line.startswith("link tree: "))
+        assert "2 owners: " in line and "this database" in line, status
+        assert f"database {b.database} (source {b.source}), held by a running graylink (pid {loop.proc.pid})" in line
+        doctor = a.run("doctor")
+        assert "claims: the link tree is shared: 2 owners" in doctor.stdout, doctor.stdout
+    finally:
+        assert loop.stop() == 0
+    # Alone in its own tree, a run says nothing of claims.
+    again = a.run("reconcile")
+    assert "also kept" not in again.stderr

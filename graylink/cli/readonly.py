@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import logging
 import sys
 
 import click
 
 from graylink.cli.app import AppContext, handle_errors, library_option
 from graylink.config import Config
+
+log = logging.getLogger(__name__)
 
 
 @click.command()
@@ -24,6 +27,9 @@ def status(app: AppContext, as_json: bool, library: str | None) -> None:
 
     views = app.libraries(library)
     docs = {view.name: read_status(view) for view in views}
+    for doc in docs.values():
+        if doc.get("library_mismatch"):  # on stderr too: a script reading --json may not look for it
+            log.warning("%s", doc["library_mismatch"])
     if len(docs) == 1:
         [doc] = docs.values()
         click.echo(json.dumps(doc, indent=2) if as_json else render_status(doc))

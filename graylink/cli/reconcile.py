@@ -118,10 +118,11 @@ def reconcile(
     subtrees = {view.name: scopes_of(view, paths, refresh=not dry_run) for view in views}
     for view in views:
         check_paths(view, source=not os.path.isfile(view.paths.database), write=not dry_run)
-    if not dry_run:
+    if not dry_run and not loop:
         # Some roots pass every check and still take no folder (/proc, /sys answer
         # access() as writable to root): make each link tree's root now, so its
-        # refusal too comes before a lock file or a database.
+        # refusal too comes before a lock file or a database. (The service makes
+        # it after its own checks, the web port's among them.)
         for view in views:
             make_target(view)
     if loop:

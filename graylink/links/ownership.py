@@ -21,6 +21,7 @@ from graylink.errors import ConfigError, GraylinkError
 from graylink.links import tree as linktree
 from graylink.links.planner import LinkSpace
 from graylink.store.db import Store
+from graylink.store.lock import holder
 
 log = logging.getLogger(__name__)
 
@@ -297,6 +298,8 @@ def claimed_space(config: Config, store: Store, space: LinkSpace, *, write: bool
     """``space``, set to reclaim the links into the source when this database was
     rebuilt on a link tree that it alone claimed (see docs/reliability.md, "Whose links")."""
     found = claim_tree(config, store, write=write)
+    if write:
+        _warn_of_running_owners(config, found.others)
     if found.others:
         log.debug(
             "the link tree %s is shared with %s: only links recorded in this database are repaired or pruned",
@@ -313,3 +316,24 @@ def claimed_space(config: Config, store: Store, space: LinkSpace, *, write: bool
         with store.atomic():
             store.set_meta(META_RECLAIM, "1")
     return replace(space, reclaim=True) if reclaim else space
+
+
+def _warn_of_running_owners(config: Config, others: list[Claim]) -> None:
+    """A run with its own database in a link tree that a running graylink keeps:
+    two owners of one tree is legal (each keeps only its own links) but rarely
+    meant -- mostly a second config whose [paths] database was left at its default
+    elsewhere, or a run with the wrong -c. Said each run, as a WARNING."""
+    for claim in others:
+        pid = holder(claim.database) if claim.database and claim.database != "unknown" else None
+        if pid is None:
+            continue
+        log.warning(
+            "the link tree %s is also kept by a running graylink (pid %s, database %s, source %s); this run "
+            "uses database %s: each keeps only its own links. If this run should be that service's, use its config",
+            config.paths.target,
+            pid or "unknown",
+            claim.database,
+            claim.source,
+            _norm(config.paths.database),
+        )
+

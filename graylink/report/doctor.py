@@ -17,6 +17,7 @@ from graylink.config import Config, load_config
 from graylink.drive.checks import doctor_checks as drive_checks
 from graylink.errors import ConfigError, GraylinkError
 from graylink.links import ownership
+from graylink.links.claim_report import claims_check
 from graylink.notify.emby_doctor import doctor_checks as emby_checks
 from graylink.notify.plex_doctor import doctor_checks as plex_checks
 from graylink.store.db import Store
@@ -241,6 +242,9 @@ def _library_checks(config: Config) -> list[Check]:
     library = ownership.doctor_check(config)
     if library is not None:
         checks.append(library)
+    claimed = claims_check(config)
+    if claimed is not None:
+        checks.append(claimed)
     checks.append(check_filesystem(config, look))
     checks.append(check_service(config))
     log_check = check_log(config)

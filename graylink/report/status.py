@@ -130,6 +130,13 @@ def _problems(config: Config, store: Store) -> dict[str, Any]:
     }
 
 
+def _section_list(read: Callable[[], list[dict[str, Any]]]) -> list[dict[str, Any]] | dict[str, Any]:
+    try:
+        return list(read())
+    except Exception as exc:  # a broken section must not hide the rest of status
+        return {"error": f"{exc.__class__.__name__}: {exc}"}
+
+
 def _section(read: Callable[[], dict[str, Any]]) -> dict[str, Any]:
     try:
         return dict(read())
@@ -156,9 +163,17 @@ def collect_status(config: Config, store: Store | None) -> dict[str, Any]:
         "library": config.name,
         "service": {"running": pid is not None, "pid": pid or None, "lock": lock_path(config.paths.database)},
     }
+    from graylink.links.claim_report import claim_report
+
+    doc["claims"] = _section_list(lambda: claim_report(config, store))
     if store is None:
         doc["index"] = None
         return doc
+    from graylink.links.ownership import mismatch
+
+    # Status of a config that names another library than the database's would
+    # show one library's index under the other's paths: said first, in full.
+    doc["library_mismatch"] = mismatch(config, store)
     last_full = store.get_meta(META_LAST_FULL)
     doc["schema_version"] = store.schema_version
     doc["index"] = {

@@ -10,6 +10,7 @@ from __future__ import annotations
 import time
 from typing import Any
 
+from graylink.links.claim_report import claims_line
 from graylink.report.status import PROBLEMS_SHOWN, shown_path
 from graylink.words import count
 
@@ -245,18 +246,24 @@ def _section(key: str, section: Any, now: float) -> list[str]:
 # ---------------------------------------------------------------------- page
 
 _TOP_KEYS = {"config", "source", "target", "database", "service", "index", "schema_version", "dirty"}
-_TOP_KEYS |= {"problems", "last_reconcile", "jobs", "servers", "library", "libraries"}
+_TOP_KEYS |= {"problems", "last_reconcile", "jobs", "servers", "library", "libraries", "claims", "library_mismatch"}
 
 
 def render_status(doc: dict[str, Any], now: float | None = None) -> str:
     now = time.time() if now is None else now
     service = doc["service"]
-    lines = [
+    lines = []
+    if doc.get("library_mismatch"):
+        lines.append(f"WARNING: {doc['library_mismatch']}; what follows is that library's index")
+    lines += [
         f"source:   {doc['source']}",
         f"target:   {doc['target']}",
         f"database: {doc['database']}",
         "service:  " + (f"running (pid {service['pid']})" if service["running"] else "not running"),
     ]
+    claims = doc.get("claims")
+    if isinstance(claims, list) and claims:
+        lines.append("link tree: " + claims_line(claims))
     if doc.get("index") is None:
         lines.append("index:    empty (no database yet: run 'graylink reconcile')")
         return "\n".join(lines)

@@ -35,6 +35,7 @@ from graylink.errors import GraylinkError
 from graylink.links import ownership
 from graylink.reconcile.cycle import CycleOptions, run_cycle
 from graylink.reconcile.outcome import service_line
+from graylink.reconcile.preflight import make_target
 from graylink.report.status import record_reconcile
 from graylink.service import dbwatch, jobruns, web_jobs
 from graylink.service.jobs import JOBS, WAKE_JOB, Job, Outcome
@@ -360,6 +361,9 @@ def run_loop(app: AppContext, jobs: tuple[Job, ...] = JOBS, *, full: bool = Fals
 def _serve(
     app: AppContext, config: Config, jobs: tuple[Job, ...], full: bool, bound: tuple[WebServer, WebContext] | None
 ) -> int:
+    # A root that passed the checks and still takes no folder (under /proc) is
+    # refused before a lock file or a database exists.
+    make_target(config)
     with InstanceLock(config.paths.database) as lock, Store(config.paths.database) as store:
         ownership.check(config, store)  # another library's database: refuse before the first job
         service = Service(app, config, store, jobs, full=full)

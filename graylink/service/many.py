@@ -22,6 +22,7 @@ from types import FrameType
 
 from graylink.config import Config
 from graylink.links import ownership
+from graylink.reconcile.preflight import make_target
 from graylink.service import web_jobs
 from graylink.service.jobs import JOBS, Job
 from graylink.service.loop import AppContext, Service, run_loop
@@ -51,6 +52,10 @@ def run_service(app: AppContext, libraries: list[str], *, full: bool = False, jo
 def _serve(
     app: AppContext, views: list[Config], jobs: tuple[Job, ...], full: bool, bound: web_jobs.Bound | None
 ) -> int:
+    for view in views:
+        # A root that passed the checks and still takes no folder (under /proc)
+        # is refused before a lock file or a database exists.
+        make_target(view)
     with ExitStack() as stack:
         services: list[Service] = []
         for view in views:
