@@ -226,6 +226,8 @@ def _bad(lib: Library, tmp_path: Path, case: str) -> list[str]:
         return args
     elif case == "path outside":
         args += ["--path", "/etc"]
+    elif case == "path empty":
+        args += ["--path", ""]
     elif case == "path nowhere":
         args += ["--path", "Nothing/Here"]
     elif case == "loop dry run":
@@ -260,6 +262,7 @@ EXIT_2_CASES = [
     "unknown key",
     "path outside",
     "path nowhere",
+    "path empty",
     "loop dry run",
     "loop with a bad source",
     "restore a missing file",

@@ -112,6 +112,9 @@ def reconcile(
         raise ConfigError("--rebase verifies the whole library once: it takes neither --loop nor --path")
     if loop:
         refuse_with_loop(dry_run=dry_run, paths=bool(paths), as_json=as_json, force=force)
+    if any(not p.strip() for p in paths):
+        # An empty path would read as the source's root: the whole library, not what was meant.
+        raise ConfigError("--path is empty: name a folder or file of the source; to reconcile everything, leave it out")
     views = libraries_of(app.libraries(library), paths)
     # Everything that can be refused is refused now, for every library, before a
     # lock file or a database exists: a bad run leaves nothing behind.
