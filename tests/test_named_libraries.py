@@ -107,8 +107,9 @@ def test_docs_example_two_libraries_three_servers(tmp_path: Path, mounts: dict[s
             assert old in text, old
             text = text.replace(old, new)
         ini = tmp_path / "graylink.ini"
-        # Quick cadences for the test; everything else as the docs write it.
-        ini.write_text(text + "\n[scan]\ninterval = 1s\n[mount]\ncheck_interval = 1s\n")
+        # Quick cadences for the test (files announced as soon as they are seen: [scan] settle);
+        # everything else as the docs write it.
+        ini.write_text(text + "\n[scan]\ninterval = 1s\nsettle = 0s\n[mount]\ncheck_interval = 1s\n")
         env = {**os.environ, "PYTHONPATH": str(REPO)}
         log = tmp_path / "loop.log"
         loop = subprocess.Popen(

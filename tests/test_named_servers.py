@@ -37,6 +37,7 @@ def emby_paths(server: FakeMediaServer) -> list[str]:
 def write(lib: Library, family: str, trial: str, plex: str) -> None:
     lib.ini.write_text(
         f"[paths]\nsource = {lib.source}\ntarget = {lib.target}\ndatabase = {lib.database}\n"
+        "[scan]\nsettle = 0s\n"  # announced as soon as seen (tests/test_settle.py shows the default)
         f"[emby]\nurl = {family}\napi_key = {KEYS[0]}\nserver = jellyfin\npath_map = {lib.target}=/media\n"
         # sees only the films: a link outside its map is never sent to it
         f"[emby trial]\nurl = {trial}\napi_key = {KEYS[1]}\npath_map = {lib.target}/Movies=/media/Movies\n"

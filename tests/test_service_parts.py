@@ -293,6 +293,7 @@ def test_doctor_all_good(lib: Library) -> None:
         "✔ target",
         "✔ database",
         "✔ library",
+        "✔ claims",
         "✔ filesystem",
         "✔ service",
         "✔ mount",
