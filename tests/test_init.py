@@ -8,6 +8,7 @@ import os
 import stat
 import subprocess
 import sys
+import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -50,6 +51,10 @@ def test_the_guided_setup_writes_an_ini_that_reconciles_and_passes_doctor(
     rclone_mount: Callable[..., Mounted],  # noqa: F811
 ) -> None:
     m = rclone_mount()
+    # A library that was there before graylink: its files hold still, so they are announced at once ([scan] settle).
+    hour_ago = time.time() - 3600
+    for path in m.src.rglob("*"):
+        os.utime(path, (hour_ago, hour_ago))
     ini = tmp_path / "conf" / "graylink.ini"
     with FakeMediaServer("jellyfin", api_key=KEY, locations=["/media/Show", "/media/Movies"]) as jellyfin:
         child = spawn(tmp_path, ini)
