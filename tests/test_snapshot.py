@@ -401,7 +401,9 @@ class Page:
     """One snapshot page in Chromium, recording script errors and dialogs."""
 
     def __init__(self, browser: Any, url: str) -> None:
-        self.page = browser.new_page()
+        # Playwright's wait_for_function evaluates a string in the page: the page's CSP (no 'unsafe-eval') must
+        # not refuse the test's own probes, only the page's scripts are under test.
+        self.page = browser.new_page(bypass_csp=True)
         self.errors: list[str] = []
         self.dialogs: list[str] = []
         self.requests: list[str] = []
