@@ -212,18 +212,25 @@ def test_arr_paths_outside_the_source_or_garbage_mark_nothing(lib: Library, web:
 # ------------------------------------------------------------------ documents
 
 
-def test_the_snapshot_graylink_snapshot_wrote_is_served_and_linked(lib: Library, web: Callable[..., WebLoop]) -> None:
-    """With [snapshot] path empty, 'graylink snapshot' writes beside the database: the page serves that one."""
+def test_the_snapshot_is_rendered_from_the_index_on_request_never_a_stale_file(
+    lib: Library, web: Callable[..., WebLoop]
+) -> None:
+    """With [snapshot] path empty, an old page beside the database (a hand-run 'graylink snapshot') is not served:
+    /snapshot renders the index as it is now, and the status page links it from the start."""
     lib.add("TV/Show/e1.mkv")
     w = web()
     wait_for("the first walk", linked(lib, "TV/Show/e1.mkv"), w.loop.proc)
-    assert w.get("/snapshot").status_code == 404
-    assert 'href="snapshot"' not in w.get("/").text
-    assert lib.run("snapshot").returncode == 0
+    assert 'href="snapshot"' in w.get("/").text
+    assert lib.run("snapshot").returncode == 0  # a page by hand, beside the database
+    stale = (lib.database.parent / "graylink-snapshot.html").read_bytes()
+    lib.add("TV/Show/e2.mkv")
+    assert w.post("/api/reconcile", {"paths": ["TV/Show"]}).status_code == 202
+    wait_for("the triggered run", linked(lib, "TV/Show/e2.mkv"), w.loop.proc)
     served = w.get("/snapshot")
     assert served.status_code == 200 and served.headers["Content-Type"].startswith("text/html")
-    assert served.content == (lib.database.parent / "graylink-snapshot.html").read_bytes()
-    assert 'href="snapshot"' in w.get("/").text
+    assert b"e2.mkv" not in stale and b"e2.mkv" in served.content
+    assert "no-cache" in served.headers["Cache-Control"]
+    assert (lib.database.parent / "graylink-snapshot.html").read_bytes() == stale  # served, not written
 
 
 def test_api_status_is_the_status_document(lib: Library, web: Callable[..., WebLoop]) -> None:

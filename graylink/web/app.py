@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 import os
+import tempfile
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass
@@ -21,7 +22,7 @@ from werkzeug.exceptions import HTTPException
 
 from graylink.config import Config
 from graylink.errors import GraylinkError
-from graylink.report.snapshot import default_snapshot_path
+from graylink.report.snapshot import render_snapshot
 from graylink.store.db import Store
 from graylink.web import guard, hooks, i18n, manage
 from graylink.web.bounded import MAX_BODY
@@ -110,8 +111,8 @@ def create_app(ctx: WebContext) -> Flask:
             cycles, changes = history.recent_cycles(opened), history.recent_changes(opened)
             brake = brake_state(opened)
             charts = day_charts(opened, config.drive.enabled, bool(servers), g.words)
-        snapshot = os.path.isfile(default_snapshot_path(config))
-        page = page_model(doc, cycles, changes, snapshot, g.words)
+        # /snapshot renders the index on request, so the link is always there.
+        page = page_model(doc, cycles, changes, True, g.words)
         return render_template("status.html.j2", page=page, brake=brake, servers=servers, charts=charts, words=g.words)
 
     @app.get("/api/status")
@@ -131,11 +132,19 @@ def create_app(ctx: WebContext) -> Flask:
 
     @app.get("/snapshot")
     def snapshot() -> Response:
-        path = default_snapshot_path(ctx.config())
-        if not os.path.isfile(path):
-            why = "no snapshot yet: run 'graylink snapshot', or set [snapshot] path (rewritten each full verify)"
-            return _error(404, why)
-        return send_file(path, mimetype="text/html", max_age=0)
+        # Rendered from the index now, never a file on disk: the one at
+        # [snapshot] path is a day old by design (rewritten each full verify),
+        # and one a 'graylink snapshot' wrote by hand is as old as that run.
+        # A temporary file keeps memory flat on a large index (~100 bytes a file).
+        page = tempfile.TemporaryFile()  # noqa: SIM115 (send_file closes it)
+        try:
+            with store() as opened:
+                render_snapshot(ctx.config(), opened, page)
+            page.seek(0)
+        except BaseException:
+            page.close()
+            raise
+        return send_file(page, mimetype="text/html", max_age=0)
 
     def answer(result: hooks.Answer) -> Response:
         if result.marked:
