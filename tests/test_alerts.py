@@ -174,3 +174,51 @@ def test_an_alert_url_apprise_cannot_use_is_reported_at_start_without_its_secret
     errors = [r.getMessage() for r in caplog.records if r.levelno == logging.ERROR]
     assert errors == ["alerts: nosuchservice://… is not a URL Apprise understands: it gets no alert (graylink doctor)"]
     assert "made-up-secret" not in caplog.text
+
+
+# ------------------------------------------------------------- graylink alerts test
+
+
+def test_alerts_test_sends_one_message_through_apprise_to_each_url(lib: Library) -> None:
+    with apprise_receiver() as receiver, apprise_receiver() as second:
+        lib.write_ini(alerts={"urls": f"{receiver.url}, {second.url}"})
+        done = lib.run("alerts", "test")
+        assert done.returncode == 0, done.stderr
+        assert done.stdout.strip() == "alerts test: sent to 2 of 2 services"
+        assert receiver.titles() == ["graylink: test alert"] and second.titles() == ["graylink: test alert"]
+        assert "its alerts reach you" in receiver.messages[0]["message"]
+        assert receiver.messages[0]["type"] == "success"
+
+
+def test_alerts_test_with_a_service_down_exits_1_without_the_url(lib: Library) -> None:
+    with apprise_receiver() as receiver:
+        down = apprise_receiver()
+        with down as gone:
+            dead = f"json://127.0.0.1:{gone.port}/made-up-secret-token"
+        # the second receiver has shut down: its port refuses connections
+        lib.write_ini(alerts={"urls": f"{receiver.url}, {dead}"})
+        done = lib.run("alerts", "test")
+    assert done.returncode == 1, done.stderr
+    lines = done.stderr.strip().splitlines()
+    assert lines == ["graylink: alerts test: sent to 1 of 2 services; failed: json://… (not delivered)"], lines
+    assert "made-up-secret-token" not in done.stdout + done.stderr
+    assert str(gone.port) not in done.stdout + done.stderr
+
+
+def test_alerts_test_without_urls_is_one_line_and_exit_2(lib: Library) -> None:
+    lib.write_ini()
+    done = lib.run("alerts", "test")
+    assert done.returncode == 2
+    assert done.stderr.strip().splitlines() == [
+        "graylink: alerts test: no [alerts] urls configured (or GRAYLINK_ALERTS_URLS): nothing to send"
+    ]
+
+
+def test_alerts_test_with_a_url_apprise_cannot_use_names_its_scheme_only(lib: Library) -> None:
+    lib.write_ini(alerts={"urls": "nosuchservice://made-up-secret@host"})
+    done = lib.run("alerts", "test")
+    assert done.returncode == 1
+    assert done.stderr.strip().splitlines() == [
+        "graylink: alerts test: sent to 0 of 1 service; failed: nosuchservice://… (not a URL Apprise understands)"
+    ]
+    assert "made-up-secret" not in done.stderr + done.stdout

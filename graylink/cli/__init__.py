@@ -3,7 +3,7 @@
 ``app`` holds what every command shares (context, errors → exit codes);
 ``reconcile`` and ``report`` the main job and its output; ``readonly`` the
 read-only commands (status, snapshot, doctor); ``maintenance`` the ``db`` and
-``drive`` groups; ``init`` the guided setup that writes a config.
+``drive`` groups; ``alerts`` the test message; ``init`` the guided setup that writes a config.
 
 May import every package: it is the top.
 """
@@ -13,6 +13,7 @@ from __future__ import annotations
 import click
 
 from graylink import __version__
+from graylink.cli.alerts import alerts
 from graylink.cli.app import AppContext, fail, setup_logging
 from graylink.cli.init import init
 from graylink.cli.maintenance import db, drive
@@ -42,7 +43,7 @@ def cli(ctx: click.Context, config_path: str | None, verbose: int, quiet: int) -
     ctx.obj = AppContext(config_path=config_path, verbosity=verbosity)
 
 
-for command in (init, reconcile, status, doctor, db, drive, snapshot):
+for command in (init, reconcile, status, doctor, db, drive, snapshot, alerts):
     cli.add_command(command)
 
 
