@@ -15,7 +15,8 @@ import subprocess
 import sys
 import tempfile
 import tomllib
-from pathlib import Path
+from pathlib import Path, PurePosixPath
+from typing import Any
 
 import pytest
 
@@ -225,6 +226,104 @@ def test_dockerfile_contract() -> None:
     assert "GRAYLINK_CONFIG=/config/graylink.ini" in text
     assert "GRAYLINK_PATHS_DATABASE=/config/" in text
     assert "PUID=" in text and "PGID=" in text
+
+
+# ------------------------------------------------------------ compose.yaml
+
+COMPOSE = ROOT / "compose.yaml"
+
+
+def compose_service() -> dict[str, Any]:
+    import yaml
+
+    document = yaml.safe_load(COMPOSE.read_text(encoding="utf-8"))
+    service: dict[str, Any] = document["services"]["graylink"]
+    return service
+
+
+def bind_volumes(service: dict[str, Any]) -> list[dict[str, Any]]:
+    """The service's volumes in the long form (a short one, "SRC:DST[:OPTS]", turned into it)."""
+    out = []
+    for volume in service["volumes"]:
+        if isinstance(volume, str):
+            source, target, *rest = volume.split(":")
+            opts = rest[0].split(",") if rest else []
+            propagation = next((o for o in opts if o.endswith(("slave", "shared", "private"))), None)
+            volume = {"type": "bind", "source": source, "target": target, "read_only": "ro" in opts}
+            if propagation:
+                volume["bind"] = {"propagation": propagation}
+        out.append(volume)
+    return out
+
+
+def test_compose_file_matches_the_compose_spec() -> None:
+    result = run_tool(tool("check-jsonschema"), "--builtin-schema", "vendor.compose-spec", str(COMPOSE))
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_compose_builds_the_dockerfile_and_runs_its_command() -> None:
+    service = compose_service()
+    build = service["build"]
+    context = ROOT / (build if isinstance(build, str) else build.get("context", "."))
+    dockerfile = context / ("Dockerfile" if isinstance(build, str) else build.get("dockerfile", "Dockerfile"))
+    assert dockerfile.resolve() == DOCKERFILE
+    cmd = re.search(r"^CMD (\[.*\])$", DOCKERFILE.read_text(encoding="utf-8"), flags=re.MULTILINE)
+    assert cmd is not None
+    assert service["command"] == json.loads(cmd.group(1)) == ["graylink", "reconcile", "--loop"]
+    # the image is built here: the docs name the same local tag, and no published one
+    deployment = (DOCS / "deployment.md").read_text(encoding="utf-8")
+    assert service["image"] in deployment and "docker compose build" in deployment
+    assert f"docker build -t {service['image']} ." in deployment
+    assert "image: graylink/graylink" not in deployment  # the name no registry holds
+
+
+def test_compose_sees_the_rclone_mount_through_its_parent_with_slave_propagation() -> None:
+    service = compose_service()
+    env = service["environment"]
+    source = PurePosixPath(env["GRAYLINK_PATHS_SOURCE"])
+    target = PurePosixPath(env["GRAYLINK_PATHS_TARGET"])
+    volumes = bind_volumes(service)
+    holding_source = [v for v in volumes if source.is_relative_to(v["target"])]
+    assert len(holding_source) == 1, volumes
+    mount = holding_source[0]
+    # the host's path is the container's (links name the source as the media server sees it) ...
+    assert mount["source"] == mount["target"]
+    # ... a parent of the rclone mount point (the mount point itself would keep a dead mount) ...
+    assert len(source.relative_to(mount["target"]).parts) >= 2, "bind the folder holding the mount point"
+    assert mount["bind"]["propagation"] == "rslave" and mount["read_only"] is True
+    deployment = (DOCS / "deployment.md").read_text(encoding="utf-8")
+    assert "propagation: rslave" in deployment and ":rshared" not in deployment
+    # the link tree and the database live on the host
+    assert [v for v in volumes if target.is_relative_to(v["target"]) and v["source"] == v["target"]]
+    database = re.search(r"GRAYLINK_PATHS_DATABASE=(\S+)", DOCKERFILE.read_text(encoding="utf-8"))
+    assert database is not None
+    assert [v for v in volumes if PurePosixPath(database.group(1)).is_relative_to(v["target"])]
+
+
+def test_compose_publishes_the_web_face_on_the_host_loopback_only() -> None:
+    service = compose_service()
+    listen = service["environment"]["GRAYLINK_WEB_LISTEN"]
+    port = listen.rpartition(":")[2]
+    assert service["ports"] == [f"127.0.0.1:{port}:{port}"]
+    # listening beyond the container's loopback needs the token, which comes from .env
+    assert service["environment"]["GRAYLINK_WEB_TOKEN"].startswith("${WEB_TOKEN:?")
+
+
+def test_every_graylink_variable_compose_sets_is_a_config_key() -> None:
+    from graylink.config.file import NOT_CONFIG, environment_key
+
+    service = compose_service()
+    names = [name for name in service["environment"] if name.startswith("GRAYLINK_")]
+    assert names
+    for name in names:
+        assert name not in NOT_CONFIG and environment_key(name) is not None, name
+    # a config with exactly these variables loads (the token's placeholder stands for .env's)
+    env = {name: str(value) for name, value in service["environment"].items() if name.startswith("GRAYLINK_")}
+    env["GRAYLINK_WEB_TOKEN"] = "a-token-from-dot-env"
+    from graylink.config.file import read_raw
+
+    config = parse_raw(read_raw("", env))
+    assert config.paths.source == env["GRAYLINK_PATHS_SOURCE"] and config.web.listen == env["GRAYLINK_WEB_LISTEN"]
 
 
 def test_hadolint_passes_the_dockerfile() -> None:
