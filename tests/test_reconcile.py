@@ -495,6 +495,20 @@ def test_status_counts_videos_as_the_index_changes(lib: Library) -> None:
     assert videos() == 7
 
 
+def test_a_linked_subtitle_is_not_counted_as_a_video(lib: Library) -> None:
+    """With [rules] extensions = .srt the count of files that get a link holds the subtitle: it is
+    labelled "linkable", never "videos", in status and in the snapshot's line (issue 27 item 10)."""
+    lib.write_ini(rules={"extensions": ".srt"})
+    lib.add("Movies/A (2001)/A.mkv")
+    lib.add("Movies/A (2001)/A.srt")
+    reconcile(lib)
+    status = lib.run("status")
+    assert "2 files (2 linkable)" in status.stdout, status.stdout
+    snapshot = lib.run("snapshot")
+    assert snapshot.returncode == 0 and "(2 linkable, 2 linked)" in snapshot.stdout, snapshot.stdout
+    assert "video" not in status.stdout + snapshot.stdout
+
+
 def test_status_exits_1_when_the_mount_is_unhealthy(lib: Library) -> None:
     lib.add("Movies/A/A.mkv")
     reconcile(lib)

@@ -233,6 +233,16 @@ def test_the_snapshot_is_rendered_from_the_index_on_request_never_a_stale_file(
     assert (lib.database.parent / "graylink-snapshot.html").read_bytes() == stale  # served, not written
 
 
+def test_the_page_counts_linkable_files_not_videos(lib: Library, web: Callable[..., WebLoop]) -> None:
+    """A subtitle linked by [rules] extensions is in the count: the page labels it "linkable files"."""
+    lib.add("Movies/A (2001)/A.mkv")
+    lib.add("Movies/A (2001)/A.srt")
+    w = web(rules={"extensions": ".srt"})
+    wait_for("the first walk", linked(lib, "Movies/A (2001)/A.srt"), w.loop.proc)
+    page = w.get("/").text
+    assert "<span>linkable files</span>" in page and "<span>videos</span>" not in page
+
+
 def test_api_status_is_the_status_document(lib: Library, web: Callable[..., WebLoop]) -> None:
     lib.add("TV/Show/e1.mkv")
     w = web()

@@ -85,7 +85,7 @@ def snapshot(app: AppContext, output: str | None, library: str | None) -> None:
             stats = write_snapshot(config, store, where)
         app.say(
             f"{stats.path}: {stats.folders} folders, {stats.files} files "
-            f"({stats.videos} videos, {stats.linked} linked), {stats.bytes_written} bytes"
+            f"({stats.videos} linkable, {stats.linked} linked), {stats.bytes_written} bytes"
         )
 
 

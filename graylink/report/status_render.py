@@ -59,7 +59,7 @@ def _counts(counts: dict[str, int]) -> str:
 def _index_lines(doc: dict[str, Any], now: float) -> list[str]:
     index = doc["index"]
     lines = [
-        f"index:    {index['dirs']} folders, {index['files']} files, {index['videos']} videos; "
+        f"index:    {index['dirs']} folders, {index['files']} files ({index['videos']} linkable); "
         f"{index['links']} links in {index['link_dirs']} folders made by graylink",
         f"full verification: {when(index['last_full_verify'], now)}",
     ]

@@ -222,7 +222,7 @@ class Service:
             log.error("snapshot: %s", exc)
             return Outcome(False, f"snapshot failed: {exc}")
         log.info(
-            "snapshot written to %s: %d folders, %d files (%d videos, %d linked)",
+            "snapshot written to %s: %d folders, %d files (%d linkable, %d linked)",
             stats.path,
             stats.folders,
             stats.files,

@@ -241,7 +241,7 @@ def page_model(
     tiles = [_mount_tile(doc, now, w), _feed_tile(doc, now, w), *_server_tiles(doc, now, w)]
     counts = [
         (w.gettext("links"), int(index.get("links") or 0)),
-        (w.gettext("videos"), int(index.get("videos") or 0)),
+        (w.gettext("linkable files"), int(index.get("videos") or 0)),
         (w.gettext("folders"), int(index.get("dirs") or 0)),
         (w.gettext("files"), int(index.get("files") or 0)),
         (w.gettext("dirty marks"), int(_dict(doc.get("dirty")).get("total") or 0)),

@@ -111,7 +111,7 @@
     var items = [
       ["folders", "Folders", count(M.folders), M.folders],
       ["files", "Files", count(M.files), M.files],
-      ["videos", "Videos", count(M.videos), M.videos],
+      ["videos", "Linkable", count(M.videos), M.videos],
       ["linked", "Linked", count(M.linked), M.linked],
       ["size", "Total size", human(M.size), M.size],
       ["generated", "Generated", when(M.generated), M.generated]
