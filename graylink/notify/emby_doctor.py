@@ -47,7 +47,6 @@ def doctor_checks(config: Config, *, deadline: float = REQUEST_DEADLINE) -> list
         client.close()
 
 
-
 def _doctor(client: Client, config: Config, url: str) -> list[Check]:
     emby = config.emby
     try:

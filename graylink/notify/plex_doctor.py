@@ -29,7 +29,6 @@ def doctor_checks(config: Config, *, deadline: float = REQUEST_DEADLINE) -> list
         client.close()
 
 
-
 def _identity(client: Client, url: str, token: str) -> Check:
     try:
         response = client.request("GET", IDENTITY_PATH)

@@ -26,6 +26,7 @@ from graylink.config import Config
 from graylink.notify import protect_steps
 from graylink.notify.http import Client, FailedError, RefusedError, TransientError, safe_url
 from graylink.notify.queue import configured
+from graylink.notify.shared_holds import SharedHolds
 from graylink.store.db import Store
 from graylink.system.http_deadline import RequestStopped
 
@@ -62,13 +63,18 @@ def engaged(store: Store) -> set[str]:
     return {str(r[0]) for r in rows}
 
 
-def engage(config: Config, store: Store) -> Changes:
-    """The mount is down: protect each server's library (every check: a scan may start during the outage)."""
+def engage(config: Config, store: Store, shared: SharedHolds | None = None) -> Changes:
+    """The mount is down: protect each server's library (every check: a scan may start during the outage).
+
+    With ``shared`` (a service of several libraries), only the library that
+    holds a server saves and changes its settings; another one stops its
+    running scans (:mod:`graylink.notify.shared_holds`)."""
     out = Changes()
     for name in configured(config):
         mode = mode_of(config, name)
         if mode == "no":
             continue
+        settings = mode == "yes" and (shared is None or shared.claim(name, config.name))
         held = holds(store, name)
         first = ENGAGED not in held
         if first:
@@ -89,9 +95,9 @@ def engage(config: Config, store: Store) -> Changes:
         try:
             server = config.server(name)
             if server.kind == "plex":
-                result = protect_steps.plex_engage(client, server.plex, mode == "yes", set(held), plan)
+                result = protect_steps.plex_engage(client, server.plex, settings, set(held), plan)
             else:
-                result = protect_steps.emby_engage(client, server.emby, mode == "yes", set(held), plan)
+                result = protect_steps.emby_engage(client, server.emby, settings, set(held), plan)
         except (FailedError, RefusedError, TransientError, RequestStopped) as exc:
             out.failed[name] = _why(exc)
             log.error("%s: could not protect its library while the mount is down: %s", name, out.failed[name])
@@ -110,11 +116,16 @@ def engage(config: Config, store: Store) -> Changes:
     return out
 
 
-def release(config: Config, store: Store) -> Changes:
-    """The mount is healthy: put back every setting held, in this process or one that died; then forget it."""
+def release(config: Config, store: Store, shared: SharedHolds | None = None) -> Changes:
+    """The mount is healthy: put back every setting held, in this process or one that died; then forget it.
+
+    With ``shared``, a server stays held while another library that it sees is down."""
     out = Changes()
     servers = {str(r[0]) for r in store.execute("SELECT DISTINCT server FROM server_hold").fetchall()}
     for name in sorted(servers):
+        if shared is not None and not shared.may_release(name):
+            log.debug("%s stays held: the mount of %s is down", name, ", ".join(shared.down(name)))
+            continue
         held = holds(store, name)
         if not _url(config, name):
             log.error("%s is no longer configured: cannot put back %s", name, ", ".join(sorted(held)))
@@ -142,6 +153,8 @@ def release(config: Config, store: Store) -> Changes:
             client.close()
         with store.atomic():
             store.execute("DELETE FROM server_hold WHERE server = ? AND what = ?", (name, ENGAGED))
+        if shared is not None:
+            shared.released(name, config.name)
         if ENGAGED in held:
             out.released.append(name)
     return out

@@ -126,9 +126,7 @@ def drop_unconfigured(store: Store, servers: Sequence[str]) -> None:
         tracking.drop_unconfigured(store, servers)
 
 
-def finish(
-    store: Store, name: str, done: Iterable[int], result: DeliveryResult, rows: Sequence[Queued] = ()
-) -> None:
+def finish(store: Store, name: str, done: Iterable[int], result: DeliveryResult, rows: Sequence[Queued] = ()) -> None:
     """Remove the rows ``name`` acknowledged, and record how its delivery went, in one transaction.
 
     The acknowledged changes start their wait for confirmation; those the

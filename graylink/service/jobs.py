@@ -91,12 +91,15 @@ def _protect(service: Service, healthy: bool) -> None:
         return
     from graylink.notify import protect
 
+    shared = service.shared_holds  # several libraries: a server's hold lasts while any of them is down
+    if shared is not None:
+        shared.report(config.name, healthy)
     if healthy:
         if service.store.execute("SELECT 1 FROM server_hold LIMIT 1").fetchone() is None:
             return
-        changes = protect.release(config, service.store)
+        changes = protect.release(config, service.store, shared)
     else:
-        changes = protect.engage(config, service.store)
+        changes = protect.engage(config, service.store, shared)
     service.observe(from_protect(changes.engaged, changes.released))
 
 

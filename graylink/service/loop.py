@@ -33,6 +33,7 @@ from graylink.config import Config, load_config
 from graylink.drive.feed import CredentialCache
 from graylink.errors import GraylinkError
 from graylink.links import ownership
+from graylink.notify.shared_holds import SharedHolds
 from graylink.reconcile.cycle import CycleOptions, run_cycle
 from graylink.reconcile.outcome import service_line
 from graylink.reconcile.preflight import make_target
@@ -94,6 +95,7 @@ class Service:
         self.reload_requested = False
         self.drive_cache = CredentialCache()
         self.mount_watch = MountWatch()
+        self.shared_holds: SharedHolds | None = None  # set by graylink.service.many for several libraries
         self.guard = dbwatch.Guard(store)
         self.exit_code = 0
         # Set by the web server's triggers (another thread): the loop reconciles at once.

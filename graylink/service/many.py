@@ -22,6 +22,8 @@ from types import FrameType
 
 from graylink.config import Config
 from graylink.links import ownership
+from graylink.notify.queue import configured
+from graylink.notify.shared_holds import SharedHolds
 from graylink.reconcile.preflight import make_target
 from graylink.service import web_jobs
 from graylink.service.jobs import JOBS, Job
@@ -66,6 +68,9 @@ def _serve(
             service.guard.lock = lock
             service.sole = False
             services.append(service)
+        shared = _shared_holds(services)
+        for service in services:
+            service.shared_holds = shared
 
         def stop(signum: int, frame: FrameType | None) -> None:
             for service in services:
@@ -112,6 +117,19 @@ def _serve(
         code = max(service.exit_code for service in services)
         log.info("service stopped" if not code else f"service stopped (exit {code})")
         return code
+
+
+def _shared_holds(services: list[Service]) -> SharedHolds:
+    """Which libraries see each server, and which library's database holds a server's saved settings."""
+    seers: dict[str, set[str]] = {}
+    holders: dict[str, str] = {}
+    for service in services:
+        for server in configured(service.config):
+            seers.setdefault(server, set()).add(service.library)
+        rows = service.store.execute("SELECT DISTINCT server FROM server_hold WHERE what != 'engaged'").fetchall()
+        for (server,) in rows:
+            holders.setdefault(str(server), service.library)
+    return SharedHolds(seers, holders)
 
 
 class LibraryPrefix(logging.Filter):

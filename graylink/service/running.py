@@ -15,6 +15,7 @@ if TYPE_CHECKING:
     from graylink.alerts.rules import Observation
     from graylink.config import Config
     from graylink.drive.feed import CredentialCache
+    from graylink.notify.shared_holds import SharedHolds
     from graylink.reconcile.cycle import CycleOptions
     from graylink.store.db import Store
     from graylink.triggers.mount import MountWatch
@@ -33,7 +34,6 @@ class Outcome:
         return Outcome(self.ok and more.ok, f"{self.result}; {more.result}")
 
 
-
 class Running(Protocol):
     """The running service as its jobs see it (:class:`graylink.service.loop.Service`)."""
 
@@ -44,6 +44,7 @@ class Running(Protocol):
     drive_cache: CredentialCache
     mount_watch: MountWatch
     wake: threading.Event
+    shared_holds: SharedHolds | None  # the servers' holds shared by the libraries of one process
 
     def should_stop(self) -> bool: ...
 
@@ -56,4 +57,3 @@ class Running(Protocol):
     def retry_soon(self, name: str, seconds: float) -> None: ...
 
     def observe(self, seen: Observation) -> None: ...
-
