@@ -8,16 +8,19 @@ mount health told by ``[mount] anchor``) and loopback Emby/Jellyfin servers
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 from emby_server import DAILY, FakeMediaServer
-from service_support import WAIT_S, wait_for
+from service_support import WAIT_S, Loop, wait_for
+from web_support import apprise_receiver
 
-from conftest import REPO
+from conftest import REPO, Library
 
 KEY = "emby-key-made-up-4a1f0c9e"
 
@@ -93,3 +96,44 @@ def test_a_shared_servers_hold_stays_while_any_library_it_sees_is_down(tmp_path:
         text = libs.text()
         assert code == 0, text
         assert KEY not in text
+
+
+def test_every_named_emby_server_is_asked_for_its_view_of_the_mount(lib: Library, loop_of: Callable[[], Loop]) -> None:
+    """Not only [emby]: each [emby NAME] that sees the library lists its source; one stale is told alone."""
+    lib.add("Movies/A (2001)/A.mkv")
+    keys = ("family-key-made-up-90d1", "trial-key-made-up-3e77")
+    with (
+        FakeMediaServer("jellyfin", keys[0]) as family,
+        FakeMediaServer("emby", keys[1]) as trial,
+        apprise_receiver() as receiver,
+    ):
+        for server in (family, trial):
+            server.library.fs_map = {str(lib.source): str(lib.source), "/media": str(lib.target)}
+        lib.write_ini(
+            scan={"interval": "1h", "workers": "2"},
+            mount={"check_interval": "1s"},
+            **{
+                "emby family": {"url": family.url, "api_key": keys[0], "path_map": f"{lib.target}=/media"},
+                "emby trial": {"url": trial.url, "api_key": keys[1], "path_map": f"{lib.target}=/media"},
+            },
+            alerts={"urls": receiver.url},
+        )
+        loop = loop_of()
+        for server in (family, trial):
+            wait_for("a listing asked", lambda s=server: s.gets("/Environment/DirectoryContents"), loop.proc)
+        trial.stale_mount = True
+        wait_for("the stale-mount alert", lambda: len(receiver.titles()) >= 1, loop.proc)
+        asked = len(trial.gets("/Environment/DirectoryContents"))
+        wait_for("more checks", lambda: len(trial.gets("/Environment/DirectoryContents")) >= asked + 3, loop.proc)
+        titles = receiver.titles()
+        assert len(titles) == 1 and "emby trial cannot read" in titles[0], titles  # one alert, naming it
+        loop.wait_log("[emby trial]: media server's view of the mount: the server cannot list")
+        assert "[emby family]: media server's view" not in loop.text()
+        status = json.loads(lib.run("status", "--json").stdout)
+        assert status["servers"]["emby trial"]["server_mount"]["ok"] is False
+        assert status["servers"]["emby family"]["server_mount"]["ok"] is True
+        trial.stale_mount = False
+        wait_for("the recovery alert", lambda: len(receiver.titles()) == 2, loop.proc)
+        assert "emby trial reads" in receiver.titles()[1]
+        assert loop.stop() == 0
+    assert not any(key in loop.text() for key in keys)

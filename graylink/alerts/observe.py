@@ -72,6 +72,6 @@ def from_protect(engaged: dict[str, str], released: list[str]) -> Observation:
     return Observation(at=time.time(), protect_on=dict(engaged) or None, protect_off=tuple(released) or None)
 
 
-def from_server_mount(ok: bool, message: str) -> Observation:
+def from_server_mount(ok: bool, message: str, server: str = "emby") -> Observation:
     """Whether the media server can read the source (its own view of the mount)."""
-    return Observation(at=time.time(), server_mount_ok=ok, server_mount_message=message)
+    return Observation(at=time.time(), server_mount_ok=ok, server_mount_message=message, server_mount_server=server)

@@ -47,6 +47,7 @@ class Observation:
     protect_off: tuple[str, ...] | None = None  # servers whose protection ended (settings put back)
     server_mount_ok: bool | None = None  # the media server can list the source as it sees it
     server_mount_message: str = ""
+    server_mount_server: str = "emby"  # which Emby / Jellyfin server (its key) the verdict is about
 
 
 @dataclass
@@ -61,7 +62,8 @@ class State:
     feed_announced: bool = False
     cycle_failures: int = 0
     cycle_announced: bool = False
-    server_mount_bad: bool = False
+    server_mount_bad: bool = False  # before named servers: the [emby] server's verdict (read as "emby")
+    server_mount_bad_on: list[str] = field(default_factory=list)  # servers that cannot read the source
 
     @classmethod
     def from_json(cls, raw: str | None) -> State:
@@ -95,6 +97,7 @@ def evaluate(state: State, seen: Observation, library: str) -> tuple[State, list
     """The state after ``seen`` and the alerts it calls for. ``library`` names the library in messages."""
     new = replace(state, conflicts=list(state.conflicts), server_failures=dict(state.server_failures))
     new.server_announced = list(state.server_announced)
+    new.server_mount_bad_on = list(state.server_mount_bad_on)
     alerts: list[Alert] = []
     _mount(new, seen, library, alerts)
     _brake(new, seen, library, alerts)
@@ -281,14 +284,21 @@ def _protect(seen: Observation, library: str, alerts: list[Alert]) -> None:
 
 
 def _server_mount(new: State, seen: Observation, library: str, alerts: list[Alert]) -> None:
-    if seen.server_mount_ok is None or (not seen.server_mount_ok) == new.server_mount_bad:
+    """Each Emby / Jellyfin server's view of the source: one alert when it turns stale, one when it reads again."""
+    name = seen.server_mount_server
+    bad = set(new.server_mount_bad_on) | ({"emby"} if new.server_mount_bad else set())
+    if seen.server_mount_ok is None or (not seen.server_mount_ok) == (name in bad):
         return  # nothing seen, or no change
-    new.server_mount_bad = not seen.server_mount_ok
-    if new.server_mount_bad:
+    if seen.server_mount_ok:
+        bad.discard(name)
+    else:
+        bad.add(name)
+    new.server_mount_bad, new.server_mount_bad_on = False, sorted(bad)
+    if not seen.server_mount_ok:
         alerts.append(
             Alert(
                 "server_mount",
-                f"graylink: the media server cannot read {library}",
+                f"graylink: the media server {name} cannot read {library}",
                 f"{seen.server_mount_message}, while graylink reads it: its links are right, the server's mount "
                 "is stale. Fix: restart the server's container, and mount the source into it with propagation "
                 "rslave (docker: -v /mnt/gdrive:/mnt/gdrive:rslave).",
@@ -298,7 +308,7 @@ def _server_mount(new: State, seen: Observation, library: str, alerts: list[Aler
         alerts.append(
             Alert(
                 "server_mount",
-                f"graylink: the media server reads {library} again",
+                f"graylink: the media server {name} reads {library} again",
                 seen.server_mount_message,
                 "success",
             )

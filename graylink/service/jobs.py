@@ -72,12 +72,12 @@ def job_mount(service: Service) -> Outcome:
         return Outcome(True, "stopped on request")
     service.observe(from_mount(health, remounts))
     _protect(service, health.ok)
-    if health.ok and service.config.emby.url:
-        from graylink.notify.server_mount import check
+    if health.ok and any(server.kind == "emby" for server in service.config.servers):
+        from graylink.notify.server_mount import check_all
 
-        verdict = check(service.config, service.store)
-        if verdict is not None:
-            service.observe(from_server_mount(verdict.ok, verdict.message))
+        # Every Emby / Jellyfin server that sees this library, each with its own verdict and alert.
+        for verdict in check_all(service.config, service.store):
+            service.observe(from_server_mount(verdict.ok, verdict.message, verdict.server))
     if not health.ok:
         # Already logged (one ERROR line) by the check itself.
         return Outcome(False, f"unhealthy: {health.failed_check}: {health.message}")
