@@ -6,6 +6,7 @@ import json
 import signal
 import socket
 import sqlite3
+import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -243,3 +244,26 @@ def test_a_lasting_mount_drop_is_one_error_in_the_loop_and_its_end_one_info(
     assert loop.stop() == 0
     assert len(errors(loop.text())) == 1, loop.text()
     assert sum("the source is back after" in line and " INFO " in line for line in loop.text().splitlines()) == 1
+
+
+def test_sighup_with_new_rules_replans_at_once_not_at_the_next_walk(lib: Library, loop_of: Callable[[], Loop]) -> None:
+    """docs/service.md: rules apply at once on SIGHUP. With an hour between walks, only the reload can do it."""
+    lib.add("Movies/A.mkv")
+    lib.add("Movies/A.srt")
+    lib.add("Extras/Making of.mkv")
+    quiet = {"scan": {"interval": "1h", "workers": "2"}, "mount": {"check_interval": "1h"}}
+    lib.write_ini(**quiet)
+    loop = loop_of()
+    wait_for("the first links", linked(lib, "Extras/Making of.mkv"), loop.proc)
+    assert links_in(lib.target) == expected_links(lib.source)
+    lib.write_ini(**quiet, rules={"extensions": ".srt", "exclude_dirs": "Extras"})
+    loop.proc.send_signal(signal.SIGHUP)
+    sent = time.monotonic()
+    wait_for("the subtitle linked under the new rules", linked(lib, "Movies/A.srt"), loop.proc)
+    wait_for("the excluded folder pruned", lambda: b"Extras/Making of.mkv" not in links_in(lib.target), loop.proc)
+    took = time.monotonic() - sent
+    assert took < 30, f"the new rules took {took:.0f} s: they waited for something, not for the reload"
+    assert links_in(lib.target) == {k: v for k, v in expected_links(lib.source, {".srt"}).items() if b"Extras" not in k}
+    assert "link rules changed: re-planning every link now" in loop.text()
+    assert loop.text().count("reconcile (walk)") == 1  # the first walk only
+    assert loop.stop() == 0

@@ -150,5 +150,15 @@ JOBS: tuple[Job, ...] = (
 )
 
 
+def job_rules(service: Service) -> Outcome:
+    """A reload changed the link rules (or the links' targets): re-plan every link now.
+
+    The cycle itself sees the changed settings and marks the whole tree, planned
+    from the index (which holds every file, wanted or not): no folder is listed."""
+    return service.reconcile("rules", CycleOptions(walk=False))
+
+
 # Run when a web request woke the loop (not scheduled).
 WAKE_JOB = Job("webhook", lambda c: 0.0, web_jobs.job_woken)
+# Run once when SIGHUP changed the rules (not scheduled).
+RULES_JOB = Job("rules", lambda c: 0.0, job_rules)

@@ -36,10 +36,11 @@ from graylink.links import ownership
 from graylink.notify.shared_holds import SharedHolds
 from graylink.reconcile.cycle import CycleOptions, run_cycle
 from graylink.reconcile.outcome import service_line
+from graylink.reconcile.planning import settings_fingerprint
 from graylink.reconcile.preflight import make_target
 from graylink.report.status import record_reconcile
 from graylink.service import dbwatch, jobruns, web_jobs
-from graylink.service.jobs import JOBS, WAKE_JOB, Job, Outcome
+from graylink.service.jobs import JOBS, RULES_JOB, WAKE_JOB, Job, Outcome
 from graylink.service.logsetup import configure_logging
 from graylink.store.db import Store
 from graylink.store.lock import InstanceLock, refuse_if_held
@@ -286,6 +287,7 @@ class Service:
         if moved is not None:
             log.error("SIGHUP: %s; keeping the old config", moved)
             return
+        rules_changed = settings_fingerprint(fresh) != settings_fingerprint(self.config)
         self.config = fresh
         if self.sole:
             self.app.use_config(fresh)
@@ -297,6 +299,10 @@ class Service:
         self.schedule_jobs()
         self._record_next_runs()
         log.info("SIGHUP: config reloaded from %s", fresh.file or "the environment")
+        if rules_changed:
+            # docs/service.md: rules apply at once, not at the next walk (an hour away, maybe).
+            log.info("SIGHUP: the link rules changed: re-planning every link now")
+            self.run_job(RULES_JOB)
 
     # -- the loop
 
