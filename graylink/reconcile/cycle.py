@@ -286,7 +286,7 @@ class Cycle:
     def _pending(self) -> list[StoredMark]:
         """The stored marks but those no system call can take: each dropped once, with a line."""
         marks = [m for m in self.store.pending_marks() if (m.id, m.path) not in self._unusable]
-        kept = self.store.usable_marks(marks, self.root, drop=not self.options.dry_run)
+        kept = self.store.usable_marks(marks, drop=not self.options.dry_run)
         self._unusable.update({(m.id, m.path) for m in marks} - {(m.id, m.path) for m in kept})
         return kept
 

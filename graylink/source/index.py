@@ -183,11 +183,16 @@ class Index:
         settle_ns, wants = self.settle_ns, self.wants
         for u in updates:
             diff = u.diff
-            prefix = u.rel + b"/" if u.rel else b""
             changed = diff.changed
-            names = list(changed) if wants is None else wants(list(changed))
-            rows.extend((prefix + n, changed[n][0], changed[n][1], u.listed_ns, SETTLE_CHANGED) for n in names)
-            if settle_ns > 0:
+            # A first run lists every folder once with nothing changed: its
+            # loop must cost next to nothing per folder.
+            if not (changed or diff.removed or (settle_ns > 0 and diff.added)):
+                continue
+            prefix = u.rel + b"/" if u.rel else b""
+            if changed:
+                names = list(changed) if wants is None else wants(list(changed))
+                rows.extend((prefix + n, changed[n][0], changed[n][1], u.listed_ns, SETTLE_CHANGED) for n in names)
+            if settle_ns > 0 and diff.added:
                 fresh_after = u.listed_ns - settle_ns
                 added = {n: st for n, st in diff.added.items() if st[1] > fresh_after}
                 names = list(added) if wants is None else wants(list(added))

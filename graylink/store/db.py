@@ -65,8 +65,8 @@ PATH_MAX = 4096  # Linux: the longest path a system call takes, with its NUL
 NAME_MAX = 255  # Linux: the longest name in a folder, in bytes
 
 
-def mark_problem(path: bytes, root: bytes) -> str:
-    """Why a dirty mark at ``path`` (below ``root``) cannot be used; "" when it can.
+def mark_problem(path: bytes) -> str:
+    """Why a dirty mark at ``path`` (relative to the source) cannot be used; "" when it can.
 
     Marks come from the walk, the Drive feed, webhooks and older graylinks; one
     that no system call can take (a NUL, a name too long) or that leaves the
@@ -319,10 +319,10 @@ class Store:
         cursor = self.execute("SELECT id, path, reason, marked_at, recursive, indexed FROM dirty ORDER BY id")
         return [StoredMark(row[0], bytes(row[1]), row[2], row[3], bool(row[4]), bool(row[5])) for row in cursor]
 
-    def usable_marks(self, marks: list[StoredMark], root: bytes, *, drop: bool) -> list[StoredMark]:
+    def usable_marks(self, marks: list[StoredMark], *, drop: bool) -> list[StoredMark]:
         """``marks`` without those :func:`mark_problem` refuses: each is logged once and,
         with ``drop``, deleted, so a bad mark from any source never blocks the queue."""
-        bad = {m.id: why for m in marks if (why := mark_problem(m.path, root))}
+        bad = {m.id: why for m in marks if (why := mark_problem(m.path))}
         if not bad:
             return marks
         for m in marks:
