@@ -34,7 +34,7 @@ LAYERS = [
     "service",
     "cli",
 ]
-ROOT_MODULES = {"__init__", "__main__", "errors", "checks", "story", "words"}
+ROOT_MODULES = {"__init__", "__main__", "errors", "checks", "story", "words", "i18n"}
 ENTRY_POINTS = {"graylink.__main__"}  # python -m graylink: the command line
 
 

@@ -8,28 +8,42 @@ proposal), a Drive remote (the Drive feed). Every question has a default
 written before the last answer: Ctrl-C leaves nothing behind. The file is
 written 0600 (it holds keys) and an existing one is replaced only with
 ``--force``. ``--yes`` asks nothing: flags, then what was found, then defaults.
+
+It speaks the terminal's language (:func:`graylink.i18n.from_environ`: Simplified
+Chinese for a ``zh`` locale, else English; words in ``graylink/cli/locale``);
+the file it writes is the same in every language. doctor's own check lines and
+the config validator's messages stay English.
 """
 
 from __future__ import annotations
 
 import os
 import sys
+from collections.abc import Iterable
 from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
 
 import click
 
+from graylink import i18n
+from graylink.checks import Check
 from graylink.cli.app import AppContext, fail
 from graylink.config import parse_raw, validate
 from graylink.config.schema import DEFAULT_CONFIG_PATHS
 from graylink.errors import ConfigError
 from graylink.report import discover
-from graylink.report.doctor import failed, render, run_checks
+from graylink.report.doctor import failed, run_checks
 
 DEFAULT_DATABASE = "~/.local/share/graylink/graylink.db"
-NEXT_STEP = (
-    "Next: run 'graylink -c {path} reconcile' once, then keep it running as a service: "
-    "systemd or Docker (docs/deployment.md)."
-)
+LOCALE_DIR = Path(__file__).resolve().parent / "locale"
+YES = ("y", "yes", "是", "好")
+NO = ("n", "no", "否", "不")
+
+
+def terminal_words() -> i18n.Words:
+    """init's words in the terminal's language (LANGUAGE, LC_ALL, LC_MESSAGES, LANG: gettext's order)."""
+    return i18n.words(LOCALE_DIR, i18n.from_environ(os.environ))
 
 
 @dataclass
@@ -55,10 +69,16 @@ def config_path(app: AppContext) -> str:
     return os.path.abspath(os.path.expanduser(chosen))
 
 
-def _plain(value: str, what: str) -> str:
+def _plain(w: i18n.Words, value: str, what: str) -> str:
     """A value the INI reader reads back unchanged: one line, no inline comment."""
     if "\n" in value or "\r" in value or " ;" in value or " #" in value or value != value.strip():
-        raise ConfigError(f"{what} {value!r} cannot be written to graylink.ini (a newline, ' ;' or ' #' in it)")
+        raise ConfigError(
+            w.gettext(
+                "%(what)s %(value)s cannot be written to graylink.ini (a newline, ' ;' or ' #' in it)",
+                what=what,
+                value=repr(value),
+            )
+        )
     return value
 
 
@@ -70,46 +90,71 @@ def _default_target(source: str) -> str:
 class Asker:
     """Questions with defaults; with ``--yes`` every default is taken without asking."""
 
-    def __init__(self, assume_yes: bool) -> None:
+    def __init__(self, assume_yes: bool, words: i18n.Words = i18n.ENGLISH) -> None:
         self.assume_yes = assume_yes
+        self.words = words
+
+    def gettext(self, message: str, **values: Any) -> str:
+        return self.words.gettext(message, **values)
 
     def text(self, question: str, default: str, hidden: bool = False) -> str:
         if self.assume_yes:
             return default
-        shown = "" if not default else (" [hidden]" if hidden else "")
-        answer = click.prompt(
-            question + shown, default=default, show_default=not hidden, hide_input=hidden, type=str
-        )
+        shown = "" if not default else (" [" + self.gettext("hidden") + "]" if hidden else "")
+        answer = click.prompt(question + shown, default=default, show_default=not hidden, hide_input=hidden, type=str)
         return str(answer).strip()
 
     def yes(self, question: str, default: bool = True) -> bool:
-        return default if self.assume_yes else click.confirm(question, default=default)
+        """click.confirm's ``[Y/n]``, with its one English line ("Error: invalid input") in our words."""
+        if self.assume_yes:
+            return default
+        while True:
+            answer = click.prompt(
+                f"{question} [{'Y/n' if default else 'y/N'}]", default="", show_default=False, type=str
+            )
+            answer = str(answer).strip().lower()
+            if not answer:
+                return default
+            if answer in YES or answer in NO:
+                return answer in YES
+            self.say(self.gettext("Please answer y or n."))
 
     def say(self, line: str) -> None:
         click.echo(line)
 
+    def checks(self, checks: Iterable[Check]) -> None:
+        """doctor's lines (its own words, English), with the hint's label in ours."""
+        for check in checks:
+            mark = "✔" if check.ok else "!" if not failed(check) else "✘"
+            self.say(f"{mark} {check.name}: {check.message}")
+            if not check.ok and check.hint:
+                self.say("    " + self.gettext("hint: %(hint)s", hint=check.hint))
+
 
 def _paths(ask: Asker, answers: Answers, opts: dict[str, str | None], mounts: list[discover.RcloneMount]) -> str:
     for mount in mounts:
-        rc = f", rc at {mount.rc_url}" if mount.rc_url else ", rc off"
-        ask.say(f"rclone mount found: {mount.mount_point} (remote {mount.remote or '?'}{rc})")
+        where = {"mount": mount.mount_point, "remote": mount.remote or "?", "rc": mount.rc_url}
+        if mount.rc_url:
+            ask.say(ask.gettext("rclone mount found: %(mount)s (remote %(remote)s, rc at %(rc)s)", **where))
+        else:
+            ask.say(ask.gettext("rclone mount found: %(mount)s (remote %(remote)s, rc off)", **where))
     if not mounts:
-        ask.say("No rclone mount found: any folder can be the source.")
+        ask.say(ask.gettext("No rclone mount found: any folder can be the source."))
     default_source = opts["source"] or (mounts[0].mount_point if mounts else "")
     while True:
-        source = os.path.abspath(os.path.expanduser(ask.text("Source folder (your rclone mount)", default_source)))
-        target = os.path.abspath(
-            os.path.expanduser(ask.text("Link tree (where the links go)", opts["target"] or _default_target(source)))
-        )
-        database = ask.text("Database", opts["database"] or DEFAULT_DATABASE)
+        asked = ask.text(ask.gettext("Source folder (your rclone mount)"), default_source)
+        source = os.path.abspath(os.path.expanduser(asked))
+        asked = ask.text(ask.gettext("Link tree (where the links go)"), opts["target"] or _default_target(source))
+        target = os.path.abspath(os.path.expanduser(asked))
+        database = ask.text(ask.gettext("Database"), opts["database"] or DEFAULT_DATABASE)
         raw = {"paths": {"source": source, "target": target, "database": database}}
         problem = ""
         if not os.path.isdir(source):
-            problem = f"{source} is not a folder"
+            problem = ask.gettext("%(path)s is not a folder", path=source)
         else:
             try:
                 for key, value in raw["paths"].items():
-                    _plain(value, f"[paths] {key}")
+                    _plain(ask.words, value, f"[paths] {key}")
                 validate(parse_raw(raw))
             except ConfigError as exc:
                 problem = str(exc)
@@ -117,7 +162,7 @@ def _paths(ask: Asker, answers: Answers, opts: dict[str, str | None], mounts: li
             break
         if ask.assume_yes:
             raise ConfigError(problem)
-        ask.say(f"  {problem}; try again.")
+        ask.say("  " + ask.gettext("%(problem)s; try again.", problem=problem))
         default_source = source
     for key, value in raw["paths"].items():
         answers.set("paths", key, value)
@@ -128,10 +173,14 @@ def _rclone(ask: Asker, answers: Answers, source: str, mounts: list[discover.Rcl
     mount = next((m for m in mounts if os.path.realpath(m.mount_point) == os.path.realpath(source)), None)
     if mount is None:
         return
-    if mount.rc_url and ask.yes(f"Ask rclone ({mount.rc_url}) to re-read changed folders at once?", True):
+    reread = ask.gettext("Ask rclone (%(url)s) to re-read changed folders at once?", url=mount.rc_url)
+    if mount.rc_url and ask.yes(reread, True):
         answers.set("mount", "rclone_rc", mount.rc_url)
     drive = bool(mount.remote) and discover.is_drive_remote(mount.remote, mount.rclone_config)
-    if drive and ask.yes(f"Watch Google Drive's change feed for remote {mount.remote} (rclone's own token)?", True):
+    feed = ask.gettext(
+        "Watch Google Drive's change feed for remote %(remote)s (rclone's own token)?", remote=mount.remote
+    )
+    if drive and ask.yes(feed, True):
         answers.set("drive", "enabled", "yes")
         answers.set("drive", "remote", mount.remote)
         if mount.rclone_config:
@@ -148,35 +197,40 @@ class Server:
 
 def _server(ask: Asker, answers: Answers, server: Server, url_flag: str | None, key_flag: str | None) -> None:
     source, target = answers.sections["paths"]["source"], answers.sections["paths"]["target"]
+    name, emby = server.name, server.section == "emby"
     if server.probe is not None:
-        ask.say(f"{server.probe.label} found at {server.probe.url}")
+        ask.say(ask.gettext("%(label)s found at %(url)s", label=server.probe.label, url=server.probe.url))
     default_url = url_flag or (server.probe.url if server.probe else "")
-    url = ask.text(f"{server.name} URL (empty: none)", default_url)
+    url = ask.text(ask.gettext("%(server)s URL (empty: none)", server=name), default_url)
     if not url:
         return
-    check = discover.check_emby if server.section == "emby" else discover.check_plex
+    check = discover.check_emby if emby else discover.check_plex
     key = key_flag or ""
     while True:
-        key = ask.text(f"{server.name} {'API key' if server.section == 'emby' else 'token'}", key, hidden=True)
+        asked = ask.gettext("%(server)s API key", server=name) if emby else ask.gettext("%(server)s token", server=name)
+        key = ask.text(asked, key, hidden=True)
         checks, locations = check(url, key, source, target)
-        for line in render(checks):
-            ask.say("  " + line)
+        ask.checks(checks)
         bad = [c for c in checks if failed(c)]
         if not bad:
             break
         if ask.assume_yes:
-            raise ConfigError(f"{server.name} at {url}: {bad[0].message}")
-        if not ask.yes(f"Try another {'key' if server.section == 'emby' else 'token'}?", True):
-            ask.say(f"  {server.name} left out.")
+            raise ConfigError(
+                ask.gettext("%(server)s at %(url)s: %(problem)s", server=name, url=url, problem=bad[0].message)
+            )
+        if not ask.yes(ask.gettext("Try another key?") if emby else ask.gettext("Try another token?"), True):
+            ask.say("  " + ask.gettext("%(server)s left out.", server=name))
             return
         key = ""
-    answers.set(server.section, "url", _plain(url, f"[{server.section}] url"))
-    answers.set(server.section, server.secret_key, _plain(key, f"[{server.section}] {server.secret_key}"))
+    answers.set(server.section, "url", _plain(ask.words, url, f"[{server.section}] url"))
+    secret = _plain(ask.words, key, f"[{server.section}] {server.secret_key}")
+    answers.set(server.section, server.secret_key, secret)
     proposal = discover.propose_path_map(target, source, locations)
     if proposal or locations:
-        path_map = ask.text(f"{server.name} path_map (link tree=as {server.name} sees it; empty: none)", proposal)
+        asked = ask.gettext("%(server)s path_map (link tree=as %(server)s sees it; empty: none)", server=name)
+        path_map = ask.text(asked, proposal)
         if path_map:
-            answers.set(server.section, "path_map", _plain(path_map, f"[{server.section}] path_map"))
+            answers.set(server.section, "path_map", _plain(ask.words, path_map, f"[{server.section}] path_map"))
 
 
 def write_config(path: str, text: str) -> None:
@@ -194,13 +248,17 @@ def write_config(path: str, text: str) -> None:
         raise
 
 
-def run_init(app: AppContext, opts: dict[str, str | None], assume_yes: bool, force: bool) -> int:
+def run_init(app: AppContext, opts: dict[str, str | None], assume_yes: bool, force: bool, w: i18n.Words) -> int:
     path = config_path(app)
     if os.path.exists(path) and not force:
-        fail(f"{path} exists; graylink init never replaces a config (--force replaces it)", 2)
-    ask = Asker(assume_yes)
+        fail(w.gettext("%(path)s exists; graylink init never replaces a config (--force replaces it)", path=path), 2)
+    ask = Asker(assume_yes, w)
     answers = Answers()
-    ask.say(f"graylink init: writing {path}. Enter takes the [default]; Ctrl-C stops and writes nothing.")
+    ask.say(
+        ask.gettext(
+            "graylink init: writing %(path)s. Enter takes the [default]; Ctrl-C stops and writes nothing.", path=path
+        )
+    )
     mounts = discover.rclone_mounts()
     source = _paths(ask, answers, opts, mounts)
     _rclone(ask, answers, source, mounts)
@@ -209,17 +267,25 @@ def run_init(app: AppContext, opts: dict[str, str | None], assume_yes: bool, for
     plex = Server("plex", "Plex", "token", None if opts["plex_url"] else discover.probe_plex())
     _server(ask, answers, plex, opts["plex_url"], opts["plex_token"])
     validate(parse_raw(answers.sections))
-    if not ask.yes(f"Write {path}?", True):
-        ask.say("Nothing written.")
+    if not ask.yes(ask.gettext("Write %(path)s?", path=path), True):
+        ask.say(ask.gettext("Nothing written."))
         return 1
     write_config(path, answers.text())
-    ask.say(f"Wrote {path} (mode 0600). graylink doctor says:")
+    ask.say(ask.gettext("Wrote %(path)s (mode 0600). graylink doctor says:", path=path))
     checks = run_checks(path)
-    for line in render(checks):
-        ask.say(line)
+    ask.checks(checks)
     bad = [c for c in checks if failed(c)]
-    ask.say(f"{len(bad)} problem(s) found: fix them in {path}" if bad else "All checks passed.")
-    ask.say(NEXT_STEP.format(path=path))
+    if bad:
+        ask.say(ask.gettext("%(n)s problem(s) found: fix them in %(path)s", n=len(bad), path=path))
+    else:
+        ask.say(ask.gettext("All checks passed."))
+    ask.say(
+        ask.gettext(
+            "Next: run 'graylink -c %(path)s reconcile' once, then keep it running as a service: "
+            "systemd or Docker (docs/deployment.md).",
+            path=path,
+        )
+    )
     return 1 if bad else 0
 
 
@@ -236,13 +302,15 @@ def run_init(app: AppContext, opts: dict[str, str | None], assume_yes: bool, for
 @click.pass_obj
 def init(app: AppContext, /, assume_yes: bool, force: bool, **opts: str | None) -> None:
     """Write a graylink.ini by answering a few questions (or from flags with --yes), then run doctor."""
+    w = terminal_words()
     try:
-        code = run_init(app, opts, assume_yes, force)
+        code = run_init(app, opts, assume_yes, force, w)
     except (click.Abort, KeyboardInterrupt, EOFError):
         click.echo("", err=True)
-        fail("interrupted: nothing written", 130)
+        fail(w.gettext("interrupted: nothing written"), 130)
     except ConfigError as exc:
         fail(str(exc), 2)
     except OSError as exc:
-        fail(f"cannot write the config: {exc.strerror or exc}: {exc.filename or ''}", 1)
+        reason = exc.strerror or str(exc)
+        fail(w.gettext("cannot write the config: %(reason)s: %(file)s", reason=reason, file=exc.filename or ""), 1)
     sys.exit(code)
