@@ -24,7 +24,9 @@ KEY = "made-up-emby-key-4321"
 
 
 def env(tmp_path: Path) -> dict[str, str]:
-    return {**os.environ, "HOME": str(tmp_path / "home"), "PYTHONPATH": str(ROOT), "COLUMNS": "200"}
+    """English whatever the runner's locale (init follows LANGUAGE, LC_ALL, LC_MESSAGES, LANG)."""
+    base = {k: v for k, v in os.environ.items() if k not in ("LANGUAGE", "LC_ALL", "LC_MESSAGES", "LANG")}
+    return {**base, "HOME": str(tmp_path / "home"), "PYTHONPATH": str(ROOT), "COLUMNS": "200", "LANG": "C.UTF-8"}
 
 
 def graylink(tmp_path: Path, *args: str) -> subprocess.CompletedProcess[str]:

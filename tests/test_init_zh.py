@@ -1,0 +1,236 @@
+"""``graylink init`` speaks the terminal's language: Simplified Chinese when the locale asks for it
+(``LANGUAGE``, ``LC_ALL``, ``LC_MESSAGES``, ``LANG``, in gettext's order), English otherwise; the file it
+writes is the same either way. Driven through a pseudo-terminal (pexpect) against the loopback Emby
+(``tests/emby_server.py``); every message of init has a zh-CN translation in its catalog
+(``graylink/cli/locale``, extracted with ``pybabel``'s extractor through ``babel.cfg``)."""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pexpect
+import pytest
+
+from graylink.i18n import CHINESE, DEFAULT, from_environ
+from tests.emby_server import FakeMediaServer
+
+ROOT = Path(__file__).resolve().parent.parent
+KEY = "made-up-emby-key-4321"
+LOCALE_VARIABLES = ("LANGUAGE", "LC_ALL", "LC_MESSAGES", "LANG")
+
+
+def env(tmp_path: Path, **locale: str) -> dict[str, str]:
+    """The runner's environment without its own locale, then ``locale`` (e.g. ``LANG="zh_CN.UTF-8"``)."""
+    base = {k: v for k, v in os.environ.items() if k not in LOCALE_VARIABLES}
+    return {**base, "HOME": str(tmp_path / "home"), "PYTHONPATH": str(ROOT), "COLUMNS": "200", **locale}
+
+
+def graylink(tmp_path: Path, *args: str, **locale: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "graylink", *args],
+        capture_output=True,
+        text=True,
+        env=env(tmp_path, **locale),
+        timeout=120,
+    )
+
+
+def messages(face: str) -> set[str]:
+    """The msgids that ``pybabel extract -F babel.cfg`` finds in ``face`` (a folder of the package)."""
+    from babel.messages.extract import extract_from_dir
+    from babel.messages.frontend import parse_mapping_cfg
+
+    with (ROOT / "babel.cfg").open() as handle:
+        method_map, options_map = parse_mapping_cfg(handle)
+    return {
+        message if isinstance(message, str) else message[0]
+        for filename, _line, message, _comments, _context in extract_from_dir(str(ROOT), method_map, options_map)
+        if filename.startswith(face + "/")
+    }
+
+
+def untranslated(found: set[str], po: Path) -> list[str]:
+    """What ``found`` lacks in the catalog ``po`` (no msgstr, fuzzy, other placeholders), and what the catalog
+    holds that no code uses any more."""
+    from babel.messages.pofile import read_po
+
+    with po.open("rb") as handle:
+        catalog = read_po(handle)
+    problems = []
+    placeholder = re.compile(r"%\((\w+)\)s")
+    for msgid in sorted(found):
+        entry = catalog.get(msgid)
+        if entry is None or not entry.string or entry.fuzzy:
+            problems.append(f"not translated: {msgid!r}")
+            continue
+        strings = entry.string if isinstance(entry.string, tuple) else (entry.string,)
+        for text in strings:
+            if not text or set(placeholder.findall(text)) != set(placeholder.findall(msgid)):
+                problems.append(f"placeholders differ: {msgid!r} -> {text!r}")
+    ids = (m.id if isinstance(m.id, str) else m.id[0] for m in catalog if m.id)
+    problems.extend(f"no code uses: {msgid!r}" for msgid in ids if msgid not in found)
+    return problems
+
+
+def test_every_message_of_init_is_translated_into_chinese() -> None:
+    found = messages("graylink/cli")
+    assert len(found) >= 30  # every question, hint, error line and the summary
+    assert "Source folder (your rclone mount)" in found and "interrupted: nothing written" in found
+    from graylink.cli.init import LOCALE_DIR
+    from graylink.i18n import catalog_path
+
+    assert untranslated(found, catalog_path(LOCALE_DIR, CHINESE)) == []
+
+
+@pytest.mark.parametrize(
+    ("environ", "locale"),
+    [
+        ({"LANG": "zh_CN.UTF-8"}, CHINESE),
+        ({"LANG": "zh_CN.utf8"}, CHINESE),
+        ({"LANG": "zh_TW.UTF-8"}, CHINESE),  # graylink has one Chinese, as on the pages
+        ({"LANG": "en_US.UTF-8"}, DEFAULT),
+        ({"LANG": "de_DE.UTF-8"}, DEFAULT),
+        ({}, DEFAULT),
+        ({"LANG": "C.UTF-8"}, DEFAULT),
+        ({"LC_ALL": "C", "LANG": "zh_CN.UTF-8"}, DEFAULT),  # LC_ALL comes first
+        ({"LC_ALL": "zh_CN.UTF-8", "LANG": "en_US.UTF-8"}, CHINESE),
+        ({"LC_MESSAGES": "zh_CN.UTF-8", "LANG": "en_US.UTF-8"}, CHINESE),
+        ({"LC_ALL": "", "LC_MESSAGES": "", "LANG": "zh_CN.UTF-8"}, CHINESE),  # empty is unset
+        ({"LANGUAGE": "en_US:zh_CN", "LANG": "zh_CN.UTF-8"}, DEFAULT),  # LANGUAGE comes first of all
+        ({"LANGUAGE": "fr:zh_CN:en", "LANG": "en_US.UTF-8"}, CHINESE),  # the first language graylink speaks
+        ({"LANGUAGE": "zh_CN", "LC_ALL": "en_US.UTF-8"}, CHINESE),
+        ({"LANGUAGE": "fr", "LANG": "zh_CN.UTF-8"}, DEFAULT),  # as gettext: LANGUAGE named no catalog
+    ],
+)
+def test_the_language_follows_the_terminals_locale(environ: dict[str, str], locale: str) -> None:
+    assert from_environ(environ) == locale
+
+
+def spawn(tmp_path: Path, ini: Path, *args: str, **locale: str) -> pexpect.spawn:
+    return pexpect.spawn(
+        sys.executable,
+        ["-m", "graylink", "-c", str(ini), "init", *args],
+        env=env(tmp_path, **locale),
+        cwd=str(tmp_path),
+        encoding="utf-8",
+        timeout=60,
+        dimensions=(50, 200),
+    )
+
+
+def answer(child: pexpect.spawn, prompt: str, reply: str) -> None:
+    child.expect(re.escape(prompt))
+    child.sendline(reply)
+
+
+def setup(tmp_path: Path, words: dict[str, str], url: str, **locale: str) -> tuple[str, Any]:
+    """One guided setup with the same answers in ``words``' language: the ini it wrote, and what it said."""
+    src, links = tmp_path / "src", tmp_path / "links"
+    ini = tmp_path / locale.get("LANG", "C") / "graylink.ini"
+    child = spawn(tmp_path, ini, **locale)
+    child.expect(re.escape(words["intro"]))
+    answer(child, words["source"], str(src))
+    answer(child, f"{words['target']} [{src}-links]", str(links))
+    answer(child, f"{words['database']} [~/.local/share/graylink/graylink.db]", str(tmp_path / "g.db"))
+    answer(child, words["url"], url)
+    answer(child, words["key"], "a-wrong-key")
+    child.expect("refused the API key")  # doctor's own line: English in both
+    child.expect(re.escape(words["hint"]))
+    answer(child, f"{words['again']} [Y/n]", "maybe")
+    answer(child, words["y_or_n"], words["yes"])
+    answer(child, words["key"], KEY)
+    child.expect("API key accepted")
+    answer(child, f"[{links}=/media]", "")
+    answer(child, words["plex"], "")
+    child.expect(re.escape(words["write"]) + r".*\[Y/n\]")
+    child.sendline("")
+    child.expect(re.escape(words["wrote"]))
+    child.expect(re.escape(words["passed"]))
+    child.expect(re.escape(words["next"]))
+    child.expect(pexpect.EOF)
+    said = child.before
+    child.close()
+    assert child.exitstatus == 0, said
+    return ini.read_text(), said
+
+
+ENGLISH_WORDS = {
+    "intro": "Enter takes the [default]; Ctrl-C stops and writes nothing.",
+    "source": "Source folder (your rclone mount)",
+    "target": "Link tree (where the links go)",
+    "database": "Database",
+    "url": "Emby/Jellyfin URL (empty: none)",
+    "key": "Emby/Jellyfin API key",
+    "hint": "    hint: ",
+    "again": "Try another key?",
+    "y_or_n": "Please answer y or n.",
+    "yes": "y",
+    "plex": "Plex URL (empty: none)",
+    "write": "Write ",
+    "wrote": "(mode 0600). graylink doctor says:",
+    "passed": "All checks passed.",
+    "next": "Next: run 'graylink -c",
+}
+CHINESE_WORDS = {
+    "intro": "直接回车即采用 [方括号] 里的默认值；按 Ctrl-C 退出，不会写入任何东西。",
+    "source": "源目录（你的 rclone 挂载点）",
+    "target": "链接目录（软链接放在这里）",
+    "database": "数据库文件",
+    "url": "Emby/Jellyfin 地址（留空表示不用）",
+    "key": "Emby/Jellyfin 的 API 密钥",
+    "hint": "    提示：",
+    "again": "换一个密钥再试？",
+    "y_or_n": "请输入 y 或 n。",
+    "yes": "是",
+    "plex": "Plex 地址（留空表示不用）",
+    "write": "写入 ",
+    "wrote": "（权限 0600）。graylink doctor 的检查结果：",
+    "passed": "全部检查通过。",
+    "next": "下一步：先运行一次 'graylink -c",
+}
+
+
+def test_init_speaks_chinese_under_a_chinese_locale_and_writes_the_same_file(tmp_path: Path) -> None:
+    (tmp_path / "src/TV/Show").mkdir(parents=True)
+    (tmp_path / "src/TV/Show/e1.mkv").write_bytes(b"x")
+    with FakeMediaServer("jellyfin", api_key=KEY, locations=["/media/TV"]) as jellyfin:
+        chinese, said_zh = setup(tmp_path, CHINESE_WORDS, jellyfin.url, LANG="zh_CN.UTF-8")
+        english, said_en = setup(tmp_path, ENGLISH_WORDS, jellyfin.url, LANG="en_US.UTF-8")
+    assert chinese == english  # keys, values and the comment: English whatever the language
+    assert f"api_key = {KEY}\n" in chinese and f"path_map = {tmp_path / 'links'}=/media\n" in chinese
+    assert "(mode 0600)" not in said_zh and "全部检查通过" not in said_en
+    assert KEY not in said_zh  # hidden input is not echoed
+
+
+def test_the_non_interactive_form_says_its_errors_in_chinese(tmp_path: Path) -> None:
+    ini = tmp_path / "graylink.ini"
+    missing = graylink(
+        tmp_path, "-c", str(ini), "init", "--source", str(tmp_path / "nope"), "--yes", LANG="zh_CN.UTF-8"
+    )
+    assert missing.returncode == 2 and missing.stderr == f"graylink: {tmp_path / 'nope'} 不是文件夹\n"
+    (tmp_path / "src").mkdir()
+    done = graylink(tmp_path, "-c", str(ini), "init", "--source", str(tmp_path / "src"), "--yes", LC_ALL="zh_CN.UTF-8")
+    assert done.returncode == 0, done.stderr
+    assert "全部检查通过。" in done.stdout and "下一步：" in done.stdout
+    kept = graylink(tmp_path, "-c", str(ini), "init", "--source", str(tmp_path / "src"), "--yes", LANGUAGE="zh_CN")
+    assert kept.returncode == 2 and "已存在" in kept.stderr and "--force" in kept.stderr
+    english = graylink(tmp_path, "-c", str(ini), "init", "--source", str(tmp_path / "src"), "--yes", LANG="C.UTF-8")
+    assert english.returncode == 2 and "exists; graylink init never replaces a config" in english.stderr
+
+
+def test_ctrl_c_says_nothing_was_written_in_chinese(tmp_path: Path) -> None:
+    (tmp_path / "src").mkdir()
+    ini = tmp_path / "conf" / "graylink.ini"
+    child = spawn(tmp_path, ini, "--source", str(tmp_path / "src"), LANG="zh_CN.UTF-8")
+    answer(child, f"源目录（你的 rclone 挂载点） [{tmp_path / 'src'}]", "")
+    child.expect(re.escape("链接目录（软链接放在这里）"))
+    child.sendintr()
+    child.expect(pexpect.EOF)
+    child.close()
+    assert "已中断：没有写入任何东西" in (child.before or "")
+    assert not ini.exists() and not ini.parent.exists()
