@@ -214,6 +214,10 @@ def test_the_non_interactive_form_says_its_errors_in_chinese(tmp_path: Path) -> 
     )
     assert missing.returncode == 2 and missing.stderr == f"graylink: {tmp_path / 'nope'} 不是文件夹\n"
     (tmp_path / "src").mkdir()
+    inside = ["-c", str(ini), "init", "--source", str(tmp_path / "src"), "--target", str(tmp_path / "src/links")]
+    refused = graylink(tmp_path, *inside, "--yes", LANG="zh_CN.UTF-8")  # the validator's own words follow, English
+    assert refused.returncode == 2 and refused.stderr.startswith("graylink: 配置无效：[paths] target ")
+    assert not ini.exists()
     done = graylink(tmp_path, "-c", str(ini), "init", "--source", str(tmp_path / "src"), "--yes", LC_ALL="zh_CN.UTF-8")
     assert done.returncode == 0, done.stderr
     assert "全部检查通过。" in done.stdout and "下一步：" in done.stdout

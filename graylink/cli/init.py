@@ -82,6 +82,14 @@ def _plain(w: i18n.Words, value: str, what: str) -> str:
     return value
 
 
+def _validated(w: i18n.Words, raw: dict[str, dict[str, str]]) -> None:
+    """The answers make a valid config; the validator's own words (English, naming keys) after our lead."""
+    try:
+        validate(parse_raw(raw))
+    except ConfigError as exc:
+        raise ConfigError(w.gettext("not a valid config: %(problem)s", problem=str(exc))) from exc
+
+
 def _default_target(source: str) -> str:
     source = source.rstrip("/") or "/"
     return os.path.join(os.path.dirname(source), os.path.basename(source) + "-links")
@@ -155,7 +163,7 @@ def _paths(ask: Asker, answers: Answers, opts: dict[str, str | None], mounts: li
             try:
                 for key, value in raw["paths"].items():
                     _plain(ask.words, value, f"[paths] {key}")
-                validate(parse_raw(raw))
+                _validated(ask.words, raw)
             except ConfigError as exc:
                 problem = str(exc)
         if not problem:
@@ -266,7 +274,7 @@ def run_init(app: AppContext, opts: dict[str, str | None], assume_yes: bool, for
     _server(ask, answers, emby, opts["emby_url"], opts["emby_key"])
     plex = Server("plex", "Plex", "token", None if opts["plex_url"] else discover.probe_plex())
     _server(ask, answers, plex, opts["plex_url"], opts["plex_token"])
-    validate(parse_raw(answers.sections))
+    _validated(ask.words, answers.sections)
     if not ask.yes(ask.gettext("Write %(path)s?", path=path), True):
         ask.say(ask.gettext("Nothing written."))
         return 1
