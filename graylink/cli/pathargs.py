@@ -12,6 +12,7 @@ from __future__ import annotations
 import os
 import stat
 
+from graylink.cli import pathforms
 from graylink.config import Config
 from graylink.errors import ConfigError
 from graylink.source.sourcecheck import CHECK_TIMEOUT
@@ -58,6 +59,8 @@ def scope_of(config: Config, store: Store | None, given: str, *, refresh: bool =
     if not rel:
         return Scope(b"", True)
     try:
+        # A path typed in another Unicode form (NFD from macOS) names what the source spells.
+        rel = pathforms.resolve(config, store, rel, given)
         mode = _mode(config, rel, given)
         if mode is None and config.mount.rclone_rc and refresh:
             from graylink.rclone.rc import vfs_refresh  # loaded only with an rc to call
@@ -73,7 +76,11 @@ def scope_of(config: Config, store: Store | None, given: str, *, refresh: bool =
         return Scope(rel, True) if stat.S_ISDIR(mode) else Scope(parent_of(rel), False)
     known = _known(store, rel) if store is not None else None
     if known is None:
-        raise ConfigError(f"--path {given}: not in the source, and not in the index either: nothing to reconcile")
+        try:
+            wide = pathforms.hint(config, store, rel, given)
+        except (OSError, deadline.NoAnswer):
+            wide = ""
+        raise ConfigError(f"--path {given}: not in the source, and not in the index either: nothing to reconcile{wide}")
     return known
 
 
