@@ -315,3 +315,60 @@ def test_a_folder_swapped_for_a_symlink_is_not_followed_by_an_untrusted_walk(lib
         ("prune", f"{lib.target}/Movies/A/A.mkv")
     ]
     assert set(links_in(lib.target)) == {b"Movies/B/B.mkv"}
+
+
+# ------------------------------------------------------------------ Ctrl-C
+
+# A child that runs the ``graylink`` command exactly as ``[project.scripts]`` names it,
+# and sends itself SIGINT (a real Ctrl-C: Python's own handler turns it into
+# KeyboardInterrupt) when the module named on its command line is first imported.
+_CTRL_C_AT_IMPORT = """
+import importlib, os, signal, sys, tomllib
+module, *args = sys.argv[1:]
+class CtrlC:
+    def find_spec(self, name, path=None, target=None):
+        if name == module:
+            os.kill(os.getpid(), signal.SIGINT)
+        return None
+sys.meta_path.insert(0, CtrlC())
+with open("pyproject.toml", "rb") as handle:  # the child runs in the repository
+    entry = tomllib.load(handle)["project"]["scripts"]["graylink"]
+where, _, name = entry.partition(":")
+sys.argv = ["graylink", *args]
+getattr(importlib.import_module(where), name)()
+"""
+
+
+@pytest.mark.parametrize(
+    "module",
+    [
+        "graylink.cli.init",  # while the command line itself is imported (a second or more on a busy machine)
+        "graylink.report.status",  # inside the command
+    ],
+)
+def test_ctrl_c_is_exit_130_with_one_line(lib: Library, module: str) -> None:
+    lib.add("Movies/A/A.mkv")
+    proc = subprocess.run(
+        [sys.executable, "-c", _CTRL_C_AT_IMPORT, module, "-c", str(lib.ini), "status"],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=WAIT_S,
+        env={**os.environ, "PYTHONPATH": str(REPO)},
+    )
+    assert proc.returncode == 130, proc.stderr
+    assert one_line_error(proc) == "graylink: interrupted"
+
+
+def test_ctrl_c_while_click_reads_the_command_is_exit_130(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Outside every command's own handler (the group's setup): click would say "Aborted!" and exit 1."""
+    from click.testing import CliRunner
+
+    import graylink.cli
+
+    def interrupted(verbosity: int) -> None:
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(graylink.cli, "setup_logging", interrupted)
+    result = CliRunner().invoke(graylink.cli.cli, ["status"])
+    assert result.exit_code == 130 and "graylink: interrupted" in result.output, result.output

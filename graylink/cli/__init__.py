@@ -10,11 +10,13 @@ May import every package: it is the top.
 
 from __future__ import annotations
 
+from typing import Any
+
 import click
 
 from graylink import __version__
 from graylink.cli.alerts import alerts
-from graylink.cli.app import AppContext, fail, setup_logging
+from graylink.cli.app import INTERRUPTED, AppContext, fail, setup_logging
 from graylink.cli.init import init
 from graylink.cli.maintenance import db, drive
 from graylink.cli.readonly import doctor, snapshot, status
@@ -24,7 +26,24 @@ from graylink.errors import ConfigError
 __all__ = ["AppContext", "cli", "main"]
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+class _Group(click.Group):
+    """Ctrl-C anywhere in a command is exit 130 with one line, as in each command's own
+    handler (click would say "Aborted!" and exit 1): reading the arguments, the config, the lazy imports."""
+
+    def make_context(self, *args: Any, **kwargs: Any) -> click.Context:
+        try:
+            return super().make_context(*args, **kwargs)
+        except KeyboardInterrupt:
+            fail("interrupted", INTERRUPTED)
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except KeyboardInterrupt:
+            fail("interrupted", INTERRUPTED)
+
+
+@click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, "-V", "--version", prog_name="graylink")
 @click.option(
     "-c",

@@ -74,6 +74,9 @@ def setup_logging(verbosity: int) -> None:
     configure_logging(None, verbosity)
 
 
+INTERRUPTED = 130  # Ctrl-C: 128 + SIGINT, as a shell reports it (graylink/__main__.py says the same)
+
+
 def fail(message: str, code: int) -> NoReturn:
     click.echo(f"graylink: {one_line(message)}", err=True)
     sys.exit(code)
@@ -96,7 +99,7 @@ def handle_errors(func: F) -> F:
                 raise
             fail(str(failure), failure.exit_code)
         except KeyboardInterrupt:
-            fail("interrupted", 130)
+            fail("interrupted", INTERRUPTED)
         except OSError as exc:
             # A filesystem refusal nobody foresaw: say what and where, in one line.
             where = f": {exc.filename!r}" if exc.filename else ""

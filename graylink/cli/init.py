@@ -28,7 +28,7 @@ import click
 
 from graylink import i18n
 from graylink.checks import Check
-from graylink.cli.app import AppContext, fail
+from graylink.cli.app import INTERRUPTED, AppContext, fail
 from graylink.config import parse_raw, validate
 from graylink.config.schema import DEFAULT_CONFIG_PATHS
 from graylink.errors import ConfigError
@@ -315,7 +315,7 @@ def init(app: AppContext, /, assume_yes: bool, force: bool, **opts: str | None) 
         code = run_init(app, opts, assume_yes, force, w)
     except (click.Abort, KeyboardInterrupt, EOFError):
         click.echo("", err=True)
-        fail(w.gettext("interrupted: nothing written"), 130)
+        fail(w.gettext("interrupted: nothing written"), INTERRUPTED)
     except ConfigError as exc:
         fail(str(exc), 2)
     except OSError as exc:
