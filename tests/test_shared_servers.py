@@ -54,9 +54,9 @@ class TwoLibraries:
             text += f"[library {name}]\nsource = {self.source(name)}\ntarget = {self.target(name)}\nanchor = .anchor\n"
         self.ini.write_text(text + servers)
 
-    def start(self) -> subprocess.Popen[bytes]:
+    def start(self, *more: str) -> subprocess.Popen[bytes]:
         return subprocess.Popen(
-            [sys.executable, "-m", "graylink", "-c", str(self.ini), "reconcile", "--loop"],
+            [sys.executable, "-m", "graylink", "-c", str(self.ini), "reconcile", "--loop", *more],
             stdout=subprocess.DEVNULL,
             stderr=self.log.open("wb"),
             env={**os.environ, "PYTHONPATH": str(REPO)},
@@ -137,3 +137,38 @@ def test_every_named_emby_server_is_asked_for_its_view_of_the_mount(lib: Library
         assert "emby trial reads" in receiver.titles()[1]
         assert loop.stop() == 0
     assert not any(key in loop.text() for key in keys)
+
+
+def test_one_snapshot_path_makes_a_page_per_library(tmp_path: Path) -> None:
+    """[snapshot] path is one key: the loop writes each library's page to its own file, as
+    'graylink snapshot' does ({library} in the path, else -NAME before the extension)."""
+    libs = TwoLibraries(tmp_path)
+    for name in ("a", "b"):
+        (libs.source(name) / f"Only{name.upper()} (2002)").mkdir()
+        (libs.source(name) / f"Only{name.upper()} (2002)/x.mkv").write_bytes(b"x")
+    www = tmp_path / "www"
+    for folder in (www / "a", www / "b"):
+        folder.mkdir(parents=True)
+    libs.write(f"[snapshot]\npath = {www / 'index.html'}\n")
+    proc = libs.start("--full")  # the first walk is a full verification: the pages are written after it
+    try:
+        for name in ("a", "b"):
+            wait_for(f"{name}'s page", lambda n=name: (www / f"index-{n}.html").exists(), proc)  # type: ignore[misc]
+    finally:
+        proc.terminate()
+        code = proc.wait(timeout=WAIT_S)
+    assert code == 0, libs.text()
+    assert not (www / "index.html").exists()  # no library overwrote another's page
+    pages = {name: (www / f"index-{name}.html").read_text() for name in ("a", "b")}
+    assert "OnlyA (2002)" in pages["a"] and "OnlyB (2002)" not in pages["a"]
+    assert "OnlyB (2002)" in pages["b"] and "OnlyA (2002)" not in pages["b"]
+    # {library} puts the name where the user wants it; the command writes where the loop does.
+    libs.write(f"[snapshot]\npath = {www / '{library}' / 'index.html'}\n")
+    done = subprocess.run(
+        [sys.executable, "-m", "graylink", "-c", str(libs.ini), "snapshot"],
+        capture_output=True, text=True, env={**os.environ, "PYTHONPATH": str(REPO)}, timeout=60, check=False,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    for name in ("a", "b"):
+        page = (www / name / "index.html").read_text()
+        assert f"Only{name.upper()} (2002)" in page

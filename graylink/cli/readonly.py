@@ -8,7 +8,6 @@ import sys
 import click
 
 from graylink.cli.app import AppContext, handle_errors, library_option
-from graylink.config import Config
 
 log = logging.getLogger(__name__)
 
@@ -76,20 +75,13 @@ def snapshot(app: AppContext, output: str | None, library: str | None) -> None:
     from graylink.store.db import Store
 
     views = [app.one_library(library, "snapshot -o")] if output else app.libraries(library)
-    several = len(views) > 1
     for config in views:
         # Read-only, so it runs beside a live 'graylink reconcile --loop'.
         with Store(config.paths.database, readonly=True) as store:
-            # Several libraries: each page beside its own database ([snapshot] path is one file).
-            where = output or (_beside_database(config) if several else default_snapshot_path(config))
+            # Each library its own page (report.snapshot.default_snapshot_path).
+            where = output or default_snapshot_path(config)
             stats = write_snapshot(config, store, where)
         app.say(
             f"{stats.path}: {stats.folders} folders, {stats.files} files "
             f"({stats.videos} linkable, {stats.linked} linked), {stats.bytes_written} bytes"
         )
-
-
-def _beside_database(config: Config) -> str:
-    import os
-
-    return os.path.join(os.path.dirname(config.paths.database), f"graylink-snapshot-{config.name}.html")

@@ -41,7 +41,7 @@ import jinja2
 import peewee as pw
 
 from graylink import __version__
-from graylink.config import Config
+from graylink.config import DEFAULT_LIBRARY, Config
 from graylink.errors import DatabaseError, GraylinkError
 from graylink.source.rules import Rules
 from graylink.store.db import Store, parent_of
@@ -121,11 +121,28 @@ def js_value(value: object) -> str:
     return json.dumps(value, ensure_ascii=False, separators=(",", ":")).translate(_JS_UNSAFE)
 
 
+LIBRARY_PLACEHOLDER = "{library}"
+
+
 def default_snapshot_path(config: Config) -> str:
-    """``[snapshot] path`` when set, else beside the database."""
-    if config.snapshot.path:
-        return config.snapshot.path
-    return os.path.join(os.path.dirname(config.paths.database), DEFAULT_FILENAME)
+    """Where this library's page goes: ``[snapshot] path`` when set, else beside its database.
+
+    ``[snapshot] path`` is one key for the whole service, so each library must
+    make its own file of it, the same whoever writes it (the loop after a full
+    verification, ``graylink snapshot``, the status page's link): ``{library}``
+    in it is the library's name; without it, the default library (the unnamed
+    sections) keeps the path as written (a config of today writes the same
+    file) and a ``[library NAME]`` inserts ``-NAME`` before the extension. The
+    default file is ``graylink-snapshot.html`` / ``graylink-snapshot-NAME.html``
+    beside the library's database."""
+    library = config.name
+    path = config.snapshot.path or os.path.join(os.path.dirname(config.paths.database), DEFAULT_FILENAME)
+    if LIBRARY_PLACEHOLDER in path:
+        return path.replace(LIBRARY_PLACEHOLDER, library)
+    if library == DEFAULT_LIBRARY:
+        return path
+    stem, ext = os.path.splitext(path)
+    return f"{stem}-{library}{ext}"
 
 
 class _IndexStream:

@@ -217,10 +217,11 @@ class Service:
 
     def write_snapshot(self) -> Outcome:
         """The HTML page of the index, refreshed after each full verification."""
-        from graylink.report.snapshot import write_snapshot
+        from graylink.report.snapshot import default_snapshot_path, write_snapshot
 
         try:
-            stats = write_snapshot(self.config, self.store, self.config.snapshot.path)
+            # Each library its own file of the one [snapshot] path ({library}, or -NAME added).
+            stats = write_snapshot(self.config, self.store, default_snapshot_path(self.config))
         except GraylinkError as exc:
             log.error("snapshot: %s", exc)
             return Outcome(False, f"snapshot failed: {exc}")
