@@ -13,6 +13,7 @@ from graylink.cli.app import AppContext, display, handle_errors, library_option
 from graylink.cli.pathargs import libraries_of, scopes_of
 from graylink.cli.report import plan_document, print_plan, summary_line
 from graylink.errors import ConfigError, GraylinkError
+from graylink.system.progress import QUIET, Meter, log_every
 
 if TYPE_CHECKING:
     from graylink.config import Config
@@ -37,29 +38,6 @@ def refuse_with_loop(*, dry_run: bool, paths: bool, as_json: bool, force: bool) 
     for option, reason in LOOP_REFUSES.items():
         if given[option]:
             raise ConfigError(f"--loop cannot be combined with {option}: {reason}")
-
-
-class Progress:
-    """A one-line counter on a terminal, for long first scans."""
-
-    def __init__(self) -> None:
-        self.last = 0.0
-
-    def __call__(self, dirs: int, files: int) -> None:
-        import time
-
-        now = time.monotonic()
-        if now - self.last >= 0.2:
-            self.last = now
-            click.echo(f"\rscanning: {dirs} folders, {files} files", err=True, nl=False)
-
-    def note(self, text: str) -> None:
-        self.last = self.last or 1.0
-        click.echo(f"\r{text}\033[K", err=True, nl=False)
-
-    def done(self) -> None:
-        if self.last:
-            click.echo("\r\033[K", err=True, nl=False)
 
 
 @click.command()
@@ -112,6 +90,7 @@ def reconcile(
         raise ConfigError("--rebase verifies the whole library once: it takes neither --loop nor --path")
     if loop:
         refuse_with_loop(dry_run=dry_run, paths=bool(paths), as_json=as_json, force=force)
+    progress_every = log_every()  # a bad GRAYLINK_PROGRESS_EVERY is refused before anything is made
     if any(not p.strip() for p in paths):
         # An empty path would read as the source's root: the whole library, not what was meant.
         raise ConfigError("--path is empty: name a folder or file of the source; to reconcile everything, leave it out")
@@ -133,7 +112,10 @@ def reconcile(
 
         sys.exit(run_service(app, [view.name for view in views], full=full))
     options = CycleOptions(dry_run=dry_run, force=force, full=full or rebase, rebase=rebase)
-    results = {view.name: _run_one(app, view, subtrees[view.name], as_json, options) for view in views}
+    results = {
+        view.name: _run_one(app, view, subtrees[view.name], options, _meter(app, as_json, progress_every))
+        for view in views
+    }
     if as_json:
         # Compact: the C encoder, fast even for a first run with many thousands of actions.
         docs = {view.name: plan_document(results[view.name], view) for view in views}
@@ -155,7 +137,18 @@ def reconcile(
     sys.exit(max(result.exit_code for result in results.values()))
 
 
-def _run_one(app: AppContext, config: Config, subtrees: tuple[Scope, ...], as_json: bool, flags: CycleOptions) -> Any:
+def _meter(app: AppContext, as_json: bool, every: float) -> Meter:
+    """A live line on a terminal; off one (the journal, ``docker logs``, a pipe), an INFO line
+    every ``every`` seconds of a long run; with ``-q``, nothing. ``-v`` logs every step itself,
+    so its progress is INFO lines too (a live line would be torn by the log)."""
+    if app.verbosity < 0:
+        return QUIET
+    if sys.stderr.isatty() and not as_json and app.verbosity == 0:
+        return Meter(live=sys.stderr)
+    return Meter(every=every)
+
+
+def _run_one(app: AppContext, config: Config, subtrees: tuple[Scope, ...], flags: CycleOptions, meter: Meter) -> Any:
     """One library's run, under its own lock and on its own database."""
     import os
 
@@ -165,8 +158,7 @@ def _run_one(app: AppContext, config: Config, subtrees: tuple[Scope, ...], as_js
     from graylink.store.db import Store
     from graylink.store.lock import InstanceLock
 
-    progress = Progress() if sys.stderr.isatty() and not as_json and app.verbosity >= 0 else None
-    options = replace(flags, paths=subtrees, progress=progress, note=progress.note if progress is not None else None)
+    options = replace(flags, paths=subtrees, progress=meter)
     try:
         if options.dry_run:
             db_exists = os.path.exists(config.paths.database)
@@ -184,5 +176,4 @@ def _run_one(app: AppContext, config: Config, subtrees: tuple[Scope, ...], as_js
     except MountGone as exc:
         raise GraylinkError(f"the source is not readable ({exc.strerror}); nothing was pruned") from None
     finally:
-        if progress is not None:
-            progress.done()
+        meter.close()

@@ -82,6 +82,7 @@ def origins(path: str, environ: Mapping[str, str]) -> dict[tuple[str, str], str]
 NOT_CONFIG = {
     "GRAYLINK_CONFIG": "the config file to read",
     "GRAYLINK_CONFIG_DIR": "the container's config folder (docker/entrypoint.sh)",
+    "GRAYLINK_PROGRESS_EVERY": "seconds between two progress lines off a terminal (graylink.system.progress)",
     "GRAYLINK_CRASH_SEED": "replays a crash test (tests/test_crash.py)",
     "GRAYLINK_PROP_EXAMPLES": "the number of property test examples (tests/test_properties.py)",
 }

@@ -56,10 +56,13 @@ class Applier:
         target_root: bytes,
         is_made_dir: Callable[[bytes], bool],
         should_stop: Callable[[], bool] | None = None,
+        progress: Callable[[int], None] | None = None,
     ) -> None:
+        """``progress``: told after each create, repair and prune, tried so far (done or failed)."""
         self.root = target_root.rstrip(b"/") or b"/"
         self.is_made_dir = is_made_dir
         self.should_stop = should_stop
+        self.progress = progress
         self.result = ApplyResult()
         self._dirs_ok: set[bytes] = {b""}
         self._missing: set[bytes] = set()  # folders dirs_to_make found missing
@@ -109,6 +112,9 @@ class Applier:
             first = [a for a in actions if a.op is Op.PRUNE and a.link in ahead] + first
         ordered = first + prunes
         create = Op.CREATE
+        changes = (Op.CREATE, Op.REPAIR, Op.PRUNE)
+        progress = self.progress
+        tried = 0
         for position, action in enumerate(ordered):
             if self.should_stop is not None and self.should_stop():
                 # Between two actions: what is done gets recorded, the marks stay.
@@ -134,6 +140,11 @@ class Applier:
                     self._leave(ordered[position + 1 :])
                     break
                 self._fail(action, reason)
+            finally:
+                # Done or failed: the count the summary's created, repaired, pruned and failed add up to.
+                if progress is not None and action.op in changes:
+                    tried += 1
+                    progress(tried)
         self._remove_emptied_dirs(prunes)
         return self.result
 

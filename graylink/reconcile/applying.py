@@ -16,7 +16,7 @@ from graylink import story
 from graylink.config import Config
 from graylink.links import ownership
 from graylink.links.apply import Applier
-from graylink.links.planner import Plan
+from graylink.links.planner import Op, Plan
 from graylink.links.recording import VideoCounts, record_links, record_tree_dirs, record_video_counts
 from graylink.reconcile.announce import announce, withdraw
 from graylink.reconcile.closing import marks_to_keep, problems_of, record_full_verification
@@ -24,7 +24,9 @@ from graylink.reconcile.outcome import CycleResult
 from graylink.store.db import Mark, Store, StoredMark
 from graylink.store.problems import update_problems, update_unlistable
 from graylink.store.scopes import Scope, ScopeSet
+from graylink.system.progress import QUIET, Meter
 
+LINK_CHANGES = frozenset({Op.CREATE, Op.REPAIR, Op.PRUNE})  # what the summary counts as created, repaired, pruned
 UNLISTABLE = "unlistable"  # the reason of a mark that retries a folder that could not be listed
 
 
@@ -39,6 +41,7 @@ class Findings:
     scopes: list[Scope]
     unlistable: dict[bytes, str]  # folders that could not be listed, with why
     video_counts: VideoCounts
+    meter: Meter = QUIET
 
 
 def apply_and_record(
@@ -48,7 +51,11 @@ def apply_and_record(
         return store.execute("SELECT 1 FROM link_dir WHERE path = ?", (rel,)).fetchone() is not None
 
     announced = announce(config, store, plan.actions)
-    applier = Applier(found.target, is_made_dir, found.should_stop)
+    meter = found.meter
+    changes = sum(1 for action in plan.actions if action.op in LINK_CHANGES)
+    only_creates = all(action.op is Op.CREATE for action in plan.actions if action.op in LINK_CHANGES)
+    meter.begin("creating links" if only_creates else "changing links", changes)
+    applier = Applier(found.target, is_made_dir, found.should_stop, meter.count if meter.on else None)
     new_dirs = applier.dirs_to_make(plan.actions)
     recorded = set(new_dirs)
     if new_dirs:
@@ -61,6 +68,7 @@ def apply_and_record(
     for action, reason in applied.failed:
         result.failures.append(f"{action.op.value} {os.fsdecode(action.link)}: {reason}")
     keep = marks_to_keep(plan, marks, applied, found.mount_ok)
+    meter.begin("recording links", counted=False)
     with store.atomic():
         ownership.record(config, store)
         record_links(store, applied, recorded)

@@ -31,7 +31,7 @@ from graylink.reconcile.reread import mark_restart, reread_before_full_walk
 from graylink.reconcile.settle import settle
 from graylink.reconcile.veto import veto_prunes
 from graylink.source.listing import MountGone
-from graylink.source.scanner import Interrupted, Scanner, ScanStats
+from graylink.source.scanner import Interrupted, ProgressFn, Scanner, ScanStats
 from graylink.source.sourcecheck import CHECK_TIMEOUT, SourceGuard
 from graylink.store.clock import in_future, tell_jump
 from graylink.store.db import META_LAST_FULL, Mark, Store, StoredMark
@@ -125,7 +125,7 @@ class Cycle:
             marks = self._collect_marks()
             options = self.options
             settled = reread_before_full_walk(
-                self.config, marks, dry_run=options.dry_run, should_stop=options.should_stop, note=options.note
+                self.config, marks, dry_run=options.dry_run, should_stop=options.should_stop, note=options.progress.note
             )
             if self.config.mount.rclone_rc and options.dry_run and not settled:
                 # A dry run changes nothing, rclone's directory cache included: it plans from what the mount shows.
@@ -143,6 +143,8 @@ class Cycle:
             return self._stopped(started)
         self.scopes = scopes
         plan = Plan()
+        meter = self.options.progress
+        meter.begin("planning links", counted=False)
         for scope in scopes:
             if self._stop_requested():
                 return self._stopped(started)
@@ -182,6 +184,7 @@ class Cycle:
                 self.scopes,
                 self.unlistable,
                 self.video_counts,
+                meter,
             )
             apply_and_record(self.config, self.store, plan, marks, result, found)
             if not result.stopped:
@@ -189,6 +192,7 @@ class Cycle:
             # On a stop request the queue waits for the next run: no retries with backoff now.
             if self.config.servers and not self._stop_requested():
                 retry_stuck(self.config, self.store, [p.path for p in self.options.paths])
+                meter.begin("telling media servers", counted=False)
                 result.media = notify(self.config, self.store, self.options.should_stop)
         self.stats.duration_s = round(time.monotonic() - started, 6)
         return result
@@ -261,12 +265,15 @@ class Cycle:
                 store.set_meta(META_SETTINGS, settings)
         pending = self._pending()
         if self.options.walk and not any(m.path == b"" and m.recursive and not m.indexed for m in pending):
+            trusted = mtime_trusted(self.config.paths.source, self.config.scan.trust_dir_mtime)
+            if trusted:
+                self.options.progress.begin("looking at folder times", counted=False)
             walked = walk(
                 store,
                 self.root,
-                trusted=mtime_trusted(self.config.paths.source, self.config.scan.trust_dir_mtime),
+                trusted=trusted,
                 workers=self.workers,
-                progress=self.options.progress,
+                progress=self._listing(everything=not trusted),
                 should_stop=self.options.should_stop,
                 guard=self.guard,
                 settle_ns=self.settle_ns,
@@ -320,6 +327,21 @@ class Cycle:
             return True
         return time.time() - float(last) >= self.config.scan.full_verify
 
+    def _listing(self, *, everything: bool) -> ProgressFn:
+        """A scanner's count of folders listed, as the cycle's (its scanners' counts summed, as the
+        summary sums them), of about as many folders as the index holds when everything is listed."""
+        meter = self.options.progress
+        if not meter.on:
+            return _ignore
+        dirs_before, files_before = self.stats.dirs_listed, self.stats.files_indexed
+        known = self.store.count("directory") if everything else 0
+
+        def listed(dirs: int, files: int) -> None:
+            meter.begin("listing folders", known or None, approx=True)
+            meter.count(dirs_before + dirs, files_before + files)
+
+        return listed
+
     def _add_scan_stats(self, scan: ScanStats) -> None:
         self.stats.dirs_listed += scan.dirs_listed
         self.stats.files_indexed += scan.files_seen
@@ -344,7 +366,7 @@ class Cycle:
                 self.workers,
                 make_marks=False,
                 reason="refresh",
-                progress=self.options.progress,
+                progress=self._listing(everything=any(s.path == b"" and s.recursive for s in scopes)),
                 should_stop=self.options.should_stop,
                 guard=self.guard,
                 settle_ns=self.settle_ns,
@@ -360,6 +382,10 @@ class Cycle:
             self._path_marks = [replace(m, indexed=True) for m in self._path_marks]
             marks = self._current_marks()
         return marks
+
+
+def _ignore(dirs: int, files: int) -> None:
+    pass
 
 
 def run_cycle(config: Config, store: Store | None, options: CycleOptions) -> CycleResult:

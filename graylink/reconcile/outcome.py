@@ -8,8 +8,8 @@ from typing import TYPE_CHECKING
 
 from graylink.links.apply import STOPPED_ON_REQUEST, ApplyResult
 from graylink.links.planner import Action, Op, Plan
-from graylink.source.scanner import ProgressFn
 from graylink.store.scopes import Scope
+from graylink.system.progress import QUIET, Meter
 from graylink.triggers.mount import Health
 from graylink.words import count, plural
 
@@ -29,8 +29,8 @@ class CycleOptions:
     # a plan with at most this many prunes passes the brake; one with more is still held.
     prune_allowance: int = 0
     full: bool = False  # verify everything now
-    progress: ProgressFn | None = None
-    note: Callable[[str], None] | None = None  # a progress line while rclone re-reads the source
+    # Where each phase reports how far it is: a terminal's live line, INFO lines, or nothing.
+    progress: Meter = QUIET
     remount: bool = True  # run [mount] remount_command when the mount is down (the loop paces it itself)
     # Asked between directories and between actions (the service's SIGTERM):
     # true stops the cycle there, with what is done committed and the marks kept.

@@ -44,6 +44,7 @@ from graylink.service.jobs import JOBS, RULES_JOB, WAKE_JOB, Job, Outcome
 from graylink.service.logsetup import configure_logging
 from graylink.store.db import Store
 from graylink.store.lock import InstanceLock, refuse_if_held
+from graylink.system.progress import Meter, log_every
 from graylink.triggers.mount import MountWatch
 
 if TYPE_CHECKING:
@@ -196,8 +197,15 @@ class Service:
         """One cycle (the cycle sends its one Emby batch), its summary kept in meta."""
         # The loop runs remounts (mount job, with backoff) and the Drive feed
         # (drive job, on its own interval) itself: a cycle here does neither.
-        options = replace(options, should_stop=self.should_stop, remount=False, drive=False, in_loop=True)
-        result = run_cycle(self.config, self.store, options)
+        # Progress lines only for a long cycle (a first run, a full verification): none in a cycle's first interval.
+        meter = Meter(every=log_every())
+        options = replace(
+            options, should_stop=self.should_stop, remount=False, drive=False, in_loop=True, progress=meter
+        )
+        try:
+            result = run_cycle(self.config, self.store, options)
+        finally:
+            meter.close()
         record_reconcile(self.store, result, trigger)
         if self.alerts.enabled:
             self.observe(from_cycle(result, self._open_conflicts()))

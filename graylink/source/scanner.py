@@ -34,7 +34,7 @@ log = logging.getLogger(__name__)
 TaskResult = tuple[bool, list[Listing], list[bytes]]
 Task = Callable[[Tick], TaskResult]
 _IN_FLIGHT_PER_WORKER = 2  # tasks queued per thread: listing outpaces the single writer
-ProgressFn = Callable[[int, int], None]  # (dirs listed, files seen), after each listing
+ProgressFn = Callable[[int, int], None]  # (dirs listed, files seen), after each listing is processed
 
 _FLUSH_DIRS = 2000
 _FLUSH_FILES = 50000
@@ -212,8 +212,11 @@ class Scanner:
         """Process one task's listings; return the tasks that follow from them."""
         whole_trees, listings, left = result
         follow: list[Task] = [self._tree_task(rel) for rel in left]
+        progress = self.progress
         for listing in listings:
             follow.extend(self._process(listing, whole_trees))
+            if progress is not None:  # after the listing's files are counted: the summary's figures
+                progress(self.stats.dirs_listed, self.stats.files_seen)
         return follow
 
     def _process(self, listing: Listing, whole_trees: bool) -> list[Task]:
@@ -221,8 +224,6 @@ class Scanner:
         stats = self.stats
         rel = listing.rel
         stats.dirs_listed += 1
-        if self.progress is not None:
-            self.progress(stats.dirs_listed, stats.files_seen)
         if listing.error:
             shown = os.fsdecode(rel) or "(source root)"
             message = f"cannot list {shown}: {listing.error}; its index and links are kept"
