@@ -31,6 +31,7 @@ from graylink.rclone.mountflags import rclone_processes_serving
 from graylink.reconcile.cycle import CycleOptions, run_cycle
 from graylink.source.listing import MountGone
 from graylink.store.db import Store
+from graylink.system.progress import Meter
 
 pytestmark = [
     pytest.mark.fuse,
@@ -122,13 +123,15 @@ def small_library(tmp_path: Path) -> Iterator[Library]:
         shutil.rmtree(private, ignore_errors=True)
 
 
-class RestartMidWalk:
-    """A progress hook that takes the mount down once the walk has listed
+class RestartMidWalk(Meter):
+    """A progress meter that takes the mount down once the walk has listed
     ``down_at`` folders, and brings it back up after ``up_after`` more
     (while the walk goes on), or 0.2 s later on a timer thread (the walk then
     ends on a mount that is down, or back as a new mount)."""
 
     def __init__(self, lib: Library, down_at: int, up_after: int | None) -> None:
+        super().__init__(every=3600.0)  # on, and silent: only the counts it is told are used
+        self.listing = False
         self.lib = lib
         self.down_at = down_at
         self.up_after = up_after
@@ -136,7 +139,16 @@ class RestartMidWalk:
         self.after_down = 0  # folders the walk went on to process
         self.comeback: threading.Thread | None = None
 
-    def __call__(self, dirs: int, files: int) -> None:
+    def begin(self, name: str, total: int | None = None, *, approx: bool = False, counted: bool = True) -> None:
+        self.listing = name == "listing folders"
+        super().begin(name, total, approx=approx, counted=counted)
+
+    def count(self, done: int, files: int | None = None) -> None:
+        super().count(done, files)
+        if self.listing:
+            self._listed(done)
+
+    def _listed(self, dirs: int) -> None:
         if self.went_down:
             self.after_down += 1
             if self.after_down == self.up_after:
