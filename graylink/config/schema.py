@@ -34,6 +34,9 @@ SCHEMA: dict[str, dict[str, tuple[Parser, str]]] = {
     "rules": {
         "extensions": (v.extensions, ""),
         "exclude_dirs": (v.word_list, "BDMV"),
+        "sidecars": (v.yes_no, "no"),
+        "skip_samples": (v.yes_no, "yes"),
+        "sample_size": (v.size, "300M"),
     },
     "reconcile": {
         "max_prune_fraction": (v.fraction, "0.2"),

@@ -34,6 +34,9 @@ class ScanConfig:
 class RulesConfig:
     extensions: tuple[str, ...]
     exclude_dirs: tuple[str, ...]
+    sidecars: bool = False  # link subtitles, .nfo and artwork that belong to a linked video
+    skip_samples: bool = True  # leave out videos named like samples and smaller than sample_size
+    sample_size: int = 300_000_000
 
 
 @dataclass(frozen=True)

@@ -80,6 +80,18 @@ def positive_int(text: str) -> int:
     return value
 
 
+_SIZE_RE = re.compile(r"(\d+(?:\.\d+)?)\s*([kmgt]?)i?b?", re.IGNORECASE)
+_SIZE_UNITS = {"": 1, "k": 10**3, "m": 10**6, "g": 10**9, "t": 10**12}
+
+
+def size(text: str) -> int:
+    """Parse ``300M``, ``300MB``, ``1.5G`` or plain bytes (decimal units, as Plex states its 300 MB)."""
+    match = _SIZE_RE.fullmatch(text.strip())
+    if not match:
+        raise ValueError(f"not a size: {text!r} (use e.g. 300M, 1G, or bytes)")
+    return int(float(match.group(1)) * _SIZE_UNITS[match.group(2).lower()])
+
+
 def fraction(text: str) -> float:
     try:
         value = float(text.strip())

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 
 from graylink.links.planner import Op
 from graylink.notify.pathmap import PathMap, map_path
+from graylink.source.sidecars import is_sidecar
 
 CREATED = "Created"
 MODIFIED = "Modified"
@@ -128,6 +129,37 @@ def _drop_covered(updates: Mapping[bytes, str]) -> dict[bytes, str]:
     return kept
 
 
+def fold_sidecars(
+    updates: Mapping[bytes, str], floors: Iterable[bytes] = (), is_gone: Callable[[bytes], bool] = lambda _path: False
+) -> dict[bytes, str]:
+    """Replace each sidecar (a subtitle, an .nfo, artwork: ``[rules] sidecars``) by its folder.
+
+    A sidecar is no item of its own: the server reads it when it looks at its
+    video's folder, so the folder is what it is told, once however many
+    sidecars changed (and the folder entry covers the video's own entry, see
+    ``_drop_covered``). A sidecar right in a floor (the link tree's root, a
+    path map root) stays itself: refreshing a floor is a library refresh.
+    """
+    floors = tuple(floors)
+    out: dict[bytes, str] = {}
+    folded: dict[bytes, list[str]] = defaultdict(list)
+    for path, kind in updates.items():
+        folder = _parent(path)
+        if is_sidecar(path.rpartition(b"/")[2]) and not _blocked(folder, floors):
+            folded[folder].append(kind)
+        else:
+            out[path] = kind
+    # The folder is Created only with a video created in it (a new film with
+    # its subtitles); new sidecars beside a known video modify its folder.
+    created = {_parent(path) for path, kind in out.items() if kind == CREATED}
+    for folder, kinds in folded.items():
+        if folder in out:
+            kinds.append(out[folder])
+        kind = _folder_type(kinds, is_gone(folder))
+        out[folder] = MODIFIED if kind == CREATED and folder not in created else kind
+    return out
+
+
 def speakable(path: bytes) -> tuple[bytes, bool]:
     """The nearest ancestor whose path is valid UTF-8, and whether it is ``path`` itself.
 
@@ -152,9 +184,10 @@ def build_entries(
     floors: Iterable[bytes] = (),
     is_gone: Callable[[bytes], bool] = lambda _path: False,
 ) -> list[Entry]:
-    """The request's entries: collapsed, made sayable in JSON, mapped, sorted."""
+    """The request's entries: sidecars folded, collapsed, made sayable in JSON, mapped, sorted."""
+    floors = tuple(floors)
     sayable: dict[bytes, str] = {}
-    for path, update_type in updates.items():
+    for path, update_type in fold_sidecars(updates, floors, is_gone).items():
         said, same = speakable(path)
         kind = update_type if same else MODIFIED
         previous = sayable.get(said)

@@ -26,6 +26,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from graylink.links.planner import Op
+from graylink.source.sidecars import is_sidecar
 from graylink.store.db import Store
 
 PRESENT, ABSENT = "present", "absent"
@@ -80,9 +81,12 @@ def track(store: Store, changes: Sequence[tuple[Op, bytes]], servers: Sequence[s
 
     A deletion of a path whose item graylink never saw is not tracked (it
     could not be checked). Stuck changes in the folders of these changes are
-    given another chance: queued again with them.
+    given another chance: queued again with them. A sidecar (a subtitle, an
+    .nfo, artwork) is never an item of the server's library: it is sent as
+    its folder (graylink.notify.batch.fold_sidecars) and not tracked.
     """
     folders = {_parent(path) for _op, path in changes}
+    changes = [(op, path) for op, path in changes if not is_sidecar(path.rpartition(b"/")[2])]
     for server in servers:
         items = _items(store, server, [path for op, path in changes if op is Op.PRUNE])
         rows: list[tuple[object, ...]] = []

@@ -70,8 +70,11 @@ class Veto:
 
 
 def _wanted(rules: Rules, rel: bytes) -> bool:
+    """Whether the rules still want a link at ``rel`` whatever the index says. A
+    video named like a sample may be one (its size decides, and the index
+    dropped it), and a sidecar goes with its video: neither holds a prune."""
     folder, _, name = rel.rpartition(b"/")
-    return rules.wants_dir(folder) and rules.wants_file(name)
+    return rules.wants_dir(folder) and rules.wants_file(name) and not rules.named_samples(folder, [name])
 
 
 def veto_prunes(

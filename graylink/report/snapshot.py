@@ -261,7 +261,7 @@ def _app_script() -> tuple[str, str]:
 
 def render_snapshot(config: Config, store: Store, out: IO[bytes], generated_at: float | None = None) -> SnapshotStats:
     """Write the page to an open binary stream and return what it holds."""
-    rules = Rules.build(config.rules.extensions, config.rules.exclude_dirs)
+    rules = Rules.of(config.rules)
     stream = _IndexStream(store, rules)
     now = time.time() if generated_at is None else generated_at
     source = config.paths.source

@@ -1,8 +1,13 @@
-"""Which files get links: video extensions, excluded folders, download temp names."""
+"""Which files get links: video extensions, excluded folders, download temp names, samples."""
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from graylink.config.sections import RulesConfig
 
 # Every extension Jellyfin/Emby treat as video (Emby.Naming VideoFileExtensions
 # and MediaBrowser.Model MimeTypes), minus the ambiguous ones that are mostly
@@ -28,6 +33,20 @@ _TEMP_SUFFIXES = (b".part", b".partial", b".!qb", b".!ut", b".crdownload", b".tm
 _TEMP_PREFIXES = (b".fuse_hidden", b"._", b".~", b"~$")
 _TEMP_EXTS = frozenset(_TEMP_SUFFIXES)
 
+# A sample, by name, as the media servers tell one. Jellyfin ignores
+# ``sample.EXT``, ``*.sample.EXT`` and everything in a ``sample`` folder
+# (Emby.Server.Implementations/Library/IgnorePatterns.cs); Plex ignores a file
+# with "sample" in its name under 300 MB, and "samples" subfolders; release
+# groups name them ``Movie-sample.mkv``. So: "sample" as a word of the name
+# (bounded by the start, the end or a separator: "Samples of Life" and
+# "resample" are not samples), or a folder named sample(s). The size floor
+# (Plex's) keeps a real film whose title holds the word.
+_SAMPLE_WORD = re.compile(rb"(?:^|[ ._\-\[\]()])sample(?:$|[ ._\-\[\]()])")
+_SAMPLE_DIRS = frozenset({b"sample", b"samples"})
+# Radarr skips its sample check for these (DetectSample.cs): a .strm is tiny
+# by nature, a disc image is never a sample.
+_NEVER_SAMPLES = frozenset({b".strm", b".iso", b".img"})
+
 
 @dataclass(frozen=True)
 class Rules:
@@ -35,15 +54,31 @@ class Rules:
 
     extensions: frozenset[bytes]
     excluded_dirs: frozenset[bytes]
+    sidecars: bool = False  # link the subtitles, .nfo and artwork of linked videos (graylink.source.sidecars)
+    sample_floor: int = 0  # videos named like samples and smaller than this are not linked; 0 = off
 
     @classmethod
-    def build(cls, extra_extensions: tuple[str, ...] = (), exclude_dirs: tuple[str, ...] = ()) -> Rules:
+    def build(
+        cls,
+        extra_extensions: tuple[str, ...] = (),
+        exclude_dirs: tuple[str, ...] = (),
+        sidecars: bool = False,
+        sample_floor: int = 0,
+    ) -> Rules:
         exts = {e.lower() for e in VIDEO_EXTENSIONS} | {e.lower() for e in extra_extensions}
         dirs = set(ALWAYS_EXCLUDED_DIRS) | {d.lower() for d in exclude_dirs}
         return cls(
             extensions=frozenset(e.encode("utf-8", "surrogateescape") for e in exts),
             excluded_dirs=frozenset(d.encode("utf-8", "surrogateescape") for d in dirs),
+            sidecars=sidecars,
+            sample_floor=sample_floor,
         )
+
+    @classmethod
+    def of(cls, config: RulesConfig) -> Rules:
+        """The rules of a config's ``[rules]`` section."""
+        floor = config.sample_size if config.skip_samples else 0
+        return cls.build(config.extensions, config.exclude_dirs, config.sidecars, floor)
 
     def wants_file(self, name: bytes) -> bool:
         """Whether a file with this name (no folder) gets a link."""
@@ -75,10 +110,37 @@ class Rules:
         excluded = self.excluded_dirs
         return not any(part.lower() in excluded for part in rel_dir.split(b"/"))
 
+    def named_samples(self, rel_dir: bytes, names: list[bytes]) -> list[bytes]:
+        """The names of ``names`` (videos of the folder ``rel_dir``) that are
+        samples by name; whether each is one depends on its size (``is_sample``).
+        Empty when the filter is off. One C-level lower() and ``in`` per name:
+        the regex runs only on the few names holding "sample"."""
+        if not self.sample_floor:
+            return []
+        folder = rel_dir.rpartition(b"/")[2].lower()
+        in_sample_dir = folder in _SAMPLE_DIRS
+        out = []
+        for name in names:
+            dot = name.rfind(b".")
+            if name[dot:].lower() in _NEVER_SAMPLES:
+                continue
+            if in_sample_dir:
+                out.append(name)
+                continue
+            stem = name[:dot].lower()
+            if b"sample" in stem and _SAMPLE_WORD.search(stem):
+                out.append(name)
+        return out
+
+    def is_sample(self, size: int) -> bool:
+        """Whether a video named like a sample (``named_samples``) of this size is one."""
+        return 0 <= size < self.sample_floor
+
     def fingerprint(self) -> str:
         """Changes when the rules change, so a changed rule set re-plans everything."""
         return (
             ",".join(sorted(e.decode("utf-8", "surrogateescape") for e in self.extensions))
             + "|"
             + ",".join(sorted(d.decode("utf-8", "surrogateescape") for d in self.excluded_dirs))
+            + f"|sidecars={int(self.sidecars)}|samples<{self.sample_floor}"
         )
