@@ -300,6 +300,41 @@ def test_compose_sees_the_rclone_mount_through_its_parent_with_slave_propagation
     assert [v for v in volumes if PurePosixPath(database.group(1)).is_relative_to(v["target"])]
 
 
+def test_a_remount_reaches_a_slave_bind_of_the_parent_not_one_of_the_mount_point(tmp_path: Path) -> None:
+    """Why compose.yaml binds the mount's parent: what Docker's ``rslave`` bind does, with real
+    mounts in a private mount namespace (tmpfs stands for rclone's FUSE mount; nothing
+    reaches the host's mount table, and everything goes with the namespace)."""
+    if shutil.which("unshare") is None:
+        pytest.skip("unshare is not installed")
+    script = """
+set -e
+mount -t tmpfs base "$D"
+mount --make-rshared "$D"
+mkdir -p "$D/mnt/gdrive" "$D/point" "$D/parent"
+mount -t tmpfs first "$D/mnt/gdrive" && touch "$D/mnt/gdrive/first-mount"
+mount --bind "$D/mnt/gdrive" "$D/point" && mount --make-rslave "$D/point"
+mount --rbind "$D/mnt" "$D/parent" && mount --make-rslave "$D/parent"
+umount "$D/mnt/gdrive"
+mount -t tmpfs second "$D/mnt/gdrive" && touch "$D/mnt/gdrive/second-mount"
+echo "point: $(ls "$D/point")"
+echo "parent: $(ls "$D/parent/gdrive")"
+"""
+    done = subprocess.run(
+        ["unshare", "-m", "sh", "-c", script],
+        env={**os.environ, "D": str(tmp_path)},
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=False,
+    )
+    if done.returncode != 0 and ("Operation not permitted" in done.stderr or "permission denied" in done.stderr):
+        pytest.skip(f"no mount namespace here: {done.stderr.strip()}")
+    assert done.returncode == 0, done.stderr
+    # rclone mounted again: a bind of the mount point keeps the old mount (dead, for FUSE);
+    # a slave bind of its parent sees the new one.
+    assert done.stdout.splitlines() == ["point: first-mount", "parent: second-mount"]
+
+
 def test_compose_publishes_the_web_face_on_the_host_loopback_only() -> None:
     service = compose_service()
     listen = service["environment"]["GRAYLINK_WEB_LISTEN"]

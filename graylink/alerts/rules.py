@@ -300,8 +300,8 @@ def _server_mount(new: State, seen: Observation, library: str, alerts: list[Aler
                 "server_mount",
                 f"graylink: the media server {name} cannot read {library}",
                 f"{seen.server_mount_message}, while graylink reads it: its links are right, the server's mount "
-                "is stale. Fix: restart the server's container, and mount the source into it with propagation "
-                "rslave (docker: -v /mnt/gdrive:/mnt/gdrive:rslave).",
+                "is stale. Fix: restart the server's container, and bind the folder that holds the rclone mount "
+                "into it with propagation rslave (docker: -v /mnt:/mnt:ro,rslave).",
             )
         )
     else:

@@ -40,8 +40,8 @@ log = logging.getLogger(__name__)
 PATH = "/Environment/DirectoryContents"
 DEADLINE = 10.0
 FIX = (
-    "restart the server's container, and mount the source into it with propagation rslave "
-    "(docker: -v /mnt/gdrive:/mnt/gdrive:rslave) so that a new rclone mount reaches it"
+    "restart the server's container, and bind the folder that holds the rclone mount into it with "
+    "propagation rslave (docker: -v /mnt:/mnt:ro,rslave) so that a new rclone mount reaches it"
 )
 
 
