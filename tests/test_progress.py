@@ -78,7 +78,7 @@ def test_the_terminal_line_goes_on_counting_while_links_are_made(lib: Library) -
 
 
 def test_quiet_on_a_terminal_draws_nothing(lib: Library) -> None:
-    big_library(lib)
+    big_library(lib, shows=5)
     out = on_a_terminal(lib, "-q")
     assert "\r" not in out.replace("\r\n", "\n") and "progress" not in out, out
 
@@ -95,6 +95,20 @@ def test_off_a_terminal_info_lines_tell_listing_and_creating_with_the_summary_fi
     assert listing[-1] == (str(listed), str(files)), run.stderr
     assert creating[-1] == (str(created), str(VIDEOS)) and created == VIDEOS, run.stderr
     assert len(creating) >= 2, run.stderr  # told during the phase, and once more at its end
+
+
+def test_a_full_verification_counts_of_the_folders_the_index_held(lib: Library) -> None:
+    big_library(lib, shows=10)
+    first = lib.run("reconcile", env={"GRAYLINK_PROGRESS_EVERY": "60"})
+    assert first.returncode == 0, first.stderr
+    _, listed, files = summary_of(first.stdout)
+    full = lib.run("reconcile", "--full", env={"GRAYLINK_PROGRESS_EVERY": "0.01"})
+    assert full.returncode == 0, full.stderr
+    again = summary_of(full.stdout)
+    assert again == (0, listed, files), full.stdout
+    lines = re.findall(r"INFO progress: listing folders: (.*)", full.stderr)
+    assert lines and lines[-1] == f"{listed} of ~{listed} ({files} files)", full.stderr
+    assert "creating links" not in full.stderr  # nothing to create: no such phase
 
 
 def test_a_short_run_or_quiet_run_logs_no_progress(lib: Library) -> None:

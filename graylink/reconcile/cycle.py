@@ -12,6 +12,7 @@ from __future__ import annotations
 import logging
 import os
 import time
+from contextlib import closing
 from dataclasses import replace
 from typing import TYPE_CHECKING
 
@@ -327,20 +328,10 @@ class Cycle:
             return True
         return time.time() - float(last) >= self.config.scan.full_verify
 
-    def _listing(self, *, everything: bool) -> ProgressFn:
-        """A scanner's count of folders listed, as the cycle's (its scanners' counts summed, as the
-        summary sums them), of about as many folders as the index holds when everything is listed."""
-        meter = self.options.progress
-        if not meter.on:
-            return _ignore
-        dirs_before, files_before = self.stats.dirs_listed, self.stats.files_indexed
-        known = self.store.count("directory") if everything else 0
-
-        def listed(dirs: int, files: int) -> None:
-            meter.begin("listing folders", known or None, approx=True)
-            meter.count(dirs_before + dirs, files_before + files)
-
-        return listed
+    def _listing(self, *, everything: bool) -> ProgressFn | None:
+        """Counted on from the earlier scanners' (the summary sums them), of about as many as the index holds."""
+        total = self.store.count("directory") if everything and self.options.progress.on else None
+        return self.options.progress.lister(total, self.stats.dirs_listed, self.stats.files_indexed)
 
     def _add_scan_stats(self, scan: ScanStats) -> None:
         self.stats.dirs_listed += scan.dirs_listed
@@ -384,14 +375,10 @@ class Cycle:
         return marks
 
 
-def _ignore(dirs: int, files: int) -> None:
-    pass
-
-
 def run_cycle(config: Config, store: Store | None, options: CycleOptions) -> CycleResult:
     """Run one cycle. With ``dry_run`` it works on a scratch copy of the database
     (``store`` may then be None: no database yet) and changes nothing on disk."""
-    with no_gc_passes():
+    with no_gc_passes(), closing(options.progress):
         if options.dry_run:
             with scratch_copy(store) as scratch:
                 return Cycle(config, scratch, options).run()

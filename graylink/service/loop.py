@@ -197,15 +197,9 @@ class Service:
         """One cycle (the cycle sends its one Emby batch), its summary kept in meta."""
         # The loop runs remounts (mount job, with backoff) and the Drive feed
         # (drive job, on its own interval) itself: a cycle here does neither.
-        # Progress lines only for a long cycle (a first run, a full verification): none in a cycle's first interval.
-        meter = Meter(every=log_every())
-        options = replace(
-            options, should_stop=self.should_stop, remount=False, drive=False, in_loop=True, progress=meter
-        )
-        try:
-            result = run_cycle(self.config, self.store, options)
-        finally:
-            meter.close()
+        options = replace(options, should_stop=self.should_stop, remount=False, drive=False, in_loop=True)
+        # Progress lines only for a long cycle (a first run, a full verification): none in its first interval.
+        result = run_cycle(self.config, self.store, replace(options, progress=Meter(every=log_every())))
         record_reconcile(self.store, result, trigger)
         if self.alerts.enabled:
             self.observe(from_cycle(result, self._open_conflicts()))

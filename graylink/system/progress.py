@@ -110,6 +110,17 @@ class Meter:
         phase.files = files
         self._show()
 
+    def lister(self, total: int | None, dirs: int = 0, files: int = 0) -> Callable[[int, int], None] | None:
+        """A scanner's hook: its (folders listed, files seen), counted on from ``dirs`` and ``files``."""
+        if not self.on:
+            return None
+
+        def listed(more_dirs: int, more_files: int) -> None:
+            self.begin("listing folders", total, approx=True)
+            self.count(dirs + more_dirs, files + more_files)
+
+        return listed
+
     def note(self, text: str) -> None:
         """A line of its own on the terminal (rclone's re-read logs its own INFO lines)."""
         if self.live is not None:
