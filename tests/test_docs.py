@@ -395,3 +395,95 @@ def test_cli_md_synopsis_names_every_command_and_option() -> None:
         if isinstance(param, click.Option) and "--help" not in param.opts and not set(param.opts) & everywhere:
             problems.append(f"docs/cli.md: the synopsis lacks the global option {param.opts[-1]}")
     assert not problems, "\n".join(problems)
+
+
+# ------------------------------------------------------------- rclone mount flags
+
+# docs/rclone.md's recommended mount: every `rclone mount` of the docs uses exactly these
+# (issue 27: quickstart, deployment and rclone.md had drifted apart on --allow-other and rc auth).
+MOUNT_FLAGS: dict[str, str | None] = {
+    "--read-only": None,
+    "--allow-other": None,
+    "--dir-cache-time": "1000h",
+    "--poll-interval": "1m",
+}
+# The remote control, when a mount has one: on loopback, with a user (never --rc-no-auth,
+# which opens every rc command to every local program).
+RC_FLAGS: dict[str, str | None] = {
+    "--rc": None,
+    "--rc-addr": "127.0.0.1:5572",
+    "--rc-user": "graylink",
+    "--rc-pass": "choose-a-password",
+}
+# Not about graylink: where rclone.conf is; a remount_command without a supervisor.
+OTHER_MOUNT_FLAGS = {"--config", "--daemon"}
+MOUNT_VALUE_FLAGS = {"--dir-cache-time", "--poll-interval", "--rc-addr", "--rc-user", "--rc-pass", "--config"}
+
+
+def mount_flags(words: list[str]) -> dict[str, str | None]:
+    """The flags of an ``rclone mount`` command's words (after ``mount``)."""
+    flags: dict[str, str | None] = {}
+    rest = iter(words)
+    for word in rest:
+        if not word.startswith("--"):
+            continue  # the remote and the mount point
+        name, eq, value = word.partition("=")
+        flags[name] = value if eq else next(rest, "") if name in MOUNT_VALUE_FLAGS else None
+    return flags
+
+
+def rclone_mount_commands() -> list[tuple[str, dict[str, str | None]]]:
+    """Every ``rclone mount`` of the docs' shell blocks, systemd units and ini remount_command lines."""
+    found: list[tuple[str, dict[str, str | None]]] = []
+    for path in DOC_FILES:
+        for block in blocks(path):
+            if block.lang in SHELL_LANGS or block.lang == "systemd":
+                lines = list(logical_lines(block))
+            elif block.lang == "ini":
+                lines = [
+                    (block.line + i, m.group(1))
+                    for i, line in enumerate(block.lines)
+                    if (m := re.match(r"\s*remount_command\s*=\s*(.*)", line))
+                ]
+            else:
+                continue
+            for line, text in lines:
+                for words in simple_commands(text):
+                    if len(words) > 1 and os.path.basename(words[0]) == "rclone" and words[1] == "mount":
+                        found.append((f"{path.relative_to(ROOT)}:{line}", mount_flags(words[2:])))
+    return found
+
+
+def test_every_rclone_mount_in_the_docs_uses_the_recommended_flags() -> None:
+    commands = rclone_mount_commands()
+    where = {w.split(":")[0] for w, _ in commands}
+    assert {"docs/rclone.md", "docs/quickstart.md", "docs/deployment.md", "docs/google-drive.md"} <= where, where
+    for at, flags in commands:
+        shown = {k: v for k, v in flags.items() if k not in OTHER_MOUNT_FLAGS}
+        wanted = MOUNT_FLAGS | RC_FLAGS if "--rc" in flags else MOUNT_FLAGS
+        assert shown == wanted, f"{at}: the mount's flags differ from docs/rclone.md's: {shown} != {wanted}"
+
+
+def test_every_graylink_config_with_the_local_rc_has_its_user() -> None:
+    """An ini block that points graylink at the recommended rc gives it the rc's user, as rclone.md does."""
+    for block in ini_blocks():
+        text = "\n".join(block.lines)
+        if re.search(r"^rclone_rc\s*=\s*http://127\.0\.0\.1:5572\s*$", text, re.M):
+            assert re.search(r"^rclone_rc_user\s*=\s*graylink\b", text, re.M), f"{block.where}: rclone_rc_user missing"
+
+
+def test_the_mount_flag_check_tells_a_drifted_doc_apart() -> None:
+    drifted = "rclone mount gdrive: /mnt/gdrive --read-only --dir-cache-time 1000h --poll-interval 1m --rc --rc-no-auth"
+    flags = mount_flags(next(simple_commands(drifted))[2:])
+    assert flags != MOUNT_FLAGS | RC_FLAGS and "--rc-no-auth" in flags and "--allow-other" not in flags
+
+
+def test_every_graylink_unit_reloads_with_sighup() -> None:
+    """`systemctl reload graylink` re-reads the config (service.md): each unit that runs the loop says how."""
+    units = [b for path in DOC_FILES for b in blocks(path) if b.lang == "systemd"]
+    shipped = (ROOT / "docs" / "graylink.service").read_text(encoding="utf-8").splitlines()
+    units.append(Block(ROOT / "docs" / "graylink.service", 1, "systemd", tuple(shipped)))
+    loops = [u for u in units if any("reconcile --loop" in line for line in u.lines if line.startswith("ExecStart="))]
+    assert len(loops) >= 2
+    for unit in loops:
+        assert "ExecReload=/bin/kill -HUP $MAINPID" in unit.lines, f"{unit.where}: no ExecReload="

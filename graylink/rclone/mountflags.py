@@ -283,7 +283,8 @@ def flag_checks(config: Config, process: RcloneProcess, version: tuple[int, int,
                 NAME,
                 False,
                 f"[mount] rclone_rc is set but the mount runs without --rc{alone}: vfs/refresh calls will fail",
-                "add --rc --rc-addr 127.0.0.1:5572 (with --rc-user/--rc-pass, or --rc-no-auth) to the mount",
+                "add --rc --rc-addr 127.0.0.1:5572 --rc-user/--rc-pass to the mount and set [mount] rclone_rc_user / "
+                "rclone_rc_pass to them (docs/rclone.md)",
                 warn=True,
             )
         )
@@ -295,8 +296,8 @@ def flag_checks(config: Config, process: RcloneProcess, version: tuple[int, int,
                 False,
                 f"the mount runs --rc without --rc-no-auth, --rc-user or --rc-htpasswd: rclone {v} (1.74 and "
                 "later) refuses vfs/refresh without rc auth (403)",
-                "add --rc-no-auth to the mount (its --rc-addr on 127.0.0.1), or --rc-user/--rc-pass and set "
-                "[mount] rclone_rc_user / rclone_rc_pass",
+                "add --rc-user/--rc-pass to the mount and set [mount] rclone_rc_user / rclone_rc_pass to "
+                "them (docs/rclone.md); --rc-no-auth also works, but lets any local program call every rc command",
                 warn=True,
             )
         )

@@ -94,8 +94,8 @@ class RcAuthError(RcError):
 # the server has --rc-user / --rc-htpasswd or --rc-no-auth. A server with a user answers 401 to any
 # request without the right user and password, before it looks at the call.
 NO_AUTH_FIX = (
-    "add --rc-no-auth to the mount (with --rc-addr on a loopback address, e.g. 127.0.0.1:5572), or "
-    "--rc-user/--rc-pass and set [mount] rclone_rc_user / rclone_rc_pass to them"
+    "add --rc-user/--rc-pass to the mount and set [mount] rclone_rc_user / rclone_rc_pass to them "
+    "(docs/rclone.md); --rc-no-auth also works, but lets any local program call every rc command"
 )
 
 
