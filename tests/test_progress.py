@@ -111,6 +111,23 @@ def test_a_full_verification_counts_of_the_folders_the_index_held(lib: Library) 
     assert "creating links" not in full.stderr  # nothing to create: no such phase
 
 
+def test_each_library_of_a_run_says_its_name(lib: Library) -> None:
+    big_library(lib, shows=2)
+    other = lib.root / "other"
+    for episode in range(50):
+        (other / "Film" / f"Part {episode}.mkv").parent.mkdir(parents=True, exist_ok=True)
+        (other / "Film" / f"Part {episode}.mkv").write_bytes(b"")
+    paths = {"source": str(other), "target": str(lib.root / "other-links"), "database": str(lib.root / "other.db")}
+    lib.write_ini(**{"library films": paths})
+    run = lib.run("reconcile", env={"GRAYLINK_PROGRESS_EVERY": "0"})
+    assert run.returncode == 0, run.stderr
+    names = re.findall(r"^\[(\w+)\] (\d+) created", run.stdout, re.M)
+    assert len(names) == 2 and ("films", "50") in names, run.stdout
+    for name, created in names:
+        told = re.findall(rf"INFO progress: \[{name}\] creating links: (\d+) of (\d+)", run.stderr)
+        assert told and told[-1] == (created, created), run.stderr
+
+
 def test_a_short_run_or_quiet_run_logs_no_progress(lib: Library) -> None:
     big_library(lib)
     run = lib.run("reconcile", env={"GRAYLINK_PROGRESS_EVERY": "60"})  # a run shorter than the interval

@@ -95,6 +95,10 @@ def reconcile(
         # An empty path would read as the source's root: the whole library, not what was meant.
         raise ConfigError("--path is empty: name a folder or file of the source; to reconcile everything, leave it out")
     views = libraries_of(app.libraries(library), paths)
+
+    def label(view: Config) -> str:
+        return f"[{view.name}] " if len(views) > 1 else ""
+
     # Everything that can be refused is refused now, for every library, before a
     # lock file or a database exists: a bad run leaves nothing behind.
     subtrees = {view.name: scopes_of(view, paths, refresh=not dry_run) for view in views}
@@ -113,7 +117,7 @@ def reconcile(
         sys.exit(run_service(app, [view.name for view in views], full=full))
     options = CycleOptions(dry_run=dry_run, force=force, full=full or rebase, rebase=rebase)
     results = {
-        view.name: _run_one(app, view, subtrees[view.name], options, _meter(app, as_json, progress_every))
+        view.name: _run_one(app, view, subtrees[view.name], options, _meter(app, as_json, progress_every, label(view)))
         for view in views
     }
     if as_json:
@@ -132,20 +136,19 @@ def reconcile(
                         log.error("conflict at %s: %s", display(action.link), action.detail)
             if app.verbosity >= 0 or result.exit_code:
                 # With -q the summary is printed only when the run needs attention.
-                prefix = f"[{view.name}] " if len(views) > 1 else ""
-                click.echo(prefix + summary_line(result))
+                click.echo(label(view) + summary_line(result))
     sys.exit(max(result.exit_code for result in results.values()))
 
 
-def _meter(app: AppContext, as_json: bool, every: float) -> Meter:
+def _meter(app: AppContext, as_json: bool, every: float, label: str) -> Meter:
     """A live line on a terminal; off one (the journal, ``docker logs``, a pipe), an INFO line
     every ``every`` seconds of a long run; with ``-q``, nothing. ``-v`` logs every step itself,
     so its progress is INFO lines too (a live line would be torn by the log)."""
     if app.verbosity < 0:
         return QUIET
     if sys.stderr.isatty() and not as_json and app.verbosity == 0:
-        return Meter(live=sys.stderr)
-    return Meter(every=every)
+        return Meter(live=sys.stderr, label=label)
+    return Meter(every=every, label=label)
 
 
 def _run_one(app: AppContext, config: Config, subtrees: tuple[Scope, ...], flags: CycleOptions, meter: Meter) -> Any:

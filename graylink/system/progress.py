@@ -67,10 +67,14 @@ class _Phase:
 
 class Meter:
     """One run's progress. ``live``: the terminal to redraw a line on; ``every``:
-    seconds between INFO lines (None: no lines). With neither it does nothing."""
+    seconds between INFO lines (None: no lines). With neither it does nothing. ``label``
+    starts each line (``[NAME] ``: the library, when a run has several)."""
 
-    def __init__(self, *, live: TextIO | None = None, every: float | None = None, clock: Clock = time.monotonic):
+    def __init__(
+        self, *, live: TextIO | None = None, every: float | None = None, label: str = "", clock: Clock = time.monotonic
+    ):
         self.live = live
+        self.label = label
         self.every = every
         self.clock = clock
         self.started = clock()
@@ -145,7 +149,7 @@ class Meter:
         if phase is None:
             return
         if phase.told:
-            log.info("progress: %s", phase.text())  # the final figure, as the summary counts it
+            log.info("progress: %s%s", self.label, phase.text())  # the final figure, as the summary counts it
             self._last_log = self.clock()
         if self.live is not None and phase.done is not None:
             self._draw(phase.text())
@@ -159,14 +163,14 @@ class Meter:
         if self.every is not None and not (force and phase.done is not None) and now - self._last_log >= self.every:
             self._last_log = now
             phase.told = phase.done is not None  # a phase without a count has no final figure
-            log.info("progress: %s", phase.text())
+            log.info("progress: %s%s", self.label, phase.text())
         if self.live is not None and (force or now - self._last_draw >= DRAW_EVERY):
             self._last_draw = now
             self._draw(phase.text())
 
     def _draw(self, text: str) -> None:
         assert self.live is not None
-        self.live.write("\r" + text[: self._width] + "\033[K")
+        self.live.write("\r" + (self.label + text)[: self._width] + "\033[K")
         self.live.flush()
         self._drawn = True
 
