@@ -208,3 +208,19 @@ def test_subtitles_linked_by_extensions_are_announced_as_their_folder(lib: Libra
         reconcile(lib)
         last = emby.posts("/Library/Media/Updated")[-1].body["Updates"]
         assert [(u["Path"], u["UpdateType"]) for u in last] == [("/media/Movies/Movie (2020)", "Modified")]
+
+
+def test_a_sidecar_waits_while_its_video_is_still_being_written(lib: Library) -> None:
+    """[scan] settle holds a new video's Created until it holds still; its
+    sidecars' folder is not announced before it (the server would probe a
+    file still being written)."""
+    with FakeMediaServer("emby", KEY) as emby:
+        lib.write_ini(
+            scan={"settle": "1h"},
+            rules={"sidecars": "yes"},
+            emby={"url": emby.url, "api_key": KEY, "path_map": f"{lib.target}=/media"},
+        )
+        movie_with_sidecars(lib)
+        reconcile(lib)
+        assert f"{MOVIE}/Movie (2020).en.srt" in linked(lib)
+        assert [p.body["Updates"] for p in emby.posts("/Library/Media/Updated")] == []

@@ -18,6 +18,7 @@ from graylink.config import Config, Server
 from graylink.links.apply import ApplyResult
 from graylink.links.planner import TEMP_RE, Action, Op
 from graylink.source.index import SETTLE_NEW
+from graylink.source.sidecars import is_sidecar
 from graylink.store.db import Store
 
 if TYPE_CHECKING:  # the notifiers (requests) load only when configured
@@ -30,13 +31,23 @@ def media_changes(config: Config, actions: list[Action], waiting: Set[bytes] = f
     """The changes the media server must hear about: not conflicts, not leftovers of a killed run,
     not the creates of files still settling (``waiting``: graylink.reconcile.settle announces them)."""
     root = os.fsencode(config.paths.target).rstrip(b"/")
+    # A sidecar is announced as its folder: not while a video there still
+    # settles (the server would look at a file still being written); that
+    # video's Created, once it holds still, shows the server the folder.
+    held = {path.rpartition(b"/")[0] for path in waiting}
     return [
         (a.op, root + b"/" + a.link)
         for a in actions
         if a.op in (Op.CREATE, Op.REPAIR, Op.PRUNE)
         and not TEMP_RE.match(a.link.rpartition(b"/")[2])
         and not (a.op is Op.CREATE and a.link in waiting)
+        and not (a.op is not Op.PRUNE and held and _held_sidecar(a.link, held))
     ]
+
+
+def _held_sidecar(link: bytes, held: Set[bytes]) -> bool:
+    folder, _, name = link.rpartition(b"/")
+    return folder in held and is_sidecar(name)
 
 
 def waiting(store: Store) -> set[bytes]:
