@@ -91,6 +91,10 @@ def test_sidecars_of_a_linked_video_are_linked_and_go_with_it(lib: Library) -> N
         "TV/Show/Season 01/Show S01E01.en.srt",
     }
     assert os.readlink(lib.target / MOVIE / "Movie (2020).en.srt") == str(lib.source / MOVIE / "Movie (2020).en.srt")
+    # status counts the sidecars apart from the videos (issue 27 item 10).
+    index = json.loads(lib.run("status", "--json").stdout)["index"]
+    assert (index["videos"], index["links"], index["sidecars"]) == (2, 10, 8)
+    assert "(2 linkable); 10 links (8 to sidecars) in" in lib.run("status").stdout
 
     # The video goes: its sidecars go with it, although their files stay.
     (lib.source / MOVIE / "Movie (2020).mkv").unlink()

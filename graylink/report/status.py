@@ -72,6 +72,23 @@ def count_videos(store: Store) -> int:
     return int(store.execute("SELECT coalesce(sum(videos), 0) FROM directory").fetchone()[0])
 
 
+def count_sidecars(config: Config, store: Store) -> int:
+    """graylink's links to subtitles, .nfo and artwork (``[rules] sidecars``, or
+    their extensions in ``[rules] extensions``): counted apart from the videos.
+    One pass over the link table, by extension, only when such links can exist."""
+    from graylink.source.sidecars import SIDECAR_EXTENSIONS
+
+    exts = sorted(e.decode("ascii") for e in SIDECAR_EXTENSIONS)
+    if not (config.rules.sidecars or set(config.rules.extensions) & set(exts)):
+        return 0
+    lengths = sorted({len(e) for e in exts})
+    where = " OR ".join(
+        f"lower(CAST(substr(name, -{n}) AS TEXT)) IN ({', '.join(repr(e) for e in exts if len(e) == n)})"
+        for n in lengths
+    )
+    return int(store.execute(f"SELECT count(*) FROM link WHERE {where}").fetchone()[0])
+
+
 def _marks(store: Store) -> dict[str, Any]:
     rows = store.execute("SELECT reason, count(*), min(marked_at) FROM dirty GROUP BY reason").fetchall()
     by_reason = {str(reason): int(n) for reason, n, _ in rows}
@@ -181,6 +198,7 @@ def collect_status(config: Config, store: Store | None) -> dict[str, Any]:
         "files": store.count("file"),
         "videos": count_videos(store),
         "links": store.count("link"),
+        "sidecars": count_sidecars(config, store),  # of the links: subtitles, .nfo, artwork
         "link_dirs": store.count("link_dir"),
         "last_full_verify": float(last_full) if last_full else None,
     }

@@ -58,9 +58,11 @@ def _counts(counts: dict[str, int]) -> str:
 
 def _index_lines(doc: dict[str, Any], now: float) -> list[str]:
     index = doc["index"]
+    sidecars = int(index.get("sidecars") or 0)
+    links = f"{index['links']} links ({sidecars} to sidecars)" if sidecars else f"{index['links']} links"
     lines = [
         f"index:    {index['dirs']} folders, {index['files']} files ({index['videos']} linkable); "
-        f"{index['links']} links in {index['link_dirs']} folders made by graylink",
+        f"{links} in {index['link_dirs']} folders made by graylink",
         f"full verification: {when(index['last_full_verify'], now)}",
     ]
     dirty = doc["dirty"]
