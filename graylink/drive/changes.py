@@ -23,7 +23,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
 from graylink.drive.activity import rfc3339_to_ms
 from graylink.drive.batch import MARK_REASON, Polled, Unplaced, Writer, collapse_root
@@ -41,6 +41,7 @@ from graylink.drive.items import (
 from graylink.drive.items import settle as settle_item
 from graylink.drive.names import DEFAULT_NAMES, Names
 from graylink.drive.seed import knows_absence, record_listed, seed_step
+from graylink.drive.shared_changes import SharedFeed
 from graylink.store.db import Mark, Store
 
 log = logging.getLogger(__name__)
@@ -198,9 +199,16 @@ def _seed(
 
 
 def poll_changes(
-    store: Store, clients: DriveClients, root_id: str, drive_id: str, write: Writer, names: Names = DEFAULT_NAMES
+    store: Store,
+    clients: DriveClients,
+    root_id: str,
+    drive_id: str,
+    write: Writer,
+    names: Names = DEFAULT_NAMES,
+    shared: SharedFeed | None = None,
 ) -> Polled:
-    """One poll of the Changes feed from the saved page token."""
+    """One poll of the Changes feed from the saved page token; with ``shared``, the pages
+    another library on the same Drive listed in this interval are read, not listed again."""
     token = store.get_meta(META_PAGE_TOKEN)
     if not token:
         fresh = start_token(clients, drive_id)
@@ -215,11 +223,17 @@ def poll_changes(
         _seed(store, clients, root_id, drive_id, write, names, polled)
         return polled
     polled = Polled()
+    if shared is not None:
+        token = shared.start(token)  # another library's older token: its pages serve both
     seen = {token}
     resolver = Resolver(ItemRecord(store), root_id, fetcher(clients), names)
+
+    def listed(from_token: str) -> Page:
+        return list_page(clients, from_token, drive_id)
+
     for number in range(MAX_PAGES):
         try:
-            page = list_page(clients, token, drive_id)
+            page = listed(token) if shared is None else cast(Page, shared.page(token, listed))
         except Exception as exc:
             if number > 0 or not _invalid_token(exc):
                 raise

@@ -37,6 +37,7 @@ from graylink.drive.google import (
 from graylink.drive.items import META_SEED_DONE, ItemRecord
 from graylink.drive.names import CryptError, Names, names_for, root_key, root_path
 from graylink.drive.remote import ACTIVITY_SCOPES, Remote, read_remote
+from graylink.drive.shared_changes import ChangePages, drive_key
 from graylink.errors import ConfigError
 from graylink.store.db import Store
 
@@ -192,15 +193,20 @@ def _record(store: Store, result: DrivePollResult) -> None:
 
 
 def poll_drive(
-    config: Config, store: Store, cache: CredentialCache | None = None, should_stop: StopFn | None = None
+    config: Config,
+    store: Store,
+    cache: CredentialCache | None = None,
+    should_stop: StopFn | None = None,
+    shared: ChangePages | None = None,
 ) -> DrivePollResult:
     """Poll the feed once and mark what changed. ConfigError for config problems; every runtime
-    failure comes back as a result with ``error`` set (and the cursor kept)."""
+    failure comes back as a result with ``error`` set (and the cursor kept). ``shared``: the
+    Changes pages shared by the libraries of one service (graylink.drive.shared_changes)."""
     from graylink.rclone.token import BorrowedTokenExpired
 
     caller = Caller.for_poll(should_stop)
     try:
-        result = _poll(config, store, cache, caller)
+        result = _poll(config, store, cache, caller, shared)
     except ConfigError:
         raise
     except BorrowedTokenExpired as exc:
@@ -256,14 +262,16 @@ def _failure(exc: Exception, caller: Caller) -> DrivePollResult:
     return DrivePollResult(0, 0, error=message, scope_missing=scope, calls=caller.calls)
 
 
-def _poll(config: Config, store: Store, cache: CredentialCache | None, caller: Caller) -> DrivePollResult:
+def _poll(
+    config: Config, store: Store, cache: CredentialCache | None, caller: Caller, shared: ChangePages | None
+) -> DrivePollResult:
     from google.auth.exceptions import RefreshError
 
     from graylink.rclone.token import BorrowedTokenExpired
 
     remote, creds = _load(config, cache)
     try:
-        result = _poll_with(config, store, remote, creds, caller)
+        result = _poll_with(config, store, remote, creds, caller, shared)
     except BorrowedTokenExpired:
         raise
     except RefreshError as exc:
@@ -276,7 +284,12 @@ def _poll(config: Config, store: Store, cache: CredentialCache | None, caller: C
 
 
 def _poll_with(
-    config: Config, store: Store, remote: Remote, creds: DriveCredentials, caller: Caller
+    config: Config,
+    store: Store,
+    remote: Remote,
+    creds: DriveCredentials,
+    caller: Caller,
+    shared: ChangePages | None = None,
 ) -> DrivePollResult:
     choice = choose_feed(config.drive, creds, remote)
     if (store.get_meta(META_FEED) or "").partition(":")[0] != choice.kind:
@@ -297,7 +310,14 @@ def _poll_with(
     polled: Polled
     try:
         if choice.kind == "changes":
-            polled = poll_changes(store, clients, root_id, remote.team_drive, write, names)
+            view = None
+            if shared is not None:
+                # Within 0.9 of the interval: the next poll (one interval later) lists afresh.
+                key = drive_key(
+                    remote.conf_path, remote.name, remote.team_drive, config.drive.api_endpoint, creds.source
+                )
+                view = shared.view(key, 0.9 * feed_interval(config))
+            polled = poll_changes(store, clients, root_id, remote.team_drive, write, names, view)
         else:
             polled = poll_activities(store, clients, root_id, int(config.drive.overlap * 1000), write, names)
     except CryptError as exc:

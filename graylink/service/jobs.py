@@ -104,7 +104,9 @@ def _protect(service: Service, healthy: bool) -> None:
 
 
 def job_drive(service: Service) -> Outcome:
-    result = poll_drive(service.config, service.store, service.drive_cache, should_stop=service.should_stop)
+    result = poll_drive(
+        service.config, service.store, service.drive_cache, should_stop=service.should_stop, shared=service.change_pages
+    )
     if result.stopped:
         return Outcome(True, "drive feed: stopped on request")
     service.observe(from_feed(result))

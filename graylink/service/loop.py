@@ -31,6 +31,7 @@ from graylink.alerts import deliver, rules
 from graylink.alerts.observe import from_crash, from_cycle
 from graylink.config import Config, load_config
 from graylink.drive.feed import CredentialCache
+from graylink.drive.shared_changes import ChangePages
 from graylink.errors import GraylinkError
 from graylink.links import ownership
 from graylink.notify.shared_holds import SharedHolds
@@ -97,6 +98,7 @@ class Service:
         self.reload_requested = False
         self.drive_cache = CredentialCache()
         self.mount_watch = MountWatch()
+        self.change_pages: ChangePages | None = None  # set by graylink.service.many for several libraries
         self.shared_holds: SharedHolds | None = None  # set by graylink.service.many for several libraries
         self.guard = dbwatch.Guard(store)
         self.exit_code = 0

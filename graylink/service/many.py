@@ -21,6 +21,7 @@ from contextlib import ExitStack
 from types import FrameType
 
 from graylink.config import Config
+from graylink.drive.shared_changes import ChangePages
 from graylink.links import ownership
 from graylink.notify.queue import configured
 from graylink.notify.shared_holds import SharedHolds
@@ -69,8 +70,10 @@ def _serve(
             service.sole = False
             services.append(service)
         shared = _shared_holds(services)
+        pages = ChangePages()  # one Changes poll per Drive, whichever library asks first
         for service in services:
             service.shared_holds = shared
+            service.change_pages = pages
 
         def stop(signum: int, frame: FrameType | None) -> None:
             for service in services:

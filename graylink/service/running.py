@@ -15,6 +15,7 @@ if TYPE_CHECKING:
     from graylink.alerts.rules import Observation
     from graylink.config import Config
     from graylink.drive.feed import CredentialCache
+    from graylink.drive.shared_changes import ChangePages
     from graylink.notify.shared_holds import SharedHolds
     from graylink.reconcile.cycle import CycleOptions
     from graylink.store.db import Store
@@ -44,6 +45,7 @@ class Running(Protocol):
     drive_cache: CredentialCache
     mount_watch: MountWatch
     wake: threading.Event
+    change_pages: ChangePages | None  # the Changes pages shared by the libraries on one Drive
     shared_holds: SharedHolds | None  # the servers' holds shared by the libraries of one process
 
     def should_stop(self) -> bool: ...
