@@ -267,3 +267,26 @@ def test_sighup_with_new_rules_replans_at_once_not_at_the_next_walk(lib: Library
     assert "link rules changed: re-planning every link now" in loop.text()
     assert loop.text().count("reconcile (walk)") == 1  # the first walk only
     assert loop.stop() == 0
+
+
+def test_sighup_replans_only_the_library_whose_rules_changed(lib: Library, loop_of: Callable[[], Loop]) -> None:
+    """Several libraries in one service (service/many.py): each reloads its own part of the config."""
+    films_source, films_target = lib.root / "films", lib.root / "films-links"
+    (films_source / "F").mkdir(parents=True)
+    (films_source / "F" / "F.mkv").write_bytes(b"x")
+    (films_source / "F" / "F.srt").write_bytes(b"x")
+    lib.add("TV/S/E1.mkv")
+    lib.add("TV/S/E1.srt")
+    quiet = {"scan": {"interval": "1h", "workers": "2"}, "mount": {"check_interval": "1h"}}
+    films = {"source": str(films_source), "target": str(films_target), "database": str(lib.root / "films.db")}
+    lib.write_ini(**quiet, **{"library films": films})
+    loop = loop_of()
+    wait_for("both libraries linked", lambda: (films_target / "F" / "F.mkv").is_symlink(), loop.proc)
+    wait_for("the default library linked", linked(lib, "TV/S/E1.mkv"), loop.proc)
+    lib.write_ini(**quiet, **{"library films": {**films, "extensions": ".srt"}})
+    loop.proc.send_signal(signal.SIGHUP)
+    wait_for("the films' subtitle linked", lambda: (films_target / "F" / "F.srt").is_symlink(), loop.proc)
+    assert "[library films] SIGHUP: the link rules changed: re-planning every link now" in loop.text()
+    assert loop.text().count("the link rules changed") == 1  # the default library's rules are as they were
+    assert b"TV/S/E1.srt" not in links_in(lib.target)
+    assert loop.stop() == 0

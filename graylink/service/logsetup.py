@@ -8,6 +8,7 @@ import logging
 import logging.handlers
 import os
 import sys
+import threading
 import time
 from typing import Any
 
@@ -58,6 +59,8 @@ class JsonFormatter(logging.Formatter):
 
 
 OURS = "_graylink_handler"
+KEEP = "keep_on_reconfigure"  # a handler filter with this attribute true is moved to the new handlers
+_CONFIGURING = threading.Lock()
 
 
 def _add(root: logging.Logger, handler: logging.Handler) -> None:
@@ -79,13 +82,26 @@ def level_for(verbosity: int, configured: str = "info") -> int:
 
 
 def configure_logging(config: LogConfig | None, verbosity: int) -> None:
-    """(Re)build the root logger's handlers; safe to call again after a config reload."""
-    root = logging.getLogger()
-    for handler in list(root.handlers):
-        # Only our own: handlers a host program (or pytest) installed stay.
-        if getattr(handler, OURS, False):
-            root.removeHandler(handler)
-            handler.close()
+    """(Re)build the root logger's handlers; safe to call again after a config reload,
+    also from several libraries' threads at once (SIGHUP reloads each)."""
+    with _CONFIGURING:
+        kept: list[Any] = []  # logging's own type for a handler's filters (Filter or callable)
+        root = logging.getLogger()
+        for handler in list(root.handlers):
+            # Only our own: handlers a host program (or pytest) installed stay.
+            if getattr(handler, OURS, False):
+                # A filter the service put on them (each line names its library) outlives a reload.
+                kept.extend(f for f in handler.filters if getattr(f, KEEP, False) and f not in kept)
+                root.removeHandler(handler)
+                handler.close()
+        _configure(root, config, verbosity)
+        for handler in root.handlers:
+            if getattr(handler, OURS, False):
+                for kept_filter in kept:
+                    handler.addFilter(kept_filter)
+
+
+def _configure(root: logging.Logger, config: LogConfig | None, verbosity: int) -> None:
     kind = config.format if config is not None else "text"
     level = level_for(verbosity, config.level if config is not None else "info")
     stderr = logging.StreamHandler(sys.stderr)

@@ -136,7 +136,10 @@ def _shared_holds(services: list[Service]) -> SharedHolds:
 
 
 class LibraryPrefix(logging.Filter):
-    """Every line logged on a library's thread says which library it is about."""
+    """Every line logged on a library's thread says which library it is about (also after
+    a SIGHUP rebuilt the handlers: ``keep_on_reconfigure``)."""
+
+    keep_on_reconfigure = True
 
     def filter(self, record: logging.LogRecord) -> bool:
         name = threading.current_thread().name
