@@ -16,8 +16,12 @@ from pathlib import Path
 
 from emby_server import FakeMediaServer
 
+from graylink.config import load_config
+from graylink.reconcile.planning import rules_of
 from graylink.source import sidecars
 from graylink.source.rules import Rules
+from graylink.store.db import Store
+from graylink.web.library import folder_view
 
 from conftest import Library
 
@@ -156,6 +160,12 @@ def test_samples_are_left_out_by_default_and_linked_with_the_filter_off(lib: Lib
     }
     reconcile(lib)
     assert linked(lib) == films
+    # The web face's library page says a sample is left out, not waiting for a link.
+    config = load_config(str(lib.ini), environ={})
+    with Store(str(lib.database)) as store:
+        view = folder_view(config, store, rules_of(config), (), MOVIE.encode())
+    states = {row.rel.decode(): row.state for row in view.files}
+    assert states[f"{MOVIE}/sample.mp4"] == states[f"{MOVIE}/Movie-sample.mkv"] == "excluded"
 
     lib.write_ini(rules={"skip_samples": "no"})
     reconcile(lib)

@@ -139,13 +139,15 @@ def _server_states(store: Store, links: list[bytes]) -> dict[bytes, list[ServerS
     return found
 
 
-def _file_state(rules: Rules, folder: bytes, name: bytes, linked: bool) -> str:
+def _file_state(rules: Rules, folder: bytes, name: bytes, linked: bool, size: int = -1) -> str:
     if linked:
         return "linked"
     if not rules.wants_dir(folder):
         return "excluded"
     if rules.wants_file(name):
-        return "waiting"
+        # A sample ([rules] skip_samples) is left out on purpose, not waiting.
+        sample = rules.named_samples(folder, [name]) and rules.is_sample(size)
+        return "excluded" if sample else "waiting"
     dot = name.rfind(b".")
     ext = name[dot:].lower() if dot > 0 else b""
     # A video's extension that the rules still refuse: a download's temp name (".part", ".fuse_hidden...").
@@ -179,7 +181,7 @@ def folder_view(config: Config, store: Store, rules: Rules, servers: tuple[str, 
             view.more_files -= MAX_FILES
             break
         file_rel = join(rel, name)
-        state, detail = _file_state(rules, rel, name, name in here_links), ""
+        state, detail = _file_state(rules, rel, name, name in here_links, int(size)), ""
         if file_rel in issues:
             kind, op, why = issues[file_rel]
             state, detail = kind, why if kind == "conflict" else f"{op}: {why}"
