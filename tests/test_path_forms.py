@@ -107,3 +107,19 @@ def test_a_slash_meant_as_rclones_fullwidth_slash_is_hinted(lib: Library) -> Non
     # a path that names nothing either way gets no hint
     line = error_line(lib.run("reconcile", "--path", "Anime/Fate/Stay"))
     assert "did you mean" not in line
+
+
+def test_an_absolute_path_whose_root_is_typed_in_nfd_is_inside_the_source(lib: Library) -> None:
+    source = lib.root / nfc("Médiathèque")
+    (source / "Films" / nfc("Été")).mkdir(parents=True)
+    (source / "Films" / nfc("Été") / "Été.mkv").write_bytes(b"x")
+    lib.write_ini(paths={"source": str(source)})
+    assert lib.run("reconcile").returncode == 0
+    link = lib.target / "Films" / nfc("Été") / "Été.mkv"
+    link.unlink()
+    typed = nfd(str(source / "Films" / "Été"))
+    assert typed.encode() != str(source / "Films" / "Été").encode()
+    assert planned(lib.run("reconcile", "--json", "--path", typed)) == [("repair", str(link))]
+    # a root that only looks alike stays outside
+    proc = lib.run("reconcile", "--path", nfd(str(lib.root / "Mediatheque" / "Films")))
+    assert proc.returncode == 2 and "neither inside the source nor inside the target" in error_line(proc)

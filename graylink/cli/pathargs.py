@@ -27,10 +27,9 @@ def relative_path(config: Config, given: str) -> bytes:
     if raw.startswith(b"/"):
         path = os.path.normpath(raw)
         for root in _roots(config):
-            if path == root:
-                return b""
-            if path.startswith(root + b"/"):
-                return path[len(root) + 1 :]
+            inside = pathforms.inside(path, root)
+            if inside is not None:
+                return inside
         raise ConfigError(f"--path {given} is neither inside the source nor inside the target")
     try:
         return normalize_rel(raw)
@@ -136,7 +135,7 @@ def libraries_of(views: list[Config], given: tuple[str, ...]) -> list[Config]:
             )
         raw = os.path.normpath(os.fsencode(path))
         holder = next(
-            (view for view in views for root in _roots(view) if raw == root or raw.startswith(root + b"/")), None
+            (view for view in views for root in _roots(view) if pathforms.inside(raw, root) is not None), None
         )
         if holder is None:
             raise ConfigError(f"--path {path} is inside the source or link tree of no library")

@@ -44,6 +44,23 @@ def _key(name: bytes) -> str | None:
         return None
 
 
+def inside(path: bytes, root: bytes) -> bytes | None:
+    """``path`` relative to ``root`` (b"" for the root itself), None when outside; a root
+    typed in another Unicode form than the config's counts (the rest is resolved later)."""
+    if path == root:
+        return b""
+    if path.startswith(root + b"/"):
+        return path[len(root) + 1 :]
+    path_key, root_key = _key(path), _key(root)
+    if path_key is None or root_key is None:
+        return None  # not UTF-8: the bytes said it
+    if path_key == root_key:
+        return b""
+    if path_key.startswith(root_key + "/"):
+        return path_key[len(root_key) + 1 :].encode()
+    return None
+
+
 class _Children:
     """The names in a folder of the source (listed once), and those the index knows there."""
 
