@@ -293,8 +293,11 @@ def test_compose_sees_the_rclone_mount_through_its_parent_with_slave_propagation
     assert mount["bind"]["propagation"] == "rslave" and mount["read_only"] is True
     deployment = (DOCS / "deployment.md").read_text(encoding="utf-8")
     assert "propagation: rslave" in deployment and ":rshared" not in deployment
-    # the link tree and the database live on the host
-    assert [v for v in volumes if target.is_relative_to(v["target"]) and v["source"] == v["target"]]
+    # the link tree and the database live on the host; the link tree's folder is made by the
+    # user, owned by PUID (one Docker made would be root's, and graylink could not write it)
+    trees = [v for v in volumes if target.is_relative_to(v["target"]) and v["source"] == v["target"]]
+    assert len(trees) == 1 and not trees[0].get("bind", {}).get("create_host_path", False)
+    assert f"install -d -o {env['PUID']} -g {env['PGID']} {target}" in deployment
     database = re.search(r"GRAYLINK_PATHS_DATABASE=(\S+)", DOCKERFILE.read_text(encoding="utf-8"))
     assert database is not None
     assert [v for v in volumes if PurePosixPath(database.group(1)).is_relative_to(v["target"])]
