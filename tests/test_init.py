@@ -17,7 +17,7 @@ import pytest
 
 from graylink.report import discover
 from tests.emby_server import FakeMediaServer
-from tests.test_mount import SHOW, Mounted, rclone_mount  # noqa: F401  (the imported fixture)
+from tests.test_mount import SHOW, Mounted, free_port, rclone_mount  # noqa: F401  (the imported fixture)
 
 ROOT = Path(__file__).resolve().parent.parent
 KEY = "made-up-emby-key-4321"
@@ -159,6 +159,36 @@ def test_rclone_mounts_name_their_remote_and_remote_control(tmp_path: Path) -> N
     mountinfo = f"36 35 0:50 / {mnt} rw,nosuid - fuse.rclone gdrive:Media rw\n40 35 0:51 / /x rw - ext4 /dev/sda1 rw\n"
     found = discover.rclone_mounts(mountinfo, str(proc))
     assert found == [discover.RcloneMount(str(mnt), "gdrive:Media", "/etc/rc.conf", "http://127.0.0.1:5599")]
+    argv += ["--rc-user", "graylink", "--rc-pass", "a-secret-pass"]  # docs/rclone.md's flags
+    (proc / "4242/cmdline").write_bytes(b"\0".join(a.encode() for a in argv) + b"\0")
+    found = discover.rclone_mounts(mountinfo, str(proc))
+    assert [m.rc_user for m in found] == ["graylink"] and "a-secret-pass" not in repr(found)
+
+
+@pytest.mark.fuse
+def test_init_gives_graylink_the_rc_user_of_the_recommended_mount(
+    tmp_path: Path,
+    rclone_mount: Callable[..., Mounted],  # noqa: F811
+) -> None:
+    """A mount with --rc-user/--rc-pass (docs/rclone.md): the config init writes names the user, so
+    vfs/refresh is not refused 401; the password comes from the environment (never from rclone's process)."""
+    port = free_port()
+    m = rclone_mount("--rc", "--rc-addr", f"127.0.0.1:{port}", "--rc-user", "graylink", "--rc-pass", "rc-pass-1234")
+    ini = tmp_path / "conf" / "graylink.ini"
+    base = ["-c", str(ini), "init", "--source", str(m.mnt), "--target", str(m.links), "--yes"]
+    done = graylink(tmp_path, *base, "--database", str(tmp_path / "g.db"))
+    text = ini.read_text()
+    assert f"rclone_rc = http://127.0.0.1:{port}\n" in text and "rclone_rc_user = graylink\n" in text, text
+    assert "rc-pass-1234" not in text + done.stdout + done.stderr
+    with_pass = subprocess.run(
+        [sys.executable, "-m", "graylink", "-c", str(ini), "doctor"],
+        capture_output=True,
+        text=True,
+        env={**env(tmp_path), "GRAYLINK_MOUNT_RCLONE_RC_PASS": "rc-pass-1234"},
+        timeout=120,
+    )
+    rc_lines = [line for line in with_pass.stdout.splitlines() if "rclone rc" in line]
+    assert rc_lines and not any("refused" in line for line in rc_lines), with_pass.stdout
 
 
 def test_a_path_map_is_proposed_when_the_server_sees_the_tree_elsewhere(tmp_path: Path) -> None:

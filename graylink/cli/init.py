@@ -184,6 +184,15 @@ def _rclone(ask: Asker, answers: Answers, source: str, mounts: list[discover.Rcl
     reread = ask.gettext("Ask rclone (%(url)s) to re-read changed folders at once?", url=mount.rc_url)
     if mount.rc_url and ask.yes(reread, True):
         answers.set("mount", "rclone_rc", mount.rc_url)
+        if mount.rc_user:
+            # The mount's --rc-user (docs/rclone.md): without it vfs/refresh answers 401. The password
+            # is asked, never read from rclone's command line; with --yes it is left to
+            # GRAYLINK_MOUNT_RCLONE_RC_PASS, and doctor says when it is missing.
+            answers.set("mount", "rclone_rc_user", _plain(ask.words, mount.rc_user, "[mount] rclone_rc_user"))
+            asked = ask.gettext("Password of rclone's remote control (--rc-pass of user %(user)s)", user=mount.rc_user)
+            password = ask.text(asked, "", hidden=True)
+            if password:
+                answers.set("mount", "rclone_rc_pass", _plain(ask.words, password, "[mount] rclone_rc_pass"))
     drive = bool(mount.remote) and discover.is_drive_remote(mount.remote, mount.rclone_config)
     feed = ask.gettext(
         "Watch Google Drive's change feed for remote %(remote)s (rclone's own token)?", remote=mount.remote

@@ -40,6 +40,7 @@ class RcloneMount:
     remote: str  # "gdrive:" or "gdrive:Media"; "" when no rclone process could be seen
     rclone_config: str  # the mount's --config, "" for rclone's own search
     rc_url: str  # "" when the remote control is off
+    rc_user: str = ""  # the remote control's --rc-user (its password is never read from the process)
 
 
 def rclone_mounts(mountinfo: str | None = None, proc: str = "/proc") -> list[RcloneMount]:
@@ -49,7 +50,7 @@ def rclone_mounts(mountinfo: str | None = None, proc: str = "/proc") -> list[Rcl
     for entry in fsinfo.parse_mountinfo(text or ""):
         if entry.fs_type != "fuse.rclone":
             continue
-        remote, config, rc = entry.source, "", ""  # mountinfo's source is the remote for rclone
+        remote, config, rc, user = entry.source, "", "", ""  # mountinfo's source is the remote for rclone
         for process in mountflags.rclone_processes_serving(entry.mount_point, proc):
             _, words = mountflags.command_words(process.argv)
             remote = words[0] if words else remote
@@ -58,8 +59,9 @@ def rclone_mounts(mountinfo: str | None = None, proc: str = "/proc") -> list[Rcl
             if enabled is not None and enabled[0] in ("1", "t", "T", "TRUE", "true", "True"):
                 addr = (process.flag("--rc-addr") or (DEFAULT_RC, ""))[0]
                 rc = "http://" + (("127.0.0.1" + addr) if addr.startswith(":") else addr)
+                user = (process.flag("--rc-user") or ("", ""))[0]
             break
-        found.append(RcloneMount(entry.mount_point, remote, "" if config == "/dev/null" else config, rc))
+        found.append(RcloneMount(entry.mount_point, remote, "" if config == "/dev/null" else config, rc, user))
     return found
 
 
