@@ -6,6 +6,14 @@ hang graylink for good. These are daemon threads: the caller waits for
 results only as long as the source shows life (any thread finished a folder
 within ``hang_timeout``), looks at its stop request while it waits, and
 abandons the threads when it gives up.
+
+The results come back through a ``queue.Queue``, not a ``SimpleQueue``: in
+CPython 3.11 a signal handler that runs during ``SimpleQueue.get(timeout=...)``
+and outlasts what was left of the timeout (SIGTERM's handler writes a log
+line; on a loaded machine that can take longer than the rest of a 0.25 s
+slice) leaves the get waiting with a negative timeout, which means forever:
+the loop never looked at its stop request again. ``Queue.get`` waits on a
+lock, whose timed acquire recomputes the deadline after a signal.
 """
 
 from __future__ import annotations
@@ -32,7 +40,8 @@ class Stopped(Exception):
 class DaemonPool(Generic[R]):
     def __init__(self, workers: int, name: str = "graylink-list") -> None:
         self._tasks: queue.SimpleQueue[Callable[[], R] | None] = queue.SimpleQueue()
-        self._results: queue.SimpleQueue[tuple[R | None, BaseException | None]] = queue.SimpleQueue()
+        # Never a SimpleQueue: its timed get can hang after a signal (see above).
+        self._results: queue.Queue[tuple[R | None, BaseException | None]] = queue.Queue()
         self._closed = threading.Event()
         self.last_sign_of_life = time.monotonic()
         self.in_flight = 0
