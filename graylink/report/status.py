@@ -1,8 +1,10 @@
 """``graylink status``: what the index holds, what waits, how the last runs went.
 
-Everything here only reads the database (opened read-only), so it works while
-the service loop writes. The Emby queue, the mount and the Drive feed each
-add their own section.
+Everything here only reads: the database (opened read-only, so it works while
+the service loop writes), the lock file, the link tree's claims, and -- when no
+service runs -- the mount itself (graylink.triggers.mount_checks, each look
+under a deadline). The Emby queue, the mount and the Drive feed each add
+their own section.
 """
 
 from __future__ import annotations
