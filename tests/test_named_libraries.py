@@ -64,6 +64,7 @@ def mounts(tmp_path: Path) -> Iterator[dict[str, tuple[Path, Path]]]:
         argv += ["--attr-timeout", "0s", "--log-file", str(tmp_path / f"rclone-{name}.log")]
         process = subprocess.Popen(argv, stdin=subprocess.DEVNULL, start_new_session=True)
         started.append((mnt, process))
+        RCLONE[name] = process
         wait_until(lambda mnt=mnt: fsinfo.is_mountpoint(str(mnt)), f"the {name} mount")  # type: ignore[misc]
         out[name] = (src, mnt)
     yield out
@@ -72,6 +73,9 @@ def mounts(tmp_path: Path) -> Iterator[dict[str, tuple[Path, Path]]]:
         if process.poll() is None:
             process.kill()
         process.wait(timeout=10)
+
+
+RCLONE: dict[str, subprocess.Popen[bytes]] = {}  # the mounts' rclone processes, by library name
 
 
 def add(src: Path, rel: str) -> None:
@@ -166,3 +170,85 @@ def test_docs_example_two_libraries_three_servers(tmp_path: Path, mounts: dict[s
         assert "[library films] mount check source-mountpoint failed" in text  # the held library, named
         for secret in ("0123456789abcdef", "fedcba9876543210", "abcdefghij"):
             assert secret not in text
+
+
+def test_a_killed_mount_holds_its_library_alone_and_sighup_touches_one_library(
+    tmp_path: Path, mounts: dict[str, tuple[Path, Path]]
+) -> None:
+    """Two real rclone mounts and a third plain folder: rclone killed under one (its mount
+    answers ENOTCONN) holds that library (nothing pruned, an alert naming it) while the
+    other two keep linking and telling the server; a SIGHUP changing one library's rules
+    re-plans that one and leaves the others as they run (a moved source refused, for its library alone)."""
+    from web_support import apprise_receiver
+
+    plain = tmp_path / "home-src"
+    sources = {"films": mounts["films"][0], "series": mounts["series"][0], "home": plain}
+    where = {"films": mounts["films"][1], "series": mounts["series"][1], "home": plain}
+    links = {name: tmp_path / "links" / name for name in sources}
+    add(sources["films"], "A (2001)/A.mkv")
+    add(sources["series"], "Show/S01/e01.mkv")
+    add(plain, "Clips/c1.mkv")
+    add(plain, "Extras/x1.mkv")
+    key = "emby-key-made-up-6f0b3d"
+    with FakeMediaServer("emby", key) as emby, apprise_receiver() as receiver:
+
+        def config(home_rules: str = "", films_source: Path = where["films"]) -> str:
+            text = (
+                f"[paths]\ndatabase = {tmp_path / 'state' / 'graylink.db'}\n"
+                "[scan]\ninterval = 1s\nsettle = 0s\nworkers = 2\n[mount]\ncheck_interval = 1s\n"
+                f"[emby]\nurl = {emby.url}\napi_key = {key}\n[alerts]\nurls = {receiver.url}\n"
+            )
+            for name in sources:
+                source = films_source if name == "films" else where[name]
+                text += f"[library {name}]\nsource = {source}\ntarget = {links[name]}\n"
+            return text + home_rules
+
+        ini = tmp_path / "graylink.ini"
+        ini.write_text(config())
+        log = tmp_path / "loop.log"
+        env = {**os.environ, "PYTHONPATH": str(REPO)}
+        loop = subprocess.Popen(
+            [sys.executable, "-m", "graylink", "-c", str(ini), "reconcile", "--loop"],
+            stdout=subprocess.DEVNULL,
+            stderr=log.open("wb"),
+            env=env,
+        )
+        try:
+            for name, rel in (("films", b"A (2001)/A.mkv"), ("series", b"Show/S01/e01.mkv"), ("home", b"Clips/c1.mkv")):
+                wait_until(lambda n=name, r=rel: r in links_in(links[n]), f"{name}'s link")  # type: ignore[misc]
+            wait_until(lambda: len(updates(emby)) == 4, "the server told of all four")
+
+            RCLONE["films"].kill()  # rclone dies: the films' mount answers ENOTCONN
+            RCLONE["films"].wait(timeout=10)
+            add(sources["series"], "Show/S01/e02.mkv")
+            add(plain, "Clips/c2.mkv")
+            wait_until(lambda: b"Show/S01/e02.mkv" in links_in(links["series"]), "series go on linking")
+            wait_until(lambda: b"Clips/c2.mkv" in links_in(links["home"]), "the plain folder goes on linking")
+            wait_until(lambda: len(updates(emby)) == 6, "the server told of both")
+            wait_until(lambda: any("films" in t and "down" in t for t in receiver.titles()), "the films' alert")
+            time.sleep(2.5)  # a few of the films' cycles on the dead mount
+            assert links_in(links["films"]).keys() == {b"A (2001)/A.mkv"}  # held: nothing pruned
+            told = [u for u in updates(emby) if u.startswith(str(links["films"]))]
+            assert told == [str(links["films"] / "A (2001)/A.mkv")]  # nothing told of it since
+            down = [t for t in receiver.titles() if "down" in t]
+            assert down and all("library films" in t for t in down), receiver.titles()  # the alert names it
+
+            # SIGHUP: the plain folder's rules change (Extras excluded), the films' source "moves".
+            (tmp_path / "elsewhere").mkdir()
+            ini.write_text(config("exclude_dirs = BDMV, Extras\n", films_source=tmp_path / "elsewhere"))
+            loop.send_signal(signal.SIGHUP)
+            wait_until(lambda: b"Extras/x1.mkv" not in links_in(links["home"]), "home re-planned under its rules")
+            wait_until(lambda: "[library series] SIGHUP: this library's config is unchanged" in log.read_text(), "x")
+            wait_until(lambda: "[library films] SIGHUP:" in log.read_text(), "the films' refusal")
+        finally:
+            loop.send_signal(signal.SIGTERM)
+            code = loop.wait(timeout=60)
+        text = log.read_text(errors="replace")
+        assert code in (0, 1), text
+        assert "[library home] SIGHUP: the link rules changed" in text
+        assert "[library series] SIGHUP: the link rules changed" not in text
+        assert "[library series] SIGHUP: config reloaded" not in text
+        assert "[library films] SIGHUP: config reloaded" not in text  # a moved source is refused
+        assert links_in(links["series"]).keys() == {b"Show/S01/e01.mkv", b"Show/S01/e02.mkv"}
+        assert links_in(links["home"]).keys() == {b"Clips/c1.mkv", b"Clips/c2.mkv"}
+        assert key not in text

@@ -17,6 +17,7 @@ from dataclasses import asdict
 from urllib.parse import urlsplit
 
 from graylink.alerts.rules import Alert, Observation, State, evaluate
+from graylink.config import DEFAULT_LIBRARY, Config
 from graylink.store.db import Store
 
 log = logging.getLogger(__name__)
@@ -164,3 +165,11 @@ class Alerts:
             self._thread.join(max(0.0, deadline - time.monotonic()))
         for name in SCRUBBED_LOGGERS:
             logging.getLogger(name).removeFilter(self._scrub)
+
+
+def library_label(config: Config) -> str:
+    """How alerts name a library: its source (as always) for the unnamed sections; for a
+    ``[library NAME]`` its name too, so that with several libraries a message says which."""
+    if config.name == DEFAULT_LIBRARY:
+        return config.paths.source
+    return f"library {config.name} ({config.paths.source})"

@@ -104,7 +104,7 @@ class Service:
         self.exit_code = 0
         # Set by the web server's triggers (another thread): the loop reconciles at once.
         self.wake = threading.Event()
-        self.alerts = deliver.Alerts(config.alerts.urls, config.alerts.events, library=config.paths.source)
+        self.alerts = deliver.Alerts(config.alerts.urls, config.alerts.events, library=deliver.library_label(config))
 
     # -- signals
 
@@ -288,6 +288,10 @@ class Service:
                 fresh.paths.database,
             )
             return
+        if fresh == self.config:  # another library's change: this one's timers run on
+            self.drive_cache = CredentialCache()  # rclone.conf may have changed all the same
+            log.info("SIGHUP: this library's config is unchanged: left as it runs")
+            return
         moved = ownership.reload_refusal(self.config, fresh, self.store)
         if moved is not None:
             log.error("SIGHUP: %s; keeping the old config", moved)
@@ -296,7 +300,7 @@ class Service:
         self.config = fresh
         if self.sole:
             self.app.use_config(fresh)
-        self.alerts = self.alerts.reconfigured(fresh.alerts.urls, fresh.alerts.events, fresh.paths.source)
+        self.alerts = self.alerts.reconfigured(fresh.alerts.urls, fresh.alerts.events, deliver.library_label(fresh))
         # Credentials kept from the old config may belong to another remote, token
         # file or rclone.conf: the next poll loads them afresh.
         self.drive_cache = CredentialCache()
