@@ -172,3 +172,23 @@ def test_one_snapshot_path_makes_a_page_per_library(tmp_path: Path) -> None:
     for name in ("a", "b"):
         page = (www / name / "index.html").read_text()
         assert f"Only{name.upper()} (2002)" in page
+
+
+def test_shared_holds_follow_which_libraries_see_a_server() -> None:
+    """The rule itself: released only when every library that sees the server is known healthy;
+    one library saves the settings; a reload that narrows who sees a server is followed."""
+    from graylink.notify.shared_holds import SharedHolds
+
+    holds = SharedHolds({"emby": {"a", "b"}, "plex": {"b"}})
+    assert not holds.may_release("emby")  # nobody checked yet: not known healthy
+    holds.report("a", False)
+    holds.report("b", True)
+    assert holds.claim("emby", "a") and not holds.claim("emby", "b")  # a saves, b only stops scans
+    assert not holds.may_release("emby") and holds.may_release("plex")
+    holds.report("a", True)
+    assert holds.may_release("emby")
+    holds.released("emby", "a")
+    assert holds.claim("emby", "b")  # the next outage may be held by anyone
+    holds.report("b", False, servers=["plex"])  # SIGHUP: b no longer sees emby
+    holds.report("a", True, servers=["emby"])
+    assert holds.may_release("emby") and holds.down("emby") == [] and holds.down("plex") == ["b"]

@@ -38,10 +38,17 @@ class SharedHolds:
         self._healthy: dict[str, bool] = {}
         self._holder = dict(holders or {})
 
-    def report(self, library: str, healthy: bool) -> None:
-        """A library's mount check: its health now."""
+    def report(self, library: str, healthy: bool, servers: Iterable[str] | None = None) -> None:
+        """A library's mount check: its health now, and (after a SIGHUP, maybe other) the servers that see it."""
         with self._lock:
             self._healthy[library] = healthy
+            if servers is None:
+                return
+            sees = set(servers)
+            for server in sees | set(self._seers):
+                seers = set(self._seers.get(server, ()))
+                seers = seers | {library} if server in sees else seers - {library}
+                self._seers[server] = frozenset(seers)
 
     def claim(self, server: str, library: str) -> bool:
         """Whether ``library`` saves (and will restore) ``server``'s settings: the first one down does."""

@@ -90,10 +90,11 @@ def _protect(service: Service, healthy: bool) -> None:
     if not config.servers:
         return
     from graylink.notify import protect
+    from graylink.notify.queue import configured
 
     shared = service.shared_holds  # several libraries: a server's hold lasts while any of them is down
     if shared is not None:
-        shared.report(config.name, healthy)
+        shared.report(config.name, healthy, configured(config))
     if healthy:
         if service.store.execute("SELECT 1 FROM server_hold LIMIT 1").fetchone() is None:
             return
