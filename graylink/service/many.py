@@ -8,7 +8,8 @@ FUSE call) or a failing feed in one library never pauses another. The main
 thread only answers signals: SIGTERM / SIGINT stop every library after its
 current step; SIGHUP reloads each library's part of the config (a change to one
 leaves the others as they are; a moved source or target is refused per library,
-as for one). The web face serves the first library's service.
+as for one). The web face serves every library: pages, ``/api/status`` and
+``/metrics`` show each; a webhook marks the library whose source holds its path.
 """
 
 from __future__ import annotations
@@ -94,7 +95,7 @@ def _serve(
         for service in services:
             if service.alerts.enabled:
                 service.alerts.report_unusable()
-        web_jobs.start_web(bound, services[0])
+        web_jobs.start_web_many(bound, services, app.config)
         threads = [
             threading.Thread(target=_run, args=(service,), name=f"library-{service.library}", daemon=True)
             for service in services

@@ -4,6 +4,7 @@ something, and re-mark the folders a Sonarr / Radarr webhook still waits for."""
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 from graylink.config import Config
@@ -98,3 +99,18 @@ def start_web(bound: tuple[WebServer, WebContext] | None, service: Service) -> W
     ctx.wake = service.wake.set
     web.start()
     return web
+
+
+def start_web_many(bound: tuple[WebServer, WebContext] | None, services: Sequence[Service], whole: Config) -> None:
+    """Serve the bound address for a service of several libraries: every library's live view, and a
+    request that marked (or asked for) something in one library wakes that library's loop alone."""
+    if bound is None:
+        return
+    web, ctx = bound
+    by_name = {service.config.name: service for service in services}
+    ctx.config = lambda: services[0].config
+    ctx.wake = services[0].wake.set
+    ctx.views = lambda: [service.config for service in services]
+    ctx.wake_library = lambda name: by_name[name].wake.set() if name in by_name else None
+    ctx.whole = lambda: whole
+    web.start()

@@ -16,6 +16,7 @@ from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import quote
 
 from flask import Flask, Response, g, jsonify, render_template, request, send_file
 from werkzeug.exceptions import HTTPException
@@ -26,7 +27,8 @@ from graylink.report.snapshot import render_snapshot
 from graylink.store.db import Store
 from graylink.web import guard, hooks, i18n, manage
 from graylink.web.bounded import MAX_BODY
-from graylink.web.page import page_model
+from graylink.web.libraries import LibraryError, Views, views_of
+from graylink.web.page import REFRESH_S, page_model
 
 log = logging.getLogger(__name__)
 
@@ -40,10 +42,30 @@ MALFORMED_WHY = {RecursionError: "nested too deeply", UnicodeEncodeError: "a str
 
 @dataclass
 class WebContext:
-    """What the app needs from the service: the live config (SIGHUP swaps it) and a way to wake the loop."""
+    """What the app needs from the service: the live config (SIGHUP swaps it) and a way to wake the loop.
+
+    A service of several libraries also gives every library's live view and a
+    way to wake one library's loop; without them the libraries are the
+    config's own (one, for a service of one)."""
 
     config: Callable[[], Config]
     wake: Callable[[], None]
+    views: Callable[[], list[Config]] | None = None
+    wake_library: Callable[[str], None] | None = None
+    whole: Callable[[], Config] | None = None  # the whole config (the configuration page shows every section)
+
+    def libraries(self) -> Views:
+        return views_of(self.views() if self.views is not None else self.config().each_library())
+
+    def wake_for(self, names: tuple[str, ...]) -> None:
+        if self.wake_library is None:
+            self.wake()
+            return
+        for name in names:
+            self.wake_library(name)
+
+    def whole_config(self) -> Config:
+        return (self.whole or self.config)()
 
 
 def _error(status: int, message: str) -> Response:
@@ -58,9 +80,17 @@ def create_app(ctx: WebContext) -> Flask:
     _languages(app)
 
     @contextmanager
-    def store(readonly: bool = True) -> Iterator[Store]:
-        with Store(ctx.config().paths.database, readonly=readonly) as opened:
+    def store(readonly: bool = True, view: Config | None = None) -> Iterator[Store]:
+        with Store((view or ctx.config()).paths.database, readonly=readonly) as opened:
             yield opened
+
+    def writable(view: Config) -> AbstractContextManager[Store]:
+        return store(readonly=False, view=view)
+
+    def shown_library() -> tuple[Views, Config | None]:
+        """The libraries, and the one ``?library=`` names (the only one; None: the overview of several)."""
+        views = ctx.libraries()
+        return views, views.page(request.args.get("library") or None)
 
     @app.before_request
     def _guard() -> Response | None:
@@ -90,12 +120,22 @@ def create_app(ctx: WebContext) -> Flask:
         response.vary.add("Accept-Language")  # a cache keeps the English and the Chinese page apart
         return response
 
-    def status_doc() -> dict[str, Any]:
+    def status_doc(view: Config) -> dict[str, Any]:
         from graylink.report.status import collect_status
 
-        config = ctx.config()
-        with store() as opened:
-            return collect_status(config, opened)
+        with store(view=view) as opened:
+            return collect_status(view, opened)
+
+    @app.context_processor
+    def _switcher() -> dict[str, Any]:
+        # Every page of a service of several libraries: links to each (plain links: no JavaScript needed).
+        views = ctx.libraries()
+        if not views.several:
+            return {"switcher": [], "lib_q": ""}
+        current = request.args.get("library") or ""
+        here = request.path.lstrip("/") or "./"
+        links = [(name, f"{here}?library={quote(name)}", name == current) for name in views.names]
+        return {"switcher": links, "lib_q": f"?library={quote(current)}" if current else ""}
 
     @app.get("/")
     def index() -> str:
@@ -104,30 +144,55 @@ def create_app(ctx: WebContext) -> Flask:
         from graylink.web.actions import brake_state
         from graylink.web.charts import day_charts
 
-        config = ctx.config()
-        doc = status_doc()
-        servers = configured(config)
-        with store() as opened:
+        views, view = shown_library()
+        if view is None:
+            return overview(views)
+        doc = status_doc(view)
+        servers = configured(view)
+        with store(view=view) as opened:
             cycles, changes = history.recent_cycles(opened), history.recent_changes(opened)
             brake = brake_state(opened)
-            charts = day_charts(opened, config.drive.enabled, bool(servers), g.words)
+            charts = day_charts(opened, view.drive.enabled, bool(servers), g.words)
         # /snapshot renders the index on request, so the link is always there.
         page = page_model(doc, cycles, changes, True, g.words)
-        return render_template("status.html.j2", page=page, brake=brake, servers=servers, charts=charts, words=g.words)
+        body = {"library": view.name} if views.several else {}  # what the page's actions send
+        return render_template(
+            "status.html.j2",
+            page=page,
+            brake=brake,
+            servers=servers,
+            charts=charts,
+            words=g.words,
+            name=view.name,
+            body=body,
+        )
+
+    def overview(views: Views) -> str:
+        pages = [(view.name, page_model(status_doc(view), [], [], False, g.words)) for view in views.all]
+        return render_template("overview.html.j2", pages=pages, words=g.words, refresh_s=REFRESH_S)
 
     @app.get("/api/status")
     def api_status() -> Response:
-        return jsonify(status_doc())
+        views, view = shown_library()
+        if view is not None:
+            return jsonify(status_doc(view))
+        # Several libraries: the shape of ``status --json`` for several, each library's document under its name.
+        docs = {each.name: status_doc(each) for each in views.all}
+        return jsonify({"config": views.all[0].file or None, "libraries": docs})
 
     @app.get("/metrics")
     def metrics() -> Response:
         from graylink.store import history
-        from graylink.web.metrics import render_metrics
+        from graylink.web.metrics import LibraryStatus, render_libraries
 
-        doc = status_doc()
-        with store() as opened:
-            totals = history.totals(opened)
-        body, content_type = render_metrics(doc, totals)
+        views = ctx.libraries()
+        found = []
+        for view in views.all:
+            doc = status_doc(view)
+            with store(view=view) as opened:
+                totals = history.totals(opened)
+            found.append(LibraryStatus(view.name if views.several else None, doc, totals))
+        body, content_type = render_libraries(found)
         return Response(body, content_type=content_type)
 
     @app.get("/snapshot")
@@ -136,10 +201,12 @@ def create_app(ctx: WebContext) -> Flask:
         # [snapshot] path is a day old by design (rewritten each full verify),
         # and one a 'graylink snapshot' wrote by hand is as old as that run.
         # A temporary file keeps memory flat on a large index (~100 bytes a file).
+        views, view = shown_library()
+        shown = view or views.all[0]
         page = tempfile.TemporaryFile()  # noqa: SIM115 (send_file closes it)
         try:
-            with store() as opened:
-                render_snapshot(ctx.config(), opened, page)
+            with store(view=shown) as opened:
+                render_snapshot(shown, opened, page)
             page.seek(0)
         except BaseException:
             page.close()
@@ -148,33 +215,34 @@ def create_app(ctx: WebContext) -> Flask:
 
     def answer(result: hooks.Answer) -> Response:
         if result.marked:
-            ctx.wake()
+            ctx.wake_for(result.libraries)
         response = jsonify(result.body)
         response.status_code = result.status
         return response
 
-    def writable() -> AbstractContextManager[Store]:
-        return store(readonly=False)
-
     @app.post("/api/reconcile")
     def api_reconcile() -> Response:
-        return answer(hooks.paths_request(ctx.config(), request.get_json(silent=True), writable, "api"))
+        return answer(hooks.paths_request(ctx.libraries(), request.get_json(silent=True), writable, "api"))
 
     @app.route("/api/webhook", methods=["POST", "PUT"])
     def api_webhook() -> Response:
-        return answer(hooks.generic_webhook(ctx.config(), request.get_json(silent=True), writable))
+        return answer(hooks.generic_webhook(ctx.libraries(), request.get_json(silent=True), writable))
 
     # The webhook routes answer 2xx to every request that passed auth (graylink.web.hooks);
     # PUT too, a method the *arr's webhook settings offer.
     @app.route("/api/webhook/sonarr", methods=["POST", "PUT"])
     def sonarr() -> Response:
-        return answer(hooks.arr_webhook(ctx.config(), "sonarr", request.get_data(cache=False), writable))
+        return answer(hooks.arr_webhook(ctx.libraries(), "sonarr", request.get_data(cache=False), writable))
 
     @app.route("/api/webhook/radarr", methods=["POST", "PUT"])
     def radarr() -> Response:
-        return answer(hooks.arr_webhook(ctx.config(), "radarr", request.get_data(cache=False), writable))
+        return answer(hooks.arr_webhook(ctx.libraries(), "radarr", request.get_data(cache=False), writable))
 
-    manage.register(app, ctx.config, lambda: ctx.wake(), store)
+    manage.register(app, ctx, store)
+
+    @app.errorhandler(LibraryError)
+    def no_library(exc: LibraryError) -> Response:
+        return _error(404 if request.method == "GET" else 400, str(exc))
 
     @app.errorhandler(GraylinkError)
     def graylink_error(exc: GraylinkError) -> Response:
@@ -205,7 +273,7 @@ def create_app(ctx: WebContext) -> Flask:
             if origin is not None:
                 # Sonarr and Radarr turn a webhook off after a failed call: past the
                 # token, webhook requests are answered 2xx, what was ignored in the body.
-                return answer(hooks.ignore(writable, origin, "", why))
+                return answer(hooks.ignore(writable, origin, "", why, ctx.libraries().all[0]))
             return _error(400, why)
         log.error("web: %s %s failed: %s: %s", request.method, request.path, type(exc).__name__, str(exc)[:300])
         return _error(500, "an unexpected error; the service log has a line about it")

@@ -29,6 +29,10 @@ class PathError(ValueError):
     """A path a request cannot mark: the request is answered, and ignored, with this reason."""
 
 
+class OutsideSource(PathError):
+    """A well-formed path that is not inside the source: another library's source may hold it."""
+
+
 _SURROGATE = re.compile("[\ud800-\udfff]")
 _WIN_SEP = re.compile(r"[\\/]+")
 
@@ -109,7 +113,7 @@ def _inside(given: str, mapped: str, source: str, *, hint: bool) -> bytes:
     mapped = os.path.normpath(mapped) if mapped else ""
     if not mapped or not (mapped == root or mapped.startswith(root + "/")):
         why = " (set [web] arr_path_map to map the *arr's folders onto the source)" if hint else ""
-        raise PathError(f"{shown(given)} is not inside the source {source}{why}")
+        raise OutsideSource(f"{shown(given)} is not inside the source {source}{why}")
     rel = normalize_rel(os.fsencode(mapped[len(root) :]))
     if len(os.fsencode(root)) + 1 + len(rel) > PATH_MAX:
         raise PathError(f"{shown(given)} is longer than {PATH_MAX} bytes inside the source")

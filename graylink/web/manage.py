@@ -13,7 +13,7 @@ import logging
 import os
 from collections.abc import Callable
 from contextlib import AbstractContextManager
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import quote, unquote_to_bytes
 
 from flask import Flask, Response, g, jsonify, render_template, request
@@ -22,6 +22,9 @@ from graylink.config import Config
 from graylink.store.db import Store, normalize_rel
 from graylink.web import actions
 from graylink.web.library import folder_view
+
+if TYPE_CHECKING:
+    from graylink.web.app import WebContext
 
 log = logging.getLogger(__name__)
 
@@ -37,8 +40,11 @@ def path_param(raw_query: bytes) -> bytes:
     return b""
 
 
-def folder_link(rel: bytes) -> str:
-    return "library?path=" + quote(rel, safe="/") if rel else "library"
+def folder_link(rel: bytes, library: str = "") -> str:
+    """The library page of a folder (of the named library, when the service has several)."""
+    query = [f"library={quote(library)}"] if library else []
+    query += ["path=" + quote(rel, safe="/")] if rel else []
+    return "library" + ("?" + "&".join(query) if query else "")
 
 
 def _answer(status: int, doc: dict[str, Any]) -> Response:
@@ -47,9 +53,14 @@ def _answer(status: int, doc: dict[str, Any]) -> Response:
     return response
 
 
-def register(app: Flask, config: Callable[[], Config], wake: Callable[[], None], store: StoreOpener) -> None:
+def register(app: Flask, ctx: WebContext, store: StoreOpener) -> None:
     from graylink.notify.queue import configured
     from graylink.reconcile.planning import rules_of
+
+    def page_view() -> Config:
+        """The library a page of one library shows: ``?library=``, else the first (the switcher offers the rest)."""
+        views = ctx.libraries()
+        return views.page(request.args.get("library") or None) or views.all[0]
 
     @app.get("/library")
     def library() -> Response | str:
@@ -57,23 +68,36 @@ def register(app: Flask, config: Callable[[], Config], wake: Callable[[], None],
             rel = path_param(request.query_string)
         except ValueError:
             return _answer(400, {"error": "the path leaves the source"})
-        current = config()
-        with store() as opened:
+        current = page_view()
+        with store(view=current) as opened:
             view = folder_view(current, opened, rules_of(current), configured(current), rel)
-        return render_template("library.html.j2", view=view, link=folder_link, words=g.words)
+        several = ctx.libraries().several
+
+        def link(rel: bytes) -> str:
+            return folder_link(rel, current.name if several else "")
+
+        body = {"library": current.name} if several else {}
+        return render_template("library.html.j2", view=view, link=link, words=g.words, body=body)
 
     @app.get("/config")
     def config_page() -> str:
         from graylink.web.configview import config_rows
 
-        rows, note = config_rows(config())
-        return render_template("config.html.j2", rows=rows, note=note, file=config().file, words=g.words)
+        whole = ctx.whole_config()
+        rows, note = config_rows(whole)
+        return render_template("config.html.j2", rows=rows, note=note, file=whole.file, words=g.words)
 
     @app.get("/log")
     def log_page() -> str:
         from graylink.web.logview import recent_lines
 
-        origin, lines = recent_lines(config())
+        origin, lines = recent_lines(ctx.config())
+        chosen = request.args.get("library") or ""
+        if chosen and ctx.libraries().several:
+            ctx.libraries().named(chosen)  # an unknown name: 404 naming the libraries
+            # A library's thread prefixes its lines (graylink.service.many); the rest are the service's own.
+            tag = f"[library {chosen}]"
+            lines = [line for line in lines if tag in line or "[library " not in line]
         return render_template("log.html.j2", origin=origin, lines=lines, words=g.words)
 
     # ---------------------------------------------------------------- actions
@@ -82,40 +106,58 @@ def register(app: Flask, config: Callable[[], Config], wake: Callable[[], None],
         found = request.get_json(silent=True)
         return found if isinstance(found, dict) else {}
 
+    def acted_on() -> Config:
+        """The library an action names (``library`` in the body); the only one; else LibraryError (400)."""
+        return ctx.libraries().chosen(body().get("library"))
+
+    def woken(view: Config) -> None:
+        ctx.wake_for((view.name,))
+
+    def where(view: Config) -> str:
+        return f" in library {view.name}" if ctx.libraries().several else ""
+
     @app.post("/api/brake/release")
     def release_brake() -> Response:
+        view = acted_on()
         shown = body().get("prunes")
         if not isinstance(shown, int) or isinstance(shown, bool) or shown <= 0:
             return _answer(400, {"error": 'send JSON {"prunes": N}: the number of withheld prunes you were shown'})
-        with store() as opened:
+        with store(view=view) as opened:
             brake = actions.brake_state(opened)
         if brake.prunes != shown:
-            log.info("web action release-brake: refused, %d prunes shown but the brake holds %d", shown, brake.prunes)
+            log.info(
+                "web action release-brake%s: refused, %d prunes shown but the brake holds %d",
+                where(view),
+                shown,
+                brake.prunes,
+            )
             why = f"the brake now holds {brake.prunes} prunes, not {shown}: look again before releasing it"
             return _answer(409, {"error": why, "prunes": brake.prunes})
-        with store(readonly=False) as opened:
+        with store(readonly=False, view=view) as opened:
             actions.ask(opened, actions.RELEASE, prunes=shown)
-        wake()
-        log.info("web action release-brake: queued one run that may prune up to %d links", shown)
-        return _answer(202, {"queued": "release-brake", "prunes": shown})
+        woken(view)
+        log.info("web action release-brake%s: queued one run that may prune up to %d links", where(view), shown)
+        return _answer(202, {"queued": "release-brake", "prunes": shown, **_named(view, ctx)})
 
     @app.post("/api/deliver")
     def deliver() -> Response:
-        servers = configured(config())
+        view = acted_on()
+        servers = configured(view)
         if not servers:
             return _answer(409, {"error": "no media server is configured ([emby] url, [plex] url)"})
-        with store(readonly=False) as opened:
+        with store(readonly=False, view=view) as opened:
             actions.ask(opened, actions.DELIVER)
-        wake()
-        log.info("web action deliver: queued a delivery to %s", ", ".join(servers))
-        return _answer(202, {"queued": "deliver", "servers": list(servers)})
+        woken(view)
+        log.info("web action deliver%s: queued a delivery to %s", where(view), ", ".join(servers))
+        return _answer(202, {"queued": "deliver", "servers": list(servers), **_named(view, ctx)})
 
     @app.post("/api/resend")
     def resend() -> Response:
         from graylink.notify.resend import resend_folder
 
+        view = acted_on()
         given, server = body().get("path"), body().get("server")
-        servers = configured(config())
+        servers = configured(view)
         if server not in servers:
             why = f"server must be one of: {', '.join(servers)}" if servers else "no media server is configured"
             return _answer(400, {"error": why})
@@ -125,12 +167,20 @@ def register(app: Flask, config: Callable[[], Config], wake: Callable[[], None],
             rel = normalize_rel(os.fsencode(given))
         except ValueError:
             return _answer(400, {"error": f"{given} leaves the link tree"})
-        folder = os.fsencode(config().paths.target).rstrip(b"/") + (b"/" + rel if rel else b"")
-        with store(readonly=False) as opened:
+        folder = os.fsencode(view.paths.target).rstrip(b"/") + (b"/" + rel if rel else b"")
+        with store(readonly=False, view=view) as opened:
             with opened.atomic():
                 again = resend_folder(opened, str(server), folder)
             actions.ask(opened, actions.DELIVER)
-        wake()
+        woken(view)
         shown = rel.decode("utf-8", "backslashreplace") or "/"
-        log.info("web action resend: %s queued for %s (%d stuck changes under it again)", shown, server, again)
-        return _answer(202, {"queued": "resend", "path": shown, "server": server, "stuck_requeued": again})
+        log.info(
+            "web action resend%s: %s queued for %s (%d stuck changes under it again)", where(view), shown, server, again
+        )
+        doc = {"queued": "resend", "path": shown, "server": server, "stuck_requeued": again}
+        return _answer(202, {**doc, **_named(view, ctx)})
+
+
+def _named(view: Config, ctx: WebContext) -> dict[str, str]:
+    """An action's answer names its library when there are several (one library: the answer of old)."""
+    return {"library": view.name} if ctx.libraries().several else {}
