@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 from graylink.config import Config
 from graylink.web.arrpaths import OutsideSource
@@ -80,3 +80,16 @@ def views_of(libraries: Sequence[Config]) -> Views:
 
 def library_field(doc: Any) -> object:
     return doc.get("library") if isinstance(doc, dict) else None
+
+
+class Served(Protocol):
+    """What the pages need of the app's context (graylink.web.app.WebContext)."""
+
+    @property
+    def config(self) -> Callable[[], Config]: ...
+
+    def libraries(self) -> Views: ...
+
+    def wake_for(self, names: tuple[str, ...]) -> None: ...
+
+    def whole_config(self) -> Config: ...

@@ -13,7 +13,7 @@ import logging
 import os
 from collections.abc import Callable
 from contextlib import AbstractContextManager
-from typing import TYPE_CHECKING, Any
+from typing import Any
 from urllib.parse import quote, unquote_to_bytes
 
 from flask import Flask, Response, g, jsonify, render_template, request
@@ -21,10 +21,8 @@ from flask import Flask, Response, g, jsonify, render_template, request
 from graylink.config import Config
 from graylink.store.db import Store, normalize_rel
 from graylink.web import actions
+from graylink.web.libraries import Served
 from graylink.web.library import folder_view
-
-if TYPE_CHECKING:
-    from graylink.web.app import WebContext
 
 log = logging.getLogger(__name__)
 
@@ -53,7 +51,7 @@ def _answer(status: int, doc: dict[str, Any]) -> Response:
     return response
 
 
-def register(app: Flask, ctx: WebContext, store: StoreOpener) -> None:
+def register(app: Flask, ctx: Served, store: StoreOpener) -> None:
     from graylink.notify.queue import configured
     from graylink.reconcile.planning import rules_of
 
@@ -73,7 +71,7 @@ def register(app: Flask, ctx: WebContext, store: StoreOpener) -> None:
             view = folder_view(current, opened, rules_of(current), configured(current), rel)
         several = ctx.libraries().several
 
-        def link(rel: bytes) -> str:
+        def link(rel: bytes = b"") -> str:
             return folder_link(rel, current.name if several else "")
 
         body = {"library": current.name} if several else {}
@@ -181,6 +179,6 @@ def register(app: Flask, ctx: WebContext, store: StoreOpener) -> None:
         return _answer(202, {**doc, **_named(view, ctx)})
 
 
-def _named(view: Config, ctx: WebContext) -> dict[str, str]:
+def _named(view: Config, ctx: Served) -> dict[str, str]:
     """An action's answer names its library when there are several (one library: the answer of old)."""
     return {"library": view.name} if ctx.libraries().several else {}
