@@ -76,6 +76,9 @@ def _error(status: int, message: str) -> Response:
 
 def create_app(ctx: WebContext) -> Flask:
     app = Flask("graylink.web", template_folder=os.path.join(os.path.dirname(__file__), "templates"))
+    # Every template escapes what it shows: Flask escapes only *.html by name, and these are
+    # *.html.j2, holding file names from the source (a name may hold "<script>").
+    app.jinja_options = {**app.jinja_options, "autoescape": True}
     app.config["MAX_CONTENT_LENGTH"] = MAX_BODY
     _languages(app)
 
