@@ -132,6 +132,8 @@ def create_app(ctx: WebContext) -> Flask:
     @app.context_processor
     def _switcher() -> dict[str, Any]:
         # Every page of a service of several libraries: links to each (plain links: no JavaScript needed).
+        if request.endpoint is None:  # a template rendered outside a route (tests): no library to switch
+            return {"switcher": [], "lib_q": ""}
         views = ctx.libraries()
         if not views.several:
             return {"switcher": [], "lib_q": ""}
