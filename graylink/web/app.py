@@ -132,8 +132,8 @@ def create_app(ctx: WebContext) -> Flask:
     @app.context_processor
     def _switcher() -> dict[str, Any]:
         # Every page of a service of several libraries: links to each (plain links: no JavaScript needed).
-        if request.endpoint is None:  # a template rendered outside a route (tests): no library to switch
-            return {"switcher": [], "lib_q": ""}
+        if ctx.views is None and not isinstance(ctx.config(), Config):
+            return {"switcher": [], "lib_q": ""}  # a template rendered without a service's config (tests)
         views = ctx.libraries()
         if not views.several:
             return {"switcher": [], "lib_q": ""}
