@@ -8,6 +8,7 @@ jobs run at start: the mount is checked before anything lists it.
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -19,6 +20,9 @@ from graylink.reconcile.cycle import CycleOptions
 from graylink.service import web_jobs
 from graylink.service.running import Outcome as Outcome
 from graylink.service.running import Running as Service
+from graylink.store.db import Store
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -165,3 +169,26 @@ def job_rules(service: Service) -> Outcome:
 WAKE_JOB = Job("webhook", lambda c: 0.0, web_jobs.job_woken)
 # Run once when SIGHUP changed the rules (not scheduled).
 RULES_JOB = Job("rules", lambda c: 0.0, job_rules)
+
+
+def write_snapshot(config: Config, store: Store) -> Outcome:
+    """The HTML page of the index, refreshed after each full verification (``[snapshot] path``)."""
+    from graylink.errors import GraylinkError
+    from graylink.report.snapshot import default_snapshot_path
+    from graylink.report.snapshot import write_snapshot as write_page
+
+    try:
+        # Each library its own file of the one [snapshot] path ({library}, or -NAME added).
+        stats = write_page(config, store, default_snapshot_path(config))
+    except GraylinkError as exc:
+        log.error("snapshot: %s", exc)
+        return Outcome(False, f"snapshot failed: {exc}")
+    log.info(
+        "snapshot written to %s: %d folders, %d files (%d linkable, %d linked)",
+        stats.path,
+        stats.folders,
+        stats.files,
+        stats.videos,
+        stats.linked,
+    )
+    return Outcome(True, f"snapshot of {stats.files} files written")

@@ -41,7 +41,7 @@ from graylink.reconcile.planning import settings_fingerprint
 from graylink.reconcile.preflight import make_target
 from graylink.report.status import record_reconcile
 from graylink.service import dbwatch, jobruns, web_jobs
-from graylink.service.jobs import JOBS, RULES_JOB, WAKE_JOB, Job, Outcome
+from graylink.service.jobs import JOBS, RULES_JOB, WAKE_JOB, Job, Outcome, write_snapshot
 from graylink.service.logsetup import configure_logging
 from graylink.store.db import Store
 from graylink.store.lock import InstanceLock, refuse_if_held
@@ -216,28 +216,8 @@ class Service:
             log.error("reconcile (%s): %s", trigger, line)
         outcome = Outcome(result.exit_code == 0, line)
         if result.full and not result.stopped and self.config.snapshot.path:
-            outcome = outcome.then(self.write_snapshot())
+            outcome = outcome.then(write_snapshot(self.config, self.store))
         return outcome
-
-    def write_snapshot(self) -> Outcome:
-        """The HTML page of the index, refreshed after each full verification."""
-        from graylink.report.snapshot import default_snapshot_path, write_snapshot
-
-        try:
-            # Each library its own file of the one [snapshot] path ({library}, or -NAME added).
-            stats = write_snapshot(self.config, self.store, default_snapshot_path(self.config))
-        except GraylinkError as exc:
-            log.error("snapshot: %s", exc)
-            return Outcome(False, f"snapshot failed: {exc}")
-        log.info(
-            "snapshot written to %s: %d folders, %d files (%d linkable, %d linked)",
-            stats.path,
-            stats.folders,
-            stats.files,
-            stats.videos,
-            stats.linked,
-        )
-        return Outcome(True, f"snapshot of {stats.files} files written")
 
     def walk_if_feed_lost(self) -> Outcome | None:
         """The feed just failed while the walk relied on it: list every folder now, not at the next tick."""
