@@ -33,13 +33,13 @@ HOST = {"Host": f"127.0.0.1:{PORT}", "Authorization": f"Bearer {TOKEN}"}
 class Two:
     """Libraries ``a`` (films) and ``b`` (series), each its own source, target and database."""
 
-    def __init__(self, root: Path, port: int = PORT, extra: str = "") -> None:
+    def __init__(self, root: Path, port: int = PORT, extra: str = "", interval: str = "1s") -> None:
         self.root = root
         self.ini = root / "graylink.ini"
         for name in ("a", "b"):
             (root / f"{name}-src").mkdir()
         text = [
-            "[scan]\ninterval = 1s\nsettle = 0s\n",
+            f"[scan]\ninterval = {interval}\nsettle = 0s\n",
             "[mount]\ncheck_interval = 1s\n",
             f"[web]\nlisten = 127.0.0.1:{port}\ntoken = {TOKEN}\n"
             f"arr_path_map = /movies={self.source('a')}, /tv={self.source('b')}\n",
@@ -285,3 +285,51 @@ def test_a_file_name_that_holds_markup_is_shown_escaped(two: Two) -> None:
     assert two.run("reconcile", "--library", "b").returncode == 0
     html = two.client().get("/library?library=b", headers=HOST).data.decode()
     assert "<script>alert(1)" not in html and "&lt;script&gt;alert(1)" in html
+
+
+@pytest.mark.browser
+def test_the_switcher_and_a_page_action_in_chromium_act_on_the_chosen_library(tmp_path: Path) -> None:
+    from browser_support import CHROMIUM, CHROMIUM_ARGS
+
+    if not os.path.exists(CHROMIUM):
+        pytest.skip(f"BROWSER TESTS SKIPPED: {CHROMIUM} is missing")
+    from playwright.sync_api import sync_playwright
+
+    port = free_port()
+    two = Two(tmp_path, port, interval="1h")  # only the first walk: what links later, the button asked for
+    two.add("a", "Show/e1.mkv")
+    two.add("b", "Show/e1.mkv")
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    log = tmp_path / "loop.log"
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "graylink", "-c", str(two.ini), "reconcile", "--loop"],
+        stdout=subprocess.DEVNULL,
+        stderr=log.open("wb"),
+        env=env,
+    )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        for name in ("a", "b"):
+            wait_for(f"{name} linked", lambda name=name: b"Show/e1.mkv" in links_in(two.target(name)), proc)
+        two.add("a", "Show/e2.mkv")
+        two.add("b", "Show/e2.mkv")
+        with sync_playwright() as p:
+            browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+            ctx = browser.new_context(http_credentials={"username": "me", "password": TOKEN, "origin": url})
+            page = ctx.new_page()
+            assert page.goto(url + "/").status == 200
+            assert page.locator("section.library").count() == 2
+            page.click('nav.switcher >> a[data-library="b"]')
+            assert "library=b" in page.url
+            page.click("nav >> text=Library")
+            assert "library=b" in page.url
+            page.click('tr[data-folder="Show"] a')
+            page.click("text=Reconcile this folder now")
+            page.wait_for_function("document.getElementById('action-result').dataset.status === '202'")
+            browser.close()
+        wait_for("e2 linked in b", lambda: b"Show/e2.mkv" in links_in(two.target("b")), proc)
+        assert b"Show/e2.mkv" not in links_in(two.target("a"))
+    finally:
+        proc.terminate()
+        proc.wait(timeout=60)
+    assert "api: marked Show in library b" in log.read_text()
