@@ -166,6 +166,9 @@ def test_samples_are_left_out_by_default_and_linked_with_the_filter_off(lib: Lib
         view = folder_view(config, store, rules_of(config), (), MOVIE.encode())
     states = {row.rel.decode(): row.state for row in view.files}
     assert states[f"{MOVIE}/sample.mp4"] == states[f"{MOVIE}/Movie-sample.mkv"] == "excluded"
+    # The snapshot does not count a sample as linkable either.
+    snap = lib.run("snapshot", "-o", str(lib.root / "snapshot.html"))
+    assert "(4 linkable, 4 linked)" in snap.stdout + snap.stderr, snap.stdout + snap.stderr
 
     lib.write_ini(rules={"skip_samples": "no"})
     reconcile(lib)

@@ -186,6 +186,11 @@ class _IndexStream:
         self._folder_files.append(0)
         return index
 
+    def _sample(self, folder: bytes, name: bytes, size: int | None) -> bool:
+        """A sample that [rules] skip_samples leaves out is no linkable file."""
+        rules = self._rules
+        return bool(rules.named_samples(folder, [name])) and rules.is_sample(size if size is not None else -1)
+
     def file_chunks(self) -> Iterator[str]:
         """The files table as JSON text, chunk by chunk, without brackets."""
         wants_file = self._rules.wants_file
@@ -208,7 +213,7 @@ class _IndexStream:
                 continue
             raw = bytes(name)
             flags = 0
-            if dir_wanted and wants_file(raw):
+            if dir_wanted and wants_file(raw) and not self._sample(path, raw, size):
                 flags |= FLAG_VIDEO
                 self.videos += 1
             if linked:
