@@ -49,7 +49,7 @@ def test_sigterm_during_a_hanging_delivery_stops_the_loop_within_seconds(
     assert queued == 1, "the update that was not answered stays queued"
 
 
-# The listing pool's wait (issue 27 item 2, the one run in ten). CPython 3.11's
+# The listing pool's wait (issue 27 item 2, the one run in ten). CPython 3.7-3.12's
 # SimpleQueue.get(timeout=...) interrupted by a signal whose handler outlasts
 # the rest of the timeout waits on with a negative timeout: forever. SIGTERM's
 # handler writes a log line, which under load can take longer than the rest of

@@ -8,12 +8,13 @@ within ``hang_timeout``), looks at its stop request while it waits, and
 abandons the threads when it gives up.
 
 The results come back through a ``queue.Queue``, not a ``SimpleQueue``: in
-CPython 3.11 a signal handler that runs during ``SimpleQueue.get(timeout=...)``
-and outlasts what was left of the timeout (SIGTERM's handler writes a log
-line; on a loaded machine that can take longer than the rest of a 0.25 s
-slice) leaves the get waiting with a negative timeout, which means forever:
-the loop never looked at its stop request again. ``Queue.get`` waits on a
-lock, whose timed acquire recomputes the deadline after a signal.
+CPython 3.7 to 3.12 (3.12.1 checked; 3.13.0 returns), a signal handler that
+runs during ``SimpleQueue.get(timeout=...)`` and outlasts what was left of the
+timeout (SIGTERM's handler writes a log line; on a loaded machine that can
+take longer than the rest of a 0.25 s slice) leaves the get waiting with a
+negative timeout, which means forever: the loop never looked at its stop
+request again. ``Queue.get`` waits on a lock, whose timed acquire recomputes
+the deadline after a signal.
 """
 
 from __future__ import annotations
