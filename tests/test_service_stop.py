@@ -21,6 +21,9 @@ from typing import Any
 from emby_server import Answer, FakeMediaServer
 from service_support import wait_for
 
+from graylink.config import load_config
+from graylink.store.db import Store
+from graylink.triggers.mount import META_WAS_MOUNTPOINT, note_first_index
 from tests.test_mount import REPO, Mounted, rclone_mount  # noqa: F401  (the fixture)
 from tests.test_mount import pytestmark as fuse_marks
 
@@ -201,3 +204,24 @@ def test_sigterm_while_links_are_made_on_a_frozen_mount_stops_the_loop(
 ) -> None:
     _library_tree(tmp_path / "src", shows=1500)  # 13,500 links: a second or two to make
     _stop_in_phase(rclone_mount(), "plan: create Show999/S02/e2.mkv", settle=0.0)  # the last planned
+
+
+@fuse_marks[0]
+@fuse_marks[1]
+def test_a_stop_ends_the_first_mount_point_note_on_a_frozen_mount(
+    rclone_mount: Callable[..., Mounted],  # noqa: F811
+) -> None:
+    """The health check passed, then rclone froze: the first run's look at the
+    source (is it a mount point?) ends on the stop request, not after its 10 s."""
+    m = rclone_mount()
+    config = load_config(str(m.ini))
+    with Store(config.paths.database) as store:
+        os.kill(m.process.pid, signal.SIGSTOP)
+        try:
+            began = time.monotonic()
+            note_first_index(config, store, should_stop=lambda: True)
+            took = time.monotonic() - began
+        finally:
+            os.kill(m.process.pid, signal.SIGCONT)
+        assert store.get_meta(META_WAS_MOUNTPOINT) is None  # not told: asked again next run
+    assert took < 3, f"the stop request waited {took:.1f}s for the frozen mount"

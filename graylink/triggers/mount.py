@@ -135,7 +135,7 @@ def check_health(
     return HEALTHY
 
 
-def note_first_index(config: Config, store: Store) -> None:
+def note_first_index(config: Config, store: Store, should_stop: StopFn | None = None) -> None:
     """Remember, once, whether the source is a mount point, so that a later
     unmount (which leaves an ordinary empty folder) is seen as a drop.
 
@@ -151,7 +151,8 @@ def note_first_index(config: Config, store: Store) -> None:
             return next(entries, None) is not None
 
     try:
-        if not deadline.call(shows_content, LIST_TIMEOUT, "mount-probe"):
+        # A stop request ends the wait: SIGTERM while the mount froze right after its check.
+        if not deadline.call(shows_content, LIST_TIMEOUT, "mount-probe", should_stop):
             return
     except (OSError, deadline.NoAnswer):
         return
@@ -355,7 +356,7 @@ def ensure_healthy(
         if record_health(store, health, at):
             health = replace(health, down_s=tell_recovery(before, at))
             store.add_marks([Mark(b"", RECOVERED_REASON)])
-        note_first_index(config, store)
+        note_first_index(config, store, should_stop)
     return health
 
 
