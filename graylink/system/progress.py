@@ -27,6 +27,7 @@ log = logging.getLogger("graylink.progress")
 EVERY_ENV = "GRAYLINK_PROGRESS_EVERY"  # seconds between two INFO progress lines off a terminal
 LOG_EVERY = 10.0
 DRAW_EVERY = 0.1  # the live line: at most ten redraws a second
+LISTING = "listing folders"
 
 Clock = Callable[[], float]
 
@@ -81,6 +82,10 @@ class Meter:
         self._phase: _Phase | None = None
         self._last_log = self.started  # nothing in the run's first interval
         self._last_draw = -DRAW_EVERY
+        # The earliest moment a count may show something: counts come once per
+        # folder and per link (tens of thousands a run), so between two
+        # moments a count is two assignments and a clock read.
+        self._due = 0.0
         self._drawn = False
         self._width = shutil.get_terminal_size().columns - 1 if live is not None else 0
         self._hooked: list[logging.Handler] = []
@@ -112,7 +117,8 @@ class Meter:
             return
         phase.done = done
         phase.files = files
-        self._show()
+        if self.clock() >= self._due:
+            self._show()
 
     def lister(self, total: int | None, dirs: int = 0, files: int = 0) -> Callable[[int, int], None] | None:
         """A scanner's hook: its (folders listed, files seen), counted on from ``dirs`` and ``files``."""
@@ -120,8 +126,15 @@ class Meter:
             return None
 
         def listed(more_dirs: int, more_files: int) -> None:
-            self.begin("listing folders", total, approx=True)
-            self.count(dirs + more_dirs, files + more_files)
+            phase = self._phase
+            if phase is None or phase.name != LISTING or phase.total != total:
+                self.begin(LISTING, total, approx=True)
+                phase = self._phase
+                assert phase is not None
+            phase.done = dirs + more_dirs
+            phase.files = files + more_files
+            if self.clock() >= self._due:
+                self._show()
 
         return listed
 
@@ -167,6 +180,10 @@ class Meter:
         if self.live is not None and (force or now - self._last_draw >= DRAW_EVERY):
             self._last_draw = now
             self._draw(phase.text())
+        self._due = min(
+            self._last_log + self.every if self.every is not None else float("inf"),
+            self._last_draw + DRAW_EVERY if self.live is not None else float("inf"),
+        )
 
     def _draw(self, text: str) -> None:
         assert self.live is not None
@@ -186,6 +203,7 @@ class Meter:
             self.live.write("\r\033[K")
             self._drawn = False
             self._last_draw = -DRAW_EVERY
+            self._due = 0.0
         return True
 
 
