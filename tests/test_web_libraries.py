@@ -333,3 +333,50 @@ def test_the_switcher_and_a_page_action_in_chromium_act_on_the_chosen_library(tm
         proc.terminate()
         proc.wait(timeout=60)
     assert "api: marked Show in library b" in log.read_text()
+
+
+def test_after_a_sighup_the_configuration_page_shows_the_reloaded_library(tmp_path: Path) -> None:
+    """The real loop of two libraries: a SIGHUP that changes library b is what /config shows
+    (not the config as loaded at start); a moved target, refused for its library, is not."""
+    import re
+    import signal
+
+    port = free_port()
+    two = Two(tmp_path, port, interval="1h")
+    two.add("a", "Film (2001)/Film.mkv")
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    log = tmp_path / "loop.log"
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "graylink", "-c", str(two.ini), "reconcile", "--loop"],
+        stdout=subprocess.DEVNULL,
+        stderr=log.open("wb"),
+        env=env,
+    )
+    url, auth = f"http://127.0.0.1:{port}", {"Authorization": f"Bearer {TOKEN}"}
+
+    def value(html: str, key: str) -> str:
+        found = re.search(rf'data-key="{re.escape(key)}">.*?<td class="value">(.*?)</td>', html, re.S)
+        assert found, key
+        return found.group(1)
+
+    def shown() -> str:
+        return requests.get(url + "/config", headers=auth, timeout=10).text
+
+    try:
+        wait_for("a linked", lambda: b"Film (2001)/Film.mkv" in links_in(two.target("a")), proc)
+        assert value(shown(), "library b.exclude_dirs") == "BDMV"
+        text = two.ini.read_text()
+        text = text.replace("[library b]\n", "[library b]\nexclude_dirs = BDMV, Extras\n")
+        text = text.replace(f"target = {two.target('a')}\n", f"target = {tmp_path / 'moved'}\n")
+        two.ini.write_text(text)
+        proc.send_signal(signal.SIGHUP)
+        wait_for("b reloaded", lambda: "[library b] SIGHUP: config reloaded" in log.read_text(), proc)
+        wait_for("a's refusal", lambda: "[library a] SIGHUP:" in log.read_text(), proc)
+        html = shown()
+        assert value(html, "library b.exclude_dirs") == "BDMV, Extras"
+        assert value(html, "library a.target") == str(two.target("a"))  # refused: what runs
+        assert value(html, "web.token") == "••••••" and TOKEN not in html
+    finally:
+        proc.terminate()
+        code = proc.wait(timeout=60)
+    assert code in (0, 1), log.read_text()

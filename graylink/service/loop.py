@@ -102,6 +102,7 @@ class Service:
         self.shared_holds: SharedHolds | None = None  # set by graylink.service.many for several libraries
         self.guard = dbwatch.Guard(store)
         self.exit_code = 0
+        self.reloaded: Config | None = None  # the whole config of the last SIGHUP this library took
         # Set by the web server's triggers (another thread): the loop reconciles at once.
         self.wake = threading.Event()
         self.alerts = deliver.Alerts(config.alerts.urls, config.alerts.events, library=deliver.library_label(config))
@@ -258,7 +259,8 @@ class Service:
     def reload(self) -> None:
         self.reload_requested = False
         try:
-            fresh = load_config(self.app.config_path).library(self.library)
+            whole = load_config(self.app.config_path)
+            fresh = whole.library(self.library)
         except GraylinkError as exc:
             log.error("SIGHUP: the new config is not valid (%s); keeping the old one", exc)
             return
@@ -269,6 +271,7 @@ class Service:
             )
             return
         if fresh == self.config:  # another library's change: this one's timers run on
+            self.reloaded = whole
             self.drive_cache = CredentialCache()  # rclone.conf may have changed all the same
             log.info("SIGHUP: this library's config is unchanged: left as it runs")
             return
@@ -277,7 +280,7 @@ class Service:
             log.error("SIGHUP: %s; keeping the old config", moved)
             return
         rules_changed = settings_fingerprint(fresh) != settings_fingerprint(self.config)
-        self.config = fresh
+        self.config, self.reloaded = fresh, whole
         if self.sole:
             self.app.use_config(fresh)
         self.alerts = self.alerts.reconfigured(fresh.alerts.urls, fresh.alerts.events, deliver.library_label(fresh))

@@ -19,6 +19,7 @@ import os
 import signal
 import threading
 from contextlib import ExitStack
+from dataclasses import replace
 from types import FrameType
 
 from graylink.config import Config
@@ -95,7 +96,7 @@ def _serve(
         for service in services:
             if service.alerts.enabled:
                 service.alerts.report_unusable()
-        web_jobs.start_web_many(bound, services, app.config)
+        web_jobs.start_web_many(bound, services, lambda: live_whole(app.config, services))
         threads = [
             threading.Thread(target=_run, args=(service,), name=f"library-{service.library}", daemon=True)
             for service in services
@@ -121,6 +122,26 @@ def _serve(
         code = max(service.exit_code for service in services)
         log.info("service stopped" if not code else f"service stopped (exit {code})")
         return code
+
+
+def live_whole(start: Config, services: list[Service]) -> Config:
+    """The whole config as the service runs it now, for the configuration page: the last
+    SIGHUP a library took (else the config of the start), with each running library's
+    own part as that library runs it (a library that refused a reload keeps its old part)."""
+    taken = [service.reloaded for service in services if service.reloaded is not None]
+    whole = taken[-1] if taken else start  # every library reads the same file at a SIGHUP
+    live = {service.library: service.config.libraries[0] for service in services}
+    libraries = tuple(live.pop(each.name, each) for each in whole.libraries) + tuple(live.values())
+    first = libraries[0]
+    return replace(
+        whole,
+        libraries=libraries,
+        paths=first.paths,
+        scan=first.scan,
+        rules=first.rules,
+        mount=first.mount,
+        drive=first.drive,
+    )
 
 
 def _shared_holds(services: list[Service]) -> SharedHolds:

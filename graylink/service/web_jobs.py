@@ -4,7 +4,7 @@ something, and re-mark the folders a Sonarr / Radarr webhook still waits for."""
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING
 
 from graylink.config import Config
@@ -101,7 +101,9 @@ def start_web(bound: tuple[WebServer, WebContext] | None, service: Service) -> W
     return web
 
 
-def start_web_many(bound: tuple[WebServer, WebContext] | None, services: Sequence[Service], whole: Config) -> None:
+def start_web_many(
+    bound: tuple[WebServer, WebContext] | None, services: Sequence[Service], whole: Callable[[], Config]
+) -> None:
     """Serve the bound address for a service of several libraries: every library's live view, and a
     request that marked (or asked for) something in one library wakes that library's loop alone."""
     if bound is None:
@@ -112,5 +114,5 @@ def start_web_many(bound: tuple[WebServer, WebContext] | None, services: Sequenc
     ctx.wake = services[0].wake.set
     ctx.views = lambda: [service.config for service in services]
     ctx.wake_library = lambda name: by_name[name].wake.set() if name in by_name else None
-    ctx.whole = lambda: whole
+    ctx.whole = whole  # the configuration page: every section as it runs now (SIGHUP's included)
     web.start()
