@@ -135,6 +135,25 @@ def test_a_path_in_no_library_is_answered_as_an_unmapped_path_and_names_the_map(
     assert relative.status_code == 200 and "a, b" in relative.json["ignored"]
 
 
+def test_a_webhook_ignored_in_no_library_is_counted_once_for_the_service_not_for_library_a(two: Two) -> None:
+    """An ignored webhook that no library holds is the service's: /api/status, /metrics and the
+    overview count it once, apart; neither library's count takes it."""
+    client = two.client()
+    assert post(client, "/api/webhook/sonarr", sonarr("/elsewhere/Show")).status_code == 200
+    assert post(client, "/api/webhook", {"paths": ["Show"]}).status_code == 200  # relative: no library
+    doc = client.get("/api/status", headers=HOST).json
+    assert doc["webhooks"]["ignored"] == 2 and doc["webhooks"]["last_ignored"]["origin"] == "webhook"
+    assert [doc["libraries"][name]["webhooks"]["ignored"] for name in ("a", "b")] == [0, 0]
+    metrics = client.get("/metrics", headers=HOST).data.decode()
+    families = {f.name: f for f in text_string_to_metric_families(metrics)}
+    counted = {s.labels["library"]: s.value for s in families["graylink_webhooks_ignored"].samples}
+    assert counted == {"": 2.0, "a": 0.0, "b": 0.0}
+    html = client.get("/", headers=HOST).data.decode()
+    assert html.count('data-count="service-webhooks-ignored"') == 1
+    zh = client.get("/", headers={**HOST, "Accept-Language": "zh-CN"}).data.decode()
+    assert "不属于任何媒体库" in zh
+
+
 # ------------------------------------------------------------------ actions take a library
 
 
@@ -200,7 +219,9 @@ def test_metrics_label_every_series_by_library(two: Two) -> None:
     assert ("a", "ok") in cycles and ("b", "ok") in cycles
     for family in families.values():
         for sample in family.samples:
-            assert sample.labels.get("library") in ("a", "b"), sample
+            # The one series of the service itself: the webhooks no library held (library="").
+            service = family.name == "graylink_webhooks_ignored" and sample.labels.get("library") == ""
+            assert service or sample.labels.get("library") in ("a", "b"), sample
 
 
 # ------------------------------------------------------------------ the real loop

@@ -174,7 +174,10 @@ def create_app(ctx: WebContext) -> Flask:
 
     def overview(views: Views) -> str:
         pages = [(view.name, page_model(status_doc(view), [], [], False, g.words)) for view in views.all]
-        return render_template("overview.html.j2", pages=pages, words=g.words, refresh_s=REFRESH_S)
+        hooks_doc = service_webhooks(views).get("webhooks")
+        return render_template(
+            "overview.html.j2", pages=pages, words=g.words, refresh_s=REFRESH_S, service_hooks=hooks_doc
+        )
 
     @app.get("/api/status")
     def api_status() -> Response:
@@ -183,7 +186,18 @@ def create_app(ctx: WebContext) -> Flask:
             return jsonify(status_doc(view))
         # Several libraries: the shape of ``status --json`` for several, each library's document under its name.
         docs = {each.name: status_doc(each) for each in views.all}
-        return jsonify({"config": views.all[0].file or None, "libraries": docs})
+        doc: dict[str, Any] = {"config": views.all[0].file or None, "libraries": docs}
+        doc.update(service_webhooks(views))
+        return jsonify(doc)
+
+    def service_webhooks(views: Views) -> dict[str, Any]:
+        """Several libraries: the webhooks no library held, the service's (graylink.store.webhooks)."""
+        from graylink.store.webhooks import service_webhook_status
+
+        if not views.several or not views.all[0].web.listen:
+            return {}
+        with store(view=views.all[0]) as opened:
+            return {"webhooks": service_webhook_status(opened)}
 
     @app.get("/metrics")
     def metrics() -> Response:
@@ -197,7 +211,8 @@ def create_app(ctx: WebContext) -> Flask:
             with store(view=view) as opened:
                 totals = history.totals(opened)
             found.append(LibraryStatus(view.name if views.several else None, doc, totals))
-        body, content_type = render_libraries(found)
+        service = service_webhooks(views).get("webhooks")
+        body, content_type = render_libraries(found, service["ignored"] if service else None)
         return Response(body, content_type=content_type)
 
     @app.get("/snapshot")
@@ -278,7 +293,8 @@ def create_app(ctx: WebContext) -> Flask:
             if origin is not None:
                 # Sonarr and Radarr turn a webhook off after a failed call: past the
                 # token, webhook requests are answered 2xx, what was ignored in the body.
-                return answer(hooks.ignore(writable, origin, "", why, ctx.libraries().all[0]))
+                views = ctx.libraries()
+                return answer(hooks.ignore(writable, origin, "", why, views.all[0], service=views.several))
             return _error(400, why)
         log.error("web: %s %s failed: %s: %s", request.method, request.path, type(exc).__name__, str(exc)[:300])
         return _error(500, "an unexpected error; the service log has a line about it")

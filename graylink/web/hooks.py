@@ -14,8 +14,8 @@ cannot use is a ``400`` with the reason.
 With several libraries a path goes to the library whose source holds it
 (after ``[web] arr_path_map``); its marks land in that library's database and
 wake that library alone. A path in no library's source is answered as an
-unmapped path always was (2xx, ``ignored``), its count kept in the first
-library's database. A relative path of the generic routes names no source:
+unmapped path always was (2xx, ``ignored``), and counted for the service,
+not for a library (:mod:`graylink.store.webhooks`). A relative path of the generic routes names no source:
 with several libraries it needs the request's ``library`` field.
 """
 
@@ -56,13 +56,16 @@ def _shown(rel: bytes) -> str:
     return shown_rel(rel) or "/"
 
 
-def ignore(open_store: OpenStore, origin: str, event: str, reason: str, view: Config) -> Answer:
-    """Answered 200, marked nothing: one WARNING, one more on the count (in ``view``'s database, when it takes it)."""
+def ignore(
+    open_store: OpenStore, origin: str, event: str, reason: str, view: Config, *, service: bool = False
+) -> Answer:
+    """Answered 200, marked nothing: one WARNING, one more on the count (in ``view``'s database, when it
+    takes it): ``view``'s own, or the service's (``service``: no library holds the request)."""
     label = f"{origin} {event}".strip()
     log.warning("webhook (%s) ignored: %s", label, reason)
     try:
         with open_store(view) as opened:
-            record_ignored(opened, origin, event, reason)
+            record_ignored(opened, origin, event, reason, service=service)
     except GraylinkError as exc:
         log.error("webhook (%s): could not count it as ignored: %s", label, exc)
     body = {"event": event, "marked": [], "ignored": reason} if event else {"marked": [], "ignored": reason}
@@ -98,14 +101,14 @@ def arr_webhook(views: Views, app_name: str, body: bytes, open_store: OpenStore)
     try:
         event = arr.parse(app_name, body)
     except arr.PayloadError as exc:
-        return ignore(open_store, app_name, "", str(exc), first)
+        return ignore(open_store, app_name, "", str(exc), first, service=views.several)
     if event.test or not event.folder:
         # Test (the *arr's "Test" button) and events that change no file: nothing to do, nothing wrong.
         return Answer(200, {"event": event.event, "marked": []})
     try:
         view, folder, files = _arr_route(views, event)
     except PathError as exc:
-        return ignore(open_store, app_name, event.event, str(exc), first)
+        return ignore(open_store, app_name, event.event, str(exc), first, service=views.several)
     try:
         with open_store(view) as opened:
             arrwait.mark_event(opened, folder, files, app_name, view.web.arr_wait)
@@ -180,5 +183,5 @@ def generic_webhook(views: Views, doc: Any, open_store: OpenStore) -> Answer:
     try:
         subtrees = requested_paths(views, doc)
     except (PathError, LibraryError) as exc:
-        return ignore(open_store, GENERIC_ORIGIN, "", str(exc), views.all[0])
+        return ignore(open_store, GENERIC_ORIGIN, "", str(exc), views.all[0], service=views.several)
     return mark_paths(views, open_store, subtrees, GENERIC_ORIGIN)

@@ -95,14 +95,21 @@ class Families:
                 yield family
 
 
+IGNORED_TEXT = "Webhook requests answered 2xx but ignored (a payload or path graylink cannot use)."
+
+
 class StatusCollector(Collector):
-    def __init__(self, libraries: Sequence[LibraryStatus]) -> None:
+    def __init__(self, libraries: Sequence[LibraryStatus], service_ignored: int | None = None) -> None:
         self.libraries = list(libraries)
+        self.service_ignored = service_ignored
 
     def collect(self) -> Iterator[Family]:
         out = Families(labelled=any(each.library is not None for each in self.libraries))
         for each in self.libraries:
             self._library(out, each.library, each.doc, each.totals)
+        if self.service_ignored is not None:
+            # Several libraries: what no library held is the service's, the sample with library="".
+            out.add(None, "counter", "graylink_webhooks_ignored", IGNORED_TEXT, float(self.service_ignored))
         yield from out.written()
 
     def _library(self, out: Families, lib: str | None, doc: dict[str, Any], totals: dict[str, Any]) -> None:
@@ -143,8 +150,7 @@ class StatusCollector(Collector):
         webhooks = _dict(doc.get("webhooks"))
         ignored = _num(webhooks.get("ignored"))
         if ignored is not None:
-            text = "Webhook requests answered 2xx but ignored (a payload or path graylink cannot use)."
-            out.add(lib, "counter", "graylink_webhooks_ignored", text, ignored)
+            out.add(lib, "counter", "graylink_webhooks_ignored", IGNORED_TEXT, ignored)
             text = "Files announced by Sonarr / Radarr that graylink still waits for."
             waiting = _num(webhooks.get("waiting_files")) or 0.0
             out.add(lib, "gauge", "graylink_webhook_files_awaited", text, waiting)
@@ -209,7 +215,8 @@ def render_metrics(doc: dict[str, Any], totals: dict[str, Any]) -> tuple[bytes, 
     return render_libraries([LibraryStatus(None, doc, totals)])
 
 
-def render_libraries(libraries: Sequence[LibraryStatus]) -> tuple[bytes, str]:
+def render_libraries(libraries: Sequence[LibraryStatus], service_ignored: int | None = None) -> tuple[bytes, str]:
+    """Every library's series; ``service_ignored``: the webhooks no library held (several libraries)."""
     registry = CollectorRegistry(auto_describe=False)
-    registry.register(StatusCollector(libraries))
+    registry.register(StatusCollector(libraries, service_ignored))
     return generate_latest(registry), CONTENT_TYPE_LATEST
