@@ -19,6 +19,7 @@ from urllib.parse import urlsplit
 from graylink.alerts.rules import Alert, Observation, State, evaluate
 from graylink.config import DEFAULT_LIBRARY, Config
 from graylink.store.db import Store
+from graylink.system.secrets import masker
 
 log = logging.getLogger(__name__)
 
@@ -41,13 +42,10 @@ class _Scrub(logging.Filter):
 
     def __init__(self, secrets: Sequence[str]) -> None:
         super().__init__()
-        self.secrets = sorted({s for s in secrets if len(s) >= 4}, key=len, reverse=True)
+        self.mask = masker(secrets)
 
     def filter(self, record: logging.LogRecord) -> bool:
-        text = record.getMessage()
-        for secret in self.secrets:
-            text = text.replace(secret, "***")
-        record.msg, record.args = text, ()
+        record.msg, record.args = self.mask(record.getMessage()), ()
         return True
 
 

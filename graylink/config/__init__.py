@@ -48,6 +48,7 @@ from graylink.config.sections import (
 )
 from graylink.config.values import parse_duration
 from graylink.errors import ConfigError
+from graylink.system import secrets
 
 __all__ = [
     "DEFAULT_CONFIG_PATHS",
@@ -171,14 +172,7 @@ _SECTION_TYPES: dict[str, type] = {
 def _scrubber(raw: Mapping[str, Mapping[str, str]]) -> Callable[[str], str]:
     """Hides every secret's value in a message (a key pasted into the wrong field shows up in its error)."""
     values = [value for section, keys in raw.items() for key, value in keys.items() if is_secret(section, key)]
-    values = sorted((v for v in values if len(v.strip()) >= 4), key=len, reverse=True)
-
-    def scrub(text: str) -> str:
-        for value in values:
-            text = text.replace(value, "***")
-        return text
-
-    return scrub
+    return secrets.masker(v.strip() for v in values)
 
 
 def _shows_any(message: str, secret: str) -> bool:

@@ -22,6 +22,7 @@ from urllib.parse import urlsplit, urlunsplit
 import requests
 
 from graylink import story
+from graylink.system import secrets
 from graylink.system.http_deadline import DeadlineExceeded, DeadlineSession, RequestStopped
 
 log = logging.getLogger(__name__)
@@ -71,7 +72,8 @@ def safe_url(url: str) -> str:
 
 
 def scrub(text: str, secret: str) -> str:
-    return text.replace(secret, "***") if secret else text
+    """``text`` with the server's key masked (a short key only where it stands as a value)."""
+    return secrets.scrub(text, [secret])
 
 
 def network_reason(exc: requests.RequestException) -> str:

@@ -13,7 +13,7 @@ from contextlib import contextmanager, suppress
 from dataclasses import dataclass, replace
 
 from graylink.checks import Check
-from graylink.config import Config, load_config
+from graylink.config import SECRET_KEYS, Config, load_config
 from graylink.drive.checks import doctor_checks as drive_checks
 from graylink.errors import ConfigError, GraylinkError
 from graylink.links import ownership
@@ -26,6 +26,7 @@ from graylink.store.readonlyfs import on_read_only_fs
 from graylink.store.schema import MIGRATIONS
 from graylink.system import deadline, fsinfo
 from graylink.system.fsinfo import TRUSTED_FS
+from graylink.system.secrets import SHORT, is_short
 from graylink.triggers.mount import LIST_TIMEOUT
 from graylink.triggers.mount_checks import doctor_checks as mount_checks
 from graylink.words import plural
@@ -216,11 +217,37 @@ def _guarded(name: str, checks: Callable[[], list[Check]]) -> list[Check]:
         return [Check(name, False, f"the check itself failed: {exc.__class__.__name__}: {exc}")]
 
 
+def check_secrets(config: Config) -> Check | None:
+    """A warning for each secret of fewer than SHORT characters: it is weak, and logs mask it only as a value."""
+    places = [
+        f"[{section}] {key}"
+        for section, key in sorted(SECRET_KEYS)
+        if section != "alerts" and is_short(str(getattr(getattr(config, section), key)))
+    ]
+    for server in config.servers:  # the named ones: [emby NAME] api_key, [plex NAME] token
+        key = "api_key" if server.kind == "emby" else "token"
+        if server.name and is_short(str(getattr(server.settings, key))):
+            places.append(f"{server.section} {key}")
+    if not places:
+        return None
+    return Check(
+        "config.secrets",
+        False,
+        f"{', '.join(places)}: shorter than {SHORT} characters, a weak secret (logs and pages mask it only where it"
+        " stands as a value)",
+        "use the server's real key / a long random token",
+        warn=True,
+    )
+
+
 def run_checks(config_path: str | None, library: str | None = None) -> list[Check]:
     first, config = check_config(config_path)
     checks = [first]
     if config is None:
         return checks
+    weak = check_secrets(config)
+    if weak is not None:
+        checks.append(weak)
     try:
         views = [config.library(library.lower())] if library else config.each_library()
     except ConfigError as exc:

@@ -14,6 +14,7 @@ import re
 from urllib.parse import urlsplit
 
 from graylink.config import SECRET_KEYS, Config
+from graylink.system import secrets as masking
 from graylink.system.logring import RING
 
 SHOWN = 300
@@ -39,12 +40,11 @@ def secrets_of(config: Config) -> list[str]:
                 found += [kv.partition("=")[2] for kv in parts.query.split("&")]
     for server in config.servers:  # named servers too: [emby NAME] api_key, [plex NAME] token
         found.append(str(getattr(server.settings, "api_key", "") or getattr(server.settings, "token", "")))
-    return sorted({s for s in found if len(s) >= 4}, key=len, reverse=True)
+    return sorted({s for s in found if s}, key=len, reverse=True)
 
 
 def scrub(line: str, secrets: list[str]) -> str:
-    for secret in secrets:
-        line = line.replace(secret, "***")
+    line = masking.scrub(line, secrets)
     line = CREDENTIAL.sub(lambda m: m.group(1) + "***", line)
     line = BEARER.sub(lambda m: m.group(1) + " ***", line)
     return USERINFO.sub(r"\1***@", line)
