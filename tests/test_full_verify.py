@@ -75,6 +75,37 @@ def test_a_folder_that_cannot_be_listed_does_not_block_the_full_verification(lib
     assert links_in(lib.target) == expected_links(lib.source)
 
 
+def test_a_deleted_folder_deeper_than_path_max_is_removed_once_not_failed_on_forever(lib: Library) -> None:
+    """Indexed as far as its path allows, then deleted: the folder beyond PATH_MAX
+    answers "File name too long" whether it exists or not; found gone one name at
+    a time, its index rows and links go in one run and later runs are clean."""
+    lib.add("Movies/A/A.mkv")
+    deep = _too_deep(lib.source)
+    fd = os.open(lib.source, os.O_RDONLY | os.O_DIRECTORY)
+    for depth, name in enumerate(deep.split(b"/")[:-1]):  # a video in every folder of the chain
+        inner = os.open(name, os.O_RDONLY | os.O_DIRECTORY, dir_fd=fd)
+        os.close(fd)
+        fd = inner
+        os.close(os.open(b"v%d.mkv" % depth, os.O_CREAT | os.O_WRONLY, 0o644, dir_fd=fd))
+    os.close(fd)
+    config = load_config(str(lib.ini))
+    with Store(config.paths.database) as store:
+        first = run_cycle(config, store, CycleOptions())
+        assert any("File name too long" in f for f in first.failures), first.failures
+        assert len(links_in(lib.target)) > 2, "the folders within PATH_MAX got their links"
+
+        shutil.rmtree(lib.source / "Deep")
+        for _ in range(2):
+            later = run_cycle(config, store, CycleOptions())
+            assert later.exit_code == 0, later.failures
+            assert later.failures == []
+        assert store.pending_marks() == []
+        assert store.execute("SELECT count(*) FROM directory WHERE path LIKE 'Deep%'").fetchone()[0] == 0
+        assert store.execute("SELECT count(*) FROM link").fetchone()[0] == 1
+    assert list(links_in(lib.target)) == [b"Movies/A/A.mkv"]
+    assert not (lib.target / "Deep").exists()
+
+
 def _without_dac(lib: Library, *args: str) -> subprocess.CompletedProcess[str]:
     """graylink as root without CAP_DAC_OVERRIDE/CAP_DAC_READ_SEARCH (setpriv), so
     a folder of mode 000 cannot be listed, as a folder a mount refuses (EACCES)."""

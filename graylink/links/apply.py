@@ -275,10 +275,33 @@ class Applier:
             while rel and (rel in made or self.is_made_dir(rel)):
                 try:
                     os.rmdir(self._abs(rel))
-                except OSError:
-                    break
+                except OSError as exc:
+                    if exc.errno != errno.ENOTEMPTY or not self._remove_made_below(rel, made):
+                        break
+                    continue  # its made subfolders are gone: try it again
                 self.result.removed_dirs.append(rel)
                 rel = parent_of(rel)
+
+    def _remove_made_below(self, rel: bytes, made: set[bytes]) -> bool:
+        """Remove the empty folders graylink made below ``rel`` that hold no pruned link
+        (one made for a link that could not be created, e.g. past PATH_MAX); whether any went."""
+        try:
+            with os.scandir(self._abs(rel)) as entries:
+                subs = [join(rel, os.fsencode(e.name)) for e in entries if e.is_dir(follow_symlinks=False)]
+        except OSError:
+            return False
+        removed = False
+        for sub in subs:
+            if sub not in made and not self.is_made_dir(sub):
+                continue
+            self._remove_made_below(sub, made)
+            try:
+                os.rmdir(self._abs(sub))
+            except OSError:
+                continue
+            self.result.removed_dirs.append(sub)
+            removed = True
+        return removed
 
 
 def _in_the_way(prunes: list[Action], others: list[Action]) -> set[bytes]:

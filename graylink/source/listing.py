@@ -83,7 +83,7 @@ def list_dir(root: bytes, rel: bytes, known_fingerprint: bytes | None = None, wa
     except (FileNotFoundError, NotADirectoryError):
         return Listing(rel, 0, b"", [], {}, missing=True)
     except OSError as exc:
-        if exc.errno == errno.ELOOP:
+        if exc.errno == errno.ELOOP or (exc.errno == errno.ENAMETOOLONG and rel and _gone(root, rel)):
             return Listing(rel, 0, b"", [], {}, missing=True)
         return _failed(rel, path, exc)
     try:
@@ -94,6 +94,36 @@ def list_dir(root: bytes, rel: bytes, known_fingerprint: bytes | None = None, wa
         return _failed(rel, path, exc)
     finally:
         os.close(fd)
+
+
+def _gone(root: bytes, rel: bytes) -> bool:
+    """Whether a folder whose path is longer than PATH_MAX (made by relative steps:
+    no system call takes its path) is gone, found one name at a time.
+
+    Only its absence is learnt this way: one that is there stays unlistable (its
+    links could not be made by path either) and is reported each run; one that
+    was deleted is removed from the index once, instead of failing forever."""
+    try:
+        os.close(open_by_steps(root, rel))
+    except (FileNotFoundError, NotADirectoryError):
+        return True
+    except OSError as exc:
+        return exc.errno == errno.ELOOP
+    return False
+
+
+def open_by_steps(root: bytes, rel: bytes) -> int:
+    """A descriptor of ``root/rel`` opened one folder at a time (symlinks not followed)."""
+    fd = os.open(root, _OPEN_DIR)
+    try:
+        for name in rel.split(b"/"):
+            inner = os.open(name, _OPEN_SUBDIR, dir_fd=fd)
+            os.close(fd)
+            fd = inner
+    except BaseException:
+        os.close(fd)
+        raise
+    return fd
 
 
 def _failed(rel: bytes, path: bytes, exc: OSError) -> Listing:

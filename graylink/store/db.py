@@ -73,7 +73,8 @@ def mark_problem(path: bytes) -> str:
     root (``..``) must be dropped, never retried: it would fail every cycle. A
     path longer than ``PATH_MAX`` is kept: such folders exist (made by relative
     steps), the walk meets them, and the cycle reports them as unlistable each
-    run, as it should, instead of forgetting them."""
+    run, as it should, instead of forgetting them; once deleted, the listing
+    finds them gone one name at a time and they leave the index in one run."""
     if not isinstance(path, bytes):
         return "not a path"
     if b"\0" in path:
