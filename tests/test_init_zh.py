@@ -40,8 +40,19 @@ def graylink(tmp_path: Path, *args: str, **locale: str) -> subprocess.CompletedP
     )
 
 
-def messages(face: str) -> set[str]:
-    """The msgids that ``pybabel extract -F babel.cfg`` finds in ``face`` (a folder of the package)."""
+# The modules whose doctor checks graylink init shows: their N_-marked messages are in init's catalog.
+DOCTOR_MODULES = (
+    "graylink/report/doctor.py",
+    "graylink/notify/emby_doctor.py",
+    "graylink/notify/plex_doctor.py",
+    "graylink/notify/plex.py",
+    "graylink/notify/coverage.py",
+    "graylink/triggers/mount_checks.py",
+)
+
+
+def messages(*faces: str) -> set[str]:
+    """The msgids that ``pybabel extract -F babel.cfg`` finds in ``faces`` (folders or files of the package)."""
     from babel.messages.extract import extract_from_dir
     from babel.messages.frontend import parse_mapping_cfg
 
@@ -50,7 +61,7 @@ def messages(face: str) -> set[str]:
     return {
         message if isinstance(message, str) else message[0]
         for filename, _line, message, _comments, _context in extract_from_dir(str(ROOT), method_map, options_map)
-        if filename.startswith(face + "/")
+        if any(filename == face or filename.startswith(face + "/") for face in faces)
     }
 
 
@@ -78,9 +89,10 @@ def untranslated(found: set[str], po: Path) -> list[str]:
 
 
 def test_every_message_of_init_is_translated_into_chinese() -> None:
-    found = messages("graylink/cli")
-    assert len(found) >= 30  # every question, hint, error line and the summary
+    found = messages("graylink/cli", *DOCTOR_MODULES)
+    assert len(found) >= 90  # every question, hint, error line, the summary and the doctor checks it shows
     assert "Source folder (your rclone mount)" in found and "interrupted: nothing written" in found
+    assert "%(server)s refused the API key (%(reason)s)" in found and "API key accepted; %(count)s libraries" in found
     from graylink.cli.init import LOCALE_DIR
     from graylink.i18n import catalog_path
 
@@ -139,12 +151,12 @@ def setup(tmp_path: Path, words: dict[str, str], url: str, **locale: str) -> tup
     answer(child, f"{words['database']} [~/.local/share/graylink/graylink.db]", str(tmp_path / "g.db"))
     answer(child, words["url"], url)
     answer(child, words["key"], "a-wrong-key")
-    child.expect("refused the API key")  # doctor's own line: English in both
+    child.expect(re.escape(words["refused"]))  # doctor's check, in init's words
     child.expect(re.escape(words["hint"]))
     answer(child, f"{words['again']} [Y/n]", "maybe")
     answer(child, words["y_or_n"], words["yes"])
     answer(child, words["key"], KEY)
-    child.expect("API key accepted")
+    child.expect(re.escape(words["accepted"]))
     answer(child, f"[{links}=/media]", "")
     answer(child, words["plex"], "")
     child.expect(re.escape(words["write"]) + r".*\[Y/n\]")
@@ -175,6 +187,8 @@ ENGLISH_WORDS = {
     "wrote": "(mode 0600). graylink doctor says:",
     "passed": "All checks passed.",
     "next": "Next: run 'graylink -c",
+    "refused": "Jellyfin refused the API key (",
+    "accepted": "API key accepted; 1 libraries",
 }
 CHINESE_WORDS = {
     "intro": "直接回车即采用 [方括号] 里的默认值；按 Ctrl-C 退出，不会写入任何东西。",
@@ -192,6 +206,8 @@ CHINESE_WORDS = {
     "wrote": "（权限 0600）。graylink doctor 的检查结果：",
     "passed": "全部检查通过。",
     "next": "下一步：先运行一次 'graylink -c",
+    "refused": "Jellyfin 拒绝了这个 API 密钥（",
+    "accepted": "API 密钥有效；共 1 个媒体库",
 }
 
 
@@ -221,6 +237,12 @@ def test_the_non_interactive_form_says_its_errors_in_chinese(tmp_path: Path) -> 
     done = graylink(tmp_path, "-c", str(ini), "init", "--source", str(tmp_path / "src"), "--yes", LC_ALL="zh_CN.UTF-8")
     assert done.returncode == 0, done.stderr
     assert "全部检查通过。" in done.stdout and "下一步：" in done.stdout
+    lines = done.stdout.splitlines()
+    checks = [line for line in lines if line.startswith(("✔", "✘", "!"))]
+    assert len(checks) >= 7 and all(re.search(r"[\u4e00-\u9fff]", line) for line in checks), done.stdout
+    assert all(re.search(r"[\u4e00-\u9fff]", line) for line in lines), done.stdout  # every line init shows
+    doctor = graylink(tmp_path, "-c", str(ini), "doctor", LANG="zh_CN.UTF-8")  # graylink doctor stays English
+    assert "is readable" in doctor.stdout + doctor.stderr and not re.search(r"[\u4e00-\u9fff]", doctor.stdout)
     kept = graylink(tmp_path, "-c", str(ini), "init", "--source", str(tmp_path / "src"), "--yes", LANGUAGE="zh_CN")
     assert kept.returncode == 2 and "已存在" in kept.stderr and "--force" in kept.stderr
     english = graylink(tmp_path, "-c", str(ini), "init", "--source", str(tmp_path / "src"), "--yes", LANG="C.UTF-8")

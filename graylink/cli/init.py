@@ -11,8 +11,11 @@ written 0600 (it holds keys) and an existing one is replaced only with
 
 It speaks the terminal's language (:func:`graylink.i18n.from_environ`: Simplified
 Chinese for a ``zh`` locale, else English; words in ``graylink/cli/locale``);
-the file it writes is the same in every language. doctor's own check lines and
-the config validator's messages stay English.
+the file it writes is the same in every language. doctor's check lines are
+translated here, at display time, from the msgid each check keeps
+(:func:`graylink.checks.said`): ``graylink doctor`` itself stays English. The
+config validator's messages, and what a system says inside a line (an errno's
+text, an HTTP status), stay English.
 """
 
 from __future__ import annotations
@@ -27,7 +30,7 @@ from typing import Any
 import click
 
 from graylink import i18n
-from graylink.checks import Check
+from graylink.checks import Check, translated
 from graylink.cli.app import INTERRUPTED, AppContext, fail
 from graylink.config import parse_raw, validate
 from graylink.config.schema import DEFAULT_CONFIG_PATHS
@@ -131,12 +134,14 @@ class Asker:
         click.echo(line)
 
     def checks(self, checks: Iterable[Check]) -> None:
-        """doctor's lines (its own words, English), with the hint's label in ours."""
+        """doctor's lines in our words: a message its check marked (graylink.checks.said) from this
+        catalog, the rest (a config error, a system's reason inside a message) as doctor says it."""
+        gettext = self.words.catalog.gettext
         for check in checks:
             mark = "✔" if check.ok else "!" if not failed(check) else "✘"
-            self.say(f"{mark} {check.name}: {check.message}")
+            self.say(f"{mark} {check.name}: {translated(check.message, gettext)}")
             if not check.ok and check.hint:
-                self.say("    " + self.gettext("hint: %(hint)s", hint=check.hint))
+                self.say("    " + self.gettext("hint: %(hint)s", hint=translated(check.hint, gettext)))
 
 
 def _paths(ask: Asker, answers: Answers, opts: dict[str, str | None], mounts: list[discover.RcloneMount]) -> str:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import os
 
-from graylink.checks import Check
+from graylink.checks import N_, Check, said
 from graylink.links.tree import MARKER_DIR
 from graylink.notify.pathmap import PathMap, is_under, map_path
 
@@ -34,14 +34,23 @@ def coverage_checks(name: str, target: str, pairs: PathMap, locations: list[str]
     config section whose ``path_map`` is the fix.
     """
     root = map_path(target, pairs)
-    hint = f"add the folder to a library, or fix [{section}] path_map (link tree path=server path)"
+    hint = said(
+        N_("add the folder to a library, or fix [%(section)s] path_map (link tree path=server path)"), section=section
+    )
     if not any(is_under(loc, root) or is_under(root, loc) for loc in locations):
-        shown = ", ".join(locations) or "none"
+        shown = ", ".join(locations) or said(N_("none"))
         return [
             Check(
                 f"{name}.paths",
                 False,
-                f"the link tree is {root} for the server, but no library lies there (library folders: {shown})",
+                said(
+                    N_(
+                        "the link tree is %(root)s for the server, but no library lies there"
+                        " (library folders: %(shown)s)"
+                    ),
+                    root=root,
+                    shown=shown,
+                ),
                 hint,
                 warn=True,
             )
@@ -56,9 +65,13 @@ def coverage_checks(name: str, target: str, pairs: PathMap, locations: list[str]
             Check(
                 f"{name}.paths",
                 False,
-                f"updates for {', '.join(uncovered)} would be ignored: under no library folder",
+                said(
+                    N_("updates for %(folders)s would be ignored: under no library folder"),
+                    folders=", ".join(uncovered),
+                ),
                 hint,
                 warn=True,
             )
         ]
-    return [Check(f"{name}.paths", True, f"the link tree ({root} for the server) is covered by the libraries")]
+    covered = said(N_("the link tree (%(root)s for the server) is covered by the libraries"), root=root)
+    return [Check(f"{name}.paths", True, covered)]

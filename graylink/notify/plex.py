@@ -18,6 +18,7 @@ import xml.etree.ElementTree as ET
 from collections.abc import Callable
 from typing import Any
 
+from graylink.checks import N_, said
 from graylink.config import PlexConfig
 from graylink.notify import queue
 from graylink.notify.http import (
@@ -44,7 +45,7 @@ log = logging.getLogger(__name__)
 IDENTITY_PATH = "/identity"
 SECTIONS_PATH = "/library/sections"
 KEPT = "updates kept in the queue for the next run"
-REFUSED_HINT = "check [plex] token (an X-Plex-Token of an account that owns the server)"
+REFUSED_HINT = said(N_("check [plex] token (an X-Plex-Token of an account that owns the server)"))
 
 
 def token_headers(token: str) -> dict[str, str]:

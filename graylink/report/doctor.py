@@ -12,7 +12,7 @@ from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass, replace
 
-from graylink.checks import Check
+from graylink.checks import N_, Check, said
 from graylink.config import SECRET_KEYS, Config, load_config
 from graylink.drive.checks import doctor_checks as drive_checks
 from graylink.errors import ConfigError, GraylinkError
@@ -29,7 +29,6 @@ from graylink.system.fsinfo import TRUSTED_FS
 from graylink.system.secrets import SHORT, is_short
 from graylink.triggers.mount import LIST_TIMEOUT
 from graylink.triggers.mount_checks import doctor_checks as mount_checks
-from graylink.words import plural
 
 ConfigLoader = Callable[[], Config]
 
@@ -38,9 +37,11 @@ def check_config(path: str | None) -> tuple[Check, Config | None]:
     try:
         config = load_config(path)
     except GraylinkError as exc:
-        return Check("config", False, str(exc), "fix the file (graylink.ini.example documents every key)"), None
-    where = config.file or "environment variables only"
-    return Check("config", True, f"read {where}"), config
+        return Check(
+            "config", False, str(exc), said(N_("fix the file (graylink.ini.example documents every key)"))
+        ), None
+    where = config.file or said(N_("environment variables only"))
+    return Check("config", True, said(N_("read %(file)s"), file=where)), config
 
 
 @dataclass(frozen=True)
@@ -86,24 +87,36 @@ def check_source(config: Config, look: SourceLook | None = None) -> Check:
         return Check(
             "source",
             False,
-            f"the mount does not answer: looking at {source} took more than {LIST_TIMEOUT:g}s",
-            "the rclone process is hung or stopped: restart the mount (e.g. 'fusermount3 -uz "
-            f"{source}' then your rclone mount command)",
+            said(
+                N_("the mount does not answer: looking at %(source)s took more than %(seconds)ss"),
+                source=source,
+                seconds=f"{LIST_TIMEOUT:g}",
+            ),
+            said(
+                N_(
+                    "the rclone process is hung or stopped: restart the mount"
+                    " (e.g. 'fusermount3 -uz %(source)s' then your rclone mount command)"
+                ),
+                source=source,
+            ),
         )
     if not look.exists:
-        return Check("source", False, f"{source} does not exist", "set [paths] source; is the rclone mount up?")
+        hint = said(N_("set [paths] source; is the rclone mount up?"))
+        return Check("source", False, said(N_("%(path)s does not exist"), path=source), hint)
     if look.error is not None and not look.is_dir and isinstance(look.error, NotADirectoryError):
-        return Check("source", False, f"{source} is not a folder", "set [paths] source to a folder")
+        hint = said(N_("set [paths] source to a folder"))
+        return Check("source", False, said(N_("%(path)s is not a folder"), path=source), hint)
     if look.error is not None:
         return Check(
             "source",
             False,
-            f"cannot list {source}: {look.error.strerror}",
-            "check permissions; remount if the mount died",
+            said(N_("cannot list %(source)s: %(reason)s"), source=source, reason=str(look.error.strerror)),
+            said(N_("check permissions; remount if the mount died")),
         )
-    return Check(
-        "source", True, f"{source} is readable ({look.entries} {plural(look.entries, 'entry', 'entries')} at the top)"
-    )
+    if look.entries == 1:
+        return Check("source", True, said(N_("%(source)s is readable (1 entry at the top)"), source=source))
+    readable = said(N_("%(source)s is readable (%(n)s entries at the top)"), source=source, n=look.entries)
+    return Check("source", True, readable)
 
 
 def _nearest_existing(path: str) -> str:
@@ -119,14 +132,21 @@ def check_writable_place(name: str, path: str, what: str) -> Check:
     """``path`` is a writable folder, or can be created as one."""
     if os.path.isdir(path):
         if os.access(path, os.W_OK | os.X_OK):
-            return Check(name, True, f"{path} is writable")
-        return Check(name, False, f"{path} is not writable", f"give the graylink user write access to the {what}")
+            return Check(name, True, said(N_("%(path)s is writable"), path=path))
+        hint = said(N_("give the graylink user write access to the %(what)s"), what=what)
+        return Check(name, False, said(N_("%(path)s is not writable"), path=path), hint)
     if os.path.lexists(path):
-        return Check(name, False, f"{path} exists but is not a folder", f"point [paths] at a folder for the {what}")
+        hint = said(N_("point [paths] at a folder for the %(what)s"), what=what)
+        return Check(name, False, said(N_("%(path)s exists but is not a folder"), path=path), hint)
     base = _nearest_existing(path)
     if os.path.isdir(base) and os.access(base, os.W_OK | os.X_OK):
-        return Check(name, True, f"{path} does not exist yet; it will be created (in {base})")
-    return Check(name, False, f"{path} cannot be created: {base} is not writable", f"create the {what} folder")
+        return Check(
+            name, True, said(N_("%(path)s does not exist yet; it will be created (in %(base)s)"), path=path, base=base)
+        )
+    hint = said(N_("create the %(what)s folder"), what=what)
+    return Check(
+        name, False, said(N_("%(path)s cannot be created: %(base)s is not writable"), path=path, base=base), hint
+    )
 
 
 def check_database(config: Config) -> Check:
@@ -134,10 +154,13 @@ def check_database(config: Config) -> Check:
 
     database = config.paths.database
     if not os.path.exists(database):
-        place = check_writable_place("database", os.path.dirname(database), "database")
+        place = check_writable_place("database", os.path.dirname(database), said(N_("database")))
         if not place.ok:
-            return Check("database", False, f"{database} cannot be created: {place.message}", place.hint)
-        return Check("database", True, f"{database} does not exist yet; the first reconcile creates it")
+            failed = said(N_("%(path)s cannot be created: %(reason)s"), path=database, reason=place.message)
+            return Check("database", False, failed, place.hint)
+        return Check(
+            "database", True, said(N_("%(path)s does not exist yet; the first reconcile creates it"), path=database)
+        )
     try:
         info = inspect_database(database)
     except GraylinkError as exc:
@@ -174,11 +197,11 @@ def check_filesystem(config: Config, look: SourceLook | None = None) -> Check:
     kind = entry.fs_type if entry else "unknown"
     trusted = fsinfo.trusts(kind, setting)
     if trusted:
-        how = "trusted: unchanged folders are not re-listed"
+        how = said(N_("trusted: unchanged folders are not re-listed"))
     else:
-        how = "not trusted: every folder is re-listed each walk"
+        how = said(N_("not trusted: every folder is re-listed each walk"))
     if setting != "auto":
-        how += f" ([scan] trust_dir_mtime = {setting})"
+        how = said(N_("%(how)s ([scan] trust_dir_mtime = %(setting)s)"), how=how, setting=setting)
     if setting == "yes" and kind not in TRUSTED_FS:
         return Check(
             "filesystem",
@@ -187,15 +210,19 @@ def check_filesystem(config: Config, look: SourceLook | None = None) -> Check:
             "on rclone/FUSE/network mounts folder mtimes do not change when files are added: "
             "set [scan] trust_dir_mtime = auto",
         )
-    return Check("filesystem", True, f"{source} is on {kind}; folder mtimes {how}")
+    return Check(
+        "filesystem",
+        True,
+        said(N_("%(source)s is on %(kind)s; folder mtimes %(how)s"), source=source, kind=kind, how=how),
+    )
 
 
 def check_service(config: Config) -> Check:
     pid = holder(config.paths.database)
     if pid is None:
-        return Check("service", True, "no graylink service holds the database")
-    who = f"pid {pid}" if pid else "a process"
-    return Check("service", True, f"the service runs ({who}); writing commands wait for it to stop")
+        return Check("service", True, said(N_("no graylink service holds the database")))
+    who = f"pid {pid}" if pid else said(N_("a process"))
+    return Check("service", True, said(N_("the service runs (%(who)s); writing commands wait for it to stop"), who=who))
 
 
 def check_log(config: Config) -> Check | None:
@@ -206,7 +233,7 @@ def check_log(config: Config) -> Check | None:
         if os.access(path, os.W_OK):
             return Check("log", True, f"{path} is writable ({config.log.format})")
         return Check("log", False, f"{path} is not writable", "fix its owner or mode, or change [log] file")
-    place = check_writable_place("log", os.path.dirname(path), "log file")
+    place = check_writable_place("log", os.path.dirname(path), said(N_("log file")))
     return Check("log", place.ok, f"{path}: {place.message}", place.hint)
 
 
@@ -264,7 +291,7 @@ def _library_checks(config: Config) -> list[Check]:
     checks: list[Check] = []
     look = look_at_source(config)
     checks.append(check_source(config, look))
-    checks.append(check_writable_place("target", config.paths.target, "link tree"))
+    checks.append(check_writable_place("target", config.paths.target, said(N_("link tree"))))
     checks.append(check_database(config))
     library = ownership.doctor_check(config)
     if library is not None:

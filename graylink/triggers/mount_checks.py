@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from graylink.checks import Check
+from graylink.checks import N_, Check, said
 from graylink.config import Config
 from graylink.rclone import mountflags
 from graylink.rclone.rc import probe as rc_probe
@@ -93,8 +93,12 @@ def health_check(config: Config, store: Store, *, answered: bool = True) -> Chec
         message = f"the mount does not answer: listing the source {config.paths.source} timed out"
         health = Health(False, LISTABLE, message, dead=True)
     if health.ok:
-        fstype = fsinfo.fs_type(config.paths.source) or "unknown filesystem"
-        return Check("mount", True, f"the source {config.paths.source} is healthy ({fstype})")
+        fstype = fsinfo.fs_type(config.paths.source) or said(N_("unknown filesystem"))
+        return Check(
+            "mount",
+            True,
+            said(N_("the source %(source)s is healthy (%(kind)s)"), source=config.paths.source, kind=fstype),
+        )
     hint = _HINTS.get(health.failed_check, "").format(source=config.paths.source)
     return Check("mount", False, f"{health.failed_check}: {health.message}", hint)
 
