@@ -70,3 +70,23 @@ def test_a_link_added_by_someone_else_beside_graylinks_is_seen_and_left_alone(li
     counts = doc["counts"]
     assert isinstance(counts, dict) and counts["conflict"] == 1 and counts["repair"] == 0
     assert os.readlink(folder / "Heat (1995).mkv") == str(lib.source / "Movies/Alien (1979)/Alien (1979).mkv")
+
+
+def _tree_marks(lib: Library) -> int:
+    done = lib.run("-v", "reconcile")
+    assert done.returncode == 0, done.stderr
+    return done.stderr.count("dirty (link-tree")
+
+
+def test_a_folder_is_looked_at_again_once_only_while_it_is_within_a_timestamp_tick(lib: Library) -> None:
+    """The racy rule re-plans a folder read within one timestamp tick of its last change,
+    once: the cycle after a first run used to plan every folder again for a whole second
+    (a second plan of the whole library), and the one after it again."""
+    for show in range(30):
+        lib.add(f"TV/Show {show:02d}/Season 01/S01E01.mkv")
+    assert lib.run("reconcile").returncode == 0
+    time.sleep(0.05)  # past a tick (1-10 ms), well within the old one-second window
+    _tree_marks(lib)  # what the first run read too soon after making it is planned again and recorded
+    time.sleep(0.05)
+    assert _tree_marks(lib) == 0
+    assert links_in(lib.target) == expected_links(lib.source)

@@ -25,7 +25,7 @@ import sys
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
@@ -35,8 +35,11 @@ from graylink.cli.app import INTERRUPTED, AppContext, fail
 from graylink.config import parse_raw, validate
 from graylink.config.schema import DEFAULT_CONFIG_PATHS
 from graylink.errors import ConfigError
-from graylink.report import discover
-from graylink.report.doctor import failed, run_checks
+
+if TYPE_CHECKING:
+    # Imported where they are used: they bring requests and every checker,
+    # which every other command (and --help) would otherwise load at start.
+    from graylink.report import discover
 
 DEFAULT_DATABASE = "~/.local/share/graylink/graylink.db"
 LOCALE_DIR = Path(__file__).resolve().parent / "locale"
@@ -136,6 +139,8 @@ class Asker:
     def checks(self, checks: Iterable[Check]) -> None:
         """doctor's lines in our words: a message its check marked (graylink.checks.said) from this
         catalog, the rest (a config error, a system's reason inside a message) as doctor says it."""
+        from graylink.report.doctor import failed
+
         gettext = self.words.catalog.gettext
         for check in checks:
             mark = "✔" if check.ok else "!" if not failed(check) else "✘"
@@ -183,6 +188,7 @@ def _paths(ask: Asker, answers: Answers, opts: dict[str, str | None], mounts: li
 
 
 def _rclone(ask: Asker, answers: Answers, source: str, mounts: list[discover.RcloneMount]) -> None:
+    from graylink.report import discover
     mount = next((m for m in mounts if os.path.realpath(m.mount_point) == os.path.realpath(source)), None)
     if mount is None:
         return
@@ -218,6 +224,8 @@ class Server:
 
 
 def _server(ask: Asker, answers: Answers, server: Server, url_flag: str | None, key_flag: str | None) -> None:
+    from graylink.report import discover
+    from graylink.report.doctor import failed
     source, target = answers.sections["paths"]["source"], answers.sections["paths"]["target"]
     name, emby = server.name, server.section == "emby"
     if server.probe is not None:
@@ -271,6 +279,8 @@ def write_config(path: str, text: str) -> None:
 
 
 def run_init(app: AppContext, opts: dict[str, str | None], assume_yes: bool, force: bool, w: i18n.Words) -> int:
+    from graylink.report import discover
+    from graylink.report.doctor import failed, run_checks
     path = config_path(app)
     if os.path.exists(path) and not force:
         fail(w.gettext("%(path)s exists; graylink init never replaces a config (--force replaces it)", path=path), 2)

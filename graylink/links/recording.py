@@ -7,7 +7,7 @@ from collections.abc import Collection
 
 from graylink.links.apply import ApplyResult
 from graylink.links.planner import Op
-from graylink.links.tree import TREE_RACY_NS, folder_mtimes
+from graylink.links.tree import folder_mtimes, racy
 from graylink.store.db import Store, subtree_bounds
 from graylink.store.scopes import Scope
 
@@ -59,7 +59,7 @@ def record_tree_dirs(store: Store, target: bytes, video_counts: VideoCounts) -> 
         for folder, mtime in fresh.items():
             old = known.get(folder)
             # A row read too close to its folder's last change is written again once it is not.
-            if old is None or old[0] != mtime or old[0] >= old[1] - TREE_RACY_NS:
+            if old is None or old[0] != mtime or racy(old[0], old[1]):
                 rows.append((folder, mtime, now))
     store.executemany("DELETE FROM link_tree_dir WHERE path = ?", deletes)
     store.insert_many("INSERT OR REPLACE INTO link_tree_dir (path, mtime_ns, checked_ns)", 3, rows)

@@ -69,9 +69,22 @@ def walk_dirs(root: bytes, rel: bytes) -> list[bytes]:
     return found
 
 
-# A link-tree folder whose mtime was read this close to its last change may
-# change again within the same timestamp tick unseen: it is looked at once more.
-TREE_RACY_NS = 1_000_000_000
+# A link-tree folder whose mtime was read within one timestamp tick of its
+# last change may change again in that tick unseen: it is looked at once more.
+# Linux stamps a local filesystem's changes with its coarse clock, one tick of
+# 1-10 ms (HZ 1000-100); a filesystem that keeps whole seconds (ext3's small
+# inodes; FAT: two) shows its times as whole seconds. A window of a whole
+# second for every folder made the cycle after a first run plan the whole
+# library again (2.6 s at 80k files), every folder having changed within it.
+TREE_TICK_NS = 20_000_000
+TREE_COARSE_TICK_NS = 2_000_000_000
+
+
+def racy(mtime_ns: int, read_ns: int) -> bool:
+    """Whether a folder of this mtime, read at ``read_ns`` (wall clock, taken
+    before the read), may still change within the same tick."""
+    tick = TREE_COARSE_TICK_NS if mtime_ns % 1_000_000_000 == 0 else TREE_TICK_NS
+    return mtime_ns >= read_ns - tick
 
 
 def folder_mtimes(root: bytes, folders: Iterable[bytes]) -> dict[bytes, int]:

@@ -15,7 +15,7 @@ from __future__ import annotations
 import logging
 import os
 
-from graylink.links.tree import TREE_RACY_NS
+from graylink.links.tree import racy
 from graylink.store.db import Mark, Store
 
 log = logging.getLogger(__name__)
@@ -46,7 +46,7 @@ def drifted(store: Store, target: bytes) -> tuple[list[bytes], list[bytes]]:
                 continue
             if now != mtime_ns:
                 moved.append(path)
-            elif mtime_ns >= checked_ns - TREE_RACY_NS:
+            elif racy(mtime_ns, checked_ns):
                 recent.append(path)
     finally:
         os.close(root_fd)
