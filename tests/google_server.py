@@ -85,6 +85,7 @@ class GoogleState:
     token_garbage: int = 0  # token endpoint answers that are not JSON
     activity_garbage: int = 0  # activity:query answers that are not JSON
     fail_queries: list[int] = field(default_factory=list)  # statuses to answer the next activity queries
+    queries: list[tuple[str, str]] = field(default_factory=list)  # each activity:query's (ancestorName, filter)
     hold_files_get: threading.Event | None = None  # when set, files.get waits for it to be set
     files_get_reached: threading.Event = field(default_factory=threading.Event)
     lock: threading.Lock = field(default_factory=threading.Lock)
@@ -301,15 +302,27 @@ def _rfc3339(ms: int) -> str:
     return stamp.strftime("%Y-%m-%dT%H:%M:%S.") + f"{ms % 1000:03d}Z"
 
 
-def _parse_time_filter(text: str) -> tuple[str, int]:
-    match = re.fullmatch(r'\s*time\s*(>=|>)\s*(?:(\d+)|"([^"]+)")\s*', text)
-    if not match:
-        raise ValueError(text)
-    op, ms, rfc = match.groups()
-    if ms is not None:
-        return op, int(ms)
-    stamp = dt.datetime.fromisoformat(rfc.replace("Z", "+00:00"))
-    return op, round(stamp.timestamp() * 1000)
+_OPS = {
+    ">": lambda a, b: a > b,
+    ">=": lambda a, b: a >= b,
+    "<": lambda a, b: a < b,
+    "<=": lambda a, b: a <= b,
+}
+
+
+def _parse_time_filter(text: str) -> list[tuple[str, int]]:
+    """The ``time`` expressions of a QueryDriveActivityRequest filter, joined by "AND" (Google's
+    documented form: ``time > 1452409200000 AND time <= 1492812924310``, or RFC 3339 values)."""
+    out = []
+    for part in re.split(r"\s+AND\s+", text.strip()):
+        match = re.fullmatch(r'\s*time\s*(>=|>|<=|<)\s*(?:(\d+)|"([^"]+)")\s*', part)
+        if not match:
+            raise ValueError(text)
+        op, ms, rfc = match.groups()
+        if ms is None:
+            ms = round(dt.datetime.fromisoformat(rfc.replace("Z", "+00:00")).timestamp() * 1000)
+        out.append((op, int(ms)))
+    return out
 
 
 class _Handler(OAuthRoutes, ChangesRoutes, BaseHTTPRequestHandler):
@@ -461,15 +474,18 @@ class _Handler(OAuthRoutes, ChangesRoutes, BaseHTTPRequestHandler):
             self._error(400, "only consolidationStrategy none is faked", "badRequest", "INVALID_ARGUMENT")
             return
         ancestor = str(body.get("ancestorName", "items/")).removeprefix("items/")
+        if not body.get("pageToken"):
+            with state.lock:
+                state.queries.append((ancestor, str(body.get("filter", ""))))
         try:
-            op, since = _parse_time_filter(body.get("filter", "time >= 0"))
+            times = _parse_time_filter(body.get("filter", "time >= 0"))
         except ValueError:
             self._error(400, "Invalid filter", "badRequest", "INVALID_ARGUMENT")
             return
         chosen = [
             r
             for r in state.activities
-            if (r.time_ms > since if op == ">" else r.time_ms >= since) and (not ancestor or ancestor in r.ancestors)
+            if all(_OPS[op](r.time_ms, at) for op, at in times) and (not ancestor or ancestor in r.ancestors)
         ]
         chosen.sort(key=lambda r: r.time_ms, reverse=True)  # newest first, like Google
         size = max(1, min(int(body.get("pageSize") or 50), 1000))

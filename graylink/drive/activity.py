@@ -15,13 +15,13 @@ import hashlib
 import json
 import logging
 import time
-from collections.abc import Iterable, Iterator
-from dataclasses import dataclass, replace
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from graylink.drive.batch import MARK_REASON, Polled, Unplaced, Writer, collapse_root
 from graylink.drive.google import FOLDER_MIME, DriveClients, FeedError
-from graylink.drive.items import ItemRecord, Known, Resolver, UnresolvableError, fetcher, settle
+from graylink.drive.items import Fetch, ItemRecord, Known, Resolver, UnresolvableError, fetcher, settle
 from graylink.drive.names import DEFAULT_NAMES, Names
 from graylink.store.clock import in_future, tell_jump
 from graylink.store.db import Mark, Store, parent_of
@@ -205,10 +205,11 @@ def _pages(clients: DriveClients, body: dict[str, Any]) -> Iterator[dict[str, An
     raise FeedError(f"more than {MAX_PAGES} pages of activities in one poll; the cursor stays")
 
 
-def fetch_activities(clients: DriveClients, root_id: str, since_ms: int) -> Iterator[Activity]:
+def fetch_activities(clients: DriveClients, root_id: str, since_ms: int, until_ms: int = 0) -> Iterator[Activity]:
+    """The activities under ``root_id`` after ``since_ms`` (up to ``until_ms`` when given)."""
     body: dict[str, Any] = {
         "ancestorName": f"items/{root_id}",
-        "filter": f"time > {since_ms}",
+        "filter": f"time > {since_ms}" + (f" AND time <= {until_ms}" if until_ms else ""),
         "pageSize": PAGE_SIZE,
         "consolidationStrategy": {"none": {}},
     }
@@ -221,6 +222,53 @@ def fetch_activities(clients: DriveClients, root_id: str, since_ms: int) -> Iter
                 yield parse_activity(raw)
             except (AttributeError, TypeError, ValueError, KeyError) as exc:
                 raise FeedError(f"an activity in Google's answer is malformed ({exc.__class__.__name__})") from None
+
+
+@dataclass(frozen=True)
+class Source:
+    """Where a library's activities come from: its own query, or the one it shares with the other
+    libraries on its Drive (graylink.drive.shared_activity), whose answer also holds theirs."""
+
+    activities: Callable[[int], list[Activity]]  # since_ms -> the activities after it
+    lookup: Fetch  # files.get
+    # Shared only: the library's own query over a time span, asked for what no folder is found for.
+    confirm: Callable[[int, int], list[Activity]] | None = field(default=None)
+
+
+def own_source(clients: DriveClients, root_id: str) -> Source:
+    return Source(lambda since_ms: list(fetch_activities(clients, root_id, since_ms)), fetcher(clients))
+
+
+class _DryRun(Exception):
+    pass
+
+
+def _unplaceable(store: Store, fresh: list[Activity], resolver: Resolver) -> set[str]:
+    """Keys of the activities with a change no folder is found for: a dry run, rolled back."""
+    doubtful: set[str] = set()
+    try:
+        with store.atomic():
+            for activity in fresh:
+                for change in activity.changes:
+                    try:
+                        marks_for_change(change, resolver)
+                    except UnresolvableError:
+                        doubtful.add(activity.key)
+            raise _DryRun
+    except _DryRun:
+        pass
+    return doubtful
+
+
+def _own(fresh: list[Activity], source: Source, store: Store, resolver: Resolver) -> list[Activity]:
+    """From a shared answer, the activities of this library: an item deleted for good that no record
+    knows names no folder, so it is this library's only when the library's own query returns it."""
+    doubtful = _unplaceable(store, fresh, resolver) if source.confirm is not None else set()
+    if not doubtful or source.confirm is None:
+        return fresh
+    times = [a.time_ms for a in fresh if a.key in doubtful]
+    mine = {(a.time_ms, a.changes) for a in source.confirm(min(times) - 1, max(times))}
+    return [a for a in fresh if a.key not in doubtful or (a.time_ms, a.changes) in mine]
 
 
 def _handled_keys(store: Store, keys: list[str]) -> set[str]:
@@ -239,16 +287,14 @@ def _remember(store: Store, activities: list[Activity]) -> None:
     )
 
 
-def _start(
-    store: Store, clients: DriveClients, root_id: str, overlap_ms: int, write: Writer, *, look_at_all: bool = False
-) -> Polled:
+def _start(store: Store, source: Source, overlap_ms: int, write: Writer, *, look_at_all: bool = False) -> Polled:
     # The first poll starts now (the first full scan covers the past). What
     # the next poll's overlap will see again is recorded as handled, and the
     # query itself shows a missing scope at once. ``look_at_all``: no full
     # scan covers the past (a restart after a clock jump): the whole source is
     # marked, in the same transaction as the new cursor.
     started_ms = int(time.time() * 1000)
-    past = list(fetch_activities(clients, root_id, started_ms - overlap_ms))
+    past = source.activities(started_ms - overlap_ms)
 
     def commit() -> list[Mark]:
         _remember(store, past)
@@ -261,32 +307,41 @@ def _start(
 
 
 def poll_activities(
-    store: Store, clients: DriveClients, root_id: str, overlap_ms: int, write: Writer, names: Names = DEFAULT_NAMES
+    store: Store,
+    clients: DriveClients,
+    root_id: str,
+    overlap_ms: int,
+    write: Writer,
+    names: Names = DEFAULT_NAMES,
+    source: Source | None = None,
 ) -> Polled:
-    """One poll of the Activity feed from the saved cursor."""
+    """One poll of the Activity feed from the saved cursor; ``source``: where the activities come from
+    (default: the library's own query)."""
+    source = source or own_source(clients, root_id)
     cursor_text = store.get_meta(META_CURSOR)
     if cursor_text is None:
-        return _start(store, clients, root_id, overlap_ms, write)
+        return _start(store, source, overlap_ms, write)
     cursor = int(cursor_text)
     if in_future(cursor / 1000):
         # A cursor in the future would hide every activity until that date comes.
         # What happened meanwhile is unknown: start afresh and look at everything.
         tell_jump("the Drive feed's cursor", cursor / 1000, "starting the feed afresh and verifying every folder")
-        return _start(store, clients, root_id, overlap_ms, write, look_at_all=True)
-    fetched = list(fetch_activities(clients, root_id, cursor - overlap_ms))
+        return _start(store, source, overlap_ms, write, look_at_all=True)
+    fetched = source.activities(cursor - overlap_ms)
     handled = _handled_keys(store, [a.key for a in fetched])
     fresh = sorted((a for a in fetched if a.key not in handled), key=lambda a: a.time_ms)
-    resolver = Resolver(ItemRecord(store), root_id, fetcher(clients), names)
+    resolver = Resolver(ItemRecord(store), root_id, source.lookup, names)
     for activity in fresh:
         for change in activity.changes:
             _prefetch(change, resolver)
     resolver.names_ready(t for a in fresh for c in a.changes for t in (c.title, c.old_title) if t)
     new_cursor = max([cursor, *(a.time_ms for a in fresh)])
+    mine = _own(fresh, source, store, resolver)
 
     def commit() -> list[Mark]:
         marks: set[Mark] = set()
         unplaced = Unplaced()
-        for activity in fresh:
+        for activity in mine:
             for change in activity.changes:
                 try:
                     marks |= marks_for_change(change, resolver)
@@ -301,4 +356,4 @@ def poll_activities(
         return collapse_root(marks)
 
     marks = write(commit)
-    return Polled(len(fresh), marks, resolver.calls)
+    return Polled(len(mine), marks, resolver.calls)

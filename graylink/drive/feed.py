@@ -37,6 +37,7 @@ from graylink.drive.google import (
 from graylink.drive.items import META_SEED_DONE, ItemRecord
 from graylink.drive.names import CryptError, Names, names_for, root_key, root_path
 from graylink.drive.remote import ACTIVITY_SCOPES, Remote, read_remote
+from graylink.drive.shared_activity import shared_source
 from graylink.drive.shared_changes import ChangePages, drive_key
 from graylink.errors import ConfigError
 from graylink.store.db import Store
@@ -201,7 +202,7 @@ def poll_drive(
 ) -> DrivePollResult:
     """Poll the feed once and mark what changed. ConfigError for config problems; every runtime
     failure comes back as a result with ``error`` set (and the cursor kept). ``shared``: the
-    Changes pages shared by the libraries of one service (graylink.drive.shared_changes)."""
+    Changes pages and Activity answers shared by the libraries of one service (graylink.drive.shared_changes)."""
     from graylink.rclone.token import BorrowedTokenExpired
 
     caller = Caller.for_poll(should_stop)
@@ -307,19 +308,17 @@ def _poll_with(
             store.set_meta(META_FEED, f"{choice.kind}:{choice.reason}")
             return len(marks)
 
+    # Within 0.9 of the interval: the next poll (one interval later) asks afresh.
+    key = drive_key(remote.conf_path, remote.name, remote.team_drive, config.drive.api_endpoint, creds.source)
+    ttl = 0.9 * feed_interval(config)
     polled: Polled
     try:
         if choice.kind == "changes":
-            view = None
-            if shared is not None:
-                # Within 0.9 of the interval: the next poll (one interval later) lists afresh.
-                key = drive_key(
-                    remote.conf_path, remote.name, remote.team_drive, config.drive.api_endpoint, creds.source
-                )
-                view = shared.view(key, 0.9 * feed_interval(config))
+            view = shared.view(key, ttl) if shared is not None else None
             polled = poll_changes(store, clients, root_id, remote.team_drive, write, names, view)
         else:
-            polled = poll_activities(store, clients, root_id, int(config.drive.overlap * 1000), write, names)
+            source = shared_source(shared.activity.view(key, ttl), clients, root_id) if shared is not None else None
+            polled = poll_activities(store, clients, root_id, int(config.drive.overlap * 1000), write, names, source)
     except CryptError as exc:
         raise DriveAuthError(str(exc)) from None
     result = DrivePollResult(polled.events, polled.marks, feed=choice.kind, calls=caller.calls)

@@ -24,6 +24,9 @@ added later starts from a fresh token of its own, reads the others' chain
 from then on, and after one poll all hold the same token again; a library
 removed takes its token with it, the others never needed it; after a
 restart each resumes from its own token, the oldest serving all.
+
+The Activity feed's query is shared the same way, routed by the item record
+as well (graylink.drive.shared_activity); this registry carries it.
 """
 
 from __future__ import annotations
@@ -33,6 +36,8 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+
+from graylink.drive.shared_activity import ActivityPages
 
 log = logging.getLogger(__name__)
 
@@ -60,6 +65,7 @@ class ChangePages:
         self._clock = clock
         self._lock = threading.Lock()
         self._groups: dict[DriveKey, _Group] = {}
+        self.activity = ActivityPages(clock)  # the Activity feed's answers, shared the same way
 
     def view(self, key: DriveKey, ttl: float) -> SharedFeed:
         with self._lock:

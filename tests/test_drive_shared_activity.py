@@ -1,0 +1,123 @@
+"""Two libraries on one Drive share one Activity query, routed by the item record (issue 30).
+
+``graylink reconcile --loop`` runs as a real process with two ``[library
+NAME]`` sections on the same rclone remote, each its own folder of it, with
+``[drive] feed = activity``, against the loopback Google (tests/google_server.py:
+``activity:query`` after Google's QueryDriveActivityRequest, ``files.get``).
+The walk runs once an hour and folder mtimes are trusted and put back after
+every change, so whatever is linked or pruned after the first walk came
+through the feed.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from service_support import WAIT_S, wait_for
+
+from tests.google_server import MY_DRIVE_ROOT, FakeGoogle
+from tests.test_drive import CLIENT_ID, CLIENT_SECRET, SECRETS, write_rclone_conf
+from tests.test_drive_shared import age
+
+from conftest import REPO, links_in
+
+NAMES = ("films", "series")
+INTERVAL = 2.0
+OLD_FILES = ("old1.mkv", "old2.mkv", "old3.mkv")  # on the Drive before the feed began: no record knows them
+
+
+def test_two_libraries_on_one_drive_share_one_activity_query(tmp_path: Path) -> None:
+    with FakeGoogle() as google:
+        google.add_client(CLIENT_ID, CLIENT_SECRET)
+        media = google.add("Media", MY_DRIVE_ROOT, folder=True, record=False)
+        conf = tmp_path / "rclone.conf"
+        write_rclone_conf(conf, google, scopes="drive,drive.activity.readonly", root_folder_id=media)
+        folders: dict[str, str] = {}
+        old: dict[str, dict[str, str]] = {}
+        text = (
+            f"[paths]\ndatabase = {tmp_path / 'state' / 'graylink.db'}\n"
+            "[scan]\ninterval = 1h\ntrust_dir_mtime = yes\nsettle = 0s\nworkers = 2\n"
+            f"[drive]\nenabled = yes\nfeed = activity\ninterval = {INTERVAL:g}s\nrclone_config = {conf}\n"
+            f"api_endpoint = {google.url}\ntoken_uri = {google.url}/token\n"
+            f"token_file = {tmp_path / 'drive-token.json'}\n"
+        )
+        for name in NAMES:
+            folders[name] = google.add(name.title(), media, folder=True, record=False)
+            src = tmp_path / f"src-{name}"
+            (src / "Old").mkdir(parents=True)
+            old_folder = google.add("Old", folders[name], folder=True, record=False)
+            old[name] = {}
+            for file in OLD_FILES:
+                (src / "Old" / file).write_bytes(b"video")
+                old[name][file] = google.add(file, old_folder, record=False)
+            age(src)
+            text += (
+                f"[library {name}]\nsource = {src}\ntarget = {tmp_path / f'links-{name}'}\n"
+                f"drive_remote = gdrive:\ndrive_folder_id = {folders[name]}\n"
+            )
+        ini = tmp_path / "graylink.ini"
+        ini.write_text(text)
+        log = tmp_path / "loop.log"
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "graylink", "-c", str(ini), "reconcile", "--loop"],
+            stdout=subprocess.DEVNULL,
+            stderr=log.open("wb"),
+            env={**os.environ, "PYTHONPATH": str(REPO)},
+        )
+
+        def logged() -> str:
+            return log.read_text(errors="replace")
+
+        def add(name: str, folder: str, file: str) -> None:
+            """A new folder with a file, on the Drive and on the 'mount' (whose folder mtimes stay)."""
+            src = tmp_path / f"src-{name}"
+            (src / folder).mkdir()
+            (src / folder / file).write_bytes(b"video")
+            age(src)
+            google.add(file, google.add(folder, folders[name], folder=True, record=True), record=True)
+
+        try:
+            for name in NAMES:
+                for step in ("drive feed: started", "reconcile (walk)"):  # the walk done: the rest is the feed's
+                    wait_for(f"{name}: {step}", lambda s=f"[library {name}] {step}": s in logged(), proc)  # type: ignore[misc]
+            add("films", "A (2001)", "A.mkv")
+            wait_for("the film linked", lambda: b"A (2001)/A.mkv" in links_in(tmp_path / "links-films"), proc)
+            add("series", "Show", "e1.mkv")
+            wait_for("the episode linked", lambda: b"Show/e1.mkv" in links_in(tmp_path / "links-series"), proc)
+            olds = {f"Old/{file}".encode() for file in OLD_FILES}
+            assert links_in(tmp_path / "links-films").keys() == {b"A (2001)/A.mkv", *olds}  # each routed to its own
+            assert links_in(tmp_path / "links-series").keys() == {b"Show/e1.mkv", *olds}
+
+            before, start = len(google.state.queries), time.monotonic()
+            time.sleep(5 * INTERVAL)
+            queries, spent = google.state.queries[before:], time.monotonic() - start
+            # One query per interval for both libraries (two libraries polling alone query twice as often),
+            # over their common ancestor.
+            assert len(queries) <= spent / INTERVAL + 1, (queries, spent)
+            assert {ancestor for ancestor, _ in queries} == {media}, queries
+
+            # Deleted for good, never met by any record: the activity names no folder.
+            (tmp_path / "src-series" / "Old" / "old2.mkv").unlink()
+            age(tmp_path / "src-series")
+            google.delete_forever(old["series"]["old2.mkv"])
+            wait_for("the episode pruned", lambda: b"Old/old2.mkv" not in links_in(tmp_path / "links-series"), proc)
+            time.sleep(2 * INTERVAL)  # films polled past it too
+            assert links_in(tmp_path / "links-films").keys() == {b"A (2001)/A.mkv", *olds}
+            assert links_in(tmp_path / "links-series").keys() == {b"Show/e1.mkv", *olds - {b"Old/old2.mkv"}}
+        finally:
+            proc.terminate()
+            code = proc.wait(timeout=WAIT_S)
+        text = logged()
+        assert code == 0, text
+        assert "Traceback" not in text and " ERROR " not in text, text
+        for name in NAMES:  # each linked through the feed, in its own library only
+            assert text.count(f"[library {name}] reconcile (drive): 1 created") == 1, text
+        # The deletion was the series library's only: the films library was not marked for it.
+        assert "[library films] drive feed: cannot place" not in text, text
+        assert "[library series] drive feed: cannot place" in text, text
+        assert text.count("[library films] reconcile (drive)") == 1, text
+        assert not any(secret in text for secret in SECRETS)
