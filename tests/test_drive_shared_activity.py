@@ -108,6 +108,13 @@ def test_two_libraries_on_one_drive_share_one_activity_query(tmp_path: Path) -> 
             time.sleep(2 * INTERVAL)  # films polled past it too
             assert links_in(tmp_path / "links-films").keys() == {b"A (2001)/A.mkv", *olds}
             assert links_in(tmp_path / "links-series").keys() == {b"Show/e1.mkv", *olds - {b"Old/old2.mkv"}}
+            # To the trash: files.get still names its folder, which places it in films.
+            (tmp_path / "src-films" / "Old" / "old3.mkv").unlink()
+            age(tmp_path / "src-films")
+            google.trash(old["films"]["old3.mkv"])
+            wait_for("the film pruned", lambda: b"Old/old3.mkv" not in links_in(tmp_path / "links-films"), proc)
+            time.sleep(2 * INTERVAL)
+            assert links_in(tmp_path / "links-series").keys() == {b"Show/e1.mkv", *olds - {b"Old/old2.mkv"}}
         finally:
             proc.terminate()
             code = proc.wait(timeout=WAIT_S)
@@ -119,5 +126,50 @@ def test_two_libraries_on_one_drive_share_one_activity_query(tmp_path: Path) -> 
         # The deletion was the series library's only: the films library was not marked for it.
         assert "[library films] drive feed: cannot place" not in text, text
         assert "[library series] drive feed: cannot place" in text, text
-        assert text.count("[library films] reconcile (drive)") == 1, text
+        assert text.count("[library films] reconcile (drive)") == 2, text  # the film, its trash
+        assert text.count("[library series] reconcile (drive)") == 2, text  # the episode, its deletion
         assert not any(secret in text for secret in SECRETS)
+
+
+def test_the_shared_answer_covers_the_common_ancestor_from_the_oldest_position() -> None:
+    from graylink.drive.activity import Activity, Change
+    from graylink.drive.shared_activity import ActivityPages, common_ancestor
+
+    now = [0.0]
+    pages = ActivityPages(clock=lambda: now[0])
+    chains = {"films": ("films", "media", "root"), "series": ("series", "media", "root")}
+    found: list[str] = []
+    asked: list[tuple[str, int]] = []
+    acts = [Activity("a1", 150, ()), Activity("a2", 250, ())]
+
+    def chain(root: str) -> tuple[str, ...]:
+        found.append(root)
+        return chains[root]
+
+    def query(ancestor: str, since: int) -> list[Activity]:
+        asked.append((ancestor, since))
+        return [a for a in acts if a.time_ms > since]
+
+    films, series = pages.view(("drive",), 1.0), pages.view(("drive",), 1.0)
+    assert films.activities("films", 100, lambda: chain("films"), query) == acts
+    assert asked == [("films", 100)]  # alone: its own folder
+    # The series' folder is not under the films' answer: one query for both, from the older position.
+    now[0] = 0.1
+    assert series.activities("series", 200, lambda: chain("series"), query) == [acts[1]]
+    assert asked[-1] == ("media", 200)
+    now[0] = 1.5  # the next interval: one query, each takes what is after its own position
+    assert series.activities("series", 250, lambda: chain("series"), query) == []
+    assert films.activities("films", 250, lambda: chain("films"), query) == [] and films.shared == 1
+    assert asked[-1] == ("media", 250) and len(asked) == 3 and found == ["films", "series"]
+    # The series' folder moved: it may have left the ancestor, so it asks its own folder, and
+    # its chain is found anew next time; the films' folder did not move.
+    acts.append(Activity("a3", 300, (Change("move", "series", "Series", True),)))
+    now[0] = 3.0
+    assert series.activities("series", 250, lambda: chain("series"), query) is None
+    assert films.activities("films", 250, lambda: chain("films"), query) == [acts[2]]
+    now[0] = 4.5
+    series.activities("series", 300, lambda: chain("series"), query)
+    assert found == ["films", "series", "series"]
+    # Another Drive tree (a folder shared with the user): its own ancestor.
+    assert common_ancestor(("x", "other"), [chains["films"], ("x", "other")]) == "x"
+    assert pages.fetches(("drive",)) == len(asked) == 5

@@ -317,8 +317,10 @@ def _poll_with(
             view = shared.view(key, ttl) if shared is not None else None
             polled = poll_changes(store, clients, root_id, remote.team_drive, write, names, view)
         else:
-            source = shared_source(shared.activity.view(key, ttl), clients, root_id) if shared is not None else None
-            polled = poll_activities(store, clients, root_id, int(config.drive.overlap * 1000), write, names, source)
+            overlap = int(config.drive.overlap * 1000)
+            answers = shared.activity.view(key, ttl) if shared is not None else None
+            source = shared_source(answers, clients, root_id, overlap) if answers is not None else None
+            polled = poll_activities(store, clients, root_id, overlap, write, names, source)
     except CryptError as exc:
         raise DriveAuthError(str(exc)) from None
     result = DrivePollResult(polled.events, polled.marks, feed=choice.kind, calls=caller.calls)

@@ -113,9 +113,11 @@ class SharedActivity:
         since_ms: int,
         chain: Callable[[], Chain],
         query: Callable[[str, int], list[Activity]],
+        overlap_ms: int = 0,
     ) -> list[Activity] | None:
         """The activities after ``since_ms`` from a query that covers ``root_id``: another library's
-        within this interval, else one sent now for the common ancestor. None: query the folder itself."""
+        within this interval, else one sent now for the common ancestor. None: query the folder itself.
+        ``overlap_ms``: how far before its cursor the library asks (its next position, foreseen)."""
         group = self._group
         with group.lock:  # a second library asking meanwhile waits for this query
             now = self._clock()
@@ -144,7 +146,11 @@ class SharedActivity:
                 # The library's folder may have left the ancestor: its own query this time, its chain anew.
                 del group.chains[root_id]
                 return None
-            return [a for a in fetched.activities if a.time_ms > since_ms]
+            taken = [a for a in fetched.activities if a.time_ms > since_ms]
+            # Where it will ask from next (its cursor moves to the newest activity): the next interval's
+            # first query need not go back further for it. Asking from older, it is not covered and asks anew.
+            group.positions[root_id] = (max([since_ms, *(a.time_ms - overlap_ms for a in taken)]), now)
+            return taken
 
     def lookup(self, fetch: Fetch) -> Fetch:
         """``files.get`` answered once per interval for every library of the group."""
@@ -176,7 +182,7 @@ def chain_of(fetch: Fetch, root_id: str) -> Chain:
     return tuple(chain)
 
 
-def shared_source(view: SharedActivity, clients: DriveClients, root_id: str) -> Source:
+def shared_source(view: SharedActivity, clients: DriveClients, root_id: str, overlap_ms: int) -> Source:
     """A library's activities from the query it shares with the other libraries on its Drive."""
     lookup = view.lookup(fetcher(clients))
 
@@ -186,6 +192,7 @@ def shared_source(view: SharedActivity, clients: DriveClients, root_id: str) -> 
             since_ms,
             lambda: chain_of(lookup, root_id),
             lambda ancestor, since: list(fetch_activities(clients, ancestor, since)),
+            overlap_ms,
         )
         return got if got is not None else list(fetch_activities(clients, root_id, since_ms))
 
