@@ -45,7 +45,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from graylink.drive.activity import Activity, Source, fetch_activities
-from graylink.drive.google import DriveClients
+from graylink.drive.google import DriveClients, runtime_error
 from graylink.drive.items import MAX_DEPTH, Fetch, ItemInfo, fetcher
 
 log = logging.getLogger(__name__)
@@ -70,6 +70,7 @@ class _Group:
     positions: dict[str, tuple[int, float]] = field(default_factory=dict)  # folder -> (since_ms, when asked)
     fetched: _Fetched | None = None
     infos: dict[str, tuple[ItemInfo | None, float]] = field(default_factory=dict)  # files.get answers
+    refused: set[str] = field(default_factory=set)  # common folders Google would not query
     fetches: int = 0  # activity queries sent for the group (the others were shared)
 
 
@@ -134,9 +135,23 @@ class SharedActivity:
             ):
                 active = [r for r, (_, at) in group.positions.items() if now - at <= 3 * self._ttl]
                 ancestor = common_ancestor(mine, [group.chains[r] for r in active if r in group.chains])
+                ancestor = root_id if ancestor in group.refused else ancestor
                 covered = [r for r in active if ancestor in group.chains.get(r, ())]
                 since = min(group.positions[r][0] for r in covered)
-                fetched = _Fetched(ancestor, since, now, query(ancestor, since))
+                try:
+                    answer = query(ancestor, since)
+                except Exception as exc:
+                    if ancestor == root_id or not _refused(exc):
+                        raise
+                    log.warning(
+                        "drive feed: Google refused the activities of folder %s, the common folder of the libraries "
+                        "on this Drive (%s); each library queries its own folder",
+                        ancestor,
+                        exc,
+                    )
+                    group.refused.add(ancestor)
+                    return None
+                fetched = _Fetched(ancestor, since, now, answer)
                 group.fetched = fetched
                 group.fetches += 1
             else:
@@ -169,6 +184,17 @@ class SharedActivity:
             return info
 
         return cached
+
+
+def _refused(exc: Exception) -> bool:
+    """Google refuses that folder (403/404), not the token's scope nor the rate: its own folder may do."""
+    from googleapiclient.errors import HttpError
+
+    from graylink.drive.google import retry_wait
+
+    if not isinstance(exc, HttpError) or exc.resp.status not in (403, 404) or retry_wait(exc, 1) is not None:
+        return False
+    return not runtime_error(exc)[1]
 
 
 def chain_of(fetch: Fetch, root_id: str) -> Chain:
