@@ -18,6 +18,7 @@ import pytest
 
 from graylink.i18n import CHINESE, DEFAULT, from_environ
 from tests.emby_server import FakeMediaServer
+from tests.test_mount import rclone_mount  # noqa: F401  (the imported fixture)
 
 ROOT = Path(__file__).resolve().parent.parent
 KEY = "made-up-emby-key-4321"
@@ -48,6 +49,10 @@ DOCTOR_MODULES = (
     "graylink/notify/plex.py",
     "graylink/notify/coverage.py",
     "graylink/triggers/mount_checks.py",
+    "graylink/rclone/mountflags.py",
+    "graylink/rclone/rc.py",
+    "graylink/links/claim_report.py",
+    "graylink/links/ownership.py",
 )
 
 
@@ -260,3 +265,30 @@ def test_ctrl_c_says_nothing_was_written_in_chinese(tmp_path: Path) -> None:
     child.close()
     assert "已中断：没有写入任何东西" in (child.before or "")
     assert not ini.exists() and not ini.parent.exists()
+
+
+def test_init_on_a_real_rclone_mount_shows_every_check_in_chinese(
+    tmp_path: Path,
+    rclone_mount: Any,  # noqa: F811
+) -> None:
+    """The checks init shows for an rclone mount (its flags, its rc, the rc serving the mount), in Chinese;
+    ``graylink doctor`` on the same file stays English."""
+    import shutil
+
+    if shutil.which("rclone") is None or not os.path.exists("/dev/fuse"):
+        pytest.skip("FUSE TESTS SKIPPED: rclone or /dev/fuse missing")
+    from tests.test_mount import free_port
+
+    port = free_port()
+    m = rclone_mount("--rc", "--rc-addr", f"127.0.0.1:{port}", "--rc-user", "graylink", "--rc-pass", "rc-pass-1234")
+    ini = tmp_path / "conf" / "graylink.ini"
+    args = ["-c", str(ini), "init", "--source", str(m.mnt), "--target", str(m.links), "--yes"]
+    rc_pass = {"GRAYLINK_MOUNT_RCLONE_RC_PASS": "rc-pass-1234"}
+    done = graylink(tmp_path, *args, "--database", str(tmp_path / "g.db"), LANG="zh_CN.UTF-8", **rc_pass)
+    checks = [line for line in done.stdout.splitlines() if line.startswith(("✔", "✘", "!"))]
+    names = {line.split(":")[0][2:] for line in checks}
+    assert {"rclone flags", "rclone rc", "rclone rc source", "mount"} <= names, done.stdout
+    untranslated = [line for line in checks if not re.search(r"[\u4e00-\u9fff]", line)]
+    assert untranslated == [], done.stdout
+    doctor = graylink(tmp_path, "-c", str(ini), "doctor", LANG="zh_CN.UTF-8", **rc_pass)
+    assert "rclone rc at" in doctor.stdout and not re.search(r"[\u4e00-\u9fff]", doctor.stdout), doctor.stdout

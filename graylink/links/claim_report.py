@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import os
 
-from graylink.checks import Check
+from graylink.checks import N_, Check, said
 from graylink.config import Config
 from graylink.errors import GraylinkError
 from graylink.links.ownership import MARKER_DIR, claims, database_id
@@ -43,18 +43,21 @@ def claim_report(config: Config, store: Store | None) -> list[dict[str, object]]
 def claims_line(report: list[dict[str, object]]) -> str:
     """One line naming the link tree's claims (``status``, ``doctor``)."""
     if not report:
-        return "no graylink claims it yet"
+        return said(N_("no graylink claims it yet"))
     parts = []
     for claim in report:
         if claim["database_id"] == "unknown":
             parts.append(f"unreadable ({MARKER_DIR})")
             continue
-        who = "this database" if claim["mine"] else f"database {claim['database']} (source {claim['source']})"
+        who = said(N_("this database")) if claim["mine"] else f"database {claim['database']} (source {claim['source']})"
         running = claim["running"]
         if running is not None:
             who += f", held by a running graylink (pid {running or 'unknown'})"
         parts.append(who)
-    return f"{len(report)} {'owner' if len(report) == 1 else 'owners'}: " + "; ".join(parts)
+    owners = parts[0] if len(parts) == 1 else "; ".join(parts)  # one: still translatable
+    if len(report) == 1:
+        return said(N_("1 owner: %(owners)s"), owners=owners)
+    return said(N_("%(n)s owners: %(owners)s"), n=len(report), owners=owners)
 
 
 def claims_check(config: Config) -> Check | None:
@@ -77,8 +80,13 @@ def claims_check(config: Config) -> Check | None:
         return Check(
             "claims",
             False,
-            f"the link tree is shared: {line}",
-            "fine when meant (each database keeps only its own links); else run with the other database's config",
+            said(N_("the link tree is shared: %(owners)s"), owners=line),
+            said(
+                N_(
+                    "fine when meant (each database keeps only its own links);"
+                    " else run with the other database's config"
+                )
+            ),
             warn=True,
         )
     return Check("claims", True, line)

@@ -15,7 +15,7 @@ import os
 import uuid
 from dataclasses import dataclass, replace
 
-from graylink.checks import Check
+from graylink.checks import N_, Check, said
 from graylink.config import Config
 from graylink.errors import ConfigError, GraylinkError
 from graylink.links import tree as linktree
@@ -156,10 +156,11 @@ def doctor_check(config: Config) -> Check | None:
     except GraylinkError:
         return None  # the database check reports an unusable database
     if refusal is not None:
-        return Check("library", False, refusal, "see 'Moving a library' in docs/cli.md")
+        return Check("library", False, refusal, said(N_("see 'Moving a library' in docs/cli.md")))
     if mine is None:
-        return Check("library", True, "not recorded yet: the next reconcile records this config's source and target")
-    return Check("library", True, f"the database belongs to this config's {mine}")
+        unrecorded = N_("not recorded yet: the next reconcile records this config's source and target")
+        return Check("library", True, said(unrecorded))
+    return Check("library", True, said(N_("the database belongs to this config's %(what)s"), what=mine))
 
 
 def reload_refusal(running: Config, fresh: Config, store: Store) -> str | None:
@@ -336,4 +337,3 @@ def _warn_of_running_owners(config: Config, others: list[Claim]) -> None:
             claim.source,
             _norm(config.paths.database),
         )
-

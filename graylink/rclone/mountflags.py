@@ -19,7 +19,7 @@ import math
 import os
 from dataclasses import dataclass, field
 
-from graylink.checks import Check
+from graylink.checks import N_, Check, said
 from graylink.config import Config
 from graylink.rclone.duration import parse_duration
 from graylink.system import fsinfo
@@ -50,7 +50,7 @@ SHORT_DIR_CACHE = 3600.0
 DEFAULT_DIR_CACHE = "5m"
 DEFAULT_POLL = "1m"
 NAME = "rclone flags"
-RECOMMENDED = "run the mount with --dir-cache-time 1000h --poll-interval 1m (docs/rclone.md)"
+RECOMMENDED = said(N_("run the mount with --dir-cache-time 1000h --poll-interval 1m (docs/rclone.md)"))
 
 
 @dataclass(frozen=True)
@@ -241,15 +241,20 @@ def flag_checks(config: Config, process: RcloneProcess, version: tuple[int, int,
     poll = _duration(process, "--poll-interval", DEFAULT_POLL)
     for value, flag in ((cache, "--dir-cache-time"), (poll, "--poll-interval")):
         if value.seconds is None or math.isnan(value.seconds):
-            unreadable = f"cannot read {value.describe(flag)} as a duration"
+            unreadable = said(N_("cannot read %(flag)s as a duration"), flag=value.describe(flag))
             checks.append(Check(NAME, False, unreadable, RECOMMENDED, warn=True))
     if cache.seconds is not None and cache.seconds < SHORT_DIR_CACHE:
         checks.append(
             Check(
                 NAME,
                 False,
-                f"{cache.describe('--dir-cache-time')} is shorter than an hour: every walk re-lists expired "
-                "folders through the Drive API, which is slow and rate-limited",
+                said(
+                    N_(
+                        "%(flag)s is shorter than an hour: every walk re-lists expired "
+                        "folders through the Drive API, which is slow and rate-limited"
+                    ),
+                    flag=cache.describe("--dir-cache-time"),
+                ),
                 RECOMMENDED,
                 warn=True,
             )
@@ -259,8 +264,14 @@ def flag_checks(config: Config, process: RcloneProcess, version: tuple[int, int,
             Check(
                 NAME,
                 False,
-                f"{poll.describe('--poll-interval')} turns polling off: changes on the Drive stay invisible "
-                f"through the mount until the directory cache expires ({cache.describe('--dir-cache-time')})",
+                said(
+                    N_(
+                        "%(poll)s turns polling off: changes on the Drive stay invisible "
+                        "through the mount until the directory cache expires (%(cache)s)"
+                    ),
+                    poll=poll.describe("--poll-interval"),
+                    cache=cache.describe("--dir-cache-time"),
+                ),
                 RECOMMENDED,
                 warn=True,
             )
@@ -270,21 +281,33 @@ def flag_checks(config: Config, process: RcloneProcess, version: tuple[int, int,
             Check(
                 NAME,
                 False,
-                f"{poll.describe('--poll-interval')} is not shorter than {cache.describe('--dir-cache-time')}: "
-                "rclone wants it smaller",
+                said(
+                    N_("%(poll)s is not shorter than %(cache)s: rclone wants it smaller"),
+                    poll=poll.describe("--poll-interval"),
+                    cache=cache.describe("--dir-cache-time"),
+                ),
                 RECOMMENDED,
                 warn=True,
             )
         )
     if config.mount.rclone_rc and not _enabled(process, "--rc"):
-        alone = " (--rc-addr alone does not start it)" if process.flag("--rc-addr") is not None else ""
+        alone = said(N_(" (--rc-addr alone does not start it)")) if process.flag("--rc-addr") is not None else ""
         checks.append(
             Check(
                 NAME,
                 False,
-                f"[mount] rclone_rc is set but the mount runs without --rc{alone}: vfs/refresh calls will fail",
-                "add --rc --rc-addr 127.0.0.1:5572 --rc-user/--rc-pass to the mount and set [mount] rclone_rc_user / "
-                "rclone_rc_pass to them (docs/rclone.md)",
+                said(
+                    N_(
+                        "[mount] rclone_rc is set but the mount runs without --rc%(alone)s: vfs/refresh calls will fail"
+                    ),
+                    alone=alone,
+                ),
+                said(
+                    N_(
+                        "add --rc --rc-addr 127.0.0.1:5572 --rc-user/--rc-pass to the mount and set"
+                        " [mount] rclone_rc_user / rclone_rc_pass to them (docs/rclone.md)"
+                    )
+                ),
                 warn=True,
             )
         )
@@ -294,16 +317,26 @@ def flag_checks(config: Config, process: RcloneProcess, version: tuple[int, int,
             Check(
                 NAME,
                 False,
-                f"the mount runs --rc without --rc-no-auth, --rc-user or --rc-htpasswd: rclone {v} (1.74 and "
-                "later) refuses vfs/refresh without rc auth (403)",
-                "add --rc-user/--rc-pass to the mount and set [mount] rclone_rc_user / rclone_rc_pass to "
-                "them (docs/rclone.md); --rc-no-auth also works, but lets any local program call every rc command",
+                said(
+                    N_(
+                        "the mount runs --rc without --rc-no-auth, --rc-user or --rc-htpasswd: rclone %(version)s"
+                        " (1.74 and later) refuses vfs/refresh without rc auth (403)"
+                    ),
+                    version=v,
+                ),
+                said(
+                    N_(
+                        "add --rc-user/--rc-pass to the mount and set [mount] rclone_rc_user / rclone_rc_pass to"
+                        " them (docs/rclone.md); --rc-no-auth also works, but lets any local program call every rc"
+                        " command"
+                    )
+                ),
                 warn=True,
             )
         )
     if not checks:
         settings = f"{cache.describe('--dir-cache-time')}, {poll.describe('--poll-interval')}"
-        checks.append(Check(NAME, True, f"the mount's rclone flags suit graylink ({settings})"))
+        checks.append(Check(NAME, True, said(N_("the mount's rclone flags suit graylink (%(flags)s)"), flags=settings)))
     if _enabled(process, "--fast-list"):
         checks.append(Check(NAME, True, FAST_LIST_NOTE))
     return checks
@@ -312,7 +345,9 @@ def flag_checks(config: Config, process: RcloneProcess, version: tuple[int, int,
 # rclone cmd/mountlib logs "--fast-list does nothing on a mount" (since 1.57), and
 # vfs/refresh recursive=true reads through walk.NewDirTree, which takes the
 # backend's ListR whenever it has one (since 1.46), flag or not.
-FAST_LIST_NOTE = (
-    "--fast-list does nothing on a mount (rclone logs so): the whole-source refresh before a full walk "
-    "uses the backend's recursive listing without it (docs/rclone.md)"
+FAST_LIST_NOTE = said(
+    N_(
+        "--fast-list does nothing on a mount (rclone logs so): the whole-source refresh before a full walk "
+        "uses the backend's recursive listing without it (docs/rclone.md)"
+    )
 )

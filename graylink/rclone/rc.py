@@ -16,7 +16,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from graylink import story
-from graylink.checks import Check
+from graylink.checks import N_, Check, said
 from graylink.config import Config
 from graylink.rclone import mountflags
 from graylink.rclone.vfs import MANY_VFS, serving_fs
@@ -147,9 +147,15 @@ def probe(config: Config) -> tuple[Check, tuple[int, int, int] | None]:
     except RcAuthError as exc:
         return Check(RC_CHECK, False, str(exc)), version
     except RcError as exc:
-        hint = "start the mount with --rc --rc-addr matching [mount] rclone_rc, or unset rclone_rc"
+        hint = said(N_("start the mount with --rc --rc-addr matching [mount] rclone_rc, or unset rclone_rc"))
         return Check(RC_CHECK, False, str(exc), hint), version
-    return Check(RC_CHECK, True, f"{version_text(version)} answers at {rc_endpoint(config)} ({method})"), version
+    answers = said(
+        N_("%(version)s answers at %(url)s (%(method)s)"),
+        version=version_text(version),
+        url=rc_endpoint(config),
+        method=method,
+    )
+    return Check(RC_CHECK, True, answers), version
 
 
 def rc_call(config: Config, method: str, params: dict[str, Any], *, deadline: float = RC_DEADLINE) -> dict[str, Any]:
@@ -319,29 +325,46 @@ def serving_check(config: Config, mount_point: str | None = None) -> Check:
         names = call("vfs/list", {}).get("vfses") or []
         fs = serving_fs(call, mount_point)
     except RcError as exc:
-        return Check(SERVES_CHECK, False, str(exc), "start the mount with --rc --rc-addr matching [mount] rclone_rc")
+        hint = said(N_("start the mount with --rc --rc-addr matching [mount] rclone_rc"))
+        return Check(SERVES_CHECK, False, str(exc), hint)
     where = rc_endpoint(config)
     if not names:
         return Check(
             SERVES_CHECK,
             False,
-            f"rclone rc at {where} serves no mount, so it cannot refresh {mount_point}",
-            "set [mount] rclone_rc to the --rc-addr of the rclone that mounts the source",
+            said(
+                N_("rclone rc at %(url)s serves no mount, so it cannot refresh %(mount)s"), url=where, mount=mount_point
+            ),
+            said(N_("set [mount] rclone_rc to the --rc-addr of the rclone that mounts the source")),
         )
     if fs is not None and fs in names:
-        return Check(SERVES_CHECK, True, f"rclone rc at {where} serves the mount at {mount_point} ({fs})")
+        serves = said(
+            N_("rclone rc at %(url)s serves the mount at %(mount)s (%(fs)s)"), url=where, mount=mount_point, fs=fs
+        )
+        return Check(SERVES_CHECK, True, serves)
     served = ", ".join(str(n) for n in names[:5])
     if fs is not None:
         return Check(
             SERVES_CHECK,
             False,
-            f"rclone rc at {where} serves {served}, not {fs} mounted at {mount_point}",
-            "set [mount] rclone_rc to the --rc-addr of the rclone that mounts the source",
+            said(
+                N_("rclone rc at %(url)s serves %(served)s, not %(fs)s mounted at %(mount)s"),
+                url=where,
+                served=served,
+                fs=fs,
+                mount=mount_point,
+            ),
+            said(N_("set [mount] rclone_rc to the --rc-addr of the rclone that mounts the source")),
         )
     return Check(
         SERVES_CHECK,
         False,
-        f"rclone rc at {where} serves {served}; which rclone mounts {mount_point} is not visible from here",
-        "make sure [mount] rclone_rc is the --rc-addr of the rclone that mounts the source",
+        said(
+            N_("rclone rc at %(url)s serves %(served)s; which rclone mounts %(mount)s is not visible from here"),
+            url=where,
+            served=served,
+            mount=mount_point,
+        ),
+        said(N_("make sure [mount] rclone_rc is the --rc-addr of the rclone that mounts the source")),
         warn=True,
     )

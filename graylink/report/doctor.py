@@ -165,7 +165,10 @@ def check_database(config: Config) -> Check:
         info = inspect_database(database)
     except GraylinkError as exc:
         return Check(
-            "database", False, str(exc), "restore a backup with 'graylink db restore FILE', or move it away to rebuild"
+            "database",
+            False,
+            str(exc),
+            said(N_("restore a backup with 'graylink db restore FILE', or move it away to rebuild")),
         )
     known = [name for name, _ in MIGRATIONS]
     pending = [name for name in known if name not in info.migrations]
@@ -174,17 +177,16 @@ def check_database(config: Config) -> Check:
         return Check(
             "database",
             False,
-            f"{database} is on a read-only filesystem ({version})",
-            "remount it read-write, or set [paths] database on a writable disk",
+            said(N_("%(path)s is on a read-only filesystem (%(version)s)"), path=database, version=version),
+            said(N_("remount it read-write, or set [paths] database on a writable disk")),
         )
     if not os.access(database, os.W_OK):
-        return Check("database", False, f"{database} is not writable ({version})", "fix its owner or mode")
-    detail = f"; {len(pending)} upgrade(s) apply at the next reconcile" if pending else ""
-    return Check(
-        "database",
-        True,
-        f"{database}: {version}{detail}; {info.dirs} folders, {info.files} files, {info.links} links",
-    )
+        unwritable = said(N_("%(path)s is not writable (%(version)s)"), path=database, version=version)
+        return Check("database", False, unwritable, said(N_("fix its owner or mode")))
+    detail = said(N_("; %(n)s upgrade(s) apply at the next reconcile"), n=len(pending)) if pending else ""
+    counts = {"dirs": info.dirs, "files": info.files, "links": info.links}
+    shown = N_("%(path)s: %(version)s%(detail)s; %(dirs)s folders, %(files)s files, %(links)s links")
+    return Check("database", True, said(shown, path=database, version=version, detail=detail, **counts))
 
 
 def check_filesystem(config: Config, look: SourceLook | None = None) -> Check:
@@ -192,7 +194,8 @@ def check_filesystem(config: Config, look: SourceLook | None = None) -> Check:
     setting = config.scan.trust_dir_mtime
     if look is not None and look.answered and not look.exists:
         # The parent's filesystem says nothing of a mount that is not there.
-        return Check("filesystem", False, f"{source} does not exist: its filesystem is unknown", "see the source line")
+        unknown = said(N_("%(source)s does not exist: its filesystem is unknown"), source=source)
+        return Check("filesystem", False, unknown, said(N_("see the source line")))
     _, entry = fsinfo.locate(source, resolve=look is None or look.answered)
     kind = entry.fs_type if entry else "unknown"
     trusted = fsinfo.trusts(kind, setting)
@@ -206,9 +209,13 @@ def check_filesystem(config: Config, look: SourceLook | None = None) -> Check:
         return Check(
             "filesystem",
             False,
-            f"{source} is on {kind}, and folder mtimes are {how}",
-            "on rclone/FUSE/network mounts folder mtimes do not change when files are added: "
-            "set [scan] trust_dir_mtime = auto",
+            said(N_("%(source)s is on %(kind)s, and folder mtimes are %(how)s"), source=source, kind=kind, how=how),
+            said(
+                N_(
+                    "on rclone/FUSE/network mounts folder mtimes do not change when files are added: "
+                    "set [scan] trust_dir_mtime = auto"
+                )
+            ),
         )
     return Check(
         "filesystem",

@@ -118,8 +118,13 @@ def doctor_checks(config: Config, store: Store, *, answered: bool = True) -> lis
                 Check(
                     "rclone flags",
                     True,
-                    f"the rclone process serving {entry.mount_point} is not visible from here (another "
-                    "container or user?): its flags were not checked",
+                    said(
+                        N_(
+                            "the rclone process serving %(mount)s is not visible from here (another "
+                            "container or user?): its flags were not checked"
+                        ),
+                        mount=entry.mount_point,
+                    ),
                 )
             )
     if rc_check is not None:
