@@ -9,6 +9,7 @@ receiver (tests/web_support.py).
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import sqlite3
@@ -152,6 +153,9 @@ def test_a_webhook_ignored_in_no_library_is_counted_once_for_the_service_not_for
     assert html.count('data-count="service-webhooks-ignored"') == 1
     zh = client.get("/", headers={**HOST, "Accept-Language": "zh-CN"}).data.decode()
     assert "不属于任何媒体库" in zh
+    cli = json.loads(two.run("status", "--json").stdout)  # graylink status says it the same way
+    assert cli["webhooks"]["ignored"] == 2 and [cli["libraries"][n]["webhooks"]["ignored"] for n in "ab"] == [0, 0]
+    assert "webhooks in no library: 2 ignored" in two.run("status").stdout
 
 
 # ------------------------------------------------------------------ actions take a library

@@ -21,7 +21,7 @@ def status(app: AppContext, as_json: bool, library: str | None) -> None:
     """Index size, dirty marks, last runs, pending refreshes, mount health (read-only)."""
     import json
 
-    from graylink.report.status import read_status
+    from graylink.report.status import read_status, service_webhooks
     from graylink.report.status_render import render_status
 
     views = app.libraries(library)
@@ -34,9 +34,13 @@ def status(app: AppContext, as_json: bool, library: str | None) -> None:
         click.echo(json.dumps(doc, indent=2) if as_json else render_status(doc))
     elif as_json:
         # Several libraries: one document, each library's status under its name.
-        click.echo(json.dumps({"config": app.config.file or None, "libraries": docs}, indent=2))
+        doc = {"config": app.config.file or None, "libraries": docs, **service_webhooks(views)}
+        click.echo(json.dumps(doc, indent=2))
     else:
         click.echo("\n\n".join(f"library {name}\n{render_status(doc)}" for name, doc in docs.items()))
+        hooks = service_webhooks(views).get("webhooks")
+        if isinstance(hooks, dict) and "ignored" in hooks:  # the service's own, not a library's
+            click.echo(f"\nservice\nwebhooks in no library: {int(hooks['ignored'])} ignored")
     # Exit 1 when a source mount is unhealthy, so `status` serves as a health check.
     mounts = [doc.get("mount") for doc in docs.values()]
     sys.exit(1 if any(isinstance(m, dict) and m.get("healthy") is False for m in mounts) else 0)

@@ -171,6 +171,17 @@ def read_status(config: Config) -> dict[str, Any]:
         return collect_status(config, store)
 
 
+def service_webhooks(views: list[Config]) -> dict[str, Any]:
+    """A service of several libraries with a web face: ``{"webhooks": ...}``, the ignored webhooks that no
+    library held (kept in the first library's database: graylink.store.webhooks); else nothing."""
+    if len(views) < 2 or not views[0].web.listen or not os.path.exists(views[0].paths.database):
+        return {}
+    from graylink.store.webhooks import service_webhook_status
+
+    with Store(views[0].paths.database, readonly=True) as store:
+        return {"webhooks": _section(lambda: service_webhook_status(store))}
+
+
 def collect_status(config: Config, store: Store | None) -> dict[str, Any]:
     """The status document (what ``status --json`` prints). ``store`` None: no database yet."""
     pid = holder(config.paths.database)

@@ -192,12 +192,9 @@ def create_app(ctx: WebContext) -> Flask:
 
     def service_webhooks(views: Views) -> dict[str, Any]:
         """Several libraries: the webhooks no library held, the service's (graylink.store.webhooks)."""
-        from graylink.store.webhooks import service_webhook_status
+        from graylink.report.status import service_webhooks as found
 
-        if not views.several or not views.all[0].web.listen:
-            return {}
-        with store(view=views.all[0]) as opened:
-            return {"webhooks": service_webhook_status(opened)}
+        return found(list(views.all))
 
     @app.get("/metrics")
     def metrics() -> Response:
@@ -212,7 +209,8 @@ def create_app(ctx: WebContext) -> Flask:
                 totals = history.totals(opened)
             found.append(LibraryStatus(view.name if views.several else None, doc, totals))
         service = service_webhooks(views).get("webhooks")
-        body, content_type = render_libraries(found, service["ignored"] if service else None)
+        ignored = service.get("ignored") if service else None  # an unreadable count: no sample
+        body, content_type = render_libraries(found, ignored if isinstance(ignored, int) else None)
         return Response(body, content_type=content_type)
 
     @app.get("/snapshot")
