@@ -125,6 +125,7 @@ def test_two_libraries_on_one_drive_share_one_activity_query(tmp_path: Path) -> 
             assert text.count(f"[library {name}] reconcile (drive): 1 created") == 1, text
         # The deletion was the series library's only: the films library was not marked for it.
         assert "[library films] drive feed: cannot place" not in text, text
+        assert "new activities, 0 folders marked" not in text, text  # the other library's are not counted
         assert "[library series] drive feed: cannot place" in text, text
         assert text.count("[library films] reconcile (drive)") == 2, text  # the film, its trash
         assert text.count("[library series] reconcile (drive)") == 2, text  # the episode, its deletion

@@ -338,15 +338,23 @@ def poll_activities(
     new_cursor = max([cursor, *(a.time_ms for a in fresh)])
     mine = _own(fresh, source, store, resolver)
 
+    # A shared answer holds the other libraries' activities too: count those that mark this one.
+    counted: list[Activity] = []
+
     def commit() -> list[Mark]:
         marks: set[Mark] = set()
         unplaced = Unplaced()
+        counted.clear()
         for activity in mine:
+            own = source.confirm is None
             for change in activity.changes:
                 try:
-                    marks |= marks_for_change(change, resolver)
+                    got = marks_for_change(change, resolver)
                 except UnresolvableError as exc:
+                    got = {Mark(b"", MARK_REASON, recursive=True)}
                     unplaced.add(f"{change.kind} {change.title!r} ({exc})")
+                own, marks = own or bool(got), marks | got
+            counted.extend([activity] if own else [])
         unplaced.tell()
         marks |= unplaced.marks()
         _remember(store, fresh)
@@ -356,4 +364,4 @@ def poll_activities(
         return collapse_root(marks)
 
     marks = write(commit)
-    return Polled(len(mine), marks, resolver.calls)
+    return Polled(len(counted), marks, resolver.calls)
