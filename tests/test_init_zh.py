@@ -53,6 +53,8 @@ DOCTOR_MODULES = (
     "graylink/rclone/rc.py",
     "graylink/links/claim_report.py",
     "graylink/links/ownership.py",
+    "graylink/drive/checks.py",
+    "graylink/drive/mountmatch.py",
 )
 
 

@@ -13,7 +13,7 @@ from __future__ import annotations
 import os
 from dataclasses import replace
 
-from graylink.checks import Check
+from graylink.checks import N_, Check, said
 from graylink.config import Config
 from graylink.drive.remote import Remote, read_remote
 from graylink.errors import ConfigError
@@ -50,19 +50,26 @@ def compare(config: Config, ours: Remote, argv: tuple[str, ...], environ: dict[s
     """The check for one rclone command line serving the source (``prefix``: the source inside the mount)."""
     command, words = mountflags.command_words(argv)
     if command not in mountflags.MOUNT_COMMANDS or not words:
-        return Check(NAME, True, "the rclone process's remote could not be read; not compared")
+        return Check(NAME, True, said(N_("the rclone process's remote could not be read; not compared")))
     served = words[0]
-    fix = f"set [drive] remote to the remote the mount serves ({served}{'/' + prefix if prefix else ''}), or mount it"
+    fix = said(
+        N_("set [drive] remote to the remote the mount serves (%(remote)s), or mount it"),
+        remote=served + ("/" + prefix if prefix else ""),
+    )
     try:
         parsed = fspath.parse(served)
     except fspath.RemotePathError:
         parsed = fspath.RemotePath("", served)
     if not parsed.name:
-        return Check(NAME, False, f"the mount serves the local path {served}, not a Drive remote", fix)
+        local = said(N_("the mount serves the local path %(path)s, not a Drive remote"), path=served)
+        return Check(NAME, False, local, fix)
     try:
         theirs = read_remote(replace(config.drive, remote=_with_prefix(served, prefix)))
     except ConfigError as exc:
-        return Check(NAME, False, f"the mount serves {served}, which graylink cannot read: {exc}", fix)
+        unread = said(
+            N_("the mount serves %(remote)s, which graylink cannot read: %(reason)s"), remote=served, reason=str(exc)
+        )
+        return Check(NAME, False, unread, fix)
     process = mountflags.RcloneProcess(0, argv, environ)
     root = process.flag("--drive-root-folder-id")
     team = process.flag("--drive-team-drive")
@@ -72,12 +79,19 @@ def compare(config: Config, ours: Remote, argv: tuple[str, ...], environ: dict[s
         team_drive=team[0] if team and team[0] else theirs.team_drive,
     )
     if config.drive.folder_id:
-        return Check(NAME, True, f"the mount serves {_describe(theirs)}; [drive] folder_id is set, so not compared")
-    if _key(theirs) != _key(ours):
-        return Check(
-            NAME, False, f"the mount serves {_describe(theirs)} but the Drive feed watches {_describe(ours)}", fix
+        unchecked = said(
+            N_("the mount serves %(remote)s; [drive] folder_id is set, so not compared"), remote=_describe(theirs)
         )
-    return Check(NAME, True, f"the mount serves {_describe(theirs)}, the remote the Drive feed watches")
+        return Check(NAME, True, unchecked)
+    if _key(theirs) != _key(ours):
+        other = said(
+            N_("the mount serves %(remote)s but the Drive feed watches %(ours)s"),
+            remote=_describe(theirs),
+            ours=_describe(ours),
+        )
+        return Check(NAME, False, other, fix)
+    same = said(N_("the mount serves %(remote)s, the remote the Drive feed watches"), remote=_describe(theirs))
+    return Check(NAME, True, same)
 
 
 def mount_check(config: Config, ours: Remote, proc: str = "/proc") -> Check | None:
