@@ -70,10 +70,11 @@ import threading
 import time
 from collections import deque
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
+from loopback import Loopback, QuietHandler
 from media_library import MediaLibrary, iso, parse_iso
 
 SCAN_TASK_ID = "6330ee8fb4a957f33981f4ad3ceb4c0b"
@@ -115,7 +116,7 @@ def drip(handler: BaseHTTPRequestHandler, status: int, headers: dict[str, str], 
     return True
 
 
-class FakeMediaServer:
+class FakeMediaServer(Loopback):
     def __init__(
         self, kind: str = "emby", api_key: str = "test-key-1234", locations: list[str] | None = None, port: int = 0
     ):
@@ -133,24 +134,7 @@ class FakeMediaServer:
         self.requests: list[Recorded] = []
         self.script: deque[Answer] = deque()
         self.lock = threading.Lock()
-        self.httpd = ThreadingHTTPServer(("127.0.0.1", port), self._handler())
-        self.httpd.daemon_threads = True
-        # A client that gave up on a slow answer closes its socket; that is the test's point, not an error.
-        self.httpd.handle_error = lambda request, address: None  # type: ignore[method-assign]
-        self.thread = threading.Thread(target=self.httpd.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
-
-    @property
-    def url(self) -> str:
-        host, port = self.httpd.server_address[:2]
-        return f"http://{host!s}:{port}"
-
-    def __enter__(self) -> FakeMediaServer:
-        self.thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.httpd.shutdown()
-        self.httpd.server_close()
+        self.serve(self._handler(), port)
 
     def answer(self, *answers: Answer) -> None:
         """Queue answers for the next POSTs; once used up, POSTs get 204."""
@@ -354,12 +338,7 @@ class FakeMediaServer:
     def _handler(self) -> type[BaseHTTPRequestHandler]:
         server = self
 
-        class Handler(BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"
-
-            def log_message(self, format: str, *args: Any) -> None:
-                pass
-
+        class Handler(QuietHandler):
             def _path(self) -> str:
                 path = self.path.split("?", 1)[0].lower()  # both servers route case-insensitively
                 if server.kind == "emby" and path.startswith("/emby/"):
@@ -394,14 +373,7 @@ class FakeMediaServer:
 
             def _send(self, status: int, payload: Any = None, headers: dict[str, str] | None = None) -> None:
                 data = b"" if payload is None else json.dumps(payload).encode()
-                self.send_response(status)
-                for name, value in (headers or {}).items():
-                    self.send_header(name, value)
-                if payload is not None:
-                    self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(data)))
-                self.end_headers()
-                self.wfile.write(data)
+                self.send_body(status, data, "" if payload is None else "application/json", headers)
 
             def do_GET(self) -> None:
                 self._record(None)

@@ -37,12 +37,13 @@ import threading
 import time
 from collections import deque
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 from xml.sax.saxutils import quoteattr
 
 from emby_server import drip
+from loopback import Loopback, QuietHandler
 from media_library import MediaLibrary
 
 MACHINE = "0123456789abcdef0123456789abcdef01234567"
@@ -74,7 +75,7 @@ class PlexAnswer:
     drip: float = 0.0
 
 
-class FakePlex:
+class FakePlex(Loopback):
     def __init__(self, token: str, sections: list[PlexSection] | None = None, port: int = 0) -> None:
         self.token = token
         self.sections = sections or [
@@ -89,26 +90,7 @@ class FakePlex:
         self.urls: list[str] = []  # every request line's target, to check that no token is in a URL
         self.script: deque[PlexAnswer] = deque()
         self.lock = threading.Lock()
-        self.httpd = ThreadingHTTPServer(("127.0.0.1", port), self._handler())
-        self.httpd.daemon_threads = True
-        self.httpd.handle_error = lambda request, address: None  # type: ignore[method-assign]
-        self.thread = threading.Thread(target=self.httpd.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
-
-    @property
-    def port(self) -> int:
-        return int(self.httpd.server_address[1])
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
-
-    def __enter__(self) -> FakePlex:
-        self.thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.httpd.shutdown()
-        self.httpd.server_close()
+        self.serve(self._handler(), port)
 
     def answer(self, *answers: PlexAnswer) -> None:
         """Queue answers for the next refresh requests; once used up, they get 200."""
@@ -208,12 +190,7 @@ class FakePlex:
     def _handler(self) -> type[BaseHTTPRequestHandler]:
         server = self
 
-        class Handler(BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"
-
-            def log_message(self, format: str, *args: Any) -> None:
-                pass
-
+        class Handler(QuietHandler):
             def _token(self, query: dict[str, list[str]]) -> str:
                 return self.headers.get("X-Plex-Token") or (query.get("X-Plex-Token") or [""])[0]
 
@@ -227,11 +204,7 @@ class FakePlex:
                     data, kind = json.dumps({"MediaContainer": doc}).encode(), "application/json"
                 else:
                     data, kind = server.to_xml(doc), "text/xml;charset=utf-8"
-                self.send_response(status)
-                self.send_header("Content-Type", kind)
-                self.send_header("Content-Length", str(len(data)))
-                self.end_headers()
-                self.wfile.write(data)
+                self.send_body(status, data, kind)
 
             def do_GET(self) -> None:
                 parts = urlsplit(self.path)
@@ -327,11 +300,7 @@ class FakePlex:
                         server.scans.append(Scan(key, path, not inside, dict(self.headers.items()), self.path))
                     if inside:
                         server.library.ask(path, section.locations)
-                self.send_response(answer.status)
-                for name, value in answer.headers.items():
-                    self.send_header(name, value)
-                self.send_header("Content-Length", "0")
-                self.end_headers()
+                self.send_body(answer.status, b"", "", answer.headers)
 
         return Handler
 

@@ -17,8 +17,10 @@ import json
 import threading
 import time
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from typing import Any
+
+from loopback import Loopback, QuietHandler
 
 
 @dataclass
@@ -31,7 +33,7 @@ class Job:
     result: dict[str, str] = field(default_factory=dict)
 
 
-class RcServer:
+class RcServer(Loopback):
     """``job_seconds``: how long a refresh job runs; ``job_error``: its error when it ends;
     ``vfses``: the VFS names (more than one: ``fs`` is needed); ``freeze``: job/status never answers."""
 
@@ -47,22 +49,11 @@ class RcServer:
         self.execute_id = "a1b2c3"
         self.listed = 100
         self.lock = threading.Lock()
-        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
-        self.httpd.daemon_threads = True
-        self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.httpd.server_address[1]}"
-
-    def __enter__(self) -> RcServer:
-        self.thread.start()
-        return self
+        self.serve(self._handler())
 
     def __exit__(self, *exc: object) -> None:
         self._released.set()
-        self.httpd.shutdown()
-        self.httpd.server_close()
+        super().__exit__(*exc)
 
     def methods(self) -> list[str]:
         with self.lock:
@@ -123,23 +114,13 @@ class RcServer:
     def _handler(self) -> type[BaseHTTPRequestHandler]:
         server = self
 
-        class Handler(BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"
-
-            def log_message(self, format: str, *args: Any) -> None:
-                pass
-
+        class Handler(QuietHandler):
             def do_POST(self) -> None:
                 length = int(self.headers.get("Content-Length") or 0)
                 raw = self.rfile.read(length) if length else b""
                 params = json.loads(raw) if raw else {}
                 status, body = server.answer(self.path.strip("/"), params)
-                data = json.dumps(body).encode()
-                self.send_response(status)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(data)))
-                self.end_headers()
-                self.wfile.write(data)
+                self.send_body(status, json.dumps(body).encode(), "application/json")
 
         return Handler
 

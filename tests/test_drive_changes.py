@@ -13,7 +13,6 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -21,28 +20,11 @@ import pytest
 from graylink.config import Config
 from graylink.drive.feed import drive_status, poll_drive
 from graylink.store.db import Store
-from tests.google_server import MY_DRIVE_ROOT, FakeGoogle
-from tests.test_drive import CLIENT_ID, CLIENT_SECRET, ROOT, Drive, make_config, marks, write_rclone_conf
+from tests import drive_feed_support as feed
+from tests.google_server import MY_DRIVE_ROOT
+from tests.test_drive import ROOT, make_config, marks, write_rclone_conf
 
-
-@pytest.fixture
-def google() -> Iterator[FakeGoogle]:
-    with FakeGoogle() as server:
-        server.add_client(CLIENT_ID, CLIENT_SECRET)
-        yield server
-
-
-@pytest.fixture
-def drive(google: FakeGoogle) -> Drive:
-    return Drive(google)
-
-
-@pytest.fixture
-def setup(tmp_path: Path, google: FakeGoogle, drive: Drive) -> Iterator[tuple[Config, Store]]:
-    write_rclone_conf(tmp_path / "rclone.conf", google, scopes="drive", root_folder_id=drive.root)
-    config = make_config(tmp_path, google)
-    with Store(config.paths.database) as store:
-        yield config, store
+google, drive, setup, clear = feed.google, feed.drive, feed.setup, feed.clear  # the shared fixtures
 
 
 @pytest.fixture(autouse=True)
@@ -53,10 +35,6 @@ def quick_backoff(monkeypatch: pytest.MonkeyPatch) -> None:
 def start(config: Config, store: Store) -> None:
     first = poll_drive(config, store)
     assert first.error is None and first.feed == "changes" and first.marks == 0
-
-
-def clear(store: Store) -> None:
-    store.clear_marks(m.id for m in store.pending_marks())
 
 
 def test_auto_picks_the_changes_feed_for_rclones_default_scope(setup, drive, google):

@@ -10,45 +10,22 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 
 from graylink.config import Config
 from graylink.drive.feed import drive_status, poll_drive
 from graylink.store.db import Store
-from tests.google_server import MY_DRIVE_ROOT, FakeGoogle
-from tests.test_drive import CLIENT_ID, CLIENT_SECRET, Drive, make_config, marks, write_rclone_conf
+from tests import drive_feed_support as feed
+from tests.google_server import MY_DRIVE_ROOT
+from tests.test_drive import Drive, marks
 
-
-@pytest.fixture
-def google() -> Iterator[FakeGoogle]:
-    with FakeGoogle() as server:
-        server.add_client(CLIENT_ID, CLIENT_SECRET)
-        yield server
-
-
-@pytest.fixture
-def drive(google: FakeGoogle) -> Drive:
-    return Drive(google)
-
-
-@pytest.fixture
-def setup(tmp_path: Path, google: FakeGoogle, drive: Drive) -> Iterator[tuple[Config, Store]]:
-    write_rclone_conf(tmp_path / "rclone.conf", google, scopes="drive", root_folder_id=drive.root)
-    config = make_config(tmp_path, google)
-    with Store(config.paths.database) as store:
-        yield config, store
+google, drive, setup, clear = feed.google, feed.drive, feed.setup, feed.clear  # the shared fixtures
 
 
 @pytest.fixture(autouse=True)
 def no_margin(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr("graylink.drive.seed.MARGIN_MS", 0)
-
-
-def clear(store: Store) -> None:
-    store.clear_marks(m.id for m in store.pending_marks())
 
 
 def library(drive: Drive, shows: int, seasons: int, episodes: int) -> None:

@@ -21,11 +21,13 @@ from __future__ import annotations
 import json
 import os
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
 from graylink.links.planner import Op
+from graylink.notify.http import FailedError, GaveUpError, RefusedError, scrub
 from graylink.source.sidecars import is_sidecar
 from graylink.store.db import Store
 
@@ -59,6 +61,26 @@ class Lookup:
     error: str = ""  # the questions failed: why
     scanning: bool = False  # a library scan still runs on the server
     requests: int = 0  # requests this lookup cost
+
+    def due(self, row: Tracked, now: float, wait: float) -> bool:
+        """Found neither way and sent ``wait`` seconds ago or more: worth the slower questions."""
+        return row.path not in self.seen and row.path not in self.gone and now - (row.sent_at or now) >= wait
+
+
+def asked_of(rows: Sequence[Tracked]) -> list[Tracked]:
+    """The rows a server is asked about: sent, not merely queued."""
+    return [row for row in rows if row.state != "queued" and row.sent_at is not None]
+
+
+@contextmanager
+def answers_into(found: Lookup, secret: str, credential: str) -> Iterator[None]:
+    """Questions to a server: a refusal or a failure ends them as ``found.error`` (the secret scrubbed)."""
+    try:
+        yield
+    except RefusedError as exc:
+        found.error = f"refused the {credential} ({exc})"
+    except (FailedError, GaveUpError) as exc:
+        found.error = scrub(str(exc), secret)
 
 
 @dataclass

@@ -28,8 +28,8 @@ from collections.abc import Sequence
 from typing import Any
 
 from graylink.config import EmbyConfig
-from graylink.notify.changes import ABSENT, PRESENT, SENT, Lookup, Tracked
-from graylink.notify.http import Budget, Client, FailedError, GaveUpError, RefusedError, scrub, with_tries
+from graylink.notify.changes import ABSENT, PRESENT, SENT, Lookup, Tracked, answers_into, asked_of
+from graylink.notify.http import Budget, Client, FailedError, with_tries
 from graylink.notify.pathmap import is_under, map_path
 
 ITEMS_PATH = "/Items"
@@ -67,7 +67,7 @@ def lookup(
 ) -> Lookup:
     """What the server's library says of ``rows`` (changes sent and not yet confirmed)."""
     found = Lookup()
-    asked = [row for row in rows if row.state != "queued" and row.sent_at is not None]
+    asked = asked_of(rows)
     if not asked:
         return found
 
@@ -81,14 +81,10 @@ def lookup(
         except ValueError:
             raise FailedError(f"{path} did not answer JSON") from None
 
-    try:
+    with answers_into(found, config.api_key, "API key"):
         _by_id(get, config, [r for r in asked if r.item], found)
         _recent(get, config, [r for r in asked if r.expect == PRESENT and r.path not in found.seen], found)
-        due = [
-            r
-            for r in asked
-            if r.path not in found.seen and r.path not in found.gone and now - (r.sent_at or now) >= config.confirm_wait
-        ]
+        due = [r for r in asked if found.due(r, now, config.confirm_wait)]
         if due:
             locations = library_locations(get)
             for row in due:
@@ -97,10 +93,6 @@ def lookup(
                     found.outside[row.path] = where
             if any(r.state == SENT for r in due):
                 found.scanning = _scanning(get(TASKS_PATH, {"isHidden": "false"}))
-    except RefusedError as exc:
-        found.error = f"refused the API key ({exc})"
-    except (FailedError, GaveUpError) as exc:
-        found.error = scrub(str(exc), config.api_key)
     return found
 
 

@@ -31,7 +31,7 @@ from graylink.notify.http import (
     TransientError,
     answered,
     failure_reason,
-    safe_url,
+    with_client,
 )
 
 
@@ -40,11 +40,7 @@ def doctor_checks(config: Config, *, deadline: float = REQUEST_DEADLINE) -> list
     emby = config.emby
     if not emby.url:
         return [Check("emby", True, said(N_("no [emby] url: no refresh is sent (links are still kept in sync)")))]
-    client = Client(emby.url, emby.api_key, deadline)
-    try:
-        return _doctor(client, config, safe_url(emby.url))
-    finally:
-        client.close()
+    return with_client(emby.url, emby.api_key, deadline, lambda client, url: _doctor(client, config, url))
 
 
 def _doctor(client: Client, config: Config, url: str) -> list[Check]:

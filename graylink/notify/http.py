@@ -201,6 +201,15 @@ def _what(params: dict[str, str] | None, body: dict[str, Any] | list[Any] | None
     return "; ".join(parts)
 
 
+def with_client(url: str, secret: str, deadline: float, work: Callable[[Client, str], T]) -> T:
+    """``work(client, url fit for messages)`` with a client of the server at ``url``, closed after."""
+    client = Client(url, secret, deadline)
+    try:
+        return work(client, safe_url(url))
+    finally:
+        client.close()
+
+
 def with_tries(client: Client, budget: Budget, where: str, call: Callable[[], T]) -> T:
     """``call()`` up to :data:`TRIES` times while it fails transiently and the budget allows.
 

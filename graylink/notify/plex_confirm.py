@@ -30,8 +30,8 @@ from collections.abc import Sequence
 from typing import Any
 
 from graylink.config import PlexConfig
-from graylink.notify.changes import ABSENT, PRESENT, SENT, Lookup, Tracked
-from graylink.notify.http import Budget, Client, FailedError, GaveUpError, RefusedError, scrub, with_tries
+from graylink.notify.changes import ABSENT, PRESENT, SENT, Lookup, Tracked, answers_into, asked_of
+from graylink.notify.http import Budget, Client, FailedError, with_tries
 from graylink.notify.pathmap import is_under, map_path
 from graylink.notify.plex_plan import Section
 
@@ -82,7 +82,7 @@ def lookup(
 ) -> Lookup:
     """What Plex's library says of ``rows`` (changes sent and not yet confirmed)."""
     found = Lookup()
-    asked = [row for row in rows if row.state != "queued" and row.sent_at is not None]
+    asked = asked_of(rows)
     if not asked:
         return found
     headers = {"X-Plex-Token": config.token}
@@ -105,26 +105,18 @@ def lookup(
         except (ValueError, ET.ParseError):
             raise FailedError(f"{path} answered neither Plex JSON nor XML") from None
 
-    try:
+    with answers_into(found, config.token, "token"):
         _by_key(get, config, [r for r in asked if r.item], found)
         present = [r for r in asked if r.expect == PRESENT and r.path not in found.seen]
         _recent(get, config, present, sections, section_types, found)
-        due = [r for r in asked if _due(r, found, now, config.confirm_wait)]
+        due = [r for r in asked if found.due(r, now, config.confirm_wait)]
         for row in due:
             where = plex_path(row.path, config)
             if row.expect == PRESENT and not any(is_under(where, loc) for s in sections for loc in s.locations):
                 found.outside[row.path] = where
         if any(r.state == SENT for r in due):
             found.scanning = any(str(a.get("type") or "").startswith(SCAN_ACTIVITY) for a in get("/activities"))
-    except RefusedError as exc:
-        found.error = f"refused the token ({exc})"
-    except (FailedError, GaveUpError) as exc:
-        found.error = scrub(str(exc), config.token)
     return found
-
-
-def _due(row: Tracked, found: Lookup, now: float, wait: float) -> bool:
-    return row.path not in found.seen and row.path not in found.gone and now - (row.sent_at or now) >= wait
 
 
 def _recent(

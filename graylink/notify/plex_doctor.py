@@ -13,7 +13,7 @@ from graylink.notify.http import (
     TransientError,
     answered,
     failure_reason,
-    safe_url,
+    with_client,
 )
 from graylink.notify.plex import IDENTITY_PATH, REFUSED_HINT, SECTIONS_PATH, sections
 
@@ -22,11 +22,7 @@ def doctor_checks(config: Config, *, deadline: float = REQUEST_DEADLINE) -> list
     plex = config.plex
     if not plex.url:
         return [Check("plex", True, said(N_("no [plex] url: Plex is not told")))]
-    client = Client(plex.url, plex.token, deadline)
-    try:
-        return _doctor(client, config, safe_url(plex.url))
-    finally:
-        client.close()
+    return with_client(plex.url, plex.token, deadline, lambda client, url: _doctor(client, config, url))
 
 
 def _identity(client: Client, url: str, token: str) -> Check:
