@@ -74,8 +74,17 @@ class DriveConfig:
     auth_uri: str
 
 
+@dataclass(frozen=True, kw_only=True)
+class ServerKeys:
+    """The keys every media server section has, [emby] and [plex] alike (named or not)."""
+
+    confirm_wait: float = 600.0  # seconds a sent change may stay unconfirmed before one re-send, then "stuck"
+    protect: str = ""  # "" scans only (no user setting changed) | yes (settings too) | no
+    libraries: tuple[str, ...] = ()  # the libraries it is told about; () = every library it can see
+
+
 @dataclass(frozen=True)
-class EmbyConfig:
+class EmbyConfig(ServerKeys):
     url: str
     api_key: str = field(repr=False)  # a secret: never in a repr, hence never in a log
     server: str
@@ -83,21 +92,15 @@ class EmbyConfig:
     path_map: tuple[tuple[str, str], ...]
     collapse_threshold: int
     max_updates: int
-    confirm_wait: float = 600.0  # seconds a sent change may stay unconfirmed before one re-send, then "stuck"
-    protect: str = ""  # "" scans only (no user setting changed) | yes (settings too) | no
-    libraries: tuple[str, ...] = ()  # the libraries it is told about; () = every library it can see
 
 
 @dataclass(frozen=True)
-class PlexConfig:
+class PlexConfig(ServerKeys):
     url: str
     token: str = field(repr=False)  # a secret: never in a repr, hence never in a log
     path_map: tuple[tuple[str, str], ...] = ()
     collapse_threshold: int = 20
     max_scans: int = 50  # partial scans per cycle and section; more become one section refresh
-    confirm_wait: float = 600.0  # seconds a sent change may stay unconfirmed before one re-send, then "stuck"
-    protect: str = ""  # "" scans only (no user setting changed) | yes (settings too) | no
-    libraries: tuple[str, ...] = ()  # the libraries it is told about; () = every library it can see
 
 
 @dataclass(frozen=True)
