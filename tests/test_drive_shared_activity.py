@@ -115,20 +115,32 @@ def test_two_libraries_on_one_drive_share_one_activity_query(tmp_path: Path) -> 
             wait_for("the film pruned", lambda: b"Old/old3.mkv" not in links_in(tmp_path / "links-films"), proc)
             time.sleep(2 * INTERVAL)
             assert links_in(tmp_path / "links-series").keys() == {b"Show/e1.mkv", *olds - {b"Old/old2.mkv"}}
+
+            # The series' folder moves deeper (the mount shows the same): its chain is found anew, and
+            # the shared query, for the same common folder, still serves it.
+            google.move(folders["series"], google.add("TV", media, folder=True, record=True))
+            time.sleep(2 * INTERVAL)
+            add("series", "Next", "e2.mkv")
+            wait_for("the moved series linked", lambda: b"Next/e2.mkv" in links_in(tmp_path / "links-series"), proc)
+            before = len(google.state.queries)
+            time.sleep(3 * INTERVAL)
+            assert {ancestor for ancestor, _ in google.state.queries[before:]} == {media}
+            assert b"Next/e2.mkv" not in links_in(tmp_path / "links-films")
         finally:
             proc.terminate()
             code = proc.wait(timeout=WAIT_S)
         text = logged()
         assert code == 0, text
         assert "Traceback" not in text and " ERROR " not in text, text
-        for name in NAMES:  # each linked through the feed, in its own library only
-            assert text.count(f"[library {name}] reconcile (drive): 1 created") == 1, text
+        # Each linked through the feed, in its own library only (the series: e1, then e2 after its move).
+        assert text.count("[library films] reconcile (drive): 1 created") == 1, text
+        assert text.count("[library series] reconcile (drive): 1 created") == 2, text
         # The deletion was the series library's only: the films library was not marked for it.
         assert "[library films] drive feed: cannot place" not in text, text
         assert "new activities, 0 folders marked" not in text, text  # the other library's are not counted
         assert "[library series] drive feed: cannot place" in text, text
         assert text.count("[library films] reconcile (drive)") == 2, text  # the film, its trash
-        assert text.count("[library series] reconcile (drive)") == 2, text  # the episode, its deletion
+        assert text.count("[library films] drive feed: ") == 4, text  # feed, started, the film, its trash
         assert not any(secret in text for secret in SECRETS)
 
 

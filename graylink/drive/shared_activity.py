@@ -71,6 +71,7 @@ class _Group:
     fetched: _Fetched | None = None
     infos: dict[str, tuple[ItemInfo | None, float]] = field(default_factory=dict)  # files.get answers
     refused: set[str] = field(default_factory=set)  # common folders Google would not query
+    settled: dict[str, int] = field(default_factory=dict)  # folder -> its chain's newest move already in it
     fetches: int = 0  # activity queries sent for the group (the others were shared)
 
 
@@ -157,8 +158,17 @@ class SharedActivity:
             else:
                 self.shared += 1
             below = set(mine[: mine.index(fetched.ancestor)])
-            if any(c.kind == "move" and c.item_id in below for a in fetched.activities for c in a.changes):
-                # The library's folder may have left the ancestor: its own query this time, its chain anew.
+            moved = [
+                a.time_ms
+                for a in fetched.activities
+                if a.time_ms > group.settled.get(root_id, -1)
+                for c in a.changes
+                if c.kind == "move" and c.item_id in below
+            ]
+            if moved:
+                # The library's folder may have left the ancestor: its own query this time, its chain
+                # anew (found after these moves, so they are in it: the overlap's repeats are not news).
+                group.settled[root_id] = max(moved)
                 del group.chains[root_id]
                 return None
             taken = [a for a in fetched.activities if a.time_ms > since_ms]
