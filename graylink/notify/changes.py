@@ -27,7 +27,6 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from graylink.links.planner import Op
-from graylink.notify.http import FailedError, GaveUpError, RefusedError, scrub
 from graylink.source.sidecars import is_sidecar
 from graylink.store.db import Store
 
@@ -75,6 +74,10 @@ def asked_of(rows: Sequence[Tracked]) -> list[Tracked]:
 @contextmanager
 def answers_into(found: Lookup, secret: str, credential: str) -> Iterator[None]:
     """Questions to a server: a refusal or a failure ends them as ``found.error`` (the secret scrubbed)."""
+    # Here, not at the top: the queue imports this module, and status, the
+    # walk and every cycle import the queue; requests costs them 70 ms.
+    from graylink.notify.http import FailedError, GaveUpError, RefusedError, scrub
+
     try:
         yield
     except RefusedError as exc:
