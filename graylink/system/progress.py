@@ -129,12 +129,7 @@ class Meter:
             phase = self._phase
             if phase is None or phase.name != LISTING or phase.total != total:
                 self.begin(LISTING, total, approx=True)
-                phase = self._phase
-                assert phase is not None
-            phase.done = dirs + more_dirs
-            phase.files = files + more_files
-            if self.clock() >= self._due:
-                self._show()
+            self.count(dirs + more_dirs, files + more_files)
 
         return listed
 
