@@ -10,96 +10,44 @@ every change, so whatever gets linked after the first walk came through the feed
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
 import time
 from pathlib import Path
 
-from service_support import WAIT_S, wait_for
+from service_support import wait_for
 
-from tests.google_server import MY_DRIVE_ROOT, FakeGoogle
-from tests.test_drive import CLIENT_ID, CLIENT_SECRET, SECRETS, write_rclone_conf
+from tests.drive_libraries import NAMES, drive_loop
+from tests.google_server import FakeGoogle
+from tests.test_drive import SECRETS
 
-from conftest import REPO, links_in
+from conftest import links_in
 
-OLD = time.time() - 7200  # every folder's mtime, as the mount keeps showing it
-NAMES = ("films", "series")
 INTERVAL = 2.0
 
 
-def age(root: Path) -> None:
-    for dirpath, _, _ in os.walk(root):
-        os.utime(dirpath, (OLD, OLD))
-
-
 def test_two_libraries_on_one_drive_list_changes_once_per_interval(tmp_path: Path) -> None:
-    with FakeGoogle() as google:
-        google.add_client(CLIENT_ID, CLIENT_SECRET)
-        media = google.add("Media", MY_DRIVE_ROOT, folder=True, record=False)
-        conf = tmp_path / "rclone.conf"
-        write_rclone_conf(conf, google, scopes="drive", root_folder_id=media)
-        folders: dict[str, str] = {}
-        text = (
-            f"[paths]\ndatabase = {tmp_path / 'state' / 'graylink.db'}\n"
-            "[scan]\ninterval = 1h\ntrust_dir_mtime = yes\nsettle = 0s\nworkers = 2\n"
-            f"[drive]\nenabled = yes\nfeed = changes\ninterval = {INTERVAL:g}s\nrclone_config = {conf}\n"
-            f"api_endpoint = {google.url}\ntoken_uri = {google.url}/token\n"
-            f"token_file = {tmp_path / 'drive-token.json'}\n"
-        )
-        for name in NAMES:
-            folders[name] = google.add(name.title(), media, folder=True, record=False)
-            (tmp_path / f"src-{name}").mkdir()
-            text += (
-                f"[library {name}]\nsource = {tmp_path / f'src-{name}'}\ntarget = {tmp_path / f'links-{name}'}\n"
-                f"drive_remote = gdrive:\ndrive_folder_id = {folders[name]}\n"
-            )
-        ini = tmp_path / "graylink.ini"
-        ini.write_text(text)
-        log = tmp_path / "loop.log"
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "graylink", "-c", str(ini), "reconcile", "--loop"],
-            stdout=subprocess.DEVNULL,
-            stderr=log.open("wb"),
-            env={**os.environ, "PYTHONPATH": str(REPO)},
-        )
+    with (
+        FakeGoogle() as google,
+        drive_loop(tmp_path, google, feed="changes", scopes="drive", interval=INTERVAL) as loop,
+    ):
+        loop.wait_walked()
+        loop.add("films", "A (2001)", "A.mkv")
+        wait_for("the film linked", lambda: b"A (2001)/A.mkv" in links_in(tmp_path / "links-films"), loop.proc)
+        loop.add("series", "Show", "e1.mkv")
+        wait_for("the episode linked", lambda: b"Show/e1.mkv" in links_in(tmp_path / "links-series"), loop.proc)
+        assert links_in(tmp_path / "links-films").keys() == {b"A (2001)/A.mkv"}  # each change routed to its own
+        assert links_in(tmp_path / "links-series").keys() == {b"Show/e1.mkv"}
 
-        def logged() -> str:
-            return log.read_text(errors="replace")
-
-        def add(name: str, folder: str, file: str) -> None:
-            """A new folder with a file, on the Drive and on the 'mount' (whose folder mtimes stay)."""
-            src = tmp_path / f"src-{name}"
-            (src / folder).mkdir()
-            (src / folder / file).write_bytes(b"video")
-            age(src)
-            google.add(file, google.add(folder, folders[name], folder=True, record=True), record=True)
-
-        try:
-            for name in NAMES:
-                for step in ("drive feed: started", "reconcile (walk)"):  # the walk done: the rest is the feed's
-                    wait_for(f"{name}: {step}", lambda s=f"[library {name}] {step}": s in logged(), proc)  # type: ignore[misc]
-            add("films", "A (2001)", "A.mkv")
-            wait_for("the film linked", lambda: b"A (2001)/A.mkv" in links_in(tmp_path / "links-films"), proc)
-            add("series", "Show", "e1.mkv")
-            wait_for("the episode linked", lambda: b"Show/e1.mkv" in links_in(tmp_path / "links-series"), proc)
-            assert links_in(tmp_path / "links-films").keys() == {b"A (2001)/A.mkv"}  # each change routed to its own
-            assert links_in(tmp_path / "links-series").keys() == {b"Show/e1.mkv"}
-
-            before, start = google.calls("changes.list"), time.monotonic()
-            time.sleep(5 * INTERVAL)
-            listed, spent = google.calls("changes.list") - before, time.monotonic() - start
-            # One list per interval for both libraries (two libraries polling alone list twice as often).
-            assert listed <= spent / INTERVAL + 1, (listed, spent)
-        finally:
-            proc.terminate()
-            code = proc.wait(timeout=WAIT_S)
-        text = logged()
-        assert code == 0, text
-        assert "Traceback" not in text and " ERROR " not in text, text
-        for name in NAMES:  # each linked through the feed, in its own library only
-            assert text.count(f"[library {name}] reconcile (drive): 1 created") == 1, text
-        assert not any(secret in text for secret in SECRETS)
+        before, start = google.calls("changes.list"), time.monotonic()
+        time.sleep(5 * INTERVAL)
+        listed, spent = google.calls("changes.list") - before, time.monotonic() - start
+        # One list per interval for both libraries (two libraries polling alone list twice as often).
+        assert listed <= spent / INTERVAL + 1, (listed, spent)
+    text = loop.logged()
+    assert loop.code == 0, text
+    assert "Traceback" not in text and " ERROR " not in text, text
+    for name in NAMES:  # each linked through the feed, in its own library only
+        assert text.count(f"[library {name}] reconcile (drive): 1 created") == 1, text
+    assert not any(secret in text for secret in SECRETS)
 
 
 def test_shared_pages_start_from_the_oldest_token_and_expire_within_half_an_interval() -> None:

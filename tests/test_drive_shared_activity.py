@@ -11,137 +11,93 @@ through the feed.
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
 import time
 from pathlib import Path
 
-from service_support import WAIT_S, wait_for
+from service_support import wait_for
 
-from tests.google_server import MY_DRIVE_ROOT, FakeGoogle
-from tests.test_drive import CLIENT_ID, CLIENT_SECRET, SECRETS, write_rclone_conf
-from tests.test_drive_shared import age
+from tests.drive_libraries import age, drive_loop
+from tests.google_server import FakeGoogle
+from tests.test_drive import SECRETS
 
-from conftest import REPO, links_in
+from conftest import links_in
 
-NAMES = ("films", "series")
 INTERVAL = 2.0
 OLD_FILES = ("old1.mkv", "old2.mkv", "old3.mkv")  # on the Drive before the feed began: no record knows them
 
 
 def test_two_libraries_on_one_drive_share_one_activity_query(tmp_path: Path) -> None:
-    with FakeGoogle() as google:
-        google.add_client(CLIENT_ID, CLIENT_SECRET)
-        media = google.add("Media", MY_DRIVE_ROOT, folder=True, record=False)
-        conf = tmp_path / "rclone.conf"
-        write_rclone_conf(conf, google, scopes="drive,drive.activity.readonly", root_folder_id=media)
-        folders: dict[str, str] = {}
-        old: dict[str, dict[str, str]] = {}
-        text = (
-            f"[paths]\ndatabase = {tmp_path / 'state' / 'graylink.db'}\n"
-            "[scan]\ninterval = 1h\ntrust_dir_mtime = yes\nsettle = 0s\nworkers = 2\n"
-            f"[drive]\nenabled = yes\nfeed = activity\ninterval = {INTERVAL:g}s\nrclone_config = {conf}\n"
-            f"api_endpoint = {google.url}\ntoken_uri = {google.url}/token\n"
-            f"token_file = {tmp_path / 'drive-token.json'}\n"
-        )
-        for name in NAMES:
-            folders[name] = google.add(name.title(), media, folder=True, record=False)
-            src = tmp_path / f"src-{name}"
-            (src / "Old").mkdir(parents=True)
-            old_folder = google.add("Old", folders[name], folder=True, record=False)
-            old[name] = {}
-            for file in OLD_FILES:
-                (src / "Old" / file).write_bytes(b"video")
-                old[name][file] = google.add(file, old_folder, record=False)
-            age(src)
-            text += (
-                f"[library {name}]\nsource = {src}\ntarget = {tmp_path / f'links-{name}'}\n"
-                f"drive_remote = gdrive:\ndrive_folder_id = {folders[name]}\n"
-            )
-        ini = tmp_path / "graylink.ini"
-        ini.write_text(text)
-        log = tmp_path / "loop.log"
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "graylink", "-c", str(ini), "reconcile", "--loop"],
-            stdout=subprocess.DEVNULL,
-            stderr=log.open("wb"),
-            env={**os.environ, "PYTHONPATH": str(REPO)},
-        )
+    old: dict[str, dict[str, str]] = {}
 
-        def logged() -> str:
-            return log.read_text(errors="replace")
+    def prepare(name: str, src: Path, folder: str) -> None:
+        (src / "Old").mkdir()
+        old_folder = google.add("Old", folder, folder=True, record=False)
+        old[name] = {}
+        for file in OLD_FILES:
+            (src / "Old" / file).write_bytes(b"video")
+            old[name][file] = google.add(file, old_folder, record=False)
 
-        def add(name: str, folder: str, file: str) -> None:
-            """A new folder with a file, on the Drive and on the 'mount' (whose folder mtimes stay)."""
-            src = tmp_path / f"src-{name}"
-            (src / folder).mkdir()
-            (src / folder / file).write_bytes(b"video")
-            age(src)
-            google.add(file, google.add(folder, folders[name], folder=True, record=True), record=True)
+    scopes = "drive,drive.activity.readonly"
+    with (
+        FakeGoogle() as google,
+        drive_loop(tmp_path, google, feed="activity", scopes=scopes, interval=INTERVAL, prepare=prepare) as loop,
+    ):
+        loop.wait_walked()
+        loop.add("films", "A (2001)", "A.mkv")
+        wait_for("the film linked", lambda: b"A (2001)/A.mkv" in links_in(tmp_path / "links-films"), loop.proc)
+        loop.add("series", "Show", "e1.mkv")
+        wait_for("the episode linked", lambda: b"Show/e1.mkv" in links_in(tmp_path / "links-series"), loop.proc)
+        olds = {f"Old/{file}".encode() for file in OLD_FILES}
+        assert links_in(tmp_path / "links-films").keys() == {b"A (2001)/A.mkv", *olds}  # each routed to its own
+        assert links_in(tmp_path / "links-series").keys() == {b"Show/e1.mkv", *olds}
 
-        try:
-            for name in NAMES:
-                for step in ("drive feed: started", "reconcile (walk)"):  # the walk done: the rest is the feed's
-                    wait_for(f"{name}: {step}", lambda s=f"[library {name}] {step}": s in logged(), proc)  # type: ignore[misc]
-            add("films", "A (2001)", "A.mkv")
-            wait_for("the film linked", lambda: b"A (2001)/A.mkv" in links_in(tmp_path / "links-films"), proc)
-            add("series", "Show", "e1.mkv")
-            wait_for("the episode linked", lambda: b"Show/e1.mkv" in links_in(tmp_path / "links-series"), proc)
-            olds = {f"Old/{file}".encode() for file in OLD_FILES}
-            assert links_in(tmp_path / "links-films").keys() == {b"A (2001)/A.mkv", *olds}  # each routed to its own
-            assert links_in(tmp_path / "links-series").keys() == {b"Show/e1.mkv", *olds}
+        before, start = len(google.state.queries), time.monotonic()
+        time.sleep(5 * INTERVAL)
+        queries, spent = google.state.queries[before:], time.monotonic() - start
+        # One query per interval for both libraries (two libraries polling alone query twice as often),
+        # over their common ancestor.
+        assert len(queries) <= spent / INTERVAL + 1, (queries, spent)
+        assert {ancestor for ancestor, _ in queries} == {loop.media}, queries
 
-            before, start = len(google.state.queries), time.monotonic()
-            time.sleep(5 * INTERVAL)
-            queries, spent = google.state.queries[before:], time.monotonic() - start
-            # One query per interval for both libraries (two libraries polling alone query twice as often),
-            # over their common ancestor.
-            assert len(queries) <= spent / INTERVAL + 1, (queries, spent)
-            assert {ancestor for ancestor, _ in queries} == {media}, queries
+        # Deleted for good, never met by any record: the activity names no folder.
+        (tmp_path / "src-series" / "Old" / "old2.mkv").unlink()
+        age(tmp_path / "src-series")
+        google.delete_forever(old["series"]["old2.mkv"])
+        wait_for("the episode pruned", lambda: b"Old/old2.mkv" not in links_in(tmp_path / "links-series"), loop.proc)
+        time.sleep(2 * INTERVAL)  # films polled past it too
+        assert links_in(tmp_path / "links-films").keys() == {b"A (2001)/A.mkv", *olds}
+        assert links_in(tmp_path / "links-series").keys() == {b"Show/e1.mkv", *olds - {b"Old/old2.mkv"}}
+        # To the trash: files.get still names its folder, which places it in films.
+        (tmp_path / "src-films" / "Old" / "old3.mkv").unlink()
+        age(tmp_path / "src-films")
+        google.trash(old["films"]["old3.mkv"])
+        wait_for("the film pruned", lambda: b"Old/old3.mkv" not in links_in(tmp_path / "links-films"), loop.proc)
+        time.sleep(2 * INTERVAL)
+        assert links_in(tmp_path / "links-series").keys() == {b"Show/e1.mkv", *olds - {b"Old/old2.mkv"}}
 
-            # Deleted for good, never met by any record: the activity names no folder.
-            (tmp_path / "src-series" / "Old" / "old2.mkv").unlink()
-            age(tmp_path / "src-series")
-            google.delete_forever(old["series"]["old2.mkv"])
-            wait_for("the episode pruned", lambda: b"Old/old2.mkv" not in links_in(tmp_path / "links-series"), proc)
-            time.sleep(2 * INTERVAL)  # films polled past it too
-            assert links_in(tmp_path / "links-films").keys() == {b"A (2001)/A.mkv", *olds}
-            assert links_in(tmp_path / "links-series").keys() == {b"Show/e1.mkv", *olds - {b"Old/old2.mkv"}}
-            # To the trash: files.get still names its folder, which places it in films.
-            (tmp_path / "src-films" / "Old" / "old3.mkv").unlink()
-            age(tmp_path / "src-films")
-            google.trash(old["films"]["old3.mkv"])
-            wait_for("the film pruned", lambda: b"Old/old3.mkv" not in links_in(tmp_path / "links-films"), proc)
-            time.sleep(2 * INTERVAL)
-            assert links_in(tmp_path / "links-series").keys() == {b"Show/e1.mkv", *olds - {b"Old/old2.mkv"}}
-
-            # The series' folder moves deeper (the mount shows the same): its chain is found anew, and
-            # the shared query, for the same common folder, still serves it.
-            google.move(folders["series"], google.add("TV", media, folder=True, record=True))
-            time.sleep(2 * INTERVAL)
-            add("series", "Next", "e2.mkv")
-            wait_for("the moved series linked", lambda: b"Next/e2.mkv" in links_in(tmp_path / "links-series"), proc)
-            before = len(google.state.queries)
-            time.sleep(3 * INTERVAL)
-            assert {ancestor for ancestor, _ in google.state.queries[before:]} == {media}
-            assert b"Next/e2.mkv" not in links_in(tmp_path / "links-films")
-        finally:
-            proc.terminate()
-            code = proc.wait(timeout=WAIT_S)
-        text = logged()
-        assert code == 0, text
-        assert "Traceback" not in text and " ERROR " not in text, text
-        # Each linked through the feed, in its own library only (the series: e1, then e2 after its move).
-        assert text.count("[library films] reconcile (drive): 1 created") == 1, text
-        assert text.count("[library series] reconcile (drive): 1 created") == 2, text
-        # The deletion was the series library's only: the films library was not marked for it.
-        assert "[library films] drive feed: cannot place" not in text, text
-        assert "new activities, 0 folders marked" not in text, text  # the other library's are not counted
-        assert "[library series] drive feed: cannot place" in text, text
-        assert text.count("[library films] reconcile (drive)") == 2, text  # the film, its trash
-        assert text.count("[library films] drive feed: ") == 4, text  # feed, started, the film, its trash
-        assert not any(secret in text for secret in SECRETS)
+        # The series' folder moves deeper (the mount shows the same): its chain is found anew, and
+        # the shared query, for the same common folder, still serves it.
+        google.move(loop.folders["series"], google.add("TV", loop.media, folder=True, record=True))
+        time.sleep(2 * INTERVAL)
+        loop.add("series", "Next", "e2.mkv")
+        wait_for("the moved series linked", lambda: b"Next/e2.mkv" in links_in(tmp_path / "links-series"), loop.proc)
+        before = len(google.state.queries)
+        time.sleep(3 * INTERVAL)
+        assert {ancestor for ancestor, _ in google.state.queries[before:]} == {loop.media}
+        assert b"Next/e2.mkv" not in links_in(tmp_path / "links-films")
+    text = loop.logged()
+    assert loop.code == 0, text
+    assert "Traceback" not in text and " ERROR " not in text, text
+    # Each linked through the feed, in its own library only (the series: e1, then e2 after its move).
+    assert text.count("[library films] reconcile (drive): 1 created") == 1, text
+    assert text.count("[library series] reconcile (drive): 1 created") == 2, text
+    # The deletion was the series library's only: the films library was not marked for it.
+    assert "[library films] drive feed: cannot place" not in text, text
+    assert "new activities, 0 folders marked" not in text, text  # the other library's are not counted
+    assert "[library series] drive feed: cannot place" in text, text
+    assert text.count("[library films] reconcile (drive)") == 2, text  # the film, its trash
+    assert text.count("[library films] drive feed: ") == 4, text  # feed, started, the film, its trash
+    assert not any(secret in text for secret in SECRETS)
 
 
 def test_the_shared_answer_covers_the_common_ancestor_from_the_oldest_position() -> None:
