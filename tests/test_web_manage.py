@@ -19,6 +19,8 @@ from typing import Any
 
 import pytest
 
+from tests.catalogs import messages, untranslated
+
 from conftest import REPO, Library
 
 PORT = 8765
@@ -215,42 +217,14 @@ def test_a_folder_name_that_is_not_utf8_is_browsed_by_its_bytes(lib: Library) ->
 # ------------------------------------------------------------------ languages
 
 
-def _catalog() -> Any:
-    from babel.messages.pofile import read_po
-
+def test_every_message_of_the_pages_is_translated_into_chinese() -> None:
     from graylink.web.i18n import CHINESE, catalog_path
 
-    with catalog_path(CHINESE).open("rb") as handle:
-        return read_po(handle)
-
-
-def test_every_message_of_the_pages_is_translated_into_chinese() -> None:
-    from babel.messages.extract import extract_from_dir
-    from babel.messages.frontend import parse_mapping_cfg
-
-    with (REPO / "babel.cfg").open() as handle:
-        method_map, options_map = parse_mapping_cfg(handle)
-    found = {  # the pages' messages; graylink init's have their own catalog (tests/test_init_zh.py)
-        message if isinstance(message, str) else message[0]
-        for filename, _line, message, _comments, _context in extract_from_dir(str(REPO), method_map, options_map)
-        if filename.startswith("graylink/web/")
-    }
+    # The pages' messages; graylink init's have their own catalog (tests/test_init_zh.py).
+    found = messages("graylink/web")
     assert len(found) > 100
-    catalog = _catalog()
-    problems = []
-    placeholder = re.compile(r"%\((\w+)\)s")
-    for msgid in sorted(found):
-        entry = catalog.get(msgid)
-        if entry is None or not entry.string or entry.fuzzy:
-            problems.append(f"not translated: {msgid!r}")
-            continue
-        strings = entry.string if isinstance(entry.string, tuple) else (entry.string,)
-        for text in strings:
-            if not text or set(placeholder.findall(text)) != set(placeholder.findall(msgid)):
-                problems.append(f"placeholders differ: {msgid!r} -> {text!r}")
-    stale = [m.id for m in catalog if m.id and (m.id if isinstance(m.id, str) else m.id[0]) not in found]
+    problems = untranslated(found, catalog_path(CHINESE))
     assert not problems, "\n".join(problems)
-    assert not stale, f"messages no page uses any more: {stale}"
 
 
 @pytest.mark.parametrize(
